@@ -1,0 +1,54 @@
+"""One exception hierarchy for everything a user can get wrong.
+
+Every message names the file, node or field it is about, so that the command line can print it as
+one line (``evsim: error: <message>``) and exit with code 2. Internal bugs are *not* wrapped: they
+keep their traceback.
+"""
+
+from __future__ import annotations
+
+
+class EvsimError(Exception):
+    """Base class of all user-facing errors (bad file, bad model, bad option)."""
+
+
+class ModelError(EvsimError):
+    """A NIR graph that evsim cannot compile: unknown node, shape mismatch, non-finite parameter.
+
+    ``node`` names the offending node (dotted path for nodes inside subgraphs) and ``path`` the file.
+    """
+
+    def __init__(self, message: str, *, node: str | None = None, path: str | None = None):
+        self.node = node
+        self.path = path
+        where = []
+        if path:
+            where.append(str(path))
+        if node:
+            where.append(f"node '{node}'")
+        prefix = ": ".join(where)
+        super().__init__(f"{prefix}: {message}" if prefix else message)
+
+
+class RecordingError(EvsimError):
+    """A recording that cannot be read or does not fit the model (bad file, unsorted timestamps,
+    addresses outside the input shape)."""
+
+    def __init__(self, message: str, *, path: str | None = None, field: str | None = None):
+        self.path = path
+        self.field = field
+        where = []
+        if path:
+            where.append(str(path))
+        if field:
+            where.append(f"field '{field}'")
+        prefix = ": ".join(where)
+        super().__init__(f"{prefix}: {message}" if prefix else message)
+
+
+class OptionError(EvsimError):
+    """An option value that makes no sense (negative bin width, unknown profile, ...)."""
+
+    def __init__(self, message: str, *, option: str | None = None):
+        self.option = option
+        super().__init__(f"option {option}: {message}" if option else message)
