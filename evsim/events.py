@@ -56,8 +56,11 @@ def as_events(array: np.ndarray, *, source: str | None = None) -> np.ndarray:
     if not isinstance(array, np.ndarray) or array.dtype.names is None:
         raise RecordingError("expected a structured array with fields t, x (y, p optional)", path=source)
     names = array.dtype.names
+    # Membership by dtype.fields, which also holds field *titles*: the aedat package names the
+    # AEDAT4 polarity field "on" with title "p" (tonic reads it as events["p"]).
+    fields = array.dtype.fields
     for required in ("t", "x"):
-        if required not in names:
+        if required not in fields:
             raise RecordingError(
                 f"missing field '{required}' (fields present: {', '.join(names)})", path=source
             )
@@ -74,11 +77,11 @@ def as_events(array: np.ndarray, *, source: str | None = None) -> np.ndarray:
     events = np.zeros(array.shape[0], dtype=EVENT_DTYPE)
     events["t"] = t.astype(np.int64)
     for name in ("x", "y"):
-        if name in names:
+        if name in fields:
             column = np.asarray(array[name])
             _check_fits(column, np.int16, name, source)
             events[name] = column
-    if "p" in names:
+    if "p" in fields:
         events["p"] = normalise_polarity(np.asarray(array["p"]), source=source)
     return events
 
