@@ -1,0 +1,115 @@
+"""Labelled folders of recordings: ``root/<label>/<recording files>`` (SPEC §7, DATA argument).
+
+A thin class layer over :func:`evsim.recordings.read_recording`, in the spirit of tonic's datasets:
+the file list is built once, recordings are read lazily on indexing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import OptionError, RecordingError
+from .recordings import SUPPORTED_EXTENSIONS, Recording, read_recording
+
+
+def _is_int(name: str) -> bool:
+    try:
+        int(name)
+    except ValueError:
+        return False
+    return True
+
+
+class FolderDataset:
+    """Recordings in ``root/<label>/<file>``, one sub-folder per class.
+
+    Labels: if every sub-folder name is an integer (``0``, ``1``, ..., ``10``), a sample's label is
+    ``int(name)``; otherwise labels index the sub-folder names in sorted order. ``classes`` lists
+    the sub-folder names in label order (numeric order for integer names) and ``class_to_label``
+    maps each name to its label. Files without a supported extension (and hidden files) are
+    ignored; nested folders below ``<label>/`` are not searched.
+
+    Samples are sorted by label, then file name, so indices are deterministic.
+
+    Args:
+        root: the dataset folder.
+        extensions: only take files with these extensions (e.g. ``(".bin",)``); default: every
+            extension evsim reads (:data:`evsim.recordings.SUPPORTED_EXTENSIONS`).
+        format: passed to :func:`~evsim.recordings.read_recording` (default: from the extension).
+        sort: sort each recording's events by timestamp instead of rejecting unsorted ones.
+
+    Raises:
+        RecordingError: ``root`` is missing, not a folder, or holds no recordings.
+        OptionError: an extension evsim cannot read.
+    """
+
+    def __init__(self, root, *, extensions=None, format: str | None = None, sort: bool = False):
+        self.root = Path(root)
+        self.format = format
+        self.sort = sort
+        self.extensions = _normalise_extensions(extensions)
+        source = str(self.root)
+        if not self.root.exists():
+            raise RecordingError("dataset folder does not exist", path=source)
+        if not self.root.is_dir():
+            raise RecordingError("dataset root is not a folder (expected root/<label>/<files>)", path=source)
+
+        names = sorted(d.name for d in self.root.iterdir() if d.is_dir() and not d.name.startswith("."))
+        if names and all(_is_int(n) for n in names):
+            names.sort(key=int)
+            self.class_to_label = {n: int(n) for n in names}
+        else:
+            self.class_to_label = {n: i for i, n in enumerate(names)}
+        self.classes: list[str] = names
+
+        samples = []
+        for name in names:
+            label = self.class_to_label[name]
+            for f in (self.root / name).iterdir():
+                if f.is_file() and not f.name.startswith(".") and f.suffix.lower() in self.extensions:
+                    samples.append((str(f), label))
+        samples.sort(key=lambda s: (s[1], Path(s[0]).name))
+        if not samples:
+            raise RecordingError(
+                "no recordings found: expected root/<label>/<file> with extensions "
+                + ", ".join(self.extensions),
+                path=source,
+            )
+        #: list of (path, label), sorted by label then file name.
+        self.samples: list[tuple[str, int]] = samples
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> Recording:
+        """Read sample ``index`` (a :class:`Recording` with ``label`` set)."""
+        path, label = self.samples[index]
+        rec = read_recording(path, format=self.format, sort=self.sort)
+        rec.label = label
+        return rec
+
+    @property
+    def labels(self) -> list[int]:
+        """The label of every sample, in sample order."""
+        return [label for _, label in self.samples]
+
+    def __repr__(self) -> str:
+        return f"FolderDataset({str(self.root)!r}, {len(self)} samples, {len(self.classes)} classes)"
+
+
+def _normalise_extensions(extensions) -> tuple[str, ...]:
+    if extensions is None:
+        return SUPPORTED_EXTENSIONS
+    if isinstance(extensions, str):
+        extensions = (extensions,)
+    result = []
+    for ext in extensions:
+        ext = str(ext).lower()
+        ext = ext if ext.startswith(".") else "." + ext
+        if ext not in SUPPORTED_EXTENSIONS:
+            raise OptionError(
+                f"unsupported recording extension '{ext}' (supported: {', '.join(SUPPORTED_EXTENSIONS)})",
+                option="extensions",
+            )
+        result.append(ext)
+    return tuple(result)
