@@ -1,0 +1,659 @@
+"""Compile a NIR graph once into the flat arrays the event engine reads (the "builder").
+
+Populations are the graph's Input node and its neuron nodes (plus, when the Output is fed
+through linear nodes or by several sources, an integrating readout population). A *projection*
+is one path from a population through linear nodes (Affine, Linear, Conv, pools, Flatten, Scale,
+Delay, subgraph boundaries) to a population. Each projection is encoded as a short list of
+operators; connectivity stays implicit (kernel arithmetic and weight tables), so memory is
+O(parameters), never O(synapses).
+
+Folding. Operators that move each element to at most one place (Flatten and other reshapes,
+Scale, pools whose windows do not overlap) become an index map with a scale that is folded into
+the next weighted operator's input lookup. A typical CNN projection (pool → conv, or pool →
+flatten → linear) is therefore one operator.
+
+Biases are constant currents: the builder propagates them through the linear nodes densely (the
+linear graph evaluated with every population output at zero) and hands each neuron population its
+constant input; the neuron model turns it into a drive (see :mod:`evsim.profiles`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import namedtuple
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import neurons as nm
+from .errors import ModelError, OptionError
+from .graph import NEURON_TYPES, Graph, load_graph, node_type
+from .linear import (
+    ConvOp,
+    DenseOp,
+    LinearOp,
+    ReshapeOp,
+    ScaleOp,
+    as_spatial,
+    engine_to_nir,
+    make_op,
+    max_targets,
+    nir_to_engine,
+    to_engine_order,
+)
+from .profiles import Overrides, get_profile, neuron_model, resolve_dt, spike_rule
+
+# Engine operator kinds
+OP_IDENTITY = 0
+OP_DENSE = 1
+OP_CONV = 2
+
+# Geometry columns of a conv operator
+G_CIN, G_H, G_W, G_COUT, G_OH, G_OW, G_KH, G_KW, G_SY, G_SX, G_PT, G_PL, G_DY, G_DX, G_GROUPS = range(15)
+N_GEOM = 15
+
+# Population flags
+F_SPIKING = 1
+F_GE = 2
+F_SUBTRACT = 4
+F_MULTI = 8
+F_DYNAMIC = 16
+F_MAY_CROSS = 32
+F_REFRACTORY = 64
+F_FLOOR = 128
+
+READOUT_COUNTS = 0
+READOUT_STATE = 1
+
+EngineModel = namedtuple(
+    "EngineModel",
+    [
+        # populations
+        "pop_kind", "pop_offset", "pop_size", "pop_flags", "pop_refractory",
+        "pop_param_base", "pop_param_stride", "params", "pop_proj_ptr", "pop_proj", "pop_reserve",
+        # projections
+        "proj_src", "proj_dst", "proj_op_start", "proj_n_ops", "proj_delay", "proj_delay_base", "delays",
+        # operators
+        "op_kind", "op_in_size", "op_out_size", "op_map_base", "op_scale_base", "op_weight_base",
+        "op_geom", "op_scratch_base", "maps", "scales", "weights",
+        # readout
+        "readout",  # [population, mode, size]
+    ],
+)
+
+
+@dataclass
+class Population:
+    """A group of neurons the engine updates: the Input, a neuron node, or the readout."""
+
+    name: str
+    nir_type: str
+    kind: int
+    shape: tuple
+    offset: int
+    spiking: bool
+    model: object = None
+    rule: nm.SpikeRule | None = None
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+
+@dataclass
+class EngineOp:
+    """One operator of a projection, in engine layout."""
+
+    kind: int
+    in_size: int
+    out_size: int
+    in_map: np.ndarray | None = None  # engine index of the previous layout -> this op's input (-1: dropped)
+    in_scale: np.ndarray | None = None
+    weights: np.ndarray | None = None
+    geometry: np.ndarray | None = None
+    max_targets: int = 1
+    label: str = ""
+
+
+@dataclass
+class Projection:
+    """A path of linear nodes from one population to another."""
+
+    source: int
+    target: int
+    nodes: list
+    ops: list
+    delay_s: float = 0.0
+    delay_per_source: np.ndarray | None = None  # engine order of the source population
+    recurrent: bool = False
+    linear_ops: list = field(default_factory=list)  # LinearOp objects (dense reference / clock mode)
+
+    @property
+    def deliveries_bound(self) -> int:
+        """Upper bound on target updates one source spike causes."""
+        entries = 1
+        for op in self.ops[:-1]:
+            entries = min(entries * op.max_targets, op.out_size)
+        return entries * self.ops[-1].max_targets
+
+
+@dataclass
+class CompiledModel:
+    """A NIR graph compiled for the event engine (and the clock-driven mode).
+
+    Attributes:
+        graph: the validated :class:`evsim.graph.Graph`.
+        profile, overrides, dt_s: the conventions used (dt in seconds, None for strict NIR).
+        populations, projections: the compiled structure (see module docstring).
+        input_population: index of the Input population.
+        readout: (population index, READOUT_COUNTS or READOUT_STATE).
+        arrays: the :data:`EngineModel` namedtuple the compiled kernel reads.
+        precision: "float32" or "float64" (state and weights).
+        model_hash: SHA-256 of the NIR file (or graph parameters) + profile + options.
+    """
+
+    graph: Graph
+    profile: object
+    overrides: Overrides
+    dt_s: float | None
+    populations: list
+    projections: list
+    input_population: int
+    readout: tuple
+    arrays: EngineModel
+    precision: str
+    model_hash: str
+    source_path: str | None = None
+
+    @property
+    def input_shape(self) -> tuple:
+        return self.populations[self.input_population].shape
+
+    @property
+    def n_neurons(self) -> int:
+        return int(sum(p.size for p in self.populations))
+
+    @property
+    def output_size(self) -> int:
+        return self.populations[self.readout[0]].size
+
+    def population_index(self, name: str) -> int:
+        for i, p in enumerate(self.populations):
+            if p.name == name:
+                return i
+        raise ModelError(f"no population named '{name}' (have: {', '.join(p.name for p in self.populations)})")
+
+    def memory_bytes(self) -> int:
+        return int(sum(a.nbytes for a in self.arrays if isinstance(a, np.ndarray)))
+
+
+def compile_model(source, profile: str = "nir", overrides: Overrides | None = None, precision: str = "float32") -> CompiledModel:
+    """Load (if a path) and compile a NIR graph.
+
+    Args:
+        source: path to a ``.nir`` file, or a ``nir.NIRGraph``.
+        profile: "nir", "sinabs", "speck", "snntorch" or "norse" (SPEC §4).
+        overrides: explicit options that win over the profile.
+        precision: "float32" (default) or "float64" for membrane state and weights; parameters
+            and times are always float64.
+
+    Raises:
+        ModelError: the graph cannot be compiled (message names the node).
+        OptionError: an option is invalid.
+    """
+    if precision not in ("float32", "float64"):
+        raise OptionError(f"must be float32 or float64, got {precision!r}", option="--precision")
+    overrides = overrides or Overrides()
+    prof = get_profile(profile)
+    graph = load_graph(source)
+    dt = resolve_dt(prof, overrides, graph)
+    builder = _Builder(graph, prof, overrides, dt, precision)
+    return builder.build(_hash_source(source, profile, overrides, precision))
+
+
+def _hash_source(source, profile, overrides, precision) -> str:
+    h = hashlib.sha256()
+    if isinstance(source, str) or hasattr(source, "__fspath__"):
+        with open(source, "rb") as f:
+            h.update(f.read())
+    else:
+        import nir
+
+        def feed(node):
+            for key, value in sorted(vars(node).items()):
+                if key in ("input_type", "output_type", "metadata"):
+                    continue
+                if isinstance(node, nir.NIRGraph) and key == "nodes":
+                    for k in sorted(value):
+                        h.update(k.encode())
+                        feed(value[k])
+                elif isinstance(value, np.ndarray):
+                    h.update(np.ascontiguousarray(value).tobytes())
+                else:
+                    h.update(repr(value).encode())
+
+        feed(source)
+    h.update(repr((profile, overrides, precision)).encode())
+    return h.hexdigest()
+
+
+class _Builder:
+    def __init__(self, graph: Graph, profile, overrides: Overrides, dt, precision: str):
+        self.g = graph
+        self.profile = profile
+        self.overrides = overrides
+        self.dt = dt
+        self.precision = precision
+        self.path = graph.path
+
+    # ---------------------------------------------------------------------------------------
+    def build(self, model_hash: str) -> CompiledModel:
+        g = self.g
+        self.ops = {}
+        for name in g.order:
+            kind = g.type_of(name)
+            if kind in ("Affine", "Linear", "Conv1d", "Conv2d", "SumPool2d", "AvgPool2d", "Flatten", "Scale"):
+                self.ops[name] = make_op(g.nodes[name], kind, name, g.input_shapes[name], g.shapes[name], self.path)
+        constants = self._constant_inputs()
+
+        # populations: Input first, then neurons in topological order
+        pops: list = []
+        pop_of: dict = {}
+        offset = 0
+
+        def add(pop):
+            nonlocal offset
+            pop.offset = offset
+            offset += pop.size
+            pop_of[pop.name] = len(pops)
+            pops.append(pop)
+
+        add(Population(g.input_name, "Input", nm.KIND_INPUT, g.shapes[g.input_name], 0, True))
+        for name in g.order:
+            kind = g.type_of(name)
+            if kind not in NEURON_TYPES:
+                continue
+            shape = g.shapes[name]
+            model, spiking = neuron_model(self.profile, self.overrides, self.dt, kind, g.nodes[name], shape,
+                                          constants.get(name, np.zeros(1)), name, self.path)
+            rule = spike_rule(self.profile, self.overrides) if spiking else None
+            add(Population(name, kind, model.kind, shape, 0, spiking, model, rule))
+
+        # readout
+        out = g.output_name
+        preds = g.predecessors(out)
+        if len(preds) == 1 and preds[0] in pop_of and (preds[0], out) not in g.back_edges:
+            src = pop_of[preds[0]]
+            readout = (src, READOUT_COUNTS if pops[src].spiking else READOUT_STATE)
+            readout_target = None
+        else:
+            shape = g.input_shapes[out]
+            bias = constants.get(out, np.zeros(1))
+            drive = bias / self.dt if self.dt else bias
+            model = nm.IntegratorModel(gain=np.ones(1), drive=_compact(drive))
+            add(Population(out, "Output", nm.KIND_INTEGRATOR, shape, 0, False, model, None))
+            readout = (pop_of[out], READOUT_STATE)
+            readout_target = out
+
+        # projections
+        projections = []
+        for src_name in [p.name for p in pops]:
+            if src_name == readout_target:
+                continue
+            for path_nodes, recurrent in self._paths_from(src_name, pop_of, readout_target):
+                projections.append(self._projection(pops, pop_of, src_name, path_nodes, recurrent))
+        for pop in pops:
+            if pop.kind != nm.KIND_INPUT and not pop.spiking and any(pr.source == pop_of[pop.name] for pr in projections):
+                raise ModelError(
+                    f"{pop.nir_type} is not spiking but drives other nodes; in an event engine only spikes travel",
+                    node=pop.name, path=self.path)
+        arrays = self._pack(pops, projections, readout)
+        return CompiledModel(g, self.profile, self.overrides, self.dt, pops, projections, 0, readout, arrays,
+                             self.precision, model_hash, self.path)
+
+    # ---------------------------------------------------------------------------------------
+    def _constant_inputs(self) -> dict:
+        """Constant input each node receives when every population outputs zero (biases)."""
+        g = self.g
+        out_const: dict = {}
+        in_const: dict = {}
+        for name in g.order:
+            kind = g.type_of(name)
+            total = None
+            for p in g.predecessors(name):
+                if p in out_const:
+                    value = out_const[p]
+                    total = value if total is None else total + value.reshape(total.shape)
+            if total is not None:
+                in_const[name] = total.reshape(g.input_shapes[name]) if total.size > 1 else total
+            if kind in NEURON_TYPES or kind == "Input" or kind == "Output":
+                continue
+            if name in self.ops:
+                op = self.ops[name]
+                has_bias = isinstance(op, DenseOp) and op.bias is not None and np.any(op.bias) or \
+                    isinstance(op, ConvOp) and op.has_bias and np.any(op.geometry.bias)
+                if total is None and not has_bias:
+                    continue
+                x = np.zeros(op.in_shape)
+                if total is not None:
+                    x = x + (total.reshape(op.in_shape) if total.size == x.size else total)
+                out_const[name] = op.apply(x)
+            elif total is not None:  # Delay, Passthrough: identity for constants
+                out_const[name] = total
+        return {k: np.asarray(v, dtype=np.float64).reshape(-1) for k, v in in_const.items()}
+
+    # ---------------------------------------------------------------------------------------
+    def _paths_from(self, src: str, pop_of: dict, readout_target):
+        """All paths src -> (non-population nodes)* -> population, with a recurrent flag."""
+        g = self.g
+        results = []
+
+        def is_target(name):
+            return name in pop_of or (name == g.output_name and readout_target is not None)
+
+        def walk(node, path, recurrent, on_path):
+            for nxt in sorted(g.successors(node)):
+                rec = recurrent or (node, nxt) in g.back_edges
+                if nxt == g.output_name and readout_target is None:
+                    continue  # direct readout: the Output needs no projection
+                if is_target(nxt):
+                    results.append((path + [nxt], rec))
+                    continue
+                if nxt in on_path:
+                    raise ModelError("cycle through linear nodes only (algebraic loop)", node=nxt, path=self.path)
+                walk(nxt, path + [nxt], rec, on_path | {nxt})
+
+        walk(src, [src], False, {src})
+        return results
+
+    # ---------------------------------------------------------------------------------------
+    def _projection(self, pops, pop_of, src_name, path_nodes, recurrent) -> Projection:
+        g = self.g
+        src = pop_of[src_name]
+        dst_name = path_nodes[-1]
+        dst = pop_of[dst_name]
+        src_shape = pops[src].shape
+        dst_shape = pops[dst].shape
+
+        # the linear operators along the path, with implicit reshapes where shapes differ
+        chain: list = []
+        delays_uniform = 0.0
+        delay_nodes = []
+        shape = src_shape
+        for name in path_nodes[1:-1]:
+            kind = g.type_of(name)
+            if kind == "Delay":
+                delay_nodes.append((name, len(chain), shape))
+                continue
+            if kind == "Passthrough":
+                continue
+            op = self.ops[name]
+            if tuple(op.in_shape) != tuple(shape):
+                chain.append(ReshapeOp(f"reshape:{name}", tuple(shape), tuple(op.in_shape)))
+            chain.append(op)
+            shape = tuple(op.out_shape)
+        if tuple(shape) != tuple(dst_shape):
+            chain.append(ReshapeOp(f"reshape:{dst_name}", tuple(shape), tuple(dst_shape)))
+
+        # delays: uniform ones move to the source (linear operators are time-invariant);
+        # per-element ones are allowed where the signal is still a spike train
+        per_source = None
+        for name, position, shape_at in delay_nodes:
+            d = np.asarray(g.nodes[name].delay, dtype=np.float64)
+            if np.any(d < 0):
+                raise ModelError("negative delay", node=name, path=self.path)
+            if d.size == 1 or np.all(d == d.ravel()[0]):
+                delays_uniform += float(d.ravel()[0])
+                continue
+            if any(not op.is_index_map for op in chain[:position]):
+                raise ModelError(
+                    "per-element delays after a weighted node are not supported; put the Delay directly "
+                    "after the spiking layer or use one delay value", node=name, path=self.path)
+            d_full = np.broadcast_to(d.reshape(shape_at) if d.size == int(np.prod(shape_at)) else d, shape_at)
+            idx, _ = _compose_index_maps(chain[:position], src_shape)
+            d_eng = to_engine_order(d_full, shape_at)
+            contrib = np.where(idx >= 0, d_eng[np.maximum(idx, 0)], 0.0)
+            per_source = contrib if per_source is None else per_source + contrib
+
+        if recurrent and delays_uniform == 0.0 and (per_source is None or np.any(per_source <= 0)):
+            rec = self.overrides.recurrent_delay_us * 1e-6 if self.overrides.recurrent_delay_us else self.dt
+            if rec is None:
+                raise ModelError(
+                    f"recurrent edge '{path_nodes[-2]}' -> '{dst_name}' needs a delay: strict NIR has no time step, "
+                    "pass --recurrent-delay-us (or use a profile with a dt)", node=dst_name, path=self.path)
+            delays_uniform += rec
+        ops = self._encode(chain, src_shape, dst_shape)
+        return Projection(src, dst, path_nodes, ops, delays_uniform, per_source, recurrent, chain)
+
+    # ---------------------------------------------------------------------------------------
+    def _encode(self, chain: list, src_shape: tuple, dst_shape: tuple) -> list:
+        """Turn a chain of LinearOps into engine operators, folding index maps forward."""
+        wdtype = np.float32 if self.precision == "float32" else np.float64
+        ops: list = []
+        pending: list = []  # index-map ops not yet folded
+        shape = src_shape
+        for op in chain:
+            if op.is_index_map:
+                pending.append(op)
+                continue
+            in_map, in_scale = _fold(pending, shape)
+            pending = []
+            if isinstance(op, DenseOp):
+                ops.append(EngineOp(OP_DENSE, op.in_shape[0], op.out_shape[0], in_map, in_scale,
+                                    np.ascontiguousarray(op.weight.T, dtype=wdtype), None, op.weight.shape[0], op.name))
+            else:
+                ops.append(_encode_conv(op, in_map, in_scale, wdtype))
+            shape = tuple(op.out_shape)
+        if pending or not ops:
+            in_map, in_scale = _fold(pending, shape)
+            n_in = int(np.prod(shape))
+            ops.append(EngineOp(OP_IDENTITY, n_in, int(np.prod(dst_shape)), in_map, in_scale, None, None, 1, "map"))
+        return ops
+
+    # ---------------------------------------------------------------------------------------
+    def _pack(self, pops: list, projections: list, readout: tuple) -> EngineModel:
+        wdtype = np.float32 if self.precision == "float32" else np.float64
+        n_pop = len(pops)
+        pop_kind = np.array([p.kind for p in pops], dtype=np.int64)
+        pop_offset = np.array([p.offset for p in pops], dtype=np.int64)
+        pop_size = np.array([p.size for p in pops], dtype=np.int64)
+        pop_flags = np.zeros(n_pop, dtype=np.int64)
+        pop_refr = np.zeros(n_pop, dtype=np.float64)
+        base = np.zeros((n_pop, nm.N_PARAMS), dtype=np.int64)
+        stride = np.zeros((n_pop, nm.N_PARAMS), dtype=np.int64)
+        param_chunks = []
+        n_params = 0
+        for i, p in enumerate(pops):
+            flags = 0
+            slots = nm.parameter_table(p.model) if p.model is not None else {k: np.zeros(1) for k in range(nm.N_PARAMS)}
+            if p.kind == nm.KIND_INPUT:
+                flags |= F_SPIKING
+            if p.spiking and p.rule is not None:
+                flags |= F_SPIKING
+                flags |= F_GE if p.rule.threshold_ge else 0
+                flags |= F_SUBTRACT if p.rule.subtract else 0
+                flags |= F_MULTI if p.rule.multi_spike else 0
+                if p.rule.refractory_s > 0:
+                    flags |= F_REFRACTORY
+                    pop_refr[i] = p.rule.refractory_s
+            if p.model is not None:
+                if np.any(np.isfinite(slots[nm.P_V_MIN])):
+                    flags |= F_FLOOR
+                if p.kind == nm.KIND_INTEGRATOR:
+                    if np.any(slots[nm.P_DRIVE] != 0):
+                        flags |= F_DYNAMIC
+                    if p.spiking and np.any(slots[nm.P_DRIVE] > 0):
+                        flags |= F_MAY_CROSS
+                elif p.kind == nm.KIND_LEAKY:
+                    flags |= F_DYNAMIC
+                    if p.spiking and np.any(slots[nm.P_V_REST] > slots[nm.P_THRESHOLD]):
+                        flags |= F_MAY_CROSS
+                elif p.kind == nm.KIND_CUBA:
+                    flags |= F_DYNAMIC
+                    if p.spiking:
+                        flags |= F_MAY_CROSS
+            pop_flags[i] = flags
+            for k in range(nm.N_PARAMS):
+                values = np.asarray(slots[k], dtype=np.float64).reshape(-1)
+                if values.size > 1:
+                    if values.size != p.size:
+                        raise ModelError(f"parameter slot {k} has {values.size} values for {p.size} neurons", node=p.name, path=self.path)
+                    values = to_engine_order(values, p.shape)
+                    stride[i, k] = 1
+                base[i, k] = n_params
+                param_chunks.append(values)
+                n_params += values.size
+        params = np.concatenate(param_chunks) if param_chunks else np.zeros(1)
+
+        # projections grouped by source population, in creation order
+        order = sorted(range(len(projections)), key=lambda j: (projections[j].source, j))
+        proj_ptr = np.zeros(n_pop + 1, dtype=np.int64)
+        for j in order:
+            proj_ptr[projections[j].source + 1] += 1
+        proj_ptr = np.cumsum(proj_ptr)
+        pop_proj = np.array(order, dtype=np.int64)
+        reserve = np.ones(n_pop, dtype=np.int64) * 4
+        for pr in projections:
+            reserve[pr.source] += pr.deliveries_bound + 1
+
+        all_ops = []
+        proj_op_start = np.zeros(len(projections), dtype=np.int64)
+        proj_n_ops = np.zeros(len(projections), dtype=np.int64)
+        proj_delay = np.zeros(len(projections), dtype=np.float64)
+        proj_delay_base = -np.ones(len(projections), dtype=np.int64)
+        delay_chunks = []
+        n_delays = 0
+        for j, pr in enumerate(projections):
+            proj_op_start[j] = len(all_ops)
+            proj_n_ops[j] = len(pr.ops)
+            all_ops.extend(pr.ops)
+            proj_delay[j] = pr.delay_s
+            if pr.delay_per_source is not None:
+                proj_delay_base[j] = n_delays
+                delay_chunks.append(np.asarray(pr.delay_per_source, dtype=np.float64))
+                n_delays += pr.delay_per_source.size
+        delays = np.concatenate(delay_chunks) if delay_chunks else np.zeros(1)
+
+        n_ops = len(all_ops)
+        op_kind = np.zeros(n_ops, dtype=np.int64)
+        op_in = np.zeros(n_ops, dtype=np.int64)
+        op_out = np.zeros(n_ops, dtype=np.int64)
+        op_map = -np.ones(n_ops, dtype=np.int64)
+        op_scale = -np.ones(n_ops, dtype=np.int64)
+        op_wbase = np.zeros(n_ops, dtype=np.int64)
+        op_geom = np.zeros((max(n_ops, 1), N_GEOM), dtype=np.int64)
+        op_scratch = -np.ones(n_ops, dtype=np.int64)
+        maps, scales, weights = [], [], []
+        n_map = n_scale = n_w = n_scratch = 0
+        for j, pr in enumerate(projections):
+            for k, op in enumerate(pr.ops):
+                i = proj_op_start[j] + k
+                op_kind[i] = op.kind
+                op_in[i] = op.in_size
+                op_out[i] = op.out_size
+                if op.in_map is not None:
+                    op_map[i] = n_map
+                    maps.append(op.in_map.astype(np.int64))
+                    n_map += op.in_map.size
+                if op.in_scale is not None:
+                    op_scale[i] = n_scale
+                    scales.append(op.in_scale.astype(np.float64))
+                    n_scale += op.in_scale.size
+                if op.weights is not None:
+                    op_wbase[i] = n_w
+                    weights.append(op.weights.reshape(-1).astype(wdtype))
+                    n_w += op.weights.size
+                if op.geometry is not None:
+                    op_geom[i] = op.geometry
+                if k < len(pr.ops) - 1:
+                    op_scratch[i] = n_scratch
+                    n_scratch += op.out_size
+        arr = lambda chunks, dtype: np.concatenate(chunks).astype(dtype) if chunks else np.zeros(1, dtype=dtype)  # noqa: E731
+        self.n_scratch = n_scratch
+        return EngineModel(
+            pop_kind, pop_offset, pop_size, pop_flags, pop_refr, base, stride, params, proj_ptr, pop_proj, reserve,
+            np.array([pr.source for pr in projections], dtype=np.int64),
+            np.array([pr.target for pr in projections], dtype=np.int64),
+            proj_op_start, proj_n_ops, proj_delay, proj_delay_base, delays,
+            op_kind, op_in, op_out, op_map, op_scale, op_wbase, op_geom, op_scratch,
+            arr(maps, np.int64), arr(scales, np.float64), arr(weights, wdtype),
+            np.array([readout[0], readout[1], pops[readout[0]].size], dtype=np.int64),
+        )
+
+
+def _compact(values) -> np.ndarray:
+    arr = np.asarray(values, dtype=np.float64).reshape(-1)
+    if arr.size > 1 and np.all(arr == arr[0]):
+        return arr[:1].copy()
+    return arr
+
+
+def _index_map_of(op: LinearOp, shape: tuple) -> tuple:
+    """Engine-layout index map and scale of an index-map operator (input -> output, -1 dropped)."""
+    n = int(np.prod(shape))
+    if isinstance(op, ReshapeOp):
+        idx = nir_to_engine(op.out_shape)[engine_to_nir(op.in_shape)]
+        return idx, None
+    if isinstance(op, ScaleOp):
+        return np.arange(n, dtype=np.int64), to_engine_order(op.scale, shape)
+    if isinstance(op, ConvOp):  # non-overlapping pool
+        g = op.geometry
+        c, h, w = as_spatial(g.in_shape)
+        _, oh, ow = as_spatial(g.out_shape)
+        kh, kw = g.weight.shape[2:]
+        e = np.arange(n, dtype=np.int64)
+        ch, pos = e % c, e // c
+        y, x = pos // w, pos % w
+        oy, ox = y // kh, x // kw
+        ok = (oy < oh) & (ox < ow)
+        idx = np.where(ok, (oy * ow + ox) * c + ch, -1)
+        value = float(g.weight.flat[0])
+        return idx, (None if value == 1.0 else np.full(n, value))
+    raise AssertionError(f"not an index map: {op}")
+
+
+def _compose_index_maps(ops: list, shape: tuple) -> tuple:
+    """Compose index-map operators starting from ``shape``: (index, scale) per input element."""
+    n = int(np.prod(shape))
+    idx = np.arange(n, dtype=np.int64)
+    scale = np.ones(n)
+    for op in ops:
+        m, s = _index_map_of(op, shape)
+        valid = idx >= 0
+        new_idx = np.full(n, -1, dtype=np.int64)
+        new_idx[valid] = m[idx[valid]]
+        if s is not None:
+            scale = scale * np.where(valid, s[np.maximum(idx, 0)], 0.0)
+        idx = new_idx
+        shape = tuple(op.out_shape)
+    return idx, scale
+
+
+def _fold(pending: list, shape: tuple) -> tuple:
+    """(in_map, in_scale) of a run of index-map operators; None for identity / unit scale."""
+    if not pending:
+        return None, None
+    idx, scale = _compose_index_maps(pending, shape)
+    in_map = None if np.array_equal(idx, np.arange(idx.size)) else idx
+    in_scale = None if np.all(scale == 1.0) else scale
+    return in_map, in_scale
+
+
+def _encode_conv(op: ConvOp, in_map, in_scale, wdtype) -> EngineOp:
+    g = op.geometry
+    c_in, h, w = as_spatial(g.in_shape)
+    c_out, oh, ow = as_spatial(g.out_shape)
+    _, cin_g, kh, kw = g.weight.shape
+    cout_g = c_out // g.groups
+    # weights[ky, kx, c_in, co_local]: for input channel c (group c // cin_g) all its output
+    # channels are contiguous, so one kernel offset updates them with one unit-stride loop
+    packed = np.zeros((kh, kw, c_in, cout_g), dtype=np.float64)
+    for c in range(c_in):
+        grp = c // cin_g
+        packed[:, :, c, :] = g.weight[grp * cout_g:(grp + 1) * cout_g, c - grp * cin_g].transpose(1, 2, 0)
+    geom = np.zeros(N_GEOM, dtype=np.int64)
+    geom[[G_CIN, G_H, G_W, G_COUT, G_OH, G_OW, G_KH, G_KW]] = [c_in, h, w, c_out, oh, ow, kh, kw]
+    geom[[G_SY, G_SX, G_PT, G_PL, G_DY, G_DX, G_GROUPS]] = [g.stride[0], g.stride[1], g.pad_top, g.pad_left,
+                                                           g.dilation[0], g.dilation[1], g.groups]
+    return EngineOp(OP_CONV, c_in * h * w, c_out * oh * ow, in_map, in_scale, packed.astype(wdtype), geom,
+                    max_targets(op), op.name)

@@ -1,0 +1,971 @@
+"""The compiled event loop (SPEC §2): numba, nopython, arrays and scalars only.
+
+Reading guide. :func:`run` consumes input events in order. Before an input event at time t it
+processes every queued item with time ≤ t (delayed spikes, predicted threshold crossings) in
+(time, insertion sequence) order; then the input event becomes a spike of the Input population.
+Each of those starts a *cascade*: spikes wait in a first-in-first-out buffer and, one after
+another, fan out through their projections (:func:`fan_out`); a neuron reached by a fan-out is
+brought to the current time in closed form, receives the input, tests its threshold and, if it
+fires, appends its spike to the same FIFO (:func:`receive`). The cascade ends when the FIFO is
+empty; only then is the next input event or queued item taken. Spikes are queued, never synaptic
+targets; the binary heap holds only what lies in the future.
+
+All buffers that can grow (FIFO, heap, optional records) live in a :data:`Buffers` tuple; before
+each fan-out the loop makes room for the worst case that fan-out can produce (a bound computed by
+the builder), so nothing is allocated inside a fan-out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import namedtuple
+
+import numpy as np
+from numba import njit
+
+from .build import (
+    F_DYNAMIC,
+    F_FLOOR,
+    F_GE,
+    F_MAY_CROSS,
+    F_MULTI,
+    F_REFRACTORY,
+    F_SPIKING,
+    F_SUBTRACT,
+    G_CIN,
+    G_COUT,
+    G_DX,
+    G_DY,
+    G_GROUPS,
+    G_H,
+    G_KH,
+    G_KW,
+    G_OH,
+    G_OW,
+    G_PL,
+    G_PT,
+    G_SX,
+    G_SY,
+    G_W,
+    OP_CONV,
+    OP_DENSE,
+    OP_IDENTITY,
+    READOUT_COUNTS,
+)
+from .neurons import (
+    KIND_CUBA,
+    KIND_INTEGRATOR,
+    KIND_LEAKY,
+    P_DRIVE,
+    P_GAIN,
+    P_I_REST,
+    P_R,
+    P_TAU_MEM,
+    P_TAU_SYN,
+    P_THRESHOLD,
+    P_V_MIN,
+    P_V_REST,
+    P_V_RESET,
+)
+
+# counters (int64 state array)
+C_SYNOPS = 0
+C_PROCESSED = 1
+C_SEQ = 2
+C_HEAP_N = 3
+C_REC_N = 4
+C_TRACE_N = 5
+C_OUTREC_N = 6
+C_CONSUMED = 7
+C_OUT_CHANGED = 8
+C_FIFO_HEAD = 9
+C_FIFO_TAIL = 10
+C_RECORD_SPIKES = 11
+C_RECORD_OUTPUT = 12
+C_BUDGET = 13
+C_CROSSINGS = 14
+C_DELAYED = 15
+C_ANY_TRACE = 16
+C_IN_CASCADE = 17
+N_COUNTERS = 18
+
+# clock (float64 state array)
+T_NOW = 0
+T_DECISION = 1
+CONFIDENCE = 2
+N_CLOCK = 3
+
+# run() status
+STATUS_INPUT_DONE = 0
+STATUS_CUTOFF = 1
+STATUS_BUDGET = 2
+STATUS_NEED_ROOM = 3
+
+# cutoff modes
+CUT_NONE = 0
+CUT_CONF = 1
+CUT_TOPK = 2
+
+# queued item kinds
+ITEM_CROSSING = 0
+ITEM_DELAYED = 1
+
+# tolerance when confirming a predicted threshold crossing (seconds)
+CROSSING_TOLERANCE_S = 1e-9
+
+EngineState = namedtuple(
+    "EngineState",
+    [
+        "v", "isyn", "t_last", "refr_until", "sched_time", "sched_version",
+        "spikes_per_pop", "out_counts", "counters", "clock",
+        "scratch_val", "scratch_mark", "scratch_list", "scratch_count",
+        "pop_traced", "trace_flag", "readout_buf", "runs",
+    ],
+)
+
+Buffers = namedtuple(
+    "Buffers",
+    [
+        "fifo",  # int64 [cap, 3]: population, local index, spike count
+        "heap_t", "heap_s", "heap_i",  # float64 time, int64 sequence, int64 [cap, 4]: kind, a, b, c
+        "rec_t", "rec_i",  # spike record: time; (population, local index, count)
+        "tr_t", "tr_i", "tr_v",  # state trace: time; global neuron; (v, I)
+        "out_t", "out_k", "out_v",  # output record: time; input events consumed; output vector
+    ],
+)
+
+
+# ------------------------------------------------------------------------------------------
+# small helpers
+# ------------------------------------------------------------------------------------------
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def param(m, pop, slot, j):
+    """Parameter ``slot`` of neuron j (local index) of population ``pop``."""
+    return m.params[m.pop_param_base[pop, slot] + j * m.pop_param_stride[pop, slot]]
+
+
+@njit(cache=True)
+def _grow_rows(a, need):
+    cap = a.shape[0]
+    while cap < need:
+        cap *= 2
+    out = np.empty((cap,) + a.shape[1:], dtype=a.dtype)
+    out[: a.shape[0]] = a
+    return out
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def _has_room(s, b, reserve):
+    """True when no buffer needs to grow for ``reserve`` more entries (the common case)."""
+    c = s.counters
+    return (c[C_FIFO_TAIL] + reserve <= b.fifo.shape[0]
+            and c[C_HEAP_N] + reserve <= b.heap_t.shape[0]
+            and (c[C_RECORD_SPIKES] == 0 or c[C_REC_N] + reserve <= b.rec_t.shape[0])
+            and (c[C_ANY_TRACE] == 0 or c[C_TRACE_N] + reserve <= b.tr_t.shape[0])
+            and (c[C_RECORD_OUTPUT] == 0 or c[C_OUTREC_N] + 1 <= b.out_t.shape[0]))
+
+
+@njit(cache=True)
+def _ensure(m, s, b, reserve):
+    """Make room for ``reserve`` more entries in every buffer a fan-out may write to."""
+    c = s.counters
+    fifo = b.fifo
+    head = c[C_FIFO_HEAD]
+    tail = c[C_FIFO_TAIL]
+    if tail + reserve > fifo.shape[0]:
+        if head > 0:  # compact: move the pending spikes to the front
+            n = tail - head
+            for q in range(n):
+                fifo[q, 0] = fifo[head + q, 0]
+                fifo[q, 1] = fifo[head + q, 1]
+                fifo[q, 2] = fifo[head + q, 2]
+            c[C_FIFO_HEAD] = 0
+            c[C_FIFO_TAIL] = n
+            tail = n
+        if tail + reserve > fifo.shape[0]:
+            fifo = _grow_rows(fifo, tail + reserve)
+    heap_t, heap_s, heap_i = b.heap_t, b.heap_s, b.heap_i
+    if c[C_HEAP_N] + reserve > heap_t.shape[0]:
+        need = c[C_HEAP_N] + reserve
+        heap_t = _grow_rows(heap_t, need)
+        heap_s = _grow_rows(heap_s, need)
+        heap_i = _grow_rows(heap_i, need)
+    rec_t, rec_i = b.rec_t, b.rec_i
+    if c[C_RECORD_SPIKES] != 0 and c[C_REC_N] + reserve > rec_t.shape[0]:
+        rec_t = _grow_rows(rec_t, c[C_REC_N] + reserve)
+        rec_i = _grow_rows(rec_i, c[C_REC_N] + reserve)
+    tr_t, tr_i, tr_v = b.tr_t, b.tr_i, b.tr_v
+    if c[C_ANY_TRACE] != 0 and c[C_TRACE_N] + reserve > tr_t.shape[0]:
+        tr_t = _grow_rows(tr_t, c[C_TRACE_N] + reserve)
+        tr_i = _grow_rows(tr_i, c[C_TRACE_N] + reserve)
+        tr_v = _grow_rows(tr_v, c[C_TRACE_N] + reserve)
+    out_t, out_k, out_v = b.out_t, b.out_k, b.out_v
+    if c[C_RECORD_OUTPUT] != 0 and c[C_OUTREC_N] + 1 > out_t.shape[0]:
+        out_t = _grow_rows(out_t, c[C_OUTREC_N] + 1)
+        out_k = _grow_rows(out_k, c[C_OUTREC_N] + 1)
+        out_v = _grow_rows(out_v, c[C_OUTREC_N] + 1)
+    return Buffers(fifo, heap_t, heap_s, heap_i, rec_t, rec_i, tr_t, tr_i, tr_v, out_t, out_k, out_v)
+
+
+# ------------------------------------------------------------------------------------------
+# the priority queue: binary heap ordered by (time, insertion sequence)
+# ------------------------------------------------------------------------------------------
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def _before(ht, hs, i, j):
+    return ht[i] < ht[j] or (ht[i] == ht[j] and hs[i] < hs[j])
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def _swap(b, i, j):
+    ht, hs, hi = b.heap_t, b.heap_s, b.heap_i
+    ht[i], ht[j] = ht[j], ht[i]
+    hs[i], hs[j] = hs[j], hs[i]
+    for q in range(4):
+        hi[i, q], hi[j, q] = hi[j, q], hi[i, q]
+
+
+@njit(cache=True, _nrt=False)
+def heap_push(s, b, time, kind, a, bb, cc):
+    """Queue an item at ``time`` (capacity was reserved by :func:`_ensure`)."""
+    c = s.counters
+    i = c[C_HEAP_N]
+    b.heap_t[i] = time
+    b.heap_s[i] = c[C_SEQ]
+    b.heap_i[i, 0] = kind
+    b.heap_i[i, 1] = a
+    b.heap_i[i, 2] = bb
+    b.heap_i[i, 3] = cc
+    c[C_SEQ] += 1
+    c[C_HEAP_N] = i + 1
+    while i > 0:
+        parent = (i - 1) >> 1
+        if _before(b.heap_t, b.heap_s, i, parent):
+            _swap(b, i, parent)
+            i = parent
+        else:
+            break
+
+
+@njit(cache=True, _nrt=False)
+def heap_pop(s, b):
+    """Remove the earliest item (read it from index 0 first)."""
+    c = s.counters
+    n = c[C_HEAP_N] - 1
+    c[C_HEAP_N] = n
+    if n == 0:
+        return
+    _swap(b, 0, n)
+    i = 0
+    while True:
+        left = 2 * i + 1
+        if left >= n:
+            break
+        child = left
+        if left + 1 < n and _before(b.heap_t, b.heap_s, left + 1, left):
+            child = left + 1
+        if _before(b.heap_t, b.heap_s, child, i):
+            _swap(b, i, child)
+            i = child
+        else:
+            break
+
+
+# ------------------------------------------------------------------------------------------
+# neuron dynamics in closed form (see evsim.neurons for the equations)
+# ------------------------------------------------------------------------------------------
+
+
+@njit(cache=True, _nrt=False)
+def cuba_evolve(v0, i0, v_leak, r, i_rest, tau_mem, tau_syn, dt):
+    """State (v, I) of a CubaLI(F) neuron after ``dt`` seconds without input."""
+    d = i0 - i_rest
+    v_inf = v_leak + r * i_rest
+    u0 = v0 - v_inf
+    em = math.exp(-dt / tau_mem)
+    es = math.exp(-dt / tau_syn)
+    if abs(tau_syn - tau_mem) <= 1e-9 * tau_mem:
+        u = (u0 + r * d * dt / tau_mem) * em
+    else:
+        a = r * d * tau_syn / (tau_syn - tau_mem)
+        u = (u0 - a) * em + a * es
+    return v_inf + u, i_rest + d * es
+
+
+@njit(cache=True, _nrt=False)
+def cuba_crossing_delay(v0, i0, v_leak, r, i_rest, tau_mem, tau_syn, theta):
+    """Time (s) until a CubaLIF starting below threshold at (v0, I0) first reaches θ, or inf.
+
+    v(s) − θ has at most one extremum (sum of two exponentials), so the first crossing lies on a
+    monotone piece: before the extremum if the extremum reaches θ, else after it if v∞ > θ.
+    Bisection on that bracket to 1e-12 s; returns the upper end (v ≥ θ there up to rounding).
+    """
+    d = i0 - i_rest
+    v_inf = v_leak + r * i_rest
+    u0 = v0 - v_inf
+    c = theta - v_inf  # crossing when u(s) == c
+    if u0 >= c:
+        return 0.0
+    equal = abs(tau_syn - tau_mem) <= 1e-9 * tau_mem
+    # time of the extremum of u(s) (or -1 when u is monotone on s > 0)
+    s_ext = -1.0
+    if equal:
+        bcoef = r * d / tau_mem
+        if bcoef != 0.0:
+            s_ext = tau_mem - u0 / bcoef
+    else:
+        a = r * d * tau_syn / (tau_syn - tau_mem)
+        if a != 0.0 and (u0 - a) != 0.0:
+            ratio = -a * tau_mem / ((u0 - a) * tau_syn)
+            if ratio > 0.0:
+                s_ext = math.log(ratio) / (1.0 / tau_syn - 1.0 / tau_mem)
+    if s_ext > 0.0:
+        v_ext, _ = cuba_evolve(v0, i0, v_leak, r, i_rest, tau_mem, tau_syn, s_ext)
+        if v_ext >= theta:
+            return _bisect_cuba(v0, i0, v_leak, r, i_rest, tau_mem, tau_syn, theta, 0.0, s_ext)
+    if c >= 0.0:
+        return np.inf  # settles at or below threshold
+    lo = s_ext if s_ext > 0.0 else 0.0
+    hi = lo + max(tau_mem, tau_syn)
+    for _ in range(200):
+        v_hi, _ = cuba_evolve(v0, i0, v_leak, r, i_rest, tau_mem, tau_syn, hi)
+        if v_hi >= theta:
+            return _bisect_cuba(v0, i0, v_leak, r, i_rest, tau_mem, tau_syn, theta, lo, hi)
+        lo = hi
+        hi = 2.0 * hi
+    return np.inf
+
+
+@njit(cache=True, _nrt=False)
+def _bisect_cuba(v0, i0, v_leak, r, i_rest, tau_mem, tau_syn, theta, lo, hi):
+    for _ in range(200):
+        if hi - lo <= 1e-12:
+            break
+        mid = 0.5 * (lo + hi)
+        v_mid, _ = cuba_evolve(v0, i0, v_leak, r, i_rest, tau_mem, tau_syn, mid)
+        if v_mid >= theta:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+@njit(cache=True, _nrt=False)
+def advance(m, s, pop, kind, flags, j, g, t):
+    """Bring neuron j (global index g) of ``pop`` from its last update to time t in closed form.
+
+    During a refractory period v is held; a CubaLIF's current keeps decaying."""
+    t_last = s.t_last[g]
+    if t <= t_last:
+        return
+    if flags & F_REFRACTORY:
+        until = s.refr_until[g]
+        if t_last < until:
+            t_mid = min(t, until)
+            if kind == KIND_CUBA:
+                i_rest = param(m, pop, P_I_REST, j)
+                tau_syn = param(m, pop, P_TAU_SYN, j)
+                s.isyn[g] = i_rest + (s.isyn[g] - i_rest) * math.exp(-(t_mid - t_last) / tau_syn)
+            t_last = t_mid
+            if t <= t_last:
+                s.t_last[g] = t_last
+                return
+    dt = t - t_last
+    if kind == KIND_INTEGRATOR:
+        s.v[g] = s.v[g] + param(m, pop, P_DRIVE, j) * dt
+    elif kind == KIND_LEAKY:
+        v_rest = param(m, pop, P_V_REST, j)
+        s.v[g] = v_rest + (s.v[g] - v_rest) * math.exp(-dt / param(m, pop, P_TAU_MEM, j))
+    elif kind == KIND_CUBA:
+        v, i = cuba_evolve(s.v[g], s.isyn[g], param(m, pop, P_V_REST, j), param(m, pop, P_R, j),
+                           param(m, pop, P_I_REST, j), param(m, pop, P_TAU_MEM, j), param(m, pop, P_TAU_SYN, j), dt)
+        s.v[g] = v
+        s.isyn[g] = i
+    s.t_last[g] = t
+
+
+@njit(cache=True, _nrt=False)
+def crossing_time(m, s, pop, kind, flags, j, g):
+    """Absolute time of the next threshold crossing without further input (inf if none),
+    computed from the neuron's state at its last update."""
+    theta = param(m, pop, P_THRESHOLD, j)
+    v = s.v[g]
+    t0 = s.t_last[g]
+    i0 = s.isyn[g]
+    if flags & F_REFRACTORY and s.refr_until[g] > t0:
+        if kind == KIND_CUBA:
+            i_rest = param(m, pop, P_I_REST, j)
+            i0 = i_rest + (i0 - i_rest) * math.exp(-(s.refr_until[g] - t0) / param(m, pop, P_TAU_SYN, j))
+        t0 = s.refr_until[g]
+    if v >= theta:
+        return np.inf  # already above: fires on its next input (one spike per update)
+    if kind == KIND_INTEGRATOR:
+        drive = param(m, pop, P_DRIVE, j)
+        if drive > 0.0:
+            return t0 + (theta - v) / drive
+        return np.inf
+    if kind == KIND_LEAKY:
+        v_rest = param(m, pop, P_V_REST, j)
+        if v_rest > theta:
+            return t0 + param(m, pop, P_TAU_MEM, j) * math.log((v_rest - v) / (v_rest - theta))
+        return np.inf
+    if kind == KIND_CUBA:
+        delay = cuba_crossing_delay(v, i0, param(m, pop, P_V_REST, j), param(m, pop, P_R, j), param(m, pop, P_I_REST, j),
+                                    param(m, pop, P_TAU_MEM, j), param(m, pop, P_TAU_SYN, j), theta)
+        return t0 + delay
+    return np.inf
+
+
+@njit(cache=True, _nrt=False)
+def schedule_crossing(m, s, b, pop, kind, flags, j, g):
+    """Queue the neuron's predicted crossing if it is earlier than the one already queued.
+
+    A later or vanished crossing needs no action: the queued check pops early, finds no
+    crossing yet and re-queues (lazy invalidation, fewer heap operations)."""
+    tc = crossing_time(m, s, pop, kind, flags, j, g)
+    if tc < s.sched_time[g]:
+        s.sched_version[g] += 1
+        s.sched_time[g] = tc
+        heap_push(s, b, tc, ITEM_CROSSING, g, s.sched_version[g], pop)
+
+
+# ------------------------------------------------------------------------------------------
+# spikes
+# ------------------------------------------------------------------------------------------
+
+
+@njit(cache=True, _nrt=False)
+def emit(m, s, b, pop, j, count, t):
+    """A spike (``count`` > 1: several at once) of neuron j leaves ``pop``: FIFO and counters."""
+    c = s.counters
+    tail = c[C_FIFO_TAIL]
+    b.fifo[tail, 0] = pop
+    b.fifo[tail, 1] = j
+    b.fifo[tail, 2] = count
+    c[C_FIFO_TAIL] = tail + 1
+    s.spikes_per_pop[pop] += count
+    if pop == m.readout[0] and m.readout[1] == READOUT_COUNTS:
+        s.out_counts[j] += count
+        c[C_OUT_CHANGED] = 1
+    if c[C_RECORD_SPIKES] != 0:
+        n = c[C_REC_N]
+        b.rec_t[n] = t
+        b.rec_i[n, 0] = pop
+        b.rec_i[n, 1] = j
+        b.rec_i[n, 2] = count
+        c[C_REC_N] = n + 1
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def _above(v, theta, flags):
+    """The threshold test: v ≥ θ (profiles sinabs/speck) or v > θ (strict NIR)."""
+    if flags & F_GE:
+        return v >= theta
+    return v > theta
+
+
+@njit(cache=True, _nrt=False)
+def spike_and_reset(m, s, b, pop, flags, j, g, t, theta):
+    """Neuron j is at or above threshold at time t: emit n spikes and reset (SpikeRule)."""
+    v = s.v[g]
+    n = 1
+    if flags & F_MULTI:
+        ratio = v / theta
+        n = int(math.floor(ratio)) if flags & F_GE else int(math.ceil(ratio)) - 1
+        if n < 1:
+            n = 1
+    if flags & F_SUBTRACT:
+        v = v - n * theta
+    else:
+        v = param(m, pop, P_V_RESET, j)
+    s.v[g] = v
+    if flags & F_REFRACTORY:
+        s.refr_until[g] = t + m.pop_refractory[pop]
+    emit(m, s, b, pop, j, n, t)
+
+
+@njit(cache=True, _nrt=False)
+def _trace(s, b, g, t):
+    n = s.counters[C_TRACE_N]
+    b.tr_t[n] = t
+    b.tr_i[n] = g
+    b.tr_v[n, 0] = s.v[g]
+    b.tr_v[n, 1] = s.isyn[g]
+    s.counters[C_TRACE_N] = n + 1
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def receive(m, s, b, pop, j, x, t):
+    """Neuron j of ``pop`` receives input x (weight × spike count) at time t: closed-form update
+    to t, add the input, threshold test, spike and reset, floor, predicted crossing."""
+    flags = m.pop_flags[pop]
+    kind = m.pop_kind[pop]
+    g = m.pop_offset[pop] + j
+    if flags & (F_DYNAMIC | F_REFRACTORY):
+        advance(m, s, pop, kind, flags, j, g, t)
+    gain = param(m, pop, P_GAIN, j)
+    if flags & F_REFRACTORY and t < s.refr_until[g]:
+        if kind == KIND_CUBA:
+            s.isyn[g] += gain * x  # the synapse integrates; the membrane is held
+    else:
+        if kind == KIND_CUBA:
+            s.isyn[g] += gain * x
+        else:
+            s.v[g] += gain * x
+        if flags & F_SPIKING:
+            theta = param(m, pop, P_THRESHOLD, j)
+            if _above(s.v[g], theta, flags):
+                spike_and_reset(m, s, b, pop, flags, j, g, t, theta)
+        if flags & F_FLOOR:
+            v_min = param(m, pop, P_V_MIN, j)
+            if s.v[g] < v_min:
+                s.v[g] = v_min
+    if flags & F_MAY_CROSS:
+        schedule_crossing(m, s, b, pop, kind, flags, j, g)
+    if pop == m.readout[0]:
+        s.counters[C_OUT_CHANGED] = 1
+    if s.pop_traced[pop] != 0:
+        if s.trace_flag[g] != 0:
+            _trace(s, b, g, t)
+
+
+@njit(cache=True, _nrt=False)
+def confirm_crossing(m, s, b, pop, g, version, t):
+    """A queued crossing check pops at time t: fire if the crossing is due, else re-queue."""
+    if version != s.sched_version[g]:
+        return  # superseded by a later prediction
+    s.sched_time[g] = np.inf
+    j = g - m.pop_offset[pop]
+    flags = m.pop_flags[pop]
+    kind = m.pop_kind[pop]
+    tc = crossing_time(m, s, pop, kind, flags, j, g)
+    if tc <= t + CROSSING_TOLERANCE_S:
+        advance(m, s, pop, kind, flags, j, g, t)
+        s.counters[C_CROSSINGS] += 1
+        theta = param(m, pop, P_THRESHOLD, j)
+        if s.v[g] < theta:
+            s.v[g] = theta  # the crossing is exact; undo rounding of the closed form
+        spike_and_reset(m, s, b, pop, flags, j, g, t, theta)
+        if flags & F_FLOOR:
+            v_min = param(m, pop, P_V_MIN, j)
+            if s.v[g] < v_min:
+                s.v[g] = v_min
+        if pop == m.readout[0]:
+            s.counters[C_OUT_CHANGED] = 1
+        if s.pop_traced[pop] != 0 and s.trace_flag[g] != 0:
+            _trace(s, b, g, t)
+        schedule_crossing(m, s, b, pop, kind, flags, j, g)
+    elif tc < np.inf:
+        s.sched_version[g] += 1
+        s.sched_time[g] = tc
+        heap_push(s, b, tc, ITEM_CROSSING, g, s.sched_version[g], pop)
+
+
+# ------------------------------------------------------------------------------------------
+# fan-out through a projection's operators
+# ------------------------------------------------------------------------------------------
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def _deliver(m, s, b, op, last, dst, n_runs, run_len, val, t, count):
+    """Send val × weight along the runs found by :func:`apply_op`: to the target neurons
+    (last operator) or into the next operator's accumulator."""
+    runs = s.runs
+    weights = m.weights
+    if last:
+        s.counters[C_SYNOPS] += n_runs * run_len * count
+        for r in range(n_runs):
+            o0 = runs[r, 0]
+            w0 = runs[r, 1]
+            for co in range(run_len):
+                x = val if w0 < 0 else val * weights[w0 + co]
+                receive(m, s, b, dst, o0 + co, x, t)
+    else:
+        base = m.op_scratch_base[op]
+        for r in range(n_runs):
+            o0 = runs[r, 0]
+            w0 = runs[r, 1]
+            for co in range(run_len):
+                o = o0 + co
+                if s.scratch_mark[base + o] == 0:
+                    s.scratch_mark[base + o] = 1
+                    s.scratch_list[base + s.scratch_count[op]] = o
+                    s.scratch_count[op] += 1
+                s.scratch_val[base + o] += val if w0 < 0 else val * weights[w0 + co]
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def apply_op(m, s, b, op, i, val, last, dst, t, count):
+    """Fan out input element i (value val) of operator ``op``.
+
+    The targets come as *runs*: (first output index, first weight index) pairs, each followed by
+    ``run_len`` contiguous outputs and weights. A dense row is one run of n_out; a convolution
+    gives one run of Cout/groups output channels per kernel offset that lands inside the output
+    (channel-last layout); an index map gives one run of length 1 with weight 1.
+    """
+    map_base = m.op_map_base[op]
+    scale_base = m.op_scale_base[op]
+    if scale_base >= 0:
+        val = val * m.scales[scale_base + i]
+    if map_base >= 0:
+        i = m.maps[map_base + i]
+        if i < 0:
+            return
+    kind = m.op_kind[op]
+    runs = s.runs
+    n_runs = 0
+    run_len = 1
+    if kind == OP_IDENTITY:
+        runs[0, 0] = i
+        runs[0, 1] = -1
+        n_runs = 1
+    elif kind == OP_DENSE:
+        run_len = m.op_out_size[op]
+        runs[0, 0] = 0
+        runs[0, 1] = m.op_weight_base[op] + i * run_len
+        n_runs = 1
+    elif kind == OP_CONV:
+        geo = m.op_geom
+        c_in = geo[op, G_CIN]
+        w_in = geo[op, G_W]
+        c_out = geo[op, G_COUT]
+        oh = geo[op, G_OH]
+        ow = geo[op, G_OW]
+        kh = geo[op, G_KH]
+        kw = geo[op, G_KW]
+        sy = geo[op, G_SY]
+        sx = geo[op, G_SX]
+        dy = geo[op, G_DY]
+        dx = geo[op, G_DX]
+        run_len = c_out // geo[op, G_GROUPS]
+        cin_g = c_in // geo[op, G_GROUPS]
+        c = i % c_in
+        pos = i // c_in
+        y = pos // w_in + geo[op, G_PT]  # position in the padded input
+        x = pos % w_in + geo[op, G_PL]
+        group_out = (c // cin_g) * run_len
+        wbase = m.op_weight_base[op]
+        # output (oy, ox) sees this input through kernel offset (ky, kx) when
+        # oy*sy + ky*dy == y and ox*sx + kx*dx == x
+        for ky in range(kh):
+            ny = y - ky * dy
+            if ny < 0:
+                break
+            if ny % sy != 0 or ny // sy >= oh:
+                continue
+            oy = ny // sy
+            for kx in range(kw):
+                nx = x - kx * dx
+                if nx < 0:
+                    break
+                if nx % sx != 0 or nx // sx >= ow:
+                    continue
+                ox = nx // sx
+                runs[n_runs, 0] = (oy * ow + ox) * c_out + group_out
+                runs[n_runs, 1] = wbase + ((ky * kw + kx) * c_in + c) * run_len
+                n_runs += 1
+    if n_runs > 0:
+        _deliver(m, s, b, op, last, dst, n_runs, run_len, val, t, count)
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def project(m, s, b, proj, i, count, t):
+    """Deliver ``count`` spikes of source element i through projection ``proj`` now.
+
+    Operators before the last accumulate into a dense scratch vector with a list of touched
+    entries (so each intermediate element fans out once); the last one delivers to neurons."""
+    op0 = m.proj_op_start[proj]
+    n_ops = m.proj_n_ops[proj]
+    dst = m.proj_dst[proj]
+    for k in range(n_ops):
+        op = op0 + k
+        last = k == n_ops - 1
+        n_items = 1
+        base = 0
+        if k > 0:
+            base = m.op_scratch_base[op - 1]
+            n_items = s.scratch_count[op - 1]
+        for q in range(n_items):
+            e = i
+            val = float(count)
+            if k > 0:
+                e = s.scratch_list[base + q]
+                val = s.scratch_val[base + e]
+                s.scratch_val[base + e] = 0.0
+                s.scratch_mark[base + e] = 0
+            if val != 0.0:
+                apply_op(m, s, b, op, e, val, last, dst, t, count)
+        if k > 0:
+            s.scratch_count[op - 1] = 0
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def fan_out(m, s, b, pop, j, count, t):
+    """A spike of neuron j of ``pop`` reaches every projection leaving ``pop``."""
+    for q in range(m.pop_proj_ptr[pop], m.pop_proj_ptr[pop + 1]):
+        proj = m.pop_proj[q]
+        delay = m.proj_delay[proj]
+        if m.proj_delay_base[proj] >= 0:
+            delay += m.delays[m.proj_delay_base[proj] + j]
+        if delay > 0.0:
+            heap_push(s, b, t + delay, ITEM_DELAYED, proj, j, count)
+            s.counters[C_DELAYED] += 1
+        else:
+            project(m, s, b, proj, j, count, t)
+
+
+# ------------------------------------------------------------------------------------------
+# readout and cutoff
+# ------------------------------------------------------------------------------------------
+
+
+@njit(cache=True, _nrt=False)
+def readout_values(m, s, t, out):
+    """The accumulated output vector a(t): spike counts, or the readout population's state."""
+    pop = m.readout[0]
+    n = m.readout[2]
+    if m.readout[1] == READOUT_COUNTS:
+        for j in range(n):
+            out[j] = s.out_counts[j]
+        return
+    kind = m.pop_kind[pop]
+    flags = m.pop_flags[pop]
+    off = m.pop_offset[pop]
+    for j in range(n):
+        g = off + j
+        v = s.v[g]
+        dt = t - s.t_last[g]
+        if dt > 0.0 and flags & F_DYNAMIC:
+            if kind == KIND_INTEGRATOR:
+                v = v + param(m, pop, P_DRIVE, j) * dt
+            elif kind == KIND_LEAKY:
+                v_rest = param(m, pop, P_V_REST, j)
+                v = v_rest + (v - v_rest) * math.exp(-dt / param(m, pop, P_TAU_MEM, j))
+            elif kind == KIND_CUBA:
+                v, _ = cuba_evolve(v, s.isyn[g], param(m, pop, P_V_REST, j), param(m, pop, P_R, j),
+                                   param(m, pop, P_I_REST, j), param(m, pop, P_TAU_MEM, j), param(m, pop, P_TAU_SYN, j), dt)
+        out[j] = v
+
+
+@njit(cache=True, _nrt=False)
+def confidence(a, cut):
+    """(decided, confidence) of output vector a under the cutoff parameters ``cut``:
+    [mode, temperature, epsilon, beta, n_bins, bin_width_s, beta_0 ... beta_{n-1}] and elapsed
+    time in cut[-1]... (see :func:`evsim.engine.cutoff_array`)."""
+    mode = int(cut[0])
+    n = a.shape[0]
+    top1 = -np.inf
+    top2 = -np.inf
+    for k in range(n):
+        if a[k] > top1:
+            top2 = top1
+            top1 = a[k]
+        elif a[k] > top2:
+            top2 = a[k]
+    if mode == CUT_CONF:
+        temperature = cut[1]
+        total = 0.0
+        for k in range(n):
+            total += math.exp((a[k] - top1) / temperature)
+        conf = 1.0 / total
+        return conf >= 1.0 - cut[2], conf
+    gap = top1 - top2 if n > 1 else top1
+    return False, gap
+
+
+@njit(cache=True, _nrt=False)
+def cutoff_decided(m, s, cut, t):
+    """Evaluate the cutoff rule on a(t); record and return True when confident."""
+    mode = int(cut[0])
+    if mode == 0:
+        return False
+    a = s.readout_buf
+    readout_values(m, s, t, a)
+    total = 0.0
+    for k in range(a.shape[0]):
+        total += abs(a[k])
+    if total == 0.0:
+        return False  # no output activity: no prediction, never confident
+    decided, conf = confidence(a, cut)
+    if mode == CUT_TOPK:
+        n_bins = int(cut[4])
+        beta = cut[3]
+        if n_bins > 0:
+            k = int(t / cut[5]) if cut[5] > 0 else 0
+            if k >= n_bins:
+                k = n_bins - 1
+            beta = cut[6 + k]
+        decided = conf >= beta
+    if decided:
+        s.clock[T_DECISION] = t
+        s.clock[CONFIDENCE] = conf
+    return decided
+
+
+@njit(cache=True, _nrt=False)
+def _after_cascade(m, s, b, t, cut):
+    """Record the output vector when it changed; evaluate the cutoff. Returns True to stop."""
+    c = s.counters
+    if c[C_OUT_CHANGED] == 0:
+        return False
+    c[C_OUT_CHANGED] = 0
+    if c[C_RECORD_OUTPUT] != 0:
+        n = c[C_OUTREC_N]
+        readout_values(m, s, t, s.readout_buf)
+        b.out_t[n] = t
+        b.out_k[n] = c[C_CONSUMED]
+        for k in range(s.readout_buf.shape[0]):
+            b.out_v[n, k] = s.readout_buf[k]
+        c[C_OUTREC_N] = n + 1
+    return cutoff_decided(m, s, cut, t)
+
+
+# ------------------------------------------------------------------------------------------
+# the event loop
+# ------------------------------------------------------------------------------------------
+
+
+@njit(cache=True, _nrt=False)
+def _process(m, s, b, ev_index, ev_time, k, t_drain, cut):
+    """The loop proper. Returns (status, k, room): STATUS_NEED_ROOM asks the caller to grow the
+    buffers for ``room`` more entries and call again; it resumes where it stopped (an unfinished
+    cascade is continued first), since all loop state lives in the state arrays."""
+    c = s.counters
+    n_events = ev_index.shape[0]
+    input_pop = 0
+    while True:
+        # the cascade: spikes first in, first out, until none is left
+        t = s.clock[T_NOW]
+        while c[C_FIFO_HEAD] < c[C_FIFO_TAIL]:
+            if c[C_PROCESSED] >= c[C_BUDGET]:
+                return STATUS_BUDGET, k, 0
+            head = c[C_FIFO_HEAD]
+            pop = b.fifo[head, 0]
+            if not _has_room(s, b, m.pop_reserve[pop]):
+                return STATUS_NEED_ROOM, k, m.pop_reserve[pop]
+            j = b.fifo[head, 1]
+            count = b.fifo[head, 2]
+            c[C_FIFO_HEAD] = head + 1
+            c[C_PROCESSED] += 1
+            fan_out(m, s, b, pop, j, count, t)
+        if c[C_IN_CASCADE] != 0:
+            c[C_IN_CASCADE] = 0
+            c[C_FIFO_HEAD] = 0
+            c[C_FIFO_TAIL] = 0
+            if _after_cascade(m, s, b, t, cut):
+                return STATUS_CUTOFF, k, 0
+            if c[C_PROCESSED] >= c[C_BUDGET]:
+                return STATUS_BUDGET, k, 0
+        # next: a queued item due no later than the next input event, else the input event
+        t_next = ev_time[k] if k < n_events else t_drain
+        from_heap = c[C_HEAP_N] > 0 and b.heap_t[0] <= t_next
+        if not from_heap and k >= n_events:
+            return STATUS_INPUT_DONE, k, 0
+        if from_heap:
+            kind = b.heap_i[0, 0]
+            a = b.heap_i[0, 1]
+            room = 8 if kind == ITEM_CROSSING else m.pop_reserve[m.proj_src[a]]
+            if not _has_room(s, b, room):
+                return STATUS_NEED_ROOM, k, room
+            t = b.heap_t[0]
+            bb = b.heap_i[0, 2]
+            cc = b.heap_i[0, 3]
+            heap_pop(s, b)
+            s.clock[T_NOW] = t
+            c[C_PROCESSED] += 1
+            c[C_IN_CASCADE] = 1
+            if kind == ITEM_CROSSING:
+                confirm_crossing(m, s, b, cc, a, bb, t)
+            else:
+                project(m, s, b, a, bb, cc, t)
+        else:
+            if not _has_room(s, b, 8):
+                return STATUS_NEED_ROOM, k, 8
+            t = ev_time[k]
+            s.clock[T_NOW] = t
+            emit(m, s, b, input_pop, ev_index[k], 1, t)
+            k += 1
+            c[C_CONSUMED] += 1
+            c[C_IN_CASCADE] = 1
+
+
+@njit(cache=True)
+def run(m, s, b, ev_index, ev_time, t_drain, cut):
+    """Consume input events (engine index, time in s) in order; see the module docstring.
+
+    Args:
+        t_drain: after the last input event, also process queued items up to this time
+            (-inf: leave them for the next call, which is what chunked feeding needs).
+        cut: cutoff parameters (mode 0 = none).
+
+    Returns:
+        (status, k, buffers): STATUS_INPUT_DONE, STATUS_CUTOFF (decided; input consumption
+        stopped) or STATUS_BUDGET (processing budget exhausted); the number of input events
+        consumed by this call; the possibly regrown buffers.
+    """
+    k = 0
+    while True:
+        status, k, room = _process(m, s, b, ev_index, ev_time, k, t_drain, cut)
+        if status != STATUS_NEED_ROOM:
+            return status, k, b
+        b = _ensure(m, s, b, room)
+
+
+# ------------------------------------------------------------------------------------------
+# construction (plain Python)
+# ------------------------------------------------------------------------------------------
+
+
+def new_state(m, n_neurons: int, n_scratch: int, n_ops: int, n_pops: int, precision: str) -> EngineState:
+    """Zeroed engine state for a compiled model."""
+    dtype = np.float32 if precision == "float32" else np.float64
+    n_out = int(m.readout[2])
+    return EngineState(
+        v=np.zeros(n_neurons, dtype=dtype),
+        isyn=np.zeros(n_neurons, dtype=dtype),
+        t_last=np.zeros(n_neurons, dtype=np.float64),
+        refr_until=np.full(n_neurons, -np.inf),
+        sched_time=np.full(n_neurons, np.inf),
+        sched_version=np.zeros(n_neurons, dtype=np.int64),
+        spikes_per_pop=np.zeros(n_pops, dtype=np.int64),
+        out_counts=np.zeros(n_out, dtype=np.int64),
+        counters=np.zeros(N_COUNTERS, dtype=np.int64),
+        clock=np.zeros(N_CLOCK, dtype=np.float64),
+        scratch_val=np.zeros(max(n_scratch, 1), dtype=np.float64),
+        scratch_mark=np.zeros(max(n_scratch, 1), dtype=np.uint8),
+        scratch_list=np.zeros(max(n_scratch, 1), dtype=np.int64),
+        scratch_count=np.zeros(max(n_ops, 1), dtype=np.int64),
+        pop_traced=np.zeros(n_pops, dtype=np.uint8),
+        trace_flag=np.zeros(n_neurons, dtype=np.uint8),
+        readout_buf=np.zeros(n_out, dtype=np.float64),
+        runs=np.zeros((max(1, int(np.max(m.op_geom[:, G_KH] * m.op_geom[:, G_KW]))), 2), dtype=np.int64),
+    )
+
+
+def new_buffers(n_out: int) -> Buffers:
+    """Small initial buffers; the loop grows them (doubling) as needed."""
+    return Buffers(
+        fifo=np.zeros((1024, 3), dtype=np.int64),
+        heap_t=np.zeros(1024, dtype=np.float64),
+        heap_s=np.zeros(1024, dtype=np.int64),
+        heap_i=np.zeros((1024, 4), dtype=np.int64),
+        rec_t=np.zeros(16, dtype=np.float64),
+        rec_i=np.zeros((16, 3), dtype=np.int64),
+        tr_t=np.zeros(16, dtype=np.float64),
+        tr_i=np.zeros(16, dtype=np.int64),
+        tr_v=np.zeros((16, 2), dtype=np.float64),
+        out_t=np.zeros(16, dtype=np.float64),
+        out_k=np.zeros(16, dtype=np.int64),
+        out_v=np.zeros((16, max(n_out, 1)), dtype=np.float64),
+    )
+
+
+def cutoff_array(mode: int = CUT_NONE, temperature: float = 1.0, epsilon: float = 0.0, beta: float = 0.0,
+                 beta_table=None, bin_width_s: float = 0.0) -> np.ndarray:
+    """Pack cutoff parameters for :func:`run` (β per elapsed-time bin when ``beta_table`` is given)."""
+    table = np.asarray([] if beta_table is None else beta_table, dtype=np.float64).ravel()
+    head = np.array([mode, temperature, epsilon, beta, table.size, bin_width_s], dtype=np.float64)
+    return np.concatenate([head, table, [0.0]])

@@ -1,0 +1,298 @@
+"""Profiles: NIR as each exporter means it (SPEC §4).
+
+Strict NIR (profile ``nir``) reads every parameter as the NIR primitive's continuous-time
+equation says. Discrete-time frameworks write the same primitives with their own conventions
+(τ in steps or seconds, r = τ/dt, dt hard-coded, reset mode not written); a profile states those
+conventions and converts each node into one of the engine's models (:mod:`evsim.neurons`).
+Explicit options (:class:`Overrides`) win over the profile.
+
+Continuous-time equivalents. A profile's discrete update ``v ← α v + x`` becomes the continuous
+leak ``τ = −dt/ln α``, which matches the discrete decay exactly at step boundaries; a spike that
+in the framework adds ``w`` to a state adds exactly ``w`` in the event engine; a bias ``b`` added
+every step becomes a constant drive of ``b/dt`` per second.
+
+==========  ======================================================================================
+profile     discrete update it reproduces (clock mode) / event-driven meaning
+==========  ======================================================================================
+nir         NIR continuous equations; spike = Dirac of area 1; v > θ; v ← v_reset; one spike per
+            update; no floor. No dt: recurrent edges need ``recurrent_delay_us``.
+sinabs      sinabs IAF/LIF (``sinabs.from_nir``): IF ``v ← v + Σw`` (r ignored); LIF τ in steps,
+            ``v ← exp(−1/τ) v + Σw``; v ≥ θ; subtract θ per spike; ``floor(v/θ)`` spikes
+            (MultiSpike); floor ``−θ`` for IF (``min_v_mem=-v_threshold``); dt = 1 ms unless given.
+speck       as sinabs, with the chip's asynchronous semantics: one spike per input event (the
+            residual above θ waits for the next input); floor ``−θ``.
+snntorch    snn.Leaky / snn.Synaptic as exported by snntorch.export_nir: dt = τ/r (1e-4 in the
+            exporter), β = 1 − dt/τ (α likewise for the synaptic current);
+            ``I ← αI + x``, ``v ← βv + I − s·θ`` (Synaptic: current reaches v in the same step;
+            Leaky: ``v ← βv + x − s·θ``), reset by subtraction after decay (``reset="zero"``:
+            v ← 0), v > θ, one spike, no floor.
+norse       norse LIF/LIFBox as exported (dt = 1 ms unless given), forward Euler:
+            ``v ← v + dt/τm (v_leak − v + R·I)``, ``I ← I − dt/τs I + x`` (the current jumps by
+            the input), v > θ, v ← v_reset, one spike, no floor.
+==========  ======================================================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import ModelError, OptionError
+from .neurons import CubaModel, IntegratorModel, LeakyModel, SpikeRule
+
+PROFILE_NAMES = ("nir", "sinabs", "speck", "snntorch", "norse")
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Options that override a profile (``None`` = the profile decides).
+
+    Attributes:
+        reset: "zero" (v ← v_reset, NIR's reset potential, 0 unless the file says otherwise) or
+            "subtract" (v ← v − n·θ).
+        v_min: floor of the membrane potential (same for every neuron), or None.
+        spikes_per_update: "one" or "multi".
+        threshold_ge: True for v ≥ θ, False for v > θ.
+        refractory_us: absolute refractory period, microseconds.
+        dt_us: the profile's time step in microseconds (sinabs/speck/norse; snntorch reads it
+            from the file).
+        recurrent_delay_us: delay of edges that close a cycle, microseconds (default: dt).
+    """
+
+    reset: str | None = None
+    v_min: float | None = None
+    spikes_per_update: str | None = None
+    threshold_ge: bool | None = None
+    refractory_us: float = 0.0
+    dt_us: float | None = None
+    recurrent_delay_us: float | None = None
+
+    def __post_init__(self):
+        if self.reset not in (None, "zero", "subtract"):
+            raise OptionError(f"must be 'zero' or 'subtract', got {self.reset!r}", option="--reset")
+        if self.spikes_per_update not in (None, "one", "multi"):
+            raise OptionError(f"must be 'one' or 'multi', got {self.spikes_per_update!r}", option="--spikes-per-update")
+        if self.v_min is not None and not np.isfinite(self.v_min):
+            raise OptionError("must be a finite number", option="--v-min")
+        if not (np.isfinite(self.refractory_us) and self.refractory_us >= 0):
+            raise OptionError("must be >= 0", option="--refractory-us")
+        if self.dt_us is not None and not (np.isfinite(self.dt_us) and self.dt_us > 0):
+            raise OptionError("must be > 0", option="--dt-us")
+        if self.recurrent_delay_us is not None and not (np.isfinite(self.recurrent_delay_us) and self.recurrent_delay_us > 0):
+            raise OptionError("must be > 0", option="--recurrent-delay-us")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A set of conventions for reading NIR neuron nodes (see the module docstring)."""
+
+    name: str
+    threshold_ge: bool
+    subtract: bool
+    multi_spike: bool
+    floor_at_minus_threshold: bool  # IF (and I) only, as sinabs.from_nir builds IAF
+    default_dt_s: float | None
+
+
+PROFILES = {
+    "nir": Profile("nir", threshold_ge=False, subtract=False, multi_spike=False, floor_at_minus_threshold=False, default_dt_s=None),
+    "sinabs": Profile("sinabs", threshold_ge=True, subtract=True, multi_spike=True, floor_at_minus_threshold=True, default_dt_s=1e-3),
+    "speck": Profile("speck", threshold_ge=True, subtract=True, multi_spike=False, floor_at_minus_threshold=True, default_dt_s=1e-3),
+    "snntorch": Profile("snntorch", threshold_ge=False, subtract=True, multi_spike=False, floor_at_minus_threshold=False, default_dt_s=None),
+    "norse": Profile("norse", threshold_ge=False, subtract=False, multi_spike=False, floor_at_minus_threshold=False, default_dt_s=1e-3),
+}
+
+
+def get_profile(name: str) -> Profile:
+    if name not in PROFILES:
+        raise OptionError(f"unknown profile '{name}' (choose from {', '.join(PROFILE_NAMES)})", option="--profile")
+    return PROFILES[name]
+
+
+def expand_parameter(node, field: str, shape: tuple, name: str, path, default=None) -> np.ndarray:
+    """A neuron parameter as a float64 array in NIR C-order, broadcast to the population shape,
+    or a 1-element array when it is the same for every neuron (the engine then stores it once)."""
+    value = getattr(node, field, None)
+    if value is None:
+        if default is None:
+            raise ModelError(f"missing parameter '{field}'", node=name, path=path)
+        value = default
+    arr = np.asarray(value, dtype=np.float64)
+    n = int(np.prod(shape))
+    if arr.size == 1:
+        return arr.reshape(1).copy()
+    if arr.size == n:
+        flat = arr.reshape(-1)
+    else:
+        try:
+            flat = np.broadcast_to(arr, shape).reshape(-1)
+        except ValueError:
+            raise ModelError(
+                f"parameter '{field}' of shape {arr.shape} does not fit the population shape {shape}",
+                node=name,
+                path=path,
+            ) from None
+    if np.all(flat == flat[0]):
+        return flat[:1].copy()
+    return np.ascontiguousarray(flat)
+
+
+def node_dt(node, kind: str, name: str, path) -> float | None:
+    """snnTorch writes r = τ/dt: recover dt = τ/r (the same for every neuron of the node)."""
+    tau = getattr(node, "tau", None) if kind in ("LI", "LIF") else getattr(node, "tau_mem", None)
+    if tau is None:
+        return None
+    tau = np.asarray(tau, dtype=np.float64).ravel()
+    r = np.asarray(node.r, dtype=np.float64).ravel()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dt = np.broadcast_arrays(tau / r)[0]
+    dt = dt[np.isfinite(dt) & (dt > 0)]
+    if dt.size == 0:
+        return None
+    if np.max(np.abs(dt - dt[0])) > 1e-9 * abs(dt[0]):
+        raise ModelError("snntorch profile: tau/r (the exporter's dt) differs between neurons", node=name, path=path)
+    return float(dt[0])
+
+
+def resolve_dt(profile: Profile, overrides: Overrides, graph) -> float | None:
+    """The profile's time step in seconds: the option, else the file (snntorch), else the
+    profile's default; None for strict NIR."""
+    if overrides.dt_us is not None:
+        return overrides.dt_us * 1e-6
+    if profile.name == "snntorch":
+        found = []
+        for name in graph.order:
+            kind = graph.type_of(name)
+            if kind in ("LI", "LIF", "CubaLI", "CubaLIF"):
+                dt = node_dt(graph.nodes[name], kind, name, graph.path)
+                if dt is not None:
+                    found.append((name, dt))
+        if not found:
+            return 1e-4  # snntorch.export_nir hard-codes dt = 1e-4
+        for name, dt in found:
+            if abs(dt - found[0][1]) > 1e-9 * found[0][1]:
+                raise ModelError(f"snntorch profile: dt = tau/r is {dt:g} s here but {found[0][1]:g} s in '{found[0][0]}'", node=name, path=graph.path)
+        return found[0][1]
+    return profile.default_dt_s
+
+
+def spike_rule(profile: Profile, overrides: Overrides) -> SpikeRule:
+    """The profile's firing rule with the explicit options applied."""
+    subtract = profile.subtract if overrides.reset is None else overrides.reset == "subtract"
+    multi = profile.multi_spike if overrides.spikes_per_update is None else overrides.spikes_per_update == "multi"
+    ge = profile.threshold_ge if overrides.threshold_ge is None else overrides.threshold_ge
+    return SpikeRule(threshold_ge=ge, subtract=subtract, multi_spike=multi, refractory_s=overrides.refractory_us * 1e-6)
+
+
+def _continuous_tau(decay: np.ndarray, dt: float, field: str, name: str, path) -> np.ndarray:
+    """τ whose exact exponential decay over dt equals the discrete factor ``decay``."""
+    if np.any(decay <= 0) or np.any(decay > 1):
+        raise ModelError(f"{field}: decay factor per step must be in (0, 1], got {decay.min():g}..{decay.max():g}", node=name, path=path)
+    with np.errstate(divide="ignore"):
+        tau = -dt / np.log(decay)
+    return tau  # inf where decay == 1 (no leak)
+
+
+def neuron_model(profile: Profile, overrides: Overrides, dt: float | None, kind: str, node, shape: tuple,
+                 bias: np.ndarray, name: str, path):
+    """Convert one NIR neuron node into an engine model (parameters in NIR C-order, broadcast).
+
+    Args:
+        kind: NIR type ('I', 'IF', 'LI', 'LIF', 'CubaLI', 'CubaLIF').
+        bias: constant input arriving at the node (from upstream Affine/Conv biases), NIR order,
+            1 element when uniform.
+        dt: the profile's time step, seconds (None for strict NIR).
+
+    Returns:
+        (model, spiking) with model one of IntegratorModel, LeakyModel, CubaModel.
+    """
+    p = lambda field, default=None: expand_parameter(node, field, shape, name, path, default)  # noqa: E731
+    spiking = kind in ("IF", "LIF", "CubaLIF")
+    bias = np.asarray(bias, dtype=np.float64).reshape(-1)
+    per_step = profile.name != "nir"
+    if per_step and dt is None:
+        raise ModelError(f"profile {profile.name} needs a time step (dt)", node=name, path=path)
+
+    threshold = v_reset = v_min = None
+    if spiking:
+        threshold = p("v_threshold")
+        v_reset = p("v_reset", 0.0)
+        rule = spike_rule(profile, overrides)
+        if rule.subtract and np.any(threshold <= 0):
+            raise ModelError("reset by subtraction needs v_threshold > 0", node=name, path=path)
+        if overrides.v_min is not None:
+            v_min = np.array([float(overrides.v_min)])
+        elif profile.floor_at_minus_threshold and kind == "IF":
+            v_min = -threshold
+
+    if kind in ("I", "IF"):
+        r = p("r", 1.0)
+        if profile.name in ("sinabs", "speck", "snntorch"):
+            gain, drive = np.ones(1), bias / dt  # v += w per spike; bias b per step
+        elif profile.name == "norse":
+            gain, drive = r * dt, r * bias  # the input is a current held for one step dt
+        else:
+            gain, drive = r, r * bias
+        return IntegratorModel(gain=_compact(gain), drive=_compact(drive), threshold=threshold, v_reset=v_reset, v_min=v_min), spiking
+
+    if kind in ("LI", "LIF"):
+        tau, r, v_leak = p("tau"), p("r", 1.0), p("v_leak", 0.0)
+        if np.any(tau <= 0):
+            raise ModelError("tau must be > 0", node=name, path=path)
+        if profile.name in ("sinabs", "speck"):
+            tau_s = tau * dt  # sinabs' tau_mem is in steps; decay exp(-1/tau) per step
+            gain = np.ones(1)
+            v_rest = v_leak + tau * bias  # b per step: v_inf = tau_steps * b
+        elif profile.name == "snntorch":
+            beta = 1.0 - dt / tau
+            tau_s = _continuous_tau(beta, dt, "tau", name, path)
+            gain = r * dt / tau  # = 1 for snntorch files (r = tau/dt)
+            v_rest = v_leak + gain * bias * tau_s / dt
+        elif profile.name == "norse":
+            tau_s = tau
+            gain = r * dt / tau
+            v_rest = v_leak + r * bias
+        else:
+            tau_s = tau
+            gain = r / tau
+            v_rest = v_leak + r * bias
+        return LeakyModel(gain=_compact(gain), tau_mem=_compact(tau_s), v_rest=_compact(v_rest), threshold=threshold, v_reset=v_reset, v_min=v_min), spiking
+
+    # CubaLI / CubaLIF
+    tau_mem, tau_syn = p("tau_mem"), p("tau_syn")
+    r, v_leak, w_in = p("r", 1.0), p("v_leak", 0.0), p("w_in", 1.0)
+    if np.any(tau_mem <= 0) or np.any(tau_syn <= 0):
+        raise ModelError("tau_mem and tau_syn must be > 0", node=name, path=path)
+    if profile.name in ("sinabs", "speck"):
+        tau_m, tau_s = tau_mem * dt, tau_syn * dt
+        gain = w_in  # I += w_in * w per spike
+        coupling = tau_mem  # every step v gains the current: R / tau_m = 1 / dt
+        i_rest = w_in * tau_syn * bias
+    elif profile.name == "snntorch":
+        alpha, beta = 1.0 - dt / tau_syn, 1.0 - dt / tau_mem
+        tau_s = _continuous_tau(alpha, dt, "tau_syn", name, path)
+        tau_m = _continuous_tau(beta, dt, "tau_mem", name, path)
+        gain = w_in * dt / tau_syn  # = 1 for snntorch files (w_in = tau_syn/dt)
+        coupling = tau_m / dt  # the current reaches v in the same step: R / tau_m = 1 / dt
+        i_rest = gain * bias * tau_s / dt
+    elif profile.name == "norse":
+        tau_m, tau_s = tau_mem, tau_syn
+        gain = w_in  # norse: the current jumps by the input
+        coupling = r
+        i_rest = w_in * bias * tau_s / dt
+    else:
+        tau_m, tau_s = tau_mem, tau_syn
+        gain = w_in / tau_syn
+        coupling = r
+        i_rest = w_in * bias
+    return CubaModel(gain=_compact(gain), tau_mem=_compact(tau_m), tau_syn=_compact(tau_s), r=_compact(coupling),
+                     v_leak=_compact(v_leak), i_rest=_compact(i_rest), threshold=threshold, v_reset=v_reset, v_min=v_min), spiking
+
+
+def _compact(values) -> np.ndarray:
+    """1 element when all values are equal (stored once), else the full array."""
+    arr = np.asarray(values, dtype=np.float64).reshape(-1)
+    if arr.size > 1 and np.all(arr == arr[0]):
+        return arr[:1].copy()
+    return arr

@@ -1,0 +1,328 @@
+"""The event-driven simulator: a thin Python layer over the compiled loop in :mod:`evsim.engine`.
+
+Typical use::
+
+    import evsim
+    model = evsim.load_model("models/nmnist_cnn/model.nir", profile="speck")
+    events = evsim.read_recording("3/00123.bin").events
+    result = evsim.Simulator(model).run(events)
+    print(result.prediction, result.events_consumed, result.synops)
+
+State persists between :meth:`Simulator.feed` calls, so a recording may be fed in chunks (same
+result as one call); :meth:`Simulator.reset` starts a new sample.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import engine as eng
+from .build import READOUT_COUNTS, CompiledModel, compile_model
+from .errors import OptionError, RecordingError
+from .events import check_sorted, input_indices
+from .linear import nir_to_engine, to_nir_order
+from .profiles import Overrides
+
+#: Default per-sample budget on processed items (spikes and queued items): stops runaway
+#: recurrent activity with a flagged result instead of a hang.
+DEFAULT_BUDGET = 200_000_000
+
+
+@dataclass
+class Cutoff:
+    """When to stop consuming input (SPEC §6).
+
+    Attributes:
+        mode: "none", "conf" (max softmax(a/T) ≥ 1 − ε) or "topk" (top1 − top2 ≥ β).
+        epsilon: ε of the confidence rule.
+        temperature: T of the softmax.
+        threshold: β of the top-k rule (one value), or
+        beta_table / bin_width_us: β per elapsed-time bin (the last bin extends to infinity).
+        max_time_us: stop consuming input after this much time since the first event.
+        max_events: stop after this many input events.
+    """
+
+    mode: str = "none"
+    epsilon: float = 0.05
+    temperature: float = 1.0
+    threshold: float = 0.0
+    beta_table: list | None = None
+    bin_width_us: float = 0.0
+    max_time_us: float | None = None
+    max_events: int | None = None
+
+    def __post_init__(self):
+        if self.mode not in ("none", "conf", "topk"):
+            raise OptionError(f"must be none, conf or topk, got {self.mode!r}", option="--cutoff")
+        if not (0.0 < self.epsilon < 1.0) and self.mode == "conf":
+            raise OptionError("must be in (0, 1)", option="--epsilon")
+        if not self.temperature > 0:
+            raise OptionError("must be > 0", option="--temperature")
+        if self.beta_table is not None and not self.bin_width_us > 0:
+            raise OptionError("a beta table needs a bin width > 0", option="--calibration")
+        if self.max_time_us is not None and self.max_time_us < 0:
+            raise OptionError("must be >= 0", option="--max-time-us")
+        if self.max_events is not None and self.max_events < 0:
+            raise OptionError("must be >= 0", option="--max-events")
+
+    def as_array(self) -> np.ndarray:
+        mode = {"none": eng.CUT_NONE, "conf": eng.CUT_CONF, "topk": eng.CUT_TOPK}[self.mode]
+        return eng.cutoff_array(mode, self.temperature, self.epsilon, self.threshold, self.beta_table,
+                                self.bin_width_us * 1e-6)
+
+
+SPIKE_RECORD_DTYPE = np.dtype([("node", "<i4"), ("neuron", "<i8"), ("t_us", "<f8"), ("count", "<i4")])
+TRACE_DTYPE = np.dtype([("node", "<i4"), ("neuron", "<i8"), ("t_us", "<f8"), ("v", "<f8"), ("i_syn", "<f8")])
+
+
+@dataclass
+class Result:
+    """What one simulated sample produced.
+
+    Attributes:
+        prediction: argmax of the output vector (ties: lowest index), None without output activity.
+        output: accumulated output vector a(t) at the end (spike counts or readout state), NIR order.
+        output_counts: spike counts per output neuron (counts readout), else None.
+        events_consumed / events_total: input events consumed / in the recording.
+        synops: synaptic operations (one per weight added to a target neuron, × spike count).
+        spikes_per_node: spikes emitted per population (the Input counts consumed events).
+        status: "complete", "cutoff" (confident: input consumption stopped) or "budget"
+            (processing budget exhausted: runaway activity, result flagged).
+        decision_time_us: time of the cutoff decision since the first event (None without one);
+            for "complete" runs the time of the last event processed.
+        confidence: confidence at the decision (softmax max for conf, top1 − top2 for topk).
+        crossings: predicted threshold crossings that fired between inputs.
+        spikes: structured array (node index, neuron (NIR flat index), t_us, count) if recorded.
+        traces: structured array of state samples of traced neurons, if requested.
+        output_record: (t_us, events_consumed, vectors) every time the output changed, if recorded.
+        node_names: population names, indexing ``spikes['node']``.
+    """
+
+    prediction: int | None
+    output: np.ndarray
+    output_counts: np.ndarray | None
+    events_consumed: int
+    events_total: int
+    synops: int
+    spikes_per_node: dict
+    status: str
+    decision_time_us: float | None
+    confidence: float | None
+    crossings: int
+    node_names: list
+    spikes: np.ndarray | None = None
+    traces: np.ndarray | None = None
+    output_record: tuple | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def events_fraction(self) -> float:
+        return self.events_consumed / self.events_total if self.events_total else 0.0
+
+
+def load_model(path_or_graph, profile: str = "nir", precision: str = "float32", **overrides) -> CompiledModel:
+    """Compile a NIR file (or ``nir.NIRGraph``) for simulation.
+
+    Keyword overrides (see :class:`evsim.profiles.Overrides`): reset, v_min, spikes_per_update,
+    threshold_ge, refractory_us, dt_us, recurrent_delay_us.
+    """
+    return compile_model(path_or_graph, profile=profile, overrides=Overrides(**overrides), precision=precision)
+
+
+def predict(output: np.ndarray) -> int | None:
+    """argmax with ties to the lowest index; None when there is no output activity at all."""
+    if output.size == 0 or not np.any(output != 0):
+        return None
+    return int(np.argmax(output))
+
+
+class Simulator:
+    """Event-driven simulation of one compiled model, one sample at a time.
+
+    Args:
+        model: a :class:`CompiledModel` (or a path, compiled with ``profile``).
+        record_spikes: keep every spike (node, neuron, time) for rasters.
+        trace: {node name: neuron indices (NIR flat)} whose state is recorded after every update.
+        record_output: keep the output vector every time it changes (anytime analysis).
+        cutoff: a :class:`Cutoff` (default: none).
+        budget: maximum processed spikes + queued items per sample.
+    """
+
+    def __init__(self, model, *, profile: str = "nir", record_spikes: bool = False, trace: dict | None = None,
+                 record_output: bool = False, cutoff: Cutoff | None = None, budget: int = DEFAULT_BUDGET):
+        if not isinstance(model, CompiledModel):
+            model = compile_model(model, profile=profile)
+        if budget <= 0:
+            raise OptionError("must be > 0", option="--budget")
+        self.model = model
+        self.record_spikes = record_spikes
+        self.record_output = record_output
+        self.cutoff = cutoff or Cutoff()
+        self.budget = int(budget)
+        self.trace = trace or {}
+        m = model.arrays
+        self._input_map = nir_to_engine(model.input_shape)
+        n_ops = int(m.op_kind.shape[0])
+        n_scratch = int(sum(op.out_size for pr in model.projections for op in pr.ops[:-1]))
+        self._fresh = lambda: (eng.new_state(m, model.n_neurons, n_scratch, n_ops, len(model.populations), model.precision),
+                               eng.new_buffers(int(m.readout[2])))
+        self._cut = self.cutoff.as_array()
+        self.reset()
+
+    # ------------------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Start a new sample: all state, queues, counters and records cleared."""
+        self.state, self.buffers = self._fresh()
+        s = self.state
+        s.counters[eng.C_BUDGET] = self.budget
+        s.counters[eng.C_RECORD_SPIKES] = int(self.record_spikes)
+        s.counters[eng.C_RECORD_OUTPUT] = int(self.record_output)
+        for name, neurons in self.trace.items():
+            p = self.model.population_index(name)
+            pop = self.model.populations[p]
+            idx = np.atleast_1d(np.asarray(neurons, dtype=np.int64))
+            if np.any((idx < 0) | (idx >= pop.size)):
+                raise OptionError(f"neuron index out of range for '{name}' ({pop.size} neurons)", option="trace")
+            eng_idx = nir_to_engine(pop.shape)[idx]
+            s.trace_flag[pop.offset + eng_idx] = 1
+            s.pop_traced[p] = 1
+            s.counters[eng.C_ANY_TRACE] = 1
+        self._t0_us = None
+        self._t_last_us = None
+        self.events_total = 0
+        self.status = eng.STATUS_INPUT_DONE
+        self.stopped = False
+
+    # ------------------------------------------------------------------------------------
+    def feed(self, events: np.ndarray, *, source: str | None = None) -> bool:
+        """Consume a chunk of events (sorted, within the input shape). Returns False once the
+        sample has stopped (cutoff or budget): later chunks are counted but not consumed."""
+        if events.dtype.names is None or "t" not in events.dtype.names:
+            raise RecordingError("events must be a structured array with a 't' field", path=source)
+        check_sorted(events, source=source)
+        n = int(events.shape[0])
+        self.events_total += n
+        if n == 0 or self.stopped:
+            return not self.stopped
+        if self._t_last_us is not None and int(events["t"][0]) < self._t_last_us:
+            raise RecordingError(
+                f"chunk starts at t={int(events['t'][0])} us, before the previous chunk ended "
+                f"(t={self._t_last_us} us)", path=source, field="t")
+        flat = input_indices(events, self.model.input_shape, source=source)
+        index = self._input_map[flat]
+        if self._t0_us is None:
+            self._t0_us = int(events["t"][0])
+        t_rel_us = events["t"].astype(np.int64) - self._t0_us
+        # time and event budgets: input beyond them is never consumed
+        keep = n
+        if self.cutoff.max_time_us is not None:
+            keep = int(np.searchsorted(t_rel_us, self.cutoff.max_time_us, side="right"))
+        if self.cutoff.max_events is not None:
+            keep = min(keep, max(0, self.cutoff.max_events - int(self.state.counters[eng.C_CONSUMED])))
+        times = t_rel_us[:keep].astype(np.float64) * 1e-6
+        status, _, self.buffers = eng.run(self.model.arrays, self.state, self.buffers, index[:keep], times,
+                                          -np.inf, self._cut)
+        self._t_last_us = int(events["t"][-1])
+        self.status = status
+        if status != eng.STATUS_INPUT_DONE or keep < n:
+            self.stopped = True
+        return not self.stopped
+
+    def advance(self, t_us: float) -> None:
+        """Process queued items (delayed spikes, threshold crossings) up to ``t_us`` microseconds
+        since the first event, without new input: e.g. to let a CubaLIF fire after its last input."""
+        if self.stopped or self._t0_us is None:
+            return
+        empty_i = np.zeros(0, dtype=np.int64)
+        empty_t = np.zeros(0, dtype=np.float64)
+        status, _, self.buffers = eng.run(self.model.arrays, self.state, self.buffers, empty_i, empty_t,
+                                          float(t_us) * 1e-6, self._cut)
+        self.status = status
+        if status != eng.STATUS_INPUT_DONE:
+            self.stopped = True
+
+    # ------------------------------------------------------------------------------------
+    def result(self) -> Result:
+        """The result so far (call after the last :meth:`feed`)."""
+        model = self.model
+        s = self.state
+        c = s.counters
+        m = model.arrays
+        pop_index, mode = model.readout
+        readout_pop = model.populations[pop_index]
+        t_now = float(s.clock[eng.T_NOW])
+        values = np.zeros(int(m.readout[2]), dtype=np.float64)
+        eng.readout_values(m, s, t_now, values)
+        output = to_nir_order(values, readout_pop.shape)
+        counts = to_nir_order(s.out_counts.copy(), readout_pop.shape) if mode == READOUT_COUNTS else None
+        status = {eng.STATUS_INPUT_DONE: "complete", eng.STATUS_CUTOFF: "cutoff", eng.STATUS_BUDGET: "budget"}[self.status]
+        if status == "complete" and self.cutoff.max_events is not None and int(c[eng.C_CONSUMED]) < self.events_total:
+            status = "event budget"
+        decision = float(s.clock[eng.T_DECISION]) * 1e6 if status == "cutoff" else t_now * 1e6
+        names = [p.name for p in model.populations]
+        spikes = None
+        if self.record_spikes:
+            n = int(c[eng.C_REC_N])
+            spikes = np.zeros(n, dtype=SPIKE_RECORD_DTYPE)
+            pops = self.buffers.rec_i[:n, 0]
+            local = self.buffers.rec_i[:n, 1]
+            spikes["node"] = pops
+            spikes["neuron"] = self._to_nir_index(pops, local)
+            spikes["t_us"] = self.buffers.rec_t[:n] * 1e6
+            spikes["count"] = self.buffers.rec_i[:n, 2]
+        traces = None
+        if self.trace:
+            n = int(c[eng.C_TRACE_N])
+            g = self.buffers.tr_i[:n]
+            offsets = np.array([p.offset for p in model.populations])
+            pops = np.searchsorted(offsets, g, side="right") - 1
+            traces = np.zeros(n, dtype=TRACE_DTYPE)
+            traces["node"] = pops
+            traces["neuron"] = self._to_nir_index(pops, g - offsets[pops])
+            traces["t_us"] = self.buffers.tr_t[:n] * 1e6
+            traces["v"] = self.buffers.tr_v[:n, 0]
+            traces["i_syn"] = self.buffers.tr_v[:n, 1]
+        output_record = None
+        if self.record_output:
+            n = int(c[eng.C_OUTREC_N])
+            vectors = np.array([to_nir_order(v, readout_pop.shape) for v in self.buffers.out_v[:n]]).reshape(n, -1)
+            output_record = (self.buffers.out_t[:n] * 1e6, self.buffers.out_k[:n].copy(), vectors)
+        return Result(
+            prediction=predict(output),
+            output=output,
+            output_counts=counts,
+            events_consumed=int(c[eng.C_CONSUMED]),
+            events_total=int(self.events_total),
+            synops=int(c[eng.C_SYNOPS]),
+            spikes_per_node={n: int(k) for n, k in zip(names, s.spikes_per_pop)},
+            status=status,
+            decision_time_us=decision if self._t0_us is not None else None,
+            confidence=float(s.clock[eng.CONFIDENCE]) if status == "cutoff" else None,
+            crossings=int(c[eng.C_CROSSINGS]),
+            node_names=names,
+            spikes=spikes,
+            traces=traces,
+            output_record=output_record,
+        )
+
+    def _to_nir_index(self, pops: np.ndarray, local: np.ndarray) -> np.ndarray:
+        out = np.empty(local.shape, dtype=np.int64)
+        for p in np.unique(pops):
+            sel = pops == p
+            shape = self.model.populations[int(p)].shape
+            from .linear import engine_to_nir
+
+            out[sel] = engine_to_nir(shape)[local[sel]]
+        return out
+
+    # ------------------------------------------------------------------------------------
+    def run(self, events: np.ndarray, *, t_end_us: float | None = None, source: str | None = None) -> Result:
+        """Simulate one sample from scratch: reset, feed all events, optionally process queued
+        items up to ``t_end_us`` (µs since the first event), and return the :class:`Result`."""
+        self.reset()
+        self.feed(events, source=source)
+        if t_end_us is not None:
+            self.advance(t_end_us)
+        return self.result()
