@@ -134,8 +134,13 @@ def read_nir(path) -> "object":
             }
             edges = _decode_edges(d["edges"], name, path)
             return nir.NIRGraph(nodes=children, edges=edges, type_check=False)
+        d = dict(d)
+        if kind in ("Conv1d", "Conv2d"):
+            # nir.write cannot store input_shape=None, so such files simply lack the dataset;
+            # nir's dict2NIRNode then fails on the missing argument
+            d.setdefault("input_shape", None)
         try:
-            return nir.dict2NIRNode(dict(d))
+            return nir.dict2NIRNode(d)
         except Exception as exc:
             raise ModelError(f"malformed {kind} node ({_one_line(exc)})", node=name, path=path) from None
 
@@ -177,11 +182,16 @@ def flatten_graph(graph, path: str | None = None) -> tuple[dict, list]:
     nodes: dict = {}
     edges: list = []
 
+    def join(prefix: str, key: str) -> str:
+        """Flattened name of ``key`` inside the subgraph named by ``prefix``; inner keys that
+        already carry the prefix (``rec.lif`` inside ``rec``) keep their name."""
+        return key if prefix and key.startswith(prefix) else f"{prefix}{key}"
+
     def resolve(container: dict, prefix: str, endpoint: str, as_source: bool) -> str:
         """Return the flattened name an endpoint of an edge in ``container`` refers to."""
         if endpoint in container:
             node = container[endpoint]
-            full = f"{prefix}{endpoint}"
+            full = join(prefix, endpoint)
             if isinstance(node, nir.NIRGraph):
                 wanted = nir.Output if as_source else nir.Input
                 ends = [k for k, n in node.nodes.items() if isinstance(n, wanted)]
@@ -200,12 +210,14 @@ def flatten_graph(graph, path: str | None = None) -> tuple[dict, list]:
                 rest = endpoint[len(key) + 1:]
                 for candidate in (rest, endpoint):
                     if candidate in node.nodes:
-                        return resolve(node.nodes, f"{prefix}{key}.", candidate, as_source)
+                        return resolve(node.nodes, f"{join(prefix, key)}.", candidate, as_source)
         raise ModelError(f"edge refers to unknown node '{endpoint}'", node=prefix.rstrip(".") or None, path=path)
 
     def visit(container: dict, raw_edges: list, prefix: str, top: bool) -> None:
         for key, node in container.items():
-            full = f"{prefix}{key}"
+            full = join(prefix, key)
+            if full in nodes:
+                raise ModelError("two nodes of the graph flatten to the same name", node=full, path=path)
             if isinstance(node, nir.NIRGraph):
                 visit(node.nodes, node.edges, f"{full}.", False)
             elif not top and isinstance(node, (nir.Input, nir.Output)):

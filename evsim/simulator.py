@@ -27,7 +27,7 @@ from .profiles import Overrides
 
 #: Default per-sample budget on processed items (spikes and queued items): stops runaway
 #: recurrent activity with a flagged result instead of a hang.
-DEFAULT_BUDGET = 200_000_000
+DEFAULT_BUDGET = 20_000_000
 
 
 @dataclass
