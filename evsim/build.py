@@ -49,8 +49,8 @@ OP_DENSE = 1
 OP_CONV = 2
 
 # Geometry columns of a conv operator
-G_CIN, G_H, G_W, G_COUT, G_OH, G_OW, G_KH, G_KW, G_SY, G_SX, G_PT, G_PL, G_DY, G_DX, G_GROUPS = range(15)
-N_GEOM = 15
+G_CIN, G_H, G_W, G_COUT, G_OH, G_OW, G_KH, G_KW, G_SY, G_SX, G_PT, G_PL, G_DY, G_DX, G_GROUPS, G_ROWS, G_COLS = range(17)
+N_GEOM = 17
 
 # Population flags
 F_SPIKING = 1
@@ -75,7 +75,7 @@ EngineModel = namedtuple(
         "proj_src", "proj_dst", "proj_op_start", "proj_n_ops", "proj_delay", "proj_delay_base", "delays",
         # operators
         "op_kind", "op_in_size", "op_out_size", "op_map_base", "op_scale_base", "op_weight_base",
-        "op_geom", "op_scratch_base", "maps", "scales", "weights",
+        "op_geom", "op_scratch_base", "maps", "scales", "weights", "conv_tables",
         # readout
         "readout",  # [population, mode, size]
     ],
@@ -113,6 +113,8 @@ class EngineOp:
     geometry: np.ndarray | None = None
     max_targets: int = 1
     label: str = ""
+    row_table: np.ndarray | None = None  # conv: per input row, the (ky, oy) pairs that see it
+    col_table: np.ndarray | None = None  # conv: per input column, the (kx, ox) pairs
 
 
 @dataclass
@@ -543,8 +545,8 @@ class _Builder:
         op_wbase = np.zeros(n_ops, dtype=np.int64)
         op_geom = np.zeros((max(n_ops, 1), N_GEOM), dtype=np.int64)
         op_scratch = -np.ones(n_ops, dtype=np.int64)
-        maps, scales, weights = [], [], []
-        n_map = n_scale = n_w = n_scratch = 0
+        maps, scales, weights, tables = [], [], [], []
+        n_map = n_scale = n_w = n_scratch = n_tab = 0
         for j, pr in enumerate(projections):
             for k, op in enumerate(pr.ops):
                 i = proj_op_start[j] + k
@@ -565,6 +567,12 @@ class _Builder:
                     n_w += op.weights.size
                 if op.geometry is not None:
                     op_geom[i] = op.geometry
+                    op_geom[i, G_ROWS] = n_tab
+                    tables.append(op.row_table.ravel())
+                    n_tab += op.row_table.size
+                    op_geom[i, G_COLS] = n_tab
+                    tables.append(op.col_table.ravel())
+                    n_tab += op.col_table.size
                 if k < len(pr.ops) - 1:
                     op_scratch[i] = n_scratch
                     n_scratch += op.out_size
@@ -576,7 +584,7 @@ class _Builder:
             np.array([pr.target for pr in projections], dtype=np.int64),
             proj_op_start, proj_n_ops, proj_delay, proj_delay_base, delays,
             op_kind, op_in, op_out, op_map, op_scale, op_wbase, op_geom, op_scratch,
-            arr(maps, np.int64), arr(scales, np.float64), arr(weights, wdtype),
+            arr(maps, np.int64), arr(scales, np.float64), arr(weights, wdtype), arr(tables, np.int64),
             np.array([readout[0], readout[1], pops[readout[0]].size], dtype=np.int64),
         )
 
@@ -655,5 +663,24 @@ def _encode_conv(op: ConvOp, in_map, in_scale, wdtype) -> EngineOp:
     geom[[G_CIN, G_H, G_W, G_COUT, G_OH, G_OW, G_KH, G_KW]] = [c_in, h, w, c_out, oh, ow, kh, kw]
     geom[[G_SY, G_SX, G_PT, G_PL, G_DY, G_DX, G_GROUPS]] = [g.stride[0], g.stride[1], g.pad_top, g.pad_left,
                                                            g.dilation[0], g.dilation[1], g.groups]
+    rows = _offset_table(h, kh, g.stride[0], g.pad_top, g.dilation[0], oh)
+    cols = _offset_table(w, kw, g.stride[1], g.pad_left, g.dilation[1], ow)
     return EngineOp(OP_CONV, c_in * h * w, c_out * oh * ow, in_map, in_scale, packed.astype(wdtype), geom,
-                    max_targets(op), op.name)
+                    max_targets(op), op.name, rows, cols)
+
+
+def _offset_table(size: int, k: int, stride: int, pad: int, dilation: int, out_size: int) -> np.ndarray:
+    """For each input coordinate y: [n, k_0, o_0, k_1, o_1, ...], the kernel offsets k and
+    output coordinates o with ``o*stride - pad + k*dilation == y`` (so the engine needs no
+    integer division per spike)."""
+    table = np.zeros((size, 1 + 2 * k), dtype=np.int64)
+    for y in range(size):
+        n = 0
+        for kk in range(k):
+            num = y + pad - kk * dilation
+            if num >= 0 and num % stride == 0 and num // stride < out_size:
+                table[y, 1 + 2 * n] = kk
+                table[y, 2 + 2 * n] = num // stride
+                n += 1
+        table[y, 0] = n
+    return table

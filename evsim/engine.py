@@ -24,6 +24,8 @@ import numpy as np
 from numba import njit
 
 from .build import (
+    G_COLS,
+    G_ROWS,
     F_DYNAMIC,
     F_FLOOR,
     F_GE,
@@ -119,7 +121,7 @@ EngineState = namedtuple(
         "v", "isyn", "t_last", "refr_until", "sched_time", "sched_version",
         "spikes_per_pop", "out_counts", "counters", "clock",
         "scratch_val", "scratch_mark", "scratch_list", "scratch_count",
-        "pop_traced", "trace_flag", "readout_buf", "runs",
+        "pop_traced", "trace_flag", "readout_buf", "runs", "cast",
     ],
 )
 
@@ -570,6 +572,72 @@ def confirm_crossing(m, s, b, pop, g, version, t):
 
 
 @njit(cache=True, _nrt=False, inline="always")
+def _deliver_static(m, s, b, dst, n_runs, run_len, val, t):
+    """The common case, a population without dynamics between events (IF without bias, no
+    refractory period): the same add / test / reset / floor as :func:`receive`, organised per
+    run so that the additions of one kernel offset form one vectorisable loop. Neurons of a run
+    are distinct, so adding to all of them first and testing them afterwards (in order, so the
+    FIFO order of their spikes is unchanged) is the same computation."""
+    v = s.v
+    weights = m.weights
+    params = m.params
+    runs = s.runs
+    flags = m.pop_flags[dst]
+    off = m.pop_offset[dst]
+    g_base = m.pop_param_base[dst, P_GAIN]
+    g_stride = m.pop_param_stride[dst, P_GAIN]
+    t_base = m.pop_param_base[dst, P_THRESHOLD]
+    t_stride = m.pop_param_stride[dst, P_THRESHOLD]
+    f_base = m.pop_param_base[dst, P_V_MIN]
+    f_stride = m.pop_param_stride[dst, P_V_MIN]
+    s.cast[0] = val * params[g_base]  # in the state's precision
+    scaled = s.cast[0]
+    if dst == m.readout[0]:
+        s.counters[C_OUT_CHANGED] = 1
+    for r in range(n_runs):
+        j0 = runs[r, 0]
+        w0 = runs[r, 1]
+        g0 = off + j0
+        # views with non-negative loop indices let LLVM vectorise these loops
+        vv = v[g0:g0 + run_len]
+        if w0 < 0:
+            vv[0] += scaled if g_stride == 0 else params[g_base + j0 * g_stride] * val
+        elif g_stride == 0:
+            ww = weights[w0:w0 + run_len]
+            for co in range(run_len):
+                vv[co] += scaled * ww[co]
+        else:
+            ww = weights[w0:w0 + run_len]
+            for co in range(run_len):
+                vv[co] += params[g_base + (j0 + co) * g_stride] * (val * ww[co])
+        if flags & F_SPIKING:
+            # with one threshold for the population, a max over the run (vectorised) rules
+            # out the common no-spike case before the per-neuron test
+            scan = True
+            if t_stride == 0:
+                v_max = vv[0]
+                for co in range(1, run_len):
+                    v_max = max(v_max, vv[co])
+                scan = v_max >= params[t_base]
+            if scan:
+                for co in range(run_len):
+                    theta = params[t_base + (j0 + co) * t_stride]
+                    if _above(vv[co], theta, flags):
+                        spike_and_reset(m, s, b, dst, flags, j0 + co, g0 + co, t, theta)
+        if flags & F_FLOOR:
+            if f_stride == 0:
+                s.cast[0] = params[f_base]
+                v_min = s.cast[0]
+                for co in range(run_len):
+                    vv[co] = max(vv[co], v_min)
+            else:
+                for co in range(run_len):
+                    v_min = params[f_base + (j0 + co) * f_stride]
+                    if vv[co] < v_min:
+                        vv[co] = v_min
+
+
+@njit(cache=True, _nrt=False, inline="always")
 def _deliver(m, s, b, op, last, dst, n_runs, run_len, val, t, count):
     """Send val × weight along the runs found by :func:`apply_op`: to the target neurons
     (last operator) or into the next operator's accumulator."""
@@ -577,6 +645,9 @@ def _deliver(m, s, b, op, last, dst, n_runs, run_len, val, t, count):
     weights = m.weights
     if last:
         s.counters[C_SYNOPS] += n_runs * run_len * count
+        if m.pop_flags[dst] & (F_DYNAMIC | F_REFRACTORY | F_MAY_CROSS) == 0 and s.pop_traced[dst] == 0:
+            _deliver_static(m, s, b, dst, n_runs, run_len, val, t)
+            return
         for r in range(n_runs):
             o0 = runs[r, 0]
             w0 = runs[r, 1]
@@ -629,43 +700,33 @@ def apply_op(m, s, b, op, i, val, last, dst, t, count):
         n_runs = 1
     elif kind == OP_CONV:
         geo = m.op_geom
+        tab = m.conv_tables
         c_in = geo[op, G_CIN]
         w_in = geo[op, G_W]
         c_out = geo[op, G_COUT]
-        oh = geo[op, G_OH]
         ow = geo[op, G_OW]
         kh = geo[op, G_KH]
         kw = geo[op, G_KW]
-        sy = geo[op, G_SY]
-        sx = geo[op, G_SX]
-        dy = geo[op, G_DY]
-        dx = geo[op, G_DX]
         run_len = c_out // geo[op, G_GROUPS]
         cin_g = c_in // geo[op, G_GROUPS]
         c = i % c_in
         pos = i // c_in
-        y = pos // w_in + geo[op, G_PT]  # position in the padded input
-        x = pos % w_in + geo[op, G_PL]
+        y = pos // w_in
+        x = pos - y * w_in
         group_out = (c // cin_g) * run_len
-        wbase = m.op_weight_base[op]
-        # output (oy, ox) sees this input through kernel offset (ky, kx) when
-        # oy*sy + ky*dy == y and ox*sx + kx*dx == x
-        for ky in range(kh):
-            ny = y - ky * dy
-            if ny < 0:
-                break
-            if ny % sy != 0 or ny // sy >= oh:
-                continue
-            oy = ny // sy
-            for kx in range(kw):
-                nx = x - kx * dx
-                if nx < 0:
-                    break
-                if nx % sx != 0 or nx // sx >= ow:
-                    continue
-                ox = nx // sx
+        wbase = m.op_weight_base[op] + c * run_len
+        # the kernel offsets (ky, kx) and outputs (oy, ox) that see input (y, x): precomputed
+        # per row and per column by the builder
+        row = geo[op, G_ROWS] + y * (1 + 2 * kh)
+        col = geo[op, G_COLS] + x * (1 + 2 * kw)
+        for a in range(tab[row]):
+            ky = tab[row + 1 + 2 * a]
+            oy = tab[row + 2 + 2 * a]
+            for q in range(tab[col]):
+                kx = tab[col + 1 + 2 * q]
+                ox = tab[col + 2 + 2 * q]
                 runs[n_runs, 0] = (oy * ow + ox) * c_out + group_out
-                runs[n_runs, 1] = wbase + ((ky * kw + kx) * c_in + c) * run_len
+                runs[n_runs, 1] = wbase + (ky * kw + kx) * c_in * run_len
                 n_runs += 1
     if n_runs > 0:
         _deliver(m, s, b, op, last, dst, n_runs, run_len, val, t, count)
@@ -828,7 +889,7 @@ def _after_cascade(m, s, b, t, cut):
 # ------------------------------------------------------------------------------------------
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, fastmath={"nnan", "ninf", "nsz"})
 def _process(m, s, b, ev_index, ev_time, k, t_drain, cut):
     """The loop proper. Returns (status, k, room): STATUS_NEED_ROOM asks the caller to grow the
     buffers for ``room`` more entries and call again; it resumes where it stopped (an unfinished
@@ -942,6 +1003,7 @@ def new_state(m, n_neurons: int, n_scratch: int, n_ops: int, n_pops: int, precis
         trace_flag=np.zeros(n_neurons, dtype=np.uint8),
         readout_buf=np.zeros(n_out, dtype=np.float64),
         runs=np.zeros((max(1, int(np.max(m.op_geom[:, G_KH] * m.op_geom[:, G_KW]))), 2), dtype=np.int64),
+        cast=np.zeros(1, dtype=dtype),
     )
 
 
