@@ -466,20 +466,36 @@ def output_shape(node, kind: str, shape_in: tuple, name: str, path, graph: Graph
     raise ModelError(f"unsupported NIR node type '{kind}'", node=name, path=path)
 
 
+#: Rank of the input a consumer needs when it is not a flat vector (convolutions and pools).
+_REQUIRED_RANK = {"Conv1d": 2, "Conv2d": 3, "SumPool2d": 3, "AvgPool2d": 3}
+
+
 def _flatten_shape(node, shape_in: tuple, name: str, graph: Graph) -> tuple:
     """Flatten is a C-order reshape. Exporters disagree whether start_dim counts the batch
-    dimension, so when every consumer wants a flat vector of the same size, flatten fully;
-    otherwise follow start_dim/end_dim on the batchless shape."""
+    dimension, so when every consumer wants a flat vector of the same size (or adapts to any
+    shape), flatten fully; when a consumer needs a map of a given rank (Conv1d (C, L), Conv2d and
+    pools (C, H, W)), follow start_dim/end_dim on the batchless shape, or on the batchful one
+    (start_dim − 1) when only that gives the rank needed."""
     n = int(np.prod(shape_in))
     consumers = graph.successors(name)
     wants_flat = [expected_input_shape(graph.nodes[c], graph.type_of(c)) for c in consumers]
-    if consumers and all(w is None or w == (n,) for w in wants_flat):
+    ranks = {_REQUIRED_RANK[graph.type_of(c)] for c in consumers if graph.type_of(c) in _REQUIRED_RANK}
+    if consumers and not ranks and all(w is None or w == (n,) for w in wants_flat):
         return (n,)
     rank = len(shape_in)
-    start = int(node.start_dim)
-    end = int(node.end_dim)
-    start = start + rank if start < 0 else start
-    end = end + rank if end < 0 else end
-    if not (0 <= start <= end < rank):
-        return (n,)
-    return shape_in[:start] + (int(np.prod(shape_in[start:end + 1])),) + shape_in[end + 1:]
+
+    def flattened(start: int, end: int):
+        start = start + rank if start < 0 else start
+        end = end + rank if end < 0 else end
+        if not (0 <= start <= end < rank):
+            return None
+        return shape_in[:start] + (int(np.prod(shape_in[start:end + 1])),) + shape_in[end + 1:]
+
+    start, end = int(node.start_dim), int(node.end_dim)
+    batchless = flattened(start, end)
+    if ranks:
+        batchful = flattened(start - 1, end - 1 if end >= 0 else end) if start >= 1 else None
+        for candidate in (batchless, batchful):
+            if candidate is not None and {len(candidate)} == ranks:
+                return candidate
+    return batchless if batchless is not None else (n,)
