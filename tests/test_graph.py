@@ -19,6 +19,7 @@ import pytest
 
 import evsim
 from _nirgraphs import (
+    conv1d,
     conv2d,
     dense_matrix,
     events_at,
@@ -28,6 +29,7 @@ from _nirgraphs import (
     integrator,
     out,
     random_events,
+    ref_conv1d,
     ref_conv2d,
     ref_pool2d,
     sumpool,
@@ -314,6 +316,34 @@ def test_norse_style_shuffled_edges(tmp_path, with_lif):
         assert results[0][1].spikes_per_node["lif"] > 0
 
 
+@pytest.mark.parametrize("padding", ["same", "valid", (2, 1)])
+@pytest.mark.parametrize("with_input_shape", [True, False])
+def test_conv_geometry_survives_the_file(tmp_path, padding, with_input_shape):
+    """String paddings are stored as HDF5 strings, pairs as arrays; both read back to the same
+    convolution (Conv2d and Conv1d), with or without input_shape."""
+    rng = np.random.default_rng(11)
+    w2 = rng.normal(size=(4, 1, 3, 2))
+    w1 = rng.normal(size=(4, 2, 3))
+    pad1 = padding if isinstance(padding, str) else padding[0]
+    dil = 1 if padding != "same" else 2
+    stride2 = 1 if padding == "same" else (2, 1)
+    o2 = ref_conv2d(np.zeros((2, 7, 6)), w2, stride2, padding, dil, 2).shape
+    o1 = ref_conv1d(np.zeros((2, 9)), w1, 1, pad1, dil, 1).shape
+    for name, shape, node, oshape, ref in [
+        ("c2", (2, 7, 6), conv2d(w2, stride2, padding, dil, 2, input_shape=(7, 6) if with_input_shape else None), o2,
+         lambda x: ref_conv2d(x, w2, stride2, padding, dil, 2)),
+        ("c1", (2, 9), conv1d(w1, 1, pad1, dil, 1, input_shape=9 if with_input_shape else None), o1,
+         lambda x: ref_conv1d(x, w1, 1, pad1, dil, 1)),
+    ]:
+        nodes = {"input": inp(shape), "conv": node, "integ": integrator(oshape), "output": out(oshape)}
+        path = write_nir(tmp_path / f"{name}.nir", graph(nodes, [("input", "conv"), ("conv", "integ"), ("integ", "output")]))
+        with h5py.File(path) as f:
+            assert ("input_shape" in f["node/nodes/conv"]) == with_input_shape
+        events, counts = random_events(rng, shape, 300)
+        result = evsim.Simulator(evsim.load_model(path, precision="float64")).run(events)
+        np.testing.assert_allclose(result.output, ref(counts).reshape(-1), rtol=1e-9, atol=1e-9)
+
+
 # --------------------------------------------------------------------------------------------
 # (d) branching and merging
 # --------------------------------------------------------------------------------------------
@@ -520,6 +550,21 @@ def test_error_conv_input_shape_inconsistent(tmp_path):
     assert err.node == "conv"
 
 
+def test_error_conv_channels_do_not_fit(tmp_path):
+    nodes = {"input": inp((3, 6, 6)), "conv": conv2d(np.ones((4, 2, 3, 3)), padding=1),
+             "integ": integrator((4, 6, 6)), "output": out((4, 6, 6))}
+    path = write_nir(tmp_path / "conv_ch.nir", graph(nodes, [("input", "conv"), ("conv", "integ"), ("integ", "output")]))
+    err = raises_naming(path, "'conv'", "3 input channels")
+    assert err.node == "conv"
+
+
+def test_error_parameter_shape_does_not_fit_layer(tmp_path):
+    nodes, edges = small_graph()
+    nodes["if1"] = nir.IF(r=np.ones(5), v_threshold=np.ones(5), v_reset=np.zeros(5))  # layer has 3 neurons
+    path = write_nir(tmp_path / "param_shape.nir", graph(nodes, edges))
+    raises_naming(path, "'if1'")
+
+
 def test_error_edge_to_unknown_node(tmp_path):
     nodes, edges = small_graph()
     path = write_nir(tmp_path / "edge.nir", graph(nodes, edges + [("if1", "ghost")]))
@@ -610,6 +655,57 @@ def test_per_element_delay_after_flatten(tmp_path):
     got = sorted((round(float(t), 6), int(n)) for n, t in zip(s["neuron"], s["t_us"]))
     want = sorted((round(float(t) + delays[i] * 1e6, 6), int(i)) for t, i in zip(t_us, flat))
     assert got == want
+
+
+def test_per_element_delay_on_a_map(tmp_path):
+    """Per-element delays of a (C, H, W) layer follow their neuron (the engine stores maps
+    channel-last): input (p, y, x) arrives delays[p, y, x] later at target p*H*W + y*W + x."""
+    shape = (2, 2, 3)
+    rng = np.random.default_rng(10)
+    delays = rng.permutation(12).reshape(shape) * 0.0005
+    nodes = {"input": inp(shape), "delay": nir.Delay(delay=delays),
+             "flat": nir.Flatten(input_type={"input": np.array(shape)}, start_dim=0), "w": nir.Linear(weight=np.eye(12)),
+             "target": nir.IF(r=np.ones(12), v_threshold=np.full(12, 0.5), v_reset=np.zeros(12)), "output": out((12,))}
+    edges = [("input", "delay"), ("delay", "flat"), ("flat", "w"), ("w", "target"), ("target", "output")]
+    path = write_nir(tmp_path / "map_delay.nir", graph(nodes, edges))
+    flat = rng.integers(0, 12, size=30)
+    t_us = np.sort(rng.integers(0, 5000, size=30))
+    t_us[0] = 0
+    result = evsim.Simulator(evsim.load_model(path, precision="float64"), record_spikes=True).run(
+        events_at(t_us, flat, shape), t_end_us=30_000)
+    s = spikes_of(result, "target")
+    got = sorted((round(float(t), 6), int(n)) for n, t in zip(s["neuron"], s["t_us"]))
+    want = sorted((round(float(t) + delays.reshape(-1)[i] * 1e6, 6), int(i)) for t, i in zip(t_us, flat))
+    assert got == want
+
+
+def test_delayed_and_direct_paths_merge(tmp_path):
+    """Input → w → target and Input → Delay → w2 → target: every input event reaches the target
+    twice, now and D later (each arrival fires it once)."""
+    nodes = {"input": inp((3,)), "w": nir.Linear(weight=np.eye(3)), "delay": nir.Delay(delay=np.full(3, D_S)),
+             "w2": nir.Linear(weight=np.eye(3)[[1, 2, 0]]),
+             "target": nir.IF(r=np.ones(3), v_threshold=np.full(3, 0.5), v_reset=np.zeros(3)), "output": out((3,))}
+    edges = [("input", "w"), ("w", "target"), ("input", "delay"), ("delay", "w2"), ("w2", "target"), ("target", "output")]
+    path = write_nir(tmp_path / "two_paths.nir", graph(nodes, edges))
+    flat = np.array([0, 1, 2, 2, 0])
+    t_us = np.array([0, 100, 100, 3000, 7000])
+    result = evsim.Simulator(evsim.load_model(path, precision="float64"), record_spikes=True).run(
+        events_at(t_us, flat, (3,)), t_end_us=20_000)
+    s = spikes_of(result, "target")
+    got = sorted((round(float(t), 6), int(n)) for n, t in zip(s["neuron"], s["t_us"]))
+    inverse = {0: 2, 1: 0, 2: 1}  # w2 row j takes input (j+1) % 3
+    want = sorted([(float(t), int(i)) for t, i in zip(t_us, flat)] +
+                  [(round(float(t) + D_S * 1e6, 6), inverse[int(i)]) for t, i in zip(t_us, flat)])
+    assert got == want
+
+
+def test_negative_delay_is_an_error(tmp_path):
+    nodes = {"input": inp((2,)), "delay": nir.Delay(delay=np.array([0.001, -0.001])), "w": nir.Linear(weight=np.eye(2)),
+             "target": nir.IF(r=np.ones(2), v_threshold=np.ones(2), v_reset=np.zeros(2)), "output": out((2,))}
+    edges = [("input", "delay"), ("delay", "w"), ("w", "target"), ("target", "output")]
+    path = write_nir(tmp_path / "neg_delay.nir", graph(nodes, edges))
+    err = raises_naming(path, "'delay'", "negative")
+    assert err.node == "delay"
 
 
 def test_per_element_delay_after_affine_is_an_error(tmp_path):
