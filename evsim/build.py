@@ -12,6 +12,10 @@ Scale, pools whose windows do not overlap) become an index map with a scale that
 the next weighted operator's input lookup. A typical CNN projection (pool → conv, or pool →
 flatten → linear) is therefore one operator.
 
+Time. The engine counts time in microseconds since the sample's first event (so input
+timestamps stay exact); time constants, drives, refractory periods and delays are converted from
+the seconds of the NIR file when packed. :class:`Population` models keep seconds.
+
 Biases are constant currents: the builder propagates them through the linear nodes densely (the
 linear graph evaluated with every population output at zero) and hands each neuron population its
 constant input; the neuron model turns it into a drive (see :mod:`evsim.profiles`).
@@ -477,7 +481,7 @@ class _Builder:
                 flags |= F_MULTI if p.rule.multi_spike else 0
                 if p.rule.refractory_s > 0:
                     flags |= F_REFRACTORY
-                    pop_refr[i] = p.rule.refractory_s
+                    pop_refr[i] = p.rule.refractory_s * 1e6
             if p.model is not None:
                 if np.any(np.isfinite(slots[nm.P_V_MIN])):
                     flags |= F_FLOOR
@@ -496,7 +500,8 @@ class _Builder:
                         flags |= F_MAY_CROSS
             pop_flags[i] = flags
             for k in range(nm.N_PARAMS):
-                values = np.asarray(slots[k], dtype=np.float64).reshape(-1)
+                # the engine's time unit is the microsecond (input timestamps stay exact)
+                values = np.asarray(slots[k], dtype=np.float64).reshape(-1) * _TIME_SCALE.get(k, 1.0)
                 if values.size > 1:
                     if values.size != p.size:
                         raise ModelError(f"parameter slot {k} has {values.size} values for {p.size} neurons", node=p.name, path=self.path)
@@ -529,10 +534,10 @@ class _Builder:
             proj_op_start[j] = len(all_ops)
             proj_n_ops[j] = len(pr.ops)
             all_ops.extend(pr.ops)
-            proj_delay[j] = pr.delay_s
+            proj_delay[j] = pr.delay_s * 1e6
             if pr.delay_per_source is not None:
                 proj_delay_base[j] = n_delays
-                delay_chunks.append(np.asarray(pr.delay_per_source, dtype=np.float64))
+                delay_chunks.append(np.asarray(pr.delay_per_source, dtype=np.float64) * 1e6)
                 n_delays += pr.delay_per_source.size
         delays = np.concatenate(delay_chunks) if delay_chunks else np.zeros(1)
 
@@ -587,6 +592,10 @@ class _Builder:
             arr(maps, np.int64), arr(scales, np.float64), arr(weights, wdtype), arr(tables, np.int64),
             np.array([readout[0], readout[1], pops[readout[0]].size], dtype=np.int64),
         )
+
+
+#: parameter slots converted from seconds to the engine's microseconds when packed
+_TIME_SCALE = {nm.P_TAU_MEM: 1e6, nm.P_TAU_SYN: 1e6, nm.P_DRIVE: 1e-6}
 
 
 def _compact(values) -> np.ndarray:

@@ -112,8 +112,8 @@ CUT_TOPK = 2
 ITEM_CROSSING = 0
 ITEM_DELAYED = 1
 
-# tolerance when confirming a predicted threshold crossing (seconds)
-CROSSING_TOLERANCE_S = 1e-9
+# tolerance when confirming a predicted threshold crossing (microseconds)
+CROSSING_TOLERANCE_US = 1e-3
 
 EngineState = namedtuple(
     "EngineState",
@@ -283,7 +283,7 @@ def heap_pop(s, b):
 
 @njit(cache=True, _nrt=False)
 def cuba_evolve(v0, i0, v_leak, r, i_rest, tau_mem, tau_syn, dt):
-    """State (v, I) of a CubaLI(F) neuron after ``dt`` seconds without input."""
+    """State (v, I) of a CubaLI(F) neuron after ``dt`` without input (units of the τs)."""
     d = i0 - i_rest
     v_inf = v_leak + r * i_rest
     u0 = v0 - v_inf
@@ -299,11 +299,12 @@ def cuba_evolve(v0, i0, v_leak, r, i_rest, tau_mem, tau_syn, dt):
 
 @njit(cache=True, _nrt=False)
 def cuba_crossing_delay(v0, i0, v_leak, r, i_rest, tau_mem, tau_syn, theta):
-    """Time (s) until a CubaLIF starting below threshold at (v0, I0) first reaches θ, or inf.
+    """Time until a CubaLIF starting below threshold at (v0, I0) first reaches θ, or inf.
 
     v(s) − θ has at most one extremum (sum of two exponentials), so the first crossing lies on a
     monotone piece: before the extremum if the extremum reaches θ, else after it if v∞ > θ.
-    Bisection on that bracket to 1e-12 s; returns the upper end (v ≥ θ there up to rounding).
+    Bisection on that bracket to 1e-6 (µs in the engine: 1 ps); returns the upper end (v ≥ θ
+    there up to rounding). Times in the units of the time constants.
     """
     d = i0 - i_rest
     v_inf = v_leak + r * i_rest
@@ -344,7 +345,7 @@ def cuba_crossing_delay(v0, i0, v_leak, r, i_rest, tau_mem, tau_syn, theta):
 @njit(cache=True, _nrt=False)
 def _bisect_cuba(v0, i0, v_leak, r, i_rest, tau_mem, tau_syn, theta, lo, hi):
     for _ in range(200):
-        if hi - lo <= 1e-12:
+        if hi - lo <= 1e-6:
             break
         mid = 0.5 * (lo + hi)
         v_mid, _ = cuba_evolve(v0, i0, v_leak, r, i_rest, tau_mem, tau_syn, mid)
@@ -544,7 +545,7 @@ def confirm_crossing(m, s, b, pop, g, version, t):
     flags = m.pop_flags[pop]
     kind = m.pop_kind[pop]
     tc = crossing_time(m, s, pop, kind, flags, j, g)
-    if tc <= t + CROSSING_TOLERANCE_S:
+    if tc <= t + CROSSING_TOLERANCE_US:
         advance(m, s, pop, kind, flags, j, g, t)
         s.counters[C_CROSSINGS] += 1
         theta = param(m, pop, P_THRESHOLD, j)
@@ -812,11 +813,8 @@ def readout_values(m, s, t, out):
 
 
 @njit(cache=True, _nrt=False)
-def confidence(a, cut):
-    """(decided, confidence) of output vector a under the cutoff parameters ``cut``:
-    [mode, temperature, epsilon, beta, n_bins, bin_width_s, beta_0 ... beta_{n-1}] and elapsed
-    time in cut[-1]... (see :func:`evsim.engine.cutoff_array`)."""
-    mode = int(cut[0])
+def confidence(a, mode, temperature):
+    """Confidence of output vector a: max softmax(a/T) (CUT_CONF) or top1 − top2 (CUT_TOPK)."""
     n = a.shape[0]
     top1 = -np.inf
     top2 = -np.inf
@@ -827,21 +825,19 @@ def confidence(a, cut):
         elif a[k] > top2:
             top2 = a[k]
     if mode == CUT_CONF:
-        temperature = cut[1]
         total = 0.0
         for k in range(n):
             total += math.exp((a[k] - top1) / temperature)
-        conf = 1.0 / total
-        return conf >= 1.0 - cut[2], conf
-    gap = top1 - top2 if n > 1 else top1
-    return False, gap
+        return 1.0 / total
+    return top1 - top2 if n > 1 else top1
 
 
 @njit(cache=True, _nrt=False)
 def cutoff_decided(m, s, cut, t):
-    """Evaluate the cutoff rule on a(t); record and return True when confident."""
+    """Evaluate the cutoff rule on a(t): confidence ≥ threshold(t). Records and returns True
+    when decided. ``cut`` = [mode, temperature, threshold, n_bins, bin_width_us, table...]."""
     mode = int(cut[0])
-    if mode == 0:
+    if mode == CUT_NONE:
         return False
     a = s.readout_buf
     readout_values(m, s, t, a)
@@ -850,20 +846,19 @@ def cutoff_decided(m, s, cut, t):
         total += abs(a[k])
     if total == 0.0:
         return False  # no output activity: no prediction, never confident
-    decided, conf = confidence(a, cut)
-    if mode == CUT_TOPK:
-        n_bins = int(cut[4])
-        beta = cut[3]
-        if n_bins > 0:
-            k = int(t / cut[5]) if cut[5] > 0 else 0
-            if k >= n_bins:
-                k = n_bins - 1
-            beta = cut[6 + k]
-        decided = conf >= beta
-    if decided:
+    conf = confidence(a, mode, cut[1])
+    threshold = cut[2]
+    n_bins = int(cut[3])
+    if n_bins > 0:
+        k = int(t / cut[4]) if cut[4] > 0 else 0
+        if k >= n_bins:
+            k = n_bins - 1
+        threshold = cut[5 + k]
+    if conf >= threshold:
         s.clock[T_DECISION] = t
         s.clock[CONFIDENCE] = conf
-    return decided
+        return True
+    return False
 
 
 @njit(cache=True, _nrt=False)
@@ -924,6 +919,8 @@ def _process(m, s, b, ev_index, ev_time, k, t_drain, cut):
         t_next = ev_time[k] if k < n_events else t_drain
         from_heap = c[C_HEAP_N] > 0 and b.heap_t[0] <= t_next
         if not from_heap and k >= n_events:
+            if t_drain > s.clock[T_NOW]:
+                s.clock[T_NOW] = t_drain  # the readout is read at the end of the drained time
             return STATUS_INPUT_DONE, k, 0
         if from_heap:
             kind = b.heap_i[0, 0]
@@ -955,7 +952,8 @@ def _process(m, s, b, ev_index, ev_time, k, t_drain, cut):
 
 @njit(cache=True)
 def run(m, s, b, ev_index, ev_time, t_drain, cut):
-    """Consume input events (engine index, time in s) in order; see the module docstring.
+    """Consume input events (engine index, time in µs since the first event) in order; see the
+    module docstring.
 
     Args:
         t_drain: after the last input event, also process queued items up to this time
@@ -1025,9 +1023,11 @@ def new_buffers(n_out: int) -> Buffers:
     )
 
 
-def cutoff_array(mode: int = CUT_NONE, temperature: float = 1.0, epsilon: float = 0.0, beta: float = 0.0,
-                 beta_table=None, bin_width_s: float = 0.0) -> np.ndarray:
-    """Pack cutoff parameters for :func:`run` (β per elapsed-time bin when ``beta_table`` is given)."""
-    table = np.asarray([] if beta_table is None else beta_table, dtype=np.float64).ravel()
-    head = np.array([mode, temperature, epsilon, beta, table.size, bin_width_s], dtype=np.float64)
-    return np.concatenate([head, table, [0.0]])
+def cutoff_array(mode: int = CUT_NONE, temperature: float = 1.0, threshold: float = 0.0, table=None,
+                 bin_width_us: float = 0.0) -> np.ndarray:
+    """Pack cutoff parameters for :func:`run`: decide when confidence ≥ threshold, or ≥ the
+    ``table`` entry of the elapsed-time bin (width ``bin_width_us``; the last bin extends to
+    infinity) when a table is given."""
+    table = np.asarray([] if table is None else table, dtype=np.float64).ravel()
+    head = np.array([mode, temperature, threshold, table.size, bin_width_us], dtype=np.float64)
+    return np.concatenate([head, table])

@@ -34,12 +34,16 @@ DEFAULT_BUDGET = 20_000_000
 class Cutoff:
     """When to stop consuming input (SPEC §6).
 
+    The confidence of the accumulated output vector a(t) is re-evaluated whenever a(t) changes;
+    when it reaches the threshold the engine stops consuming input.
+
     Attributes:
-        mode: "none", "conf" (max softmax(a/T) ≥ 1 − ε) or "topk" (top1 − top2 ≥ β).
-        epsilon: ε of the confidence rule.
+        mode: "none", "conf" (confidence = max softmax(a/T)) or "topk" (confidence = top1 − top2).
+        epsilon: conf: decide when max softmax ≥ 1 − ε (unless ``threshold`` is given).
         temperature: T of the softmax.
-        threshold: β of the top-k rule (one value), or
-        beta_table / bin_width_us: β per elapsed-time bin (the last bin extends to infinity).
+        threshold: the confidence threshold (β for topk; for conf it replaces 1 − ε).
+        table / bin_width_us: a threshold per elapsed-time bin instead (e.g. from calibration);
+            the last bin extends to infinity; ``inf`` entries never decide.
         max_time_us: stop consuming input after this much time since the first event.
         max_events: stop after this many input events.
     """
@@ -47,8 +51,8 @@ class Cutoff:
     mode: str = "none"
     epsilon: float = 0.05
     temperature: float = 1.0
-    threshold: float = 0.0
-    beta_table: list | None = None
+    threshold: float | None = None
+    table: list | None = None
     bin_width_us: float = 0.0
     max_time_us: float | None = None
     max_events: int | None = None
@@ -56,21 +60,52 @@ class Cutoff:
     def __post_init__(self):
         if self.mode not in ("none", "conf", "topk"):
             raise OptionError(f"must be none, conf or topk, got {self.mode!r}", option="--cutoff")
-        if not (0.0 < self.epsilon < 1.0) and self.mode == "conf":
+        if self.mode == "conf" and self.threshold is None and self.table is None and not (0.0 < self.epsilon < 1.0):
             raise OptionError("must be in (0, 1)", option="--epsilon")
+        if self.mode == "topk" and self.threshold is None and self.table is None:
+            raise OptionError("the topk cutoff needs a threshold (--threshold) or a calibration", option="--threshold")
         if not self.temperature > 0:
             raise OptionError("must be > 0", option="--temperature")
-        if self.beta_table is not None and not self.bin_width_us > 0:
-            raise OptionError("a beta table needs a bin width > 0", option="--calibration")
+        if self.threshold is not None and not np.isfinite(self.threshold):
+            raise OptionError("must be a finite number", option="--threshold")
+        if self.table is not None and len(self.table) > 1 and not self.bin_width_us > 0:
+            raise OptionError("a threshold table needs a bin width > 0", option="--calibration")
         if self.max_time_us is not None and self.max_time_us < 0:
             raise OptionError("must be >= 0", option="--max-time-us")
         if self.max_events is not None and self.max_events < 0:
             raise OptionError("must be >= 0", option="--max-events")
 
+    @property
+    def global_threshold(self) -> float:
+        if self.threshold is not None:
+            return float(self.threshold)
+        return 1.0 - self.epsilon if self.mode == "conf" else 0.0
+
     def as_array(self) -> np.ndarray:
         mode = {"none": eng.CUT_NONE, "conf": eng.CUT_CONF, "topk": eng.CUT_TOPK}[self.mode]
-        return eng.cutoff_array(mode, self.temperature, self.epsilon, self.threshold, self.beta_table,
-                                self.bin_width_us * 1e-6)
+        table = None
+        if self.table is not None:
+            table = [np.inf if v is None else float(v) for v in self.table]
+        return eng.cutoff_array(mode, self.temperature, self.global_threshold, table, self.bin_width_us)
+
+    def describe(self) -> dict:
+        """The cutoff as written in result files."""
+        d = {"mode": self.mode}
+        if self.mode == "conf":
+            d.update(temperature=self.temperature)
+        if self.mode != "none":
+            if self.table is not None:
+                d.update(table=[None if v is None or not np.isfinite(v) else float(v) for v in self.table],
+                         bin_width_us=self.bin_width_us)
+            else:
+                d.update(threshold=self.global_threshold)
+        if self.mode == "conf" and self.threshold is None and self.table is None:
+            d.update(epsilon=self.epsilon)
+        if self.max_time_us is not None:
+            d["max_time_us"] = self.max_time_us
+        if self.max_events is not None:
+            d["max_events"] = self.max_events
+        return d
 
 
 SPIKE_RECORD_DTYPE = np.dtype([("node", "<i4"), ("neuron", "<i8"), ("t_us", "<f8"), ("count", "<i4")])
@@ -221,7 +256,7 @@ class Simulator:
             keep = int(np.searchsorted(t_rel_us, self.cutoff.max_time_us, side="right"))
         if self.cutoff.max_events is not None:
             keep = min(keep, max(0, self.cutoff.max_events - int(self.state.counters[eng.C_CONSUMED])))
-        times = t_rel_us[:keep].astype(np.float64) * 1e-6
+        times = t_rel_us[:keep].astype(np.float64)  # the engine counts microseconds
         status, _, self.buffers = eng.run(self.model.arrays, self.state, self.buffers, index[:keep], times,
                                           -np.inf, self._cut)
         self._t_last_us = int(events["t"][-1])
@@ -238,7 +273,7 @@ class Simulator:
         empty_i = np.zeros(0, dtype=np.int64)
         empty_t = np.zeros(0, dtype=np.float64)
         status, _, self.buffers = eng.run(self.model.arrays, self.state, self.buffers, empty_i, empty_t,
-                                          float(t_us) * 1e-6, self._cut)
+                                          float(t_us), self._cut)
         self.status = status
         if status != eng.STATUS_INPUT_DONE:
             self.stopped = True
@@ -260,7 +295,7 @@ class Simulator:
         status = {eng.STATUS_INPUT_DONE: "complete", eng.STATUS_CUTOFF: "cutoff", eng.STATUS_BUDGET: "budget"}[self.status]
         if status == "complete" and self.cutoff.max_events is not None and int(c[eng.C_CONSUMED]) < self.events_total:
             status = "event budget"
-        decision = float(s.clock[eng.T_DECISION]) * 1e6 if status == "cutoff" else t_now * 1e6
+        decision = float(s.clock[eng.T_DECISION]) if status == "cutoff" else t_now
         names = [p.name for p in model.populations]
         spikes = None
         if self.record_spikes:
@@ -270,7 +305,7 @@ class Simulator:
             local = self.buffers.rec_i[:n, 1]
             spikes["node"] = pops
             spikes["neuron"] = self._to_nir_index(pops, local)
-            spikes["t_us"] = self.buffers.rec_t[:n] * 1e6
+            spikes["t_us"] = self.buffers.rec_t[:n]
             spikes["count"] = self.buffers.rec_i[:n, 2]
         traces = None
         if self.trace:
@@ -281,14 +316,14 @@ class Simulator:
             traces = np.zeros(n, dtype=TRACE_DTYPE)
             traces["node"] = pops
             traces["neuron"] = self._to_nir_index(pops, g - offsets[pops])
-            traces["t_us"] = self.buffers.tr_t[:n] * 1e6
+            traces["t_us"] = self.buffers.tr_t[:n]
             traces["v"] = self.buffers.tr_v[:n, 0]
             traces["i_syn"] = self.buffers.tr_v[:n, 1]
         output_record = None
         if self.record_output:
             n = int(c[eng.C_OUTREC_N])
             vectors = np.array([to_nir_order(v, readout_pop.shape) for v in self.buffers.out_v[:n]]).reshape(n, -1)
-            output_record = (self.buffers.out_t[:n] * 1e6, self.buffers.out_k[:n].copy(), vectors)
+            output_record = (self.buffers.out_t[:n].copy(), self.buffers.out_k[:n].copy(), vectors)
         return Result(
             prediction=predict(output),
             output=output,

@@ -524,9 +524,6 @@ def test_affine_bias_is_constant_current(precision, rtol):
     assert_state(result, r * bias * t_end * 1e-6 + r * weight[:, 2], rtol=rtol)
 
 
-@pytest.mark.xfail(strict=True, reason="engine/simulator bug: after run(..., t_end_us=T) (or advance(T)) the "
-                   "readout is taken at the last processed item, not at T, so a bias-driven state "
-                   "misses the drive between the last event and T")
 def test_bias_drive_is_read_at_t_end():
     """run(events, t_end_us=T) processes everything up to T; the readout state is then v(T)."""
     g = chain_to_integrator((2,), [("fc", nir.Affine(weight=np.zeros((1, 2)), bias=np.array([1.0])))], (1,), r=2.0)

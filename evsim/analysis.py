@@ -1,0 +1,324 @@
+"""Anytime analysis, oracle cutoff time and cutoff calibration (SPEC §6), from output records.
+
+Everything here works on *trajectories*: for one sample, the accumulated output vector a(t)
+recorded every time it changed (``Result.output_record``: times in µs since the first event,
+input events consumed so far, vectors). The engine evaluates its cutoff rule at exactly those
+moments, so replaying a rule on a trajectory recorded without cutoff gives the same decision the
+engine takes when it runs with that rule (used for sweeps and calibration; the reported figures
+of ``evsim eval --cutoff`` come from runs that really stop).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import OptionError
+
+
+@dataclass
+class Trajectory:
+    """The output of one sample over time.
+
+    Attributes:
+        t_us: times of the output changes (µs since the first event), non-decreasing.
+        events: input events consumed at each change.
+        vectors: output vector after each change, shape (n_changes, n_outputs).
+        events_total: events in the recording; duration_us: last event time − first event time.
+        label: true class (None if unknown).
+    """
+
+    t_us: np.ndarray
+    events: np.ndarray
+    vectors: np.ndarray
+    events_total: int
+    duration_us: float
+    label: int | None = None
+
+    @classmethod
+    def from_result(cls, result, label=None, duration_us=None) -> "Trajectory":
+        if result.output_record is None:
+            raise ValueError("the result has no output record (simulate with record_output=True)")
+        t, k, v = result.output_record
+        return cls(np.asarray(t, float), np.asarray(k, np.int64), np.asarray(v, float), int(result.events_total),
+                   float(duration_us if duration_us is not None else (t[-1] if len(t) else 0.0)), label)
+
+    @property
+    def predictions(self) -> np.ndarray:
+        """Prediction after each change: argmax (ties: lowest index), -1 without activity."""
+        return predictions_of(self.vectors)
+
+
+def predictions_of(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=float)
+    if vectors.size == 0:
+        return np.zeros(len(vectors), dtype=np.int64)
+    pred = np.argmax(vectors, axis=1)
+    active = np.any(vectors != 0, axis=1)
+    return np.where(active, pred, -1)
+
+
+def gap_of(vectors: np.ndarray) -> np.ndarray:
+    """top1 − top2 of each vector (the Top-K cutoff's confidence); 0 without activity."""
+    vectors = np.asarray(vectors, dtype=float)
+    if vectors.shape[1] == 1:
+        return np.where(np.any(vectors != 0, axis=1), vectors[:, 0], 0.0)
+    top = -np.sort(-vectors, axis=1)
+    gap = top[:, 0] - top[:, 1]
+    return np.where(np.any(vectors != 0, axis=1), gap, 0.0)
+
+
+def softmax_confidence_of(vectors: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """max softmax(a/T) of each vector; 0 without activity (never confident)."""
+    vectors = np.asarray(vectors, dtype=float) / temperature
+    shifted = vectors - vectors.max(axis=1, keepdims=True)
+    conf = 1.0 / np.exp(shifted).sum(axis=1)
+    return np.where(np.any(vectors != 0, axis=1), conf, 0.0)
+
+
+def confidence_of(vectors: np.ndarray, cutoff: str, temperature: float = 1.0) -> np.ndarray:
+    if cutoff == "topk":
+        return gap_of(vectors)
+    if cutoff == "conf":
+        return softmax_confidence_of(vectors, temperature)
+    raise OptionError(f"no confidence for cutoff {cutoff!r}", option="--cutoff")
+
+
+# ------------------------------------------------------------------------------------------
+# oracle cutoff time
+# ------------------------------------------------------------------------------------------
+
+
+def oracle_cutoff_time(traj: Trajectory) -> float | None:
+    """OCT: the earliest time after which the prediction never changes and is correct (µs since
+    the first event); None when the final prediction is wrong or there is no label."""
+    if traj.label is None or len(traj.t_us) == 0:
+        return None
+    pred = traj.predictions
+    if pred[-1] != traj.label:
+        return None
+    wrong = np.flatnonzero(pred != traj.label)
+    k = 0 if wrong.size == 0 else int(wrong[-1]) + 1
+    return float(traj.t_us[k])
+
+
+def correct_from_here(traj: Trajectory) -> np.ndarray:
+    """For each change k: is the prediction correct at t_k and at every later time?"""
+    pred = traj.predictions
+    ok = pred == traj.label
+    return np.logical_and.accumulate(ok[::-1])[::-1]
+
+
+# ------------------------------------------------------------------------------------------
+# anytime accuracy
+# ------------------------------------------------------------------------------------------
+
+
+def _state_index(times: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Index of the last change at or before each query value (-1: none yet)."""
+    return np.searchsorted(times, query, side="right") - 1
+
+
+def accuracy_vs_time(trajs: list, time_grid_us) -> np.ndarray:
+    """Accuracy of the prediction available at each elapsed time (no prediction = wrong)."""
+    grid = np.asarray(time_grid_us, dtype=float)
+    correct = np.zeros(grid.size)
+    for tr in trajs:
+        idx = _state_index(tr.t_us, grid)
+        pred = np.where(idx >= 0, tr.predictions[np.maximum(idx, 0)] if len(tr.t_us) else -1, -1)
+        correct += pred == tr.label
+    return correct / max(len(trajs), 1)
+
+
+def accuracy_vs_fraction(trajs: list, fraction_grid) -> np.ndarray:
+    """Accuracy after consuming each fraction of every recording's input events."""
+    grid = np.asarray(fraction_grid, dtype=float)
+    correct = np.zeros(grid.size)
+    for tr in trajs:
+        consumed = np.floor(grid * tr.events_total + 1e-9)
+        idx = _state_index(tr.events.astype(float), consumed)
+        pred = np.where(idx >= 0, tr.predictions[np.maximum(idx, 0)] if len(tr.t_us) else -1, -1)
+        correct += pred == tr.label
+    return correct / max(len(trajs), 1)
+
+
+# ------------------------------------------------------------------------------------------
+# cutoff replay and calibration
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Thresholds:
+    """A cutoff threshold, global (one value) or per elapsed-time bin (the last bin extends to
+    infinity), in the units of the rule's confidence (gap for topk, softmax max for conf)."""
+
+    values: np.ndarray
+    bin_width_us: float = 0.0
+
+    def at(self, t_us: np.ndarray) -> np.ndarray:
+        t_us = np.asarray(t_us, dtype=float)
+        if self.values.size == 1 or self.bin_width_us <= 0:
+            return np.full(t_us.shape, float(self.values[0]))
+        k = np.minimum((t_us // self.bin_width_us).astype(np.int64), self.values.size - 1)
+        return self.values[k]
+
+
+def replay_cutoff(traj: Trajectory, cutoff: str, thresholds: Thresholds, temperature: float = 1.0) -> int | None:
+    """Index of the change at which the rule decides (None: never; the sample runs to the end)."""
+    if len(traj.t_us) == 0:
+        return None
+    conf = confidence_of(traj.vectors, cutoff, temperature)
+    active = np.any(traj.vectors != 0, axis=1)
+    hit = np.flatnonzero(active & (conf >= thresholds.at(traj.t_us)))
+    return int(hit[0]) if hit.size else None
+
+
+def cutoff_outcomes(trajs: list, cutoff: str, thresholds: Thresholds, temperature: float = 1.0) -> dict:
+    """Accuracy, mean events fraction, mean latency and speed-up if every sample used the rule."""
+    correct, fractions, latencies = [], [], []
+    for tr in trajs:
+        k = replay_cutoff(tr, cutoff, thresholds, temperature)
+        if k is None:
+            pred = tr.predictions[-1] if len(tr.t_us) else -1
+            fractions.append(1.0)
+            latencies.append(tr.duration_us)
+        else:
+            pred = tr.predictions[k]
+            fractions.append(tr.events[k] / tr.events_total if tr.events_total else 1.0)
+            latencies.append(float(tr.t_us[k]))
+        correct.append(pred == tr.label)
+    mean_fraction = float(np.mean(fractions)) if fractions else 1.0
+    return {
+        "accuracy": float(np.mean(correct)) if correct else 0.0,
+        "mean_events_fraction": mean_fraction,
+        "mean_latency_us": float(np.mean(latencies)) if latencies else 0.0,
+        "speedup": 1.0 / mean_fraction if mean_fraction > 0 else float("inf"),
+    }
+
+
+def cutoff_sweep(trajs: list, cutoff: str = "topk", values=None, temperature: float = 1.0) -> list:
+    """Outcomes of a global threshold swept over ``values`` (default: the observed confidences)."""
+    if values is None:
+        all_conf = np.concatenate([confidence_of(t.vectors, cutoff, temperature) for t in trajs if len(t.t_us)] or [np.zeros(0)])
+        values = np.unique(all_conf[all_conf > 0])
+        if values.size > 60:
+            values = np.unique(np.quantile(values, np.linspace(0, 1, 60)))
+    sweep = []
+    for v in values:
+        outcome = cutoff_outcomes(trajs, cutoff, Thresholds(np.array([float(v)])), temperature)
+        sweep.append({"beta": float(v), **outcome})
+    return sweep
+
+
+def calibrate(trajs: list, cutoff: str, epsilon: float, *, bin_width_us: float = 0.0, n_bins: int = 1,
+              temperature: float = 1.0, min_support: int = 1) -> dict:
+    """Confidence-rate calibration (SPEC §6).
+
+    For each elapsed-time bin (or one global bin), the threshold is the smallest candidate value
+    β whose *confidence rate* is at least 1 − ε: among the calibration samples whose confidence
+    reaches β at some output change inside the bin (the moment the rule would fire there), the
+    fraction whose prediction is correct then *and at every later time*. "Reaches" is ≥, the
+    comparison the cutoff rule itself uses. Candidates are the confidences observed in the bin;
+    a bin with no candidate meeting the rate (with at least ``min_support`` samples) gets
+    β = +inf (never cut off in that bin).
+
+    Returns a dict with ``thresholds``, ``support`` and ``rate`` per bin.
+    """
+    if not 0.0 < epsilon < 1.0:
+        raise OptionError("must be in (0, 1)", option="--epsilon")
+    if n_bins < 1:
+        raise OptionError("must be >= 1", option="--calib-bins")
+    if n_bins > 1 and not bin_width_us > 0:
+        raise OptionError("a per-bin calibration needs a bin width > 0", option="--calib-bin-us")
+    labelled = [t for t in trajs if t.label is not None]
+    if not labelled:
+        raise OptionError("calibration needs labelled samples", option="DATA")
+    per_sample = []
+    for tr in labelled:
+        conf = confidence_of(tr.vectors, cutoff, temperature) if len(tr.t_us) else np.zeros(0)
+        active = np.any(tr.vectors != 0, axis=1) if len(tr.t_us) else np.zeros(0, bool)
+        good = correct_from_here(tr) if len(tr.t_us) else np.zeros(0, bool)
+        if n_bins > 1:
+            b = np.minimum((tr.t_us // bin_width_us).astype(np.int64), n_bins - 1)
+        else:
+            b = np.zeros(len(tr.t_us), dtype=np.int64)
+        per_sample.append((conf, active, good, b))
+
+    thresholds, support, rates = [], [], []
+    for k in range(n_bins):
+        candidates = np.unique(np.concatenate([c[a & (b == k)] for c, a, g, b in per_sample] or [np.zeros(0)]))
+        chosen, chosen_support, chosen_rate = np.inf, 0, None
+        for beta in candidates:  # ascending: the first that qualifies is the smallest
+            reached = ok = 0
+            for conf, active, good, b in per_sample:
+                hit = np.flatnonzero((b == k) & active & (conf >= beta))
+                if hit.size:
+                    reached += 1
+                    ok += bool(good[hit[0]])
+            if reached >= min_support and ok / reached >= 1.0 - epsilon:
+                chosen, chosen_support, chosen_rate = float(beta), reached, ok / reached
+                break
+        thresholds.append(chosen)
+        support.append(chosen_support)
+        rates.append(chosen_rate)
+    return {"thresholds": thresholds, "support": support, "rate": rates}
+
+
+# ------------------------------------------------------------------------------------------
+# calibration files
+# ------------------------------------------------------------------------------------------
+
+CALIBRATION_FORMAT = "evsim-calibration/1"
+
+
+def write_calibration(path, *, model_hash: str, model_path: str, profile: str, mode: str, cutoff: str,
+                      epsilon: float, temperature: float, bin_width_us: float, n_bins: int, result: dict,
+                      data: str, n_samples: int, bin_us: float | None = None) -> dict:
+    doc = {
+        "format": CALIBRATION_FORMAT,
+        "model_hash": model_hash,
+        "model_path": model_path,
+        "profile": profile,
+        "mode": mode,
+        "clock_bin_us": bin_us,
+        "cutoff": cutoff,
+        "epsilon": epsilon,
+        "temperature": temperature,
+        "grid": {"bin_width_us": bin_width_us, "n_bins": n_bins},
+        "thresholds": [None if not np.isfinite(v) else v for v in result["thresholds"]],
+        "support": result["support"],
+        "rate": result["rate"],
+        "data": data,
+        "n_samples": n_samples,
+    }
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=2)
+    return doc
+
+
+def read_calibration(path, *, model_hash: str, profile: str, mode: str) -> dict:
+    """Read a calibration file and refuse it for another model, profile or mode."""
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except FileNotFoundError:
+        raise OptionError(f"calibration file {path} does not exist", option="--calibration") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise OptionError(f"cannot read calibration file {path} ({exc})", option="--calibration") from None
+    if not isinstance(doc, dict) or doc.get("format") != CALIBRATION_FORMAT:
+        raise OptionError(f"{path} is not an evsim calibration file", option="--calibration")
+    if doc.get("model_hash") != model_hash:
+        raise OptionError(f"{path} was calibrated for another model (or other model options): "
+                          f"{doc.get('model_path')}", option="--calibration")
+    if doc.get("profile") != profile:
+        raise OptionError(f"{path} was calibrated with profile {doc.get('profile')}, not {profile}", option="--calibration")
+    if doc.get("mode") != mode:
+        raise OptionError(f"{path} was calibrated in {doc.get('mode')} mode, not {mode}", option="--calibration")
+    return doc
+
+
+def thresholds_from_calibration(doc: dict) -> Thresholds:
+    values = np.array([np.inf if v is None else float(v) for v in doc["thresholds"]])
+    return Thresholds(values, float(doc["grid"]["bin_width_us"]) if values.size > 1 else 0.0)
