@@ -275,12 +275,13 @@ CALIBRATION_FORMAT = "evsim-calibration/1"
 
 def write_calibration(path, *, model_hash: str, model_path: str, profile: str, mode: str, cutoff: str,
                       epsilon: float, temperature: float, bin_width_us: float, n_bins: int, result: dict,
-                      data: str, n_samples: int, bin_us: float | None = None) -> dict:
+                      data: str, n_samples: int, bin_us: float | None = None, options: dict | None = None) -> dict:
     doc = {
         "format": CALIBRATION_FORMAT,
         "model_hash": model_hash,
         "model_path": model_path,
         "profile": profile,
+        "options": options or {},
         "mode": mode,
         "clock_bin_us": bin_us,
         "cutoff": cutoff,
@@ -298,8 +299,8 @@ def write_calibration(path, *, model_hash: str, model_path: str, profile: str, m
     return doc
 
 
-def read_calibration(path, *, model_hash: str, profile: str, mode: str) -> dict:
-    """Read a calibration file and refuse it for another model, profile or mode."""
+def read_calibration(path, *, model_hash: str, profile: str, mode: str, options: dict | None = None) -> dict:
+    """Read a calibration file and refuse it for another model, profile, mode or model options."""
     try:
         with open(path) as f:
             doc = json.load(f)
@@ -316,6 +317,10 @@ def read_calibration(path, *, model_hash: str, profile: str, mode: str) -> dict:
         raise OptionError(f"{path} was calibrated with profile {doc.get('profile')}, not {profile}", option="--calibration")
     if doc.get("mode") != mode:
         raise OptionError(f"{path} was calibrated in {doc.get('mode')} mode, not {mode}", option="--calibration")
+    if options is not None and doc.get("options", {}) != options:
+        diff = sorted(k for k in set(options) | set(doc.get("options", {}))
+                      if options.get(k) != doc.get("options", {}).get(k))
+        raise OptionError(f"{path} was calibrated with other model options ({', '.join(diff)})", option="--calibration")
     return doc
 
 

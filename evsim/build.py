@@ -155,7 +155,8 @@ class CompiledModel:
         readout: (population index, READOUT_COUNTS or READOUT_STATE).
         arrays: the :data:`EngineModel` namedtuple the compiled kernel reads.
         precision: "float32" or "float64" (state and weights).
-        model_hash: SHA-256 of the NIR file (or graph parameters) + profile + options.
+        model_hash: SHA-256 of the NIR file (or of the graph's parameters): the model's identity,
+            independent of profile and options (recorded separately where they matter).
     """
 
     graph: Graph
@@ -239,7 +240,6 @@ def _hash_source(source, profile, overrides, precision) -> str:
                     h.update(repr(value).encode())
 
         feed(source)
-    h.update(repr((profile, overrides, precision)).encode())
     return h.hexdigest()
 
 

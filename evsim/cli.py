@@ -150,7 +150,8 @@ def _cutoff(o: dict, model, mode: str):
     common = {"max_time_us": o.get("max_time_us"), "max_events": o.get("max_events"),
               "temperature": o.get("temperature", 1.0)}
     if o.get("calibration"):
-        doc = read_calibration(o["calibration"], model_hash=model.model_hash, profile=model.profile.name, mode=mode)
+        doc = read_calibration(o["calibration"], model_hash=model.model_hash, profile=model.profile.name, mode=mode,
+                               options=_calibration_options(o))
         if kind not in ("none", doc["cutoff"]):
             raise OptionError(f"the calibration is for --cutoff {doc['cutoff']}, not {kind}", option="--calibration")
         common["temperature"] = doc.get("temperature", 1.0)
@@ -161,6 +162,16 @@ def _cutoff(o: dict, model, mode: str):
         raise OptionError("--cutoff topk needs --threshold β or --calibration FILE", option="--cutoff")
     return Cutoff(mode=kind, threshold=o.get("threshold"),
                   epsilon=0.05 if o.get("epsilon") is None else o["epsilon"], **common)
+
+
+def _calibration_options(o: dict) -> dict:
+    """Options that change what the model computes: a calibration only holds for the same ones."""
+    opts = {k: v for k, v in _overrides(o).items() if v not in (None, 0.0)}
+    for key in ("bin_us", "n_bins"):
+        if o.get(key) is not None:
+            opts[key] = o[key]
+    opts.update(_transform_spec(o))
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in opts.items()}
 
 
 def _load(model_path, o: dict, bundled: bool = False):
@@ -412,7 +423,8 @@ def calibrate(model, data, output, calib_bin_us, calib_bins, workers, limit, sub
     written = analysis.write_calibration(output, model_hash=compiled.model_hash, model_path=str(model),
                                          profile=compiled.profile.name, mode=o["mode"], cutoff=cutoff, epsilon=epsilon,
                                          temperature=temperature, bin_width_us=width, n_bins=calib_bins, result=result,
-                                         data=str(data), n_samples=len(trajs), bin_us=o["bin_us"])
+                                         data=str(data), n_samples=len(trajs), bin_us=o["bin_us"],
+                                         options=_calibration_options(o))
     replay = analysis.cutoff_outcomes(trajs, cutoff, analysis.thresholds_from_calibration(written), temperature)
     finite = [v for v in result["thresholds"] if np.isfinite(v)]
     click.echo(f"calibrated {cutoff} cutoff on {len(trajs)} samples, ε = {epsilon}: {calib_bins} bin(s) of "

@@ -22,7 +22,7 @@ from . import engine as eng
 from .build import READOUT_COUNTS, CompiledModel, compile_model
 from .errors import OptionError, RecordingError
 from .events import check_sorted, input_indices
-from .linear import nir_to_engine, to_nir_order
+from .linear import engine_to_nir, nir_to_engine, to_nir_order
 from .profiles import Overrides
 
 #: Default per-sample budget on processed items (spikes and queued items): stops runaway
@@ -322,7 +322,8 @@ class Simulator:
         output_record = None
         if self.record_output:
             n = int(c[eng.C_OUTREC_N])
-            vectors = np.array([to_nir_order(v, readout_pop.shape) for v in self.buffers.out_v[:n]]).reshape(n, -1)
+            vectors = np.empty((n, readout_pop.size))
+            vectors[:, engine_to_nir(readout_pop.shape)] = self.buffers.out_v[:n, :readout_pop.size]
             output_record = (self.buffers.out_t[:n].copy(), self.buffers.out_k[:n].copy(), vectors)
         return Result(
             prediction=predict(output),
@@ -346,10 +347,7 @@ class Simulator:
         out = np.empty(local.shape, dtype=np.int64)
         for p in np.unique(pops):
             sel = pops == p
-            shape = self.model.populations[int(p)].shape
-            from .linear import engine_to_nir
-
-            out[sel] = engine_to_nir(shape)[local[sel]]
+            out[sel] = engine_to_nir(self.model.populations[int(p)].shape)[local[sel]]
         return out
 
     # ------------------------------------------------------------------------------------

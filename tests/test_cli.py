@@ -1,0 +1,188 @@
+"""The command line (SPEC §7): the bundled demo, one-line errors with exit code 2, eval records
+and aggregates, worker-count independence, calibration round trip."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import nir
+import numpy as np
+import pytest
+
+import evsim
+from evsim.cli import BUNDLED_MODEL, main
+
+BUNDLED_RECORDING = next(iter(sorted((BUNDLED_MODEL.parent / "samples").glob("*/*.bin"))))
+
+
+def evsim_cli(capsys, *args):
+    code = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def assert_user_error(code, err, *fragments):
+    assert code == 2
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("evsim: error:")
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.fixture(scope="module")
+def small_dataset(tmp_path_factory):
+    """A labelled folder of .npy recordings cut from the bundled recording (no shared data needed)."""
+    root = tmp_path_factory.mktemp("data")
+    events = evsim.read_recording(BUNDLED_RECORDING).events
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        label = i % 3
+        keep = np.sort(rng.choice(events.size, events.size // 2, replace=False))
+        (root / str(label)).mkdir(exist_ok=True)
+        np.save(root / str(label) / f"rec{i}.npy", events[keep])
+    return root
+
+
+def test_bundled_demo_runs_with_no_arguments(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = evsim_cli(capsys, "run")
+    assert code == 0, err
+    for field in ("prediction", "label 7", "events", "synops", "decision", "raster"):
+        assert field in out
+    png = tmp_path / "evsim-raster.png"
+    assert png.stat().st_size > 10_000
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_run_json_record_has_the_spec_names(capsys, tmp_path):
+    out_json = tmp_path / "r.json"
+    code, out, err = evsim_cli(capsys, "run", BUNDLED_MODEL, BUNDLED_RECORDING, "--profile", "speck",
+                               "--cutoff", "topk", "--threshold", "5", "--json", out_json)
+    assert code == 0, err
+    rec = json.loads(out_json.read_text())
+    for key in ("path", "label", "prediction", "correct", "decision_time_us", "events_consumed", "events_total",
+                "synops", "spikes_per_node", "output_counts", "confidence", "oct_us"):
+        assert key in rec
+    assert rec["events_consumed"] < rec["events_total"]
+    assert rec["confidence"] >= 5
+    # the gap of the recorded output counts is the confidence that stopped the run
+    counts = sorted(rec["output_counts"], reverse=True)
+    assert counts[0] - counts[1] == rec["confidence"]
+
+
+def test_info_on_a_model_and_a_recording(capsys, tmp_path):
+    out_json = tmp_path / "m.json"
+    code, out, err = evsim_cli(capsys, "info", BUNDLED_MODEL, "--json", out_json)
+    assert code == 0, err
+    doc = json.loads(out_json.read_text())
+    assert doc["input_shape"] == [2, 34, 34]
+    assert doc["neurons"] == 16 * 16 * 16 * 2 + 8 * 8 * 8 + 256 + 10
+    assert [n["type"] for n in doc["nodes"]][:3] == ["Input", "Conv2d", "IF"]
+    rec_json = tmp_path / "r.json"
+    code, out, err = evsim_cli(capsys, "info", BUNDLED_RECORDING, "--json", rec_json)
+    assert code == 0, err
+    doc = json.loads(rec_json.read_text())
+    events = evsim.read_recording(BUNDLED_RECORDING).events
+    assert doc["n_events"] == events.size
+    assert doc["t_first_us"] == int(events["t"][0]) and doc["t_last_us"] == int(events["t"][-1])
+    assert doc["x_max"] == int(events["x"].max()) and doc["y_max"] == int(events["y"].max())
+    assert sum(doc["p_counts"].values()) == events.size
+
+
+def test_user_errors_are_one_line_with_exit_code_2(capsys, tmp_path):
+    # missing files
+    assert_user_error(*evsim_cli(capsys, "run", tmp_path / "nope.nir", BUNDLED_RECORDING)[::2], "nope.nir")
+    assert_user_error(*evsim_cli(capsys, "run", BUNDLED_MODEL, tmp_path / "nope.bin")[::2], "nope.bin")
+    # a recording whose timestamps go backwards
+    ev = evsim.make_events([0, 50, 20], [1, 2, 3], [1, 2, 3], [0, 1, 0])
+    np.save(tmp_path / "unsorted.npy", ev)
+    assert_user_error(*evsim_cli(capsys, "run", BUNDLED_MODEL, tmp_path / "unsorted.npy")[::2], "not sorted")
+    # ... accepted with --sort
+    code, out, err = evsim_cli(capsys, "run", BUNDLED_MODEL, tmp_path / "unsorted.npy", "--sort")
+    assert code == 0, err
+    # events outside the model's input
+    np.save(tmp_path / "wide.npy", evsim.make_events([0, 1], [3, 40], [1, 2], [0, 1]))
+    assert_user_error(*evsim_cli(capsys, "run", BUNDLED_MODEL, tmp_path / "wide.npy")[::2], "x=40", "outside")
+    # a model with a NaN weight, and one with an unknown node
+    g = nir.read(str(BUNDLED_MODEL))
+    g.nodes["fc2"].weight[3, 4] = np.nan
+    nir.write(str(tmp_path / "nan.nir"), g)
+    assert_user_error(*evsim_cli(capsys, "run", tmp_path / "nan.nir", BUNDLED_RECORDING)[::2], "fc2", "non-finite")
+    nir.write(str(tmp_path / "foo.nir"), nir.read(str(BUNDLED_MODEL)))
+    with h5py.File(tmp_path / "foo.nir", "r+") as f:
+        del f["node/nodes/pool1/type"]
+        f["node/nodes/pool1"].create_dataset("type", data="MaxPool2d")
+    assert_user_error(*evsim_cli(capsys, "run", tmp_path / "foo.nir", BUNDLED_RECORDING)[::2], "pool1", "MaxPool2d")
+    # a file that is not a NIR graph
+    (tmp_path / "junk.nir").write_bytes(b"hello")
+    assert_user_error(*evsim_cli(capsys, "info", tmp_path / "junk.nir")[::2], "junk.nir")
+    # bad option values
+    assert_user_error(*evsim_cli(capsys, "run", BUNDLED_MODEL, BUNDLED_RECORDING, "--cutoff", "topk")[::2], "--threshold")
+    assert_user_error(*evsim_cli(capsys, "run", BUNDLED_MODEL, BUNDLED_RECORDING, "--profile", "loihi")[::2], "loihi")
+    assert_user_error(*evsim_cli(capsys, "run", BUNDLED_MODEL, BUNDLED_RECORDING, "--mode", "clock", "--bin-us", "-5")[::2],
+                      "--bin-us")
+    assert_user_error(*evsim_cli(capsys, "eval", BUNDLED_MODEL, tmp_path / "nowhere")[::2], "nowhere")
+
+
+def test_console_script_exit_code_and_single_line(tmp_path):
+    exe = Path(sys.executable).with_name("evsim")
+    if not exe.exists():
+        pytest.skip(f"console script not installed next to {sys.executable}")
+    proc = subprocess.run([str(exe), "run", str(tmp_path / "missing.nir"), str(BUNDLED_RECORDING)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "missing.nir" in proc.stderr
+
+
+def eval_doc(capsys, tmp_path, name, *args):
+    out = tmp_path / f"{name}.json"
+    csv_path = tmp_path / f"{name}.csv"
+    code, stdout, err = evsim_cli(capsys, "eval", BUNDLED_MODEL, *args, "--json", out, "--csv", csv_path, "--quiet")
+    assert code == 0, err
+    return json.loads(out.read_text()), csv_path.read_text()
+
+
+def test_eval_results_do_not_depend_on_the_worker_count(capsys, tmp_path, small_dataset):
+    one, csv_one = eval_doc(capsys, tmp_path, "one", small_dataset, "--profile", "speck", "--workers", "1")
+    two, csv_two = eval_doc(capsys, tmp_path, "two", small_dataset, "--profile", "speck", "--workers", "2")
+    assert one["samples"] == two["samples"]
+    assert csv_one == csv_two
+    for key in ("accuracy", "n_samples", "no_prediction", "mean_events_fraction", "mean_latency_us",
+                "synops_per_sample", "wall_s", "samples_per_s", "mode", "profile", "cutoff", "samples"):
+        assert key in one
+    assert one["n_samples"] == 6
+    labels = [s["label"] for s in one["samples"]]
+    assert sorted(labels) == [0, 0, 1, 1, 2, 2]
+    assert one["accuracy"] == pytest.approx(np.mean([s["prediction"] == s["label"] for s in one["samples"]]))
+    assert one["synops_per_sample"] == pytest.approx(np.mean([s["synops"] for s in one["samples"]]))
+    # per-sample records against a direct simulation
+    model = evsim.load_model(BUNDLED_MODEL, profile="speck")
+    first = one["samples"][0]
+    res = evsim.Simulator(model).run(evsim.read_recording(first["path"]).events)
+    assert first["synops"] == res.synops and first["prediction"] == res.prediction
+    assert first["output_counts"] == res.output.tolist()
+
+
+def test_calibrate_then_eval_with_the_calibration(capsys, tmp_path, small_dataset):
+    cal = tmp_path / "cal.json"
+    code, out, err = evsim_cli(capsys, "calibrate", BUNDLED_MODEL, small_dataset, "--profile", "speck", "--cutoff",
+                               "topk", "--epsilon", "0.5", "--calib-bins", "1", "-o", cal, "--quiet")
+    assert code == 0, err
+    doc = json.loads(cal.read_text())
+    assert doc["profile"] == "speck" and doc["cutoff"] == "topk" and len(doc["thresholds"]) == 1
+    result, _ = eval_doc(capsys, tmp_path, "cut", small_dataset, "--profile", "speck", "--calibration", cal)
+    assert result["cutoff"]["mode"] == "topk"
+    if doc["thresholds"][0] is not None:
+        for s in result["samples"]:
+            assert s["status"] in ("cutoff", "complete")
+            if s["status"] == "cutoff":
+                assert s["confidence"] >= doc["thresholds"][0]
+    # refused with another profile
+    assert_user_error(*evsim_cli(capsys, "eval", BUNDLED_MODEL, small_dataset, "--profile", "sinabs",
+                                 "--calibration", cal, "--quiet")[::2], "profile")
