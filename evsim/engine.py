@@ -440,7 +440,7 @@ def schedule_crossing(m, s, b, pop, kind, flags, j, g):
 # ------------------------------------------------------------------------------------------
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def emit(m, s, b, pop, j, count, t):
     """A spike (``count`` > 1: several at once) of neuron j leaves ``pop``: FIFO and counters."""
     c = s.counters
@@ -470,7 +470,7 @@ def _above(v, theta, flags):
     return v > theta
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def spike_and_reset(m, s, b, pop, flags, j, g, t, theta):
     """Neuron j is at or above threshold at time t: emit n spikes and reset (SpikeRule)."""
     v = s.v[g]
@@ -861,7 +861,7 @@ def cutoff_decided(m, s, cut, t):
     return False
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def _after_cascade(m, s, b, t, cut):
     """Record the output vector when it changed; evaluate the cutoff. Returns True to stop."""
     c = s.counters
