@@ -98,6 +98,7 @@ class Population:
     spiking: bool
     model: object = None
     rule: nm.SpikeRule | None = None
+    bias: np.ndarray | None = None  # constant input from upstream biases, NIR C-order (1 element when uniform)
 
     @property
     def size(self) -> int:
@@ -283,7 +284,8 @@ class _Builder:
             model, spiking = neuron_model(self.profile, self.overrides, self.dt, kind, g.nodes[name], shape,
                                           constants.get(name, np.zeros(1)), name, self.path)
             rule = spike_rule(self.profile, self.overrides) if spiking else None
-            add(Population(name, kind, model.kind, shape, 0, spiking, model, rule))
+            add(Population(name, kind, model.kind, shape, 0, spiking, model, rule,
+                           _compact(constants.get(name, np.zeros(1)))))
 
         # readout
         out = g.output_name
@@ -297,7 +299,7 @@ class _Builder:
             bias = constants.get(out, np.zeros(1))
             drive = bias / self.dt if self.dt else bias
             model = nm.IntegratorModel(gain=np.ones(1), drive=_compact(drive))
-            add(Population(out, "Output", nm.KIND_INTEGRATOR, shape, 0, False, model, None))
+            add(Population(out, "Output", nm.KIND_INTEGRATOR, shape, 0, False, model, None, _compact(bias)))
             readout = (pop_of[out], READOUT_STATE)
             readout_target = out
 
