@@ -574,7 +574,8 @@ def raster(model, recording, output, evidence, label, **o):
         beta = None
         if config.cutoff.mode != "none":
             beta = (config.cutoff.bin_width_us, config.cutoff.table) if config.cutoff.table is not None else config.cutoff.global_threshold
-        plot_evidence(result, evidence, temperature=config.cutoff.temperature, beta=beta, label=label)
+        plot_evidence(result, evidence, temperature=config.cutoff.temperature, beta=beta, label=label,
+                      cutoff_mode=config.cutoff.mode if config.cutoff.mode != "none" else "topk")
         click.echo(f"wrote {evidence}")
 
 
