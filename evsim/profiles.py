@@ -28,7 +28,8 @@ snntorch    snn.Leaky / snn.Synaptic as exported by snntorch.export_nir: dt = τ
             v ← 0), v > θ, one spike, no floor.
 norse       norse LIF/LIFBox as exported (dt = 1 ms unless given), forward Euler:
             ``v ← v + dt/τm (v_leak − v + R·I)``, ``I ← I − dt/τs I + x`` (the current jumps by
-            the input), v > θ, v ← v_reset, one spike, no floor.
+            the input), v > θ, v ← v_reset, one spike, no floor. IF as norse's IAFCell:
+            ``v ← v + r·x`` per input (the exporter writes r = 1).
 ==========  ======================================================================================
 """
 
@@ -231,7 +232,9 @@ def neuron_model(profile: Profile, overrides: Overrides, dt: float | None, kind:
         if profile.name in ("sinabs", "speck", "snntorch"):
             gain, drive = np.ones(1), bias / dt  # v += w per spike; bias b per step
         elif profile.name == "norse":
-            gain, drive = r * dt, r * bias  # the input is a current held for one step dt
+            # norse's IAFCell (what from_nir builds for IF; its exporter writes r = 1):
+            # v ← v + input per step, so a spike adds r·w and a bias adds r·b per step
+            gain, drive = r, r * bias / dt
         else:
             gain, drive = r, r * bias
         return IntegratorModel(gain=_compact(gain), drive=_compact(drive), threshold=threshold, v_reset=v_reset, v_min=v_min), spiking

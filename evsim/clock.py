@@ -1,0 +1,1045 @@
+"""Clock-driven baseline (SPEC §5): the same compiled graph, stepped in fixed time bins.
+
+Typical use::
+
+    import evsim
+    from evsim.clock import ClockSimulator
+    model = evsim.load_model("models/nmnist_cnn/model.nir", profile="sinabs")
+    sim = ClockSimulator(model, bin_us=1000)
+    result = sim.run(events)                      # an evsim.simulator.Result, like the event engine
+    results = sim.run_batch([ev1, ev2, ev3])      # many samples stepped together, same results
+
+Binning (tonic ``ToFrame`` windows, but every event is kept)
+------------------------------------------------------------
+Bins start at the first event t0; bin k is the window ``[t0 + k·w, t0 + (k+1)·w)``; D = t_last − t0.
+
+* ``bin_us=w``: ``n_steps = floor(D / w) + 1``, so the last (incomplete) window is included and an
+  event at ``t_last`` is never lost. (tonic ``ToFrame(time_window=w, include_incomplete=True)``
+  makes ``ceil((D − w)/w) + 1`` windows: the same number unless D is a multiple of w, where tonic
+  has one window less and drops the events at t_last.)
+* ``n_bins=N``: ``w = D / N`` (a real number of µs), bin ``k = floor((t − t0)·N / D)`` computed in
+  integers, and the events at t_last (k = N) go to the last bin N − 1. (tonic
+  ``ToFrame(n_time_bins=N)`` floors w to whole µs, ``w = D // N``, and drops every event at or
+  after ``t0 + N·w``, the last one included; both agree when N divides D, except for the events
+  at t_last.) D = 0 puts every event in the last bin.
+
+A frame holds event *counts* per input neuron (SPEC §1 addressing). A step's inputs are taken to
+arrive at the end of its window; times reported for a step (spikes, output record, decision) are
+the end of its window, ``(k + 1)·w`` µs after the first event.
+
+One step
+--------
+Populations are updated in the compiled (topological) order. Each one receives
+``x = Σ_projections ops(spikes of the source)``: the spike counts of the source *in this step*
+(the Input: the frame), or, for a projection with a delay d, of ``round(d/dt)`` steps earlier;
+a recurrent projection (an edge closing a cycle) uses at least the previous step. The linear
+operators are those of the graph (Affine/Linear without bias, Conv, pools, Flatten, Scale; biases
+are the populations' constant input below), applied per sample by deterministic numba kernels that
+skip silent sources, so that a batched run is bit-identical to one-by-one runs (a BLAS matrix
+product is not: its rounding depends on the batch size).
+
+Then the population's discrete update, with dt = the bin width (s), dt_p = the profile's time step
+(``model.dt_s``), b = the constant input from upstream biases (``Population.bias``), and the
+engine model's parameters (:mod:`evsim.neurons`, as :mod:`evsim.profiles` converted them):
+
+``nir`` (strict NIR; exact integration of the continuous equations over the bin, input at its end)
+    I, IF:      ``v ← v + a·dt + g·x``                      (a = drive = R·b, g = R)
+    LI, LIF:    ``v ← v_rest + (v − v_rest)·exp(−dt/τ) + g·x``   (g = R/τ, v_rest = v_leak + R·b)
+    CubaLI(F):  ``(v, I) ← closed form over dt`` (:func:`evsim.engine.cuba_evolve`, here as the
+                equivalent linear map), then ``I ← I + g·x`` (g = w_in/τ_syn)
+    then threshold / reset / floor per the SpikeRule (v > θ, v ← v_reset, one spike).
+
+``sinabs`` / ``speck`` (sinabs ``IAFSqueeze`` / ``LIFSqueeze`` / ``ExpLeakSqueeze`` as
+``sinabs.from_nir`` builds them, sinabs/nir.py; synaptic current as sinabs/layers/functional/lif.py)
+    IF:         ``v ← v + x + b``                            (r ignored)
+    LIF, LI:    ``v ← α·v + (1 − α)·v_leak + x + b``,  α = exp(−dt/τ_s) = exp(−1/τ_steps)
+                (τ_s = τ_steps·dt_p is the engine model's τ; sinabs requires v_leak = 0)
+    CubaLIF:    ``I ← α_s·(I + w_in·(x + b))``, ``v ← α_m·v + (1 − α_m)·v_leak + I`` (sinabs'
+                ``lif_forward_single`` with ``tau_syn``: the new input decays with the current)
+    spikes ``v ≥ θ``: ``floor(v/θ)`` (sinabs MultiSpike) or one per step (speck); ``v ← v − n·θ``;
+    IF floor ``v ← max(v, −θ)`` (``min_v_mem = −v_threshold``).
+
+``snntorch`` (snn.Leaky / snn.Synaptic / snn.RSynaptic with ``reset_delay=True``, read from
+snntorch/_neurons/leaky.py, synaptic.py, rsynaptic.py and neurons.py; β = 1 − dt_p/τ,
+α = 1 − dt_p/τ_syn, dt_p = τ/r from the file; the engine model holds τ_s = −dt_p/ln β, so
+exp(−dt_p/τ_s) = β)
+    reset = H(mem[t−1] − θ) (the previous step's spike), spk[t] = H(mem[t] − θ), H(u) = [u > 0]
+    Leaky   subtract: ``mem ← β·mem + x + b − reset·θ``
+            zero:     ``mem ← β·(1 − reset)·mem + x + b``            (``_base_zero``)
+    Synaptic          ``syn ← α·syn + x + b`` (x includes W_rec·spk[t−1] for RSynaptic)
+            subtract: ``mem ← β·mem + syn − reset·θ``
+            zero:     ``mem ← (1 − reset)·(β·mem + syn)``            (the whole update is zeroed)
+    (x and b are multiplied by the exporter's r·dt_p/τ = 1 resp. w_in·dt_p/τ_syn = 1.) The state
+    ``mem`` is reported before the pending reset, as snnTorch returns it. IF (no snnTorch
+    equivalent) is Leaky with β = 1.
+
+``norse`` (forward Euler, dt = dt_p = 1 ms unless given)
+    CubaLIF (norse/torch/functional/lif.py, ``_lif_feed_forward_step_jit``)::
+        v_dec = v + dt/τ_mem·((v_leak − v) + R·I)
+        I_dec = I − dt/τ_syn·I
+        z = H(v_dec − θ)        (strictly >)
+        v ← (1 − z)·v_dec + z·v_reset
+        I ← I_dec + w_in·(x + b)
+    (the input of a step reaches v one step later).
+    LIF, LI (norse/torch/functional/lif_box.py): ``v_dec = v + dt/τ·(v_leak + R·b − v) + g·x``
+    (g = R·dt_p/τ), then z, reset as above.
+    IF (norse's ``IAFCell``, which ``from_nir`` builds for IF): ``v ← v + r·(x + b)``.
+
+In every profile the threshold test, the number of spikes (one; MultiSpike ``floor(v/θ)`` for
+``≥``, ``ceil(v/θ) − 1`` for ``>``), the reset (``v − n·θ`` or ``v_reset``) and the floor follow
+the population's :class:`evsim.neurons.SpikeRule` and model (so ``--reset``, ``--v-min`` etc.
+apply), except snnTorch's reset, which is applied one step late as above. An absolute refractory
+period holds v (and discards v's input) for ``round(refractory/dt)`` steps after a spike.
+
+With bin widths other than dt_p the profiles stay time-consistent: decay factors are exp(−dt/τ) (or
+1 − dt/τ for norse), a bias adds ``b·dt/dt_p`` per bin, a spike adds the same charge as in the
+event engine.
+
+Readout, counters, cutoff
+-------------------------
+As the event engine: spike counts of the readout population accumulated over the steps, or its
+state after the last step. SynOps: per step, Σ over projections of (source spikes × the number of
+target additions one spike causes) — the event engine's definition (every weight of the last
+operator's fan-out, including zero weights; intermediate elements only through non-zero weights),
+computed once per projection from the operators. ``extra["dense_synops"]``: every synapse every
+step (the same fan-outs, as if every source neuron spiked once in every step) — what a dense
+clock-driven implementation evaluates. The cutoff (same :class:`evsim.simulator.Cutoff`) is
+evaluated after every step on the output vector; at a decision the sample stops (later input is
+not consumed) and ``decision_time_us`` is the end of the deciding step. ``max_time_us`` /
+``max_events`` cut the input before binning (the bins still come from the whole recording) and
+the run ends with the step of the last consumed event. For complete runs ``decision_time_us`` is
+the end of the last step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from . import neurons as nm
+from .build import READOUT_COUNTS, CompiledModel, compile_model
+from .errors import OptionError, RecordingError
+from .events import check_sorted, input_indices
+from .linear import ConvOp, DenseOp, ReshapeOp, ScaleOp, as_spatial, to_nir_order
+from .profiles import expand_parameter
+from .simulator import SPIKE_RECORD_DTYPE, Cutoff, Result, predict
+
+__all__ = ["ClockSimulator", "bin_steps"]
+
+
+# --------------------------------------------------------------------------------------------
+# Binning
+# --------------------------------------------------------------------------------------------
+
+
+def bin_steps(t_us, *, bin_us: float | None = None, n_bins: int | None = None) -> tuple:
+    """Step index of every event (see the module docstring).
+
+    Args:
+        t_us: sorted timestamps (µs).
+        bin_us / n_bins: exactly one.
+
+    Returns:
+        (k, n_steps, width_us): int64 step index per event, the number of steps, the bin width
+        in µs. An empty recording gives (empty, 0, bin_us or 0).
+    """
+    if (bin_us is None) == (n_bins is None):
+        raise OptionError("give exactly one of --bin-us and --n-bins", option="--bin-us")
+    t = np.asarray(t_us).astype(np.int64)
+    if bin_us is not None:
+        w = float(bin_us)
+        if not (np.isfinite(w) and w > 0):
+            raise OptionError("must be > 0", option="--bin-us")
+    else:
+        if int(n_bins) != n_bins or n_bins < 1:
+            raise OptionError("must be an integer >= 1", option="--n-bins")
+        n_bins = int(n_bins)
+    if t.size == 0:
+        return np.zeros(0, dtype=np.int64), 0, (w if bin_us is not None else 0.0)
+    rel = t - t[0]
+    if bin_us is not None:
+        if w == int(w):
+            k = rel // int(w)
+        else:
+            k = np.floor(rel / w).astype(np.int64)
+        return k.astype(np.int64), int(k[-1]) + 1, w
+    span = int(rel[-1])
+    if span == 0:
+        return np.full(t.size, n_bins - 1, dtype=np.int64), n_bins, 0.0
+    k = np.minimum((rel * n_bins) // span, n_bins - 1)
+    return k.astype(np.int64), n_bins, span / n_bins
+
+
+# --------------------------------------------------------------------------------------------
+# Linear operators: deterministic per-sample kernels (skip silent sources)
+# --------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def _dense_kernel(x, wt, out):
+    """out[b, j] = Σ_i x[b, i]·wt[i, j], summed over i in increasing order (x[b, i] ≠ 0 only)."""
+    n_b, n_in = x.shape
+    n_out = wt.shape[1]
+    for b in range(n_b):
+        o = out[b]
+        for j in range(n_out):
+            o[j] = 0.0
+        for i in range(n_in):
+            s = x[b, i]
+            if s != 0.0:
+                w = wt[i]
+                for j in range(n_out):
+                    o[j] += s * w[j]
+
+
+@njit(cache=True)
+def _conv_kernel(x, wt, out, c_in, h, w, c_out, oh, ow, sy, sx, pt, pl, dy, dx, groups):
+    """PyTorch convolution (see evsim.linear.ConvGeometry) as a scatter from the non-zero inputs.
+
+    x: (B, C_in·H·W) NIR order; wt: (C_in, KH, KW, C_out/groups); out: (B, OH·OW·C_out)
+    channel-last. Every output element sums its terms in increasing input index order."""
+    n_b = x.shape[0]
+    kh = wt.shape[1]
+    kw = wt.shape[2]
+    cin_g = c_in // groups
+    cout_g = c_out // groups
+    for b in range(n_b):
+        o = out[b]
+        for q in range(o.shape[0]):
+            o[q] = 0.0
+        for c in range(c_in):
+            g0 = (c // cin_g) * cout_g
+            for y in range(h):
+                for xx in range(w):
+                    s = x[b, (c * h + y) * w + xx]
+                    if s == 0.0:
+                        continue
+                    for ky in range(kh):
+                        num = y + pt - ky * dy
+                        if num < 0 or num % sy != 0:
+                            continue
+                        oy = num // sy
+                        if oy >= oh:
+                            continue
+                        for kx in range(kw):
+                            numx = xx + pl - kx * dx
+                            if numx < 0 or numx % sx != 0:
+                                continue
+                            ox = numx // sx
+                            if ox >= ow:
+                                continue
+                            base = (oy * ow + ox) * c_out + g0
+                            wk = wt[c, ky, kx]
+                            for co in range(cout_g):
+                                o[base + co] += s * wk[co]
+
+
+@njit(cache=True)
+def _linear_neuron_kernel(v, x, has_x, a, c, g, theta, v_reset, v_min, prev, spikes,
+                          spiking, ge, multi, subtract, use_floor, deferred):
+    """One step of an integrator / leaky population, fused (same arithmetic as
+    :meth:`_Pop.step`'s numpy path): ``v ← a·v + c (− prev·θ) + g·x``, threshold, spikes,
+    reset, floor. ``deferred``: snnTorch's reset of the previous step's spikes (``prev``).
+    Parameters are (1 or B, n) arrays (broadcast views)."""
+    n_b, n = v.shape
+    for b in range(n_b):
+        ra = a[b if a.shape[0] > 1 else 0]
+        rc = c[b if c.shape[0] > 1 else 0]
+        rg = g[b if g.shape[0] > 1 else 0]
+        rt = theta[b if theta.shape[0] > 1 else 0]
+        rr = v_reset[b if v_reset.shape[0] > 1 else 0]
+        rm = v_min[b if v_min.shape[0] > 1 else 0]
+        for j in range(n):
+            vv = np.float64(v[b, j])
+            if deferred:
+                p = prev[b, j]
+                if subtract:
+                    vv = ra[j] * vv + rc[j]
+                    vv = vv - p * rt[j]
+                else:
+                    base = rr[j] if p > 0.0 else vv
+                    vv = ra[j] * base + rc[j]
+            else:
+                vv = ra[j] * vv + rc[j]
+            if has_x:
+                vv = vv + rg[j] * x[b, j]
+            if spiking:
+                th = rt[j]
+                above = vv >= th if ge else vv > th
+                nsp = 0.0
+                if above:
+                    if multi:
+                        r = vv / th
+                        nsp = np.floor(r) if ge else np.ceil(r) - 1.0
+                        if nsp < 1.0:
+                            nsp = 1.0
+                    else:
+                        nsp = 1.0
+                spikes[b, j] = nsp
+                if deferred:
+                    prev[b, j] = nsp
+                elif nsp > 0.0:
+                    if subtract:
+                        vv = vv - nsp * th
+                    else:
+                        vv = rr[j]
+                if use_floor:
+                    vm = rm[j]
+                    if vv < vm:
+                        vv = vm
+            v[b, j] = vv
+
+
+class _Dense:
+    def __init__(self, op: DenseOp, wdtype):
+        self.wt = np.ascontiguousarray(np.asarray(op.weight, dtype=np.float64).T.astype(wdtype))
+        self.n_out = self.wt.shape[1]
+
+    def __call__(self, x):
+        out = np.empty((x.shape[0], self.n_out))
+        _dense_kernel(x, self.wt, out)
+        return out
+
+
+class _Conv:
+    def __init__(self, op: ConvOp, wdtype):
+        g = op.geometry
+        c_in, h, w = as_spatial(g.in_shape)
+        c_out, oh, ow = as_spatial(g.out_shape)
+        _, cin_g, kh, kw = g.weight.shape
+        cout_g = c_out // g.groups
+        packed = np.zeros((c_in, kh, kw, cout_g))
+        for c in range(c_in):
+            grp = c // cin_g
+            packed[c] = np.asarray(g.weight[grp * cout_g:(grp + 1) * cout_g, c - grp * cin_g], dtype=np.float64).transpose(1, 2, 0)
+        self.wt = np.ascontiguousarray(packed.astype(wdtype))
+        self.args = (c_in, h, w, c_out, oh, ow, g.stride[0], g.stride[1], g.pad_top, g.pad_left,
+                     g.dilation[0], g.dilation[1], g.groups)
+        self.out_hwc = (oh, ow, c_out)
+
+    def __call__(self, x):
+        oh, ow, c_out = self.out_hwc
+        out = np.empty((x.shape[0], oh * ow * c_out))
+        _conv_kernel(x, self.wt, out, *self.args)
+        return np.ascontiguousarray(out.reshape(x.shape[0], oh, ow, c_out).transpose(0, 3, 1, 2)).reshape(x.shape[0], -1)
+
+
+class _Scale:
+    def __init__(self, op: ScaleOp):
+        self.scale = np.asarray(op.scale, dtype=np.float64).reshape(1, -1)
+
+    def __call__(self, x):
+        return x * self.scale
+
+
+class _Apply:
+    """Any other LinearOp: its dense numpy ``apply`` (no bias)."""
+
+    def __init__(self, op):
+        self.op = op
+
+    def __call__(self, x):
+        y = self.op.apply(x.reshape((x.shape[0],) + tuple(self.op.in_shape)), with_bias=False)
+        return np.asarray(y, dtype=np.float64).reshape(x.shape[0], -1)
+
+
+def _kernel_of(op, wdtype):
+    if isinstance(op, ReshapeOp):
+        return None  # flat NIR (C-order) layout: a reshape is the identity
+    if isinstance(op, DenseOp):
+        return _Dense(op, wdtype)
+    if isinstance(op, ConvOp):
+        return _Conv(op, wdtype)
+    if isinstance(op, ScaleOp):
+        return _Scale(op)
+    return _Apply(op)
+
+
+# --------------------------------------------------------------------------------------------
+# SynOps per source spike (the event engine's definition, computed from the operator structure)
+# --------------------------------------------------------------------------------------------
+
+
+def _conv_transposed_structure(op: ConvOp, g_out: np.ndarray, nonzero_only: bool) -> np.ndarray:
+    """G_in[i] = Σ over the outputs o that input i reaches through a kernel tap (non-zero taps
+    only if ``nonzero_only``) of G_out[o]. NIR layout, flat."""
+    geo = op.geometry
+    c_in, h, w = as_spatial(geo.in_shape)
+    c_out, oh, ow = as_spatial(geo.out_shape)
+    _, cin_g, kh, kw = geo.weight.shape
+    cout_g = c_out // geo.groups
+    mask = (geo.weight != 0).astype(np.float64) if nonzero_only else np.ones(geo.weight.shape)
+    go = g_out.reshape(c_out, oh, ow)
+    g_in = np.zeros((c_in, h, w))
+    ys, xs = np.arange(h), np.arange(w)
+    for ky in range(kh):
+        num = ys + geo.pad_top - ky * geo.dilation[0]
+        oky = num // geo.stride[0]
+        vy = (num >= 0) & (num % geo.stride[0] == 0) & (oky < oh)
+        for kx in range(kw):
+            numx = xs + geo.pad_left - kx * geo.dilation[1]
+            okx = numx // geo.stride[1]
+            vx = (numx >= 0) & (numx % geo.stride[1] == 0) & (okx < ow)
+            if not vy.any() or not vx.any():
+                continue
+            yy, xx = ys[vy], xs[vx]
+            sub = go[:, oky[vy]][:, :, okx[vx]]  # (c_out, ny, nx)
+            for grp in range(geo.groups):
+                m = mask[grp * cout_g:(grp + 1) * cout_g, :, ky, kx]  # (cout_g, cin_g)
+                contrib = np.einsum("oc,oyx->cyx", m, sub[grp * cout_g:(grp + 1) * cout_g])
+                g_in[grp * cin_g:(grp + 1) * cin_g, yy[:, None], xx[None, :]] += contrib
+    return g_in.reshape(-1)
+
+
+def _fanout(chain: list, dst_size: int) -> np.ndarray:
+    """Target additions one spike of each source element causes (NIR order), as the event
+    engine counts them: the last engine operator counts every target of its fan-out (zero
+    weights included); earlier weighted operators pass through their non-zero weights only.
+    Index maps (Flatten, Scale, non-overlapping pools) are folded as in the builder."""
+    weighted = [k for k, op in enumerate(chain) if not op.is_index_map]
+    last_weighted = weighted[-1] if weighted else None
+    trailing_maps = last_weighted is None or last_weighted < len(chain) - 1
+    g = np.ones(dst_size)
+    for k in range(len(chain) - 1, -1, -1):
+        op = chain[k]
+        if isinstance(op, ReshapeOp) or isinstance(op, ScaleOp):
+            continue  # flat layout unchanged; scales do not change the count
+        all_taps = (k == last_weighted) and not trailing_maps
+        if isinstance(op, DenseOp):
+            w = np.asarray(op.weight)
+            g = np.full(w.shape[1], g.sum()) if all_taps else (w != 0).T.astype(np.float64) @ g
+        elif isinstance(op, ConvOp):
+            g = _conv_transposed_structure(op, g, nonzero_only=not all_taps and not op.is_index_map)
+        else:  # unknown operator: structure from its dense matrix
+            n_in = int(np.prod(op.in_shape))
+            mat = np.asarray(op.apply(np.eye(n_in).reshape((n_in,) + tuple(op.in_shape)), with_bias=False)).reshape(n_in, -1)
+            g = (mat != 0).astype(np.float64) @ g
+    return g
+
+
+# --------------------------------------------------------------------------------------------
+# Compiled plan (model-dependent, bin-width independent)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Proj:
+    src: int
+    dst: int
+    kernels: list
+    fanout: np.ndarray  # (n_src,) float64, NIR order
+    delay_s: float
+    delay_per_source: np.ndarray | None  # NIR order of the source, seconds
+    recurrent: bool
+
+    def lags(self, dt_s: float):
+        """Steps of delay: an int, or an int array per source element."""
+        if self.delay_per_source is None:
+            lag = int(round(self.delay_s / dt_s)) if dt_s > 0 else 0
+            return max(lag, 1) if self.recurrent else lag
+        d = self.delay_s + self.delay_per_source
+        lag = np.round(d / dt_s).astype(np.int64) if dt_s > 0 else np.zeros(d.size, dtype=np.int64)
+        if self.recurrent:
+            lag = np.maximum(lag, 1)
+        if np.all(lag == lag[0]):
+            return int(lag[0])
+        return lag
+
+
+def _wide(row, n: int) -> np.ndarray:
+    """A (1, 1) or (1, n) row as a contiguous (1, n) array."""
+    return np.ascontiguousarray(np.broadcast_to(np.asarray(row, dtype=np.float64), (1, n)))
+
+
+def _row(a) -> np.ndarray:
+    """A parameter (1 or n values, NIR order) as a (1, 1) or (1, n) float64 row."""
+    return np.asarray(a, dtype=np.float64).reshape(1, -1)
+
+
+class _Pop:
+    """One population's discrete update (see the module docstring)."""
+
+    def __init__(self, model: CompiledModel, index: int):
+        pop = model.populations[index]
+        self.index = index
+        self.name = pop.name
+        self.size = pop.size
+        self.shape = pop.shape
+        self.is_input = pop.kind == nm.KIND_INPUT
+        if self.is_input:
+            return
+        m = pop.model
+        self.kind = m.kind
+        families = {"nir": "nir", "sinabs": "sinabs", "speck": "sinabs", "snntorch": "snntorch", "norse": "norse"}
+        if model.profile.name not in families:
+            raise OptionError(f"the clock-driven mode has no discrete update for profile '{model.profile.name}'",
+                              option="--profile")
+        self.family = families[model.profile.name]
+        self.dt_p = model.dt_s
+        self.spiking = pop.spiking and pop.rule is not None
+        self.rule = pop.rule
+        self.gain = _row(m.gain)
+        self.bias = _row(pop.bias if pop.bias is not None else np.zeros(1))
+        self.theta = _row(m.threshold) if m.threshold is not None else None
+        self.v_reset = _row(m.v_reset) if m.v_reset is not None else _row(0.0)
+        self.v_min = _row(m.v_min) if m.v_min is not None else None
+        self.m = m
+        self.v_leak = None
+        if self.kind == nm.KIND_LEAKY and self.family in ("sinabs", "snntorch"):
+            node = model.graph.nodes.get(pop.name)
+            self.v_leak = _row(expand_parameter(node, "v_leak", pop.shape, pop.name, model.source_path, 0.0)
+                               if node is not None else np.zeros(1))
+        self.deferred_reset = self.family == "snntorch" and self.spiking
+        self.refractory_s = pop.rule.refractory_s if self.spiking else 0.0
+        zero = np.zeros((1, self.size))
+        self._wide = {  # (1, n) contiguous rows for the fused kernel
+            "zero": zero, "gain": _wide(self.gain, self.size), "v_reset": _wide(self.v_reset, self.size),
+            "theta": _wide(self.theta, self.size) if self.theta is not None else zero,
+            "v_min": _wide(self.v_min, self.size) if self.v_min is not None else zero,
+        }
+
+    # ---------------------------------------------------------------------------------------
+    def coeffs(self, dt: float) -> dict:
+        """Per-step coefficients for bin width dt (seconds), as (1, 1) / (1, n) rows."""
+        m, fam = self.m, self.family
+        b_step = self.bias * (dt / self.dt_p) if self.dt_p else None  # bias per bin (profiles)
+        c = {}
+        if self.kind == nm.KIND_INTEGRATOR:
+            c["a"] = np.ones((1, 1))
+            c["c"] = _row(m.drive) * dt
+        elif self.kind == nm.KIND_LEAKY:
+            tau = _row(m.tau_mem)
+            if fam == "nir":
+                a = np.exp(-dt / tau)
+                c["a"], c["c"] = a, (1.0 - a) * _row(m.v_rest)
+            elif fam in ("sinabs", "snntorch"):
+                a = np.exp(-dt / tau)
+                c["a"], c["c"] = a, (1.0 - a) * self.v_leak + self.gain * b_step
+            else:  # norse: forward Euler
+                c["a"], c["c"] = 1.0 - dt / tau, (dt / tau) * _row(m.v_rest)
+        else:  # KIND_CUBA
+            tm, ts, r = _row(m.tau_mem), _row(m.tau_syn), _row(m.r)
+            v_leak, i_rest = _row(m.v_leak), _row(m.i_rest)
+            if fam == "nir":
+                em, es = np.exp(-dt / tm), np.exp(-dt / ts)
+                same = np.abs(ts - tm) <= 1e-9 * tm
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    k = np.where(same, r * dt / tm * em, r * ts / (ts - tm) * (es - em))
+                v_inf = v_leak + r * i_rest
+                c["vv"], c["vi"], c["vc"] = em, k, v_inf * (1.0 - em) - k * i_rest
+                c["ii"], c["ic"] = es, (1.0 - es) * i_rest
+            elif fam in ("sinabs", "snntorch"):
+                am, as_ = np.exp(-dt / tm), np.exp(-dt / ts)
+                c["am"], c["as"] = am, as_
+                c["vc"] = (1.0 - am) * v_leak
+                c["k"] = r * dt / tm  # = dt/dt_p for these profiles (1 at the exporter's dt)
+                c["ic"] = i_rest * (dt / ts)  # = w_in·b·dt/dt_p: the bias reaching I per bin
+            else:  # norse
+                c["fm"], c["fs"] = dt / tm, dt / ts
+                c["vl"], c["r"] = v_leak, r
+                c["ic"] = i_rest * (dt / ts)
+        if self.spiking and self.refractory_s > 0:
+            c["refr"] = np.full((1, 1), float(round(self.refractory_s / dt)) if dt > 0 else 0.0)
+        return {key: _wide(value, self.size) for key, value in c.items()}
+
+    # ---------------------------------------------------------------------------------------
+    def new_state(self, n_b: int, dtype) -> dict:
+        st = {"v": np.zeros((n_b, self.size), dtype=dtype)}
+        if self.kind == nm.KIND_CUBA:
+            st["i"] = np.zeros((n_b, self.size), dtype=dtype)
+        if self.deferred_reset:
+            st["prev"] = np.zeros((n_b, self.size))
+        if self.spiking and self.refractory_s > 0:
+            st["refr"] = np.zeros((n_b, self.size))
+        return st
+
+    # ---------------------------------------------------------------------------------------
+    def _fire(self, v):
+        """Spike counts (float64) for state v (float64) per the SpikeRule; no reset."""
+        theta = self.theta
+        above = v >= theta if self.rule.threshold_ge else v > theta
+        if self.rule.multi_spike:
+            ratio = v / theta
+            n = np.floor(ratio) if self.rule.threshold_ge else np.ceil(ratio) - 1.0
+            return np.where(above, np.maximum(n, 1.0), 0.0)
+        return above.astype(np.float64)
+
+    def _reset(self, v, n):
+        if self.rule.subtract:
+            return v - n * self.theta
+        return np.where(n > 0, self.v_reset, v)
+
+    def _floor(self, v):
+        return v if self.v_min is None else np.maximum(v, self.v_min)
+
+    def step(self, st: dict, x, c: dict):
+        """Advance one step with synaptic input x ((B, n) float64 or None for no input).
+        Returns the spike counts ((B, n) float64) or None for a non-spiking population."""
+        if self.kind != nm.KIND_CUBA and "refr" not in st:
+            return self._step_fused(st, x, c)
+        v_old = st["v"]
+        v = v_old.astype(np.float64)
+        held = None
+        if "refr" in st:
+            held = st["refr"] > 0
+        kind, fam = self.kind, self.family
+        if kind == nm.KIND_CUBA:
+            i = st["i"].astype(np.float64)
+            gx = 0.0 if x is None else self.gain * x
+            if fam == "nir":
+                v, i = c["vv"] * v + c["vi"] * i + c["vc"], c["ii"] * i + c["ic"]
+                i = i + gx
+            elif fam == "sinabs":
+                i = c["as"] * (i + gx + c["ic"])
+                v = c["am"] * v + c["vc"] + c["k"] * i
+            elif fam == "snntorch":
+                i = c["as"] * i + gx + c["ic"]
+                u = c["am"] * v + c["vc"] + c["k"] * i
+                v = self._deferred(u, st, pre_decay=False)
+            else:  # norse
+                v = v + c["fm"] * ((c["vl"] - v) + c["r"] * i)
+                i = i - c["fs"] * i + c["ic"] + gx
+            st["i"][...] = i
+        else:
+            if fam == "snntorch" and self.spiking:
+                base = self._deferred(v, st, pre_decay=True)
+                v = c["a"] * base + c["c"]
+                if self.rule.subtract:
+                    v = v - st["prev"] * self.theta
+            else:
+                v = c["a"] * v + c["c"]
+            if x is not None:
+                v = v + self.gain * x
+        if held is not None:
+            v = np.where(held, v_old, v)
+        if not self.spiking:
+            st["v"][...] = v
+            return None
+        n = self._fire(v)
+        if held is not None:
+            n = np.where(held, 0.0, n)
+        if self.deferred_reset:
+            st["prev"] = n  # snnTorch: the reset is applied in the next step
+        else:
+            v = self._reset(v, n)
+        v = self._floor(v)
+        if held is not None:
+            st["refr"] = np.where(n > 0, c["refr"], np.maximum(st["refr"] - 1.0, 0.0))
+        st["v"][...] = v
+        return n
+
+    def _step_fused(self, st: dict, x, c: dict):
+        """Integrator / leaky populations without refractory period: one numba pass."""
+        v = st["v"]
+        n = self.size
+        spiking = self.spiking
+        rule = self.rule
+        w = self._wide
+        dummy = w["zero"]
+        spikes = np.empty(v.shape) if spiking else dummy
+        _linear_neuron_kernel(
+            v, dummy if x is None else x, x is not None, c["a"], c["c"], w["gain"], w["theta"], w["v_reset"],
+            w["v_min"], st["prev"] if self.deferred_reset else dummy, spikes,
+            spiking, bool(spiking and rule.threshold_ge), bool(spiking and rule.multi_spike),
+            bool(spiking and rule.subtract), spiking and self.v_min is not None, self.deferred_reset)
+        return spikes if spiking else None
+
+    def _deferred(self, u, st, pre_decay: bool):
+        """snnTorch's reset of the previous step's spike (reset_delay=True).
+
+        Leaky (``pre_decay``): zero reset sets mem to v_reset before the decay (subtraction is
+        done by the caller after the decay). Synaptic: u is the whole update β·mem + syn;
+        subtract → u − reset·θ; zero → v_reset."""
+        prev = st["prev"]
+        if pre_decay:
+            if self.rule.subtract:
+                return u
+            return np.where(prev > 0, self.v_reset, u)
+        if self.rule.subtract:
+            return u - prev * self.theta
+        return np.where(prev > 0, self.v_reset, u)
+
+
+# --------------------------------------------------------------------------------------------
+# The simulator
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Sample:
+    index: int  # position in the caller's list
+    flat: np.ndarray  # input neuron (NIR flat index) of every consumed event
+    k: np.ndarray  # step of every consumed event
+    n_total: int  # events in the recording
+    n_steps: int  # steps of the binning (whole recording)
+    n_run: int  # steps to run (up to the last consumed event)
+    width_us: float
+
+
+class ClockSimulator:
+    """Clock-driven simulation of a compiled model (SPEC §5; semantics in the module docstring).
+
+    Args:
+        model: a :class:`CompiledModel` (or a path, compiled with ``profile``).
+        bin_us / n_bins: the bin width in µs, or the number of bins per recording (exactly one).
+        cutoff: a :class:`evsim.simulator.Cutoff` (default: none).
+        record_spikes: keep every spike (Result.spikes, t_us = end of the step, count = spikes of
+            the neuron in that step; the Input's are its event counts).
+        record_output: keep the output vector after every step (Result.output_record).
+        keep_state: put every population's final state in ``Result.extra["state"]``
+            ({population name: {"v": ..., "i": ...}}, NIR C-order, float64; "i" for CubaLI(F)).
+    """
+
+    def __init__(self, model, *, bin_us: float | None = None, n_bins: int | None = None, cutoff: Cutoff | None = None,
+                 record_spikes: bool = False, record_output: bool = False, keep_state: bool = False,
+                 profile: str = "nir"):
+        if not isinstance(model, CompiledModel):
+            model = compile_model(model, profile=profile)
+        bin_steps(np.zeros(0, dtype=np.int64), bin_us=bin_us, n_bins=n_bins)  # validates the options
+        self.model = model
+        self.bin_us = bin_us
+        self.n_bins = n_bins
+        self.cutoff = cutoff or Cutoff()
+        self.record_spikes = record_spikes
+        self.record_output = record_output
+        self.keep_state = keep_state
+        self.dtype = np.float32 if model.precision == "float32" else np.float64
+        self.pops = [_Pop(model, i) for i in range(len(model.populations))]
+        self.projs = []
+        for pr in model.projections:
+            kernels = [k for k in (_kernel_of(op, self.dtype) for op in pr.linear_ops) if k is not None]
+            src_shape = model.populations[pr.source].shape
+            per_source = None
+            if pr.delay_per_source is not None:
+                per_source = to_nir_order(np.asarray(pr.delay_per_source, dtype=np.float64), src_shape)
+            fan = _fanout(pr.linear_ops, model.populations[pr.target].size)
+            self.projs.append(_Proj(pr.source, pr.target, kernels, fan, float(pr.delay_s), per_source, bool(pr.recurrent)))
+        self.incoming = [[j for j, p in enumerate(self.projs) if p.dst == i] for i in range(len(self.pops))]
+        self.synapses_per_step = float(sum(p.fanout.sum() for p in self.projs))
+        cut = self.cutoff
+        self._table = None
+        if cut.table is not None:
+            self._table = np.array([np.inf if v is None else float(v) for v in cut.table], dtype=np.float64)
+
+    # ---------------------------------------------------------------------------------------
+    def run(self, events: np.ndarray, *, source: str | None = None) -> Result:
+        """Simulate one sample from scratch and return its :class:`Result`."""
+        return self.run_batch([events], sources=[source])[0]
+
+    def run_batch(self, events_list: list, *, sources: list | None = None) -> list:
+        """Simulate several samples stepped together (each with its own number of steps and
+        cutoff). The results are bit-identical to :meth:`run` on each sample."""
+        sources = sources or [None] * len(events_list)
+        samples = [self._prepare(i, ev, src) for i, (ev, src) in enumerate(zip(events_list, sources))]
+        results: list = [None] * len(samples)
+        # samples whose bin widths give different delays (n_bins with delayed projections) run apart
+        groups: dict = {}
+        for s in samples:
+            groups.setdefault(self._lag_key(s.width_us), []).append(s)
+        for group in groups.values():
+            for s, r in zip(group, self._simulate(group)):
+                results[s.index] = r
+        return results
+
+    # ---------------------------------------------------------------------------------------
+    def _lag_key(self, width_us: float):
+        dt = width_us * 1e-6
+        key = []
+        for p in self.projs:
+            lag = p.lags(dt)
+            key.append(lag if isinstance(lag, int) else tuple(lag.tolist()))
+        return tuple(key)
+
+    def _prepare(self, index: int, events: np.ndarray, source) -> _Sample:
+        if getattr(events, "dtype", None) is None or events.dtype.names is None or "t" not in events.dtype.names:
+            raise RecordingError("events must be a structured array with a 't' field", path=source)
+        check_sorted(events, source=source)
+        n = int(events.shape[0])
+        k, n_steps, width = bin_steps(events["t"], bin_us=self.bin_us, n_bins=self.n_bins)
+        flat = input_indices(events, self.model.input_shape, source=source) if n else np.zeros(0, dtype=np.int64)
+        keep = n
+        if n:
+            rel = events["t"].astype(np.int64) - int(events["t"][0])
+            if self.cutoff.max_time_us is not None:
+                keep = int(np.searchsorted(rel, self.cutoff.max_time_us, side="right"))
+        if self.cutoff.max_events is not None:
+            keep = min(keep, int(self.cutoff.max_events))
+        n_run = int(k[keep - 1]) + 1 if keep > 0 else 0
+        if keep == n:
+            n_run = n_steps
+        return _Sample(index, flat[:keep].astype(np.int64), k[:keep], n, n_steps, n_run, width)
+
+    # ---------------------------------------------------------------------------------------
+    def _coefficients(self, samples: list) -> tuple:
+        """Per population: dict of (B or 1, n or 1) coefficient arrays; and whether they are per
+        sample (different bin widths) or shared."""
+        widths = [s.width_us for s in samples]
+        uniq = sorted(set(widths))
+        per_sample = len(uniq) > 1
+        out = []
+        for p in self.pops:
+            if p.is_input:
+                out.append(None)
+                continue
+            by_w = {w: p.coeffs(w * 1e-6) for w in uniq}
+            if not per_sample:
+                out.append(by_w[uniq[0]])
+            else:  # computed per sample width (same arithmetic as a single run), then stacked
+                out.append({key: np.concatenate([by_w[w][key] for w in widths]) for key in by_w[uniq[0]]})
+        return out, per_sample
+
+    def _simulate(self, samples: list) -> list:
+        model = self.model
+        pops, projs = self.pops, self.projs
+        n_b = len(samples)
+        n_pops = len(pops)
+        n_in = pops[0].size
+        coeffs, per_sample = self._coefficients(samples)
+        lags = [p.lags(samples[0].width_us * 1e-6) for p in projs] if samples else []
+        # history ring buffers for delayed / recurrent projections
+        depth = [0] * n_pops
+        for p, lag in zip(projs, lags):
+            depth[p.src] = max(depth[p.src], int(np.max(lag)))
+        readout_pop, readout_mode = model.readout
+        n_out = pops[readout_pop].size
+        cut = self.cutoff
+
+        # all consumed events of the batch, ordered by step (stable: file order within a step)
+        t_steps = max((s.n_run for s in samples), default=0)
+        ev_b = np.concatenate([np.full(s.k.size, j, dtype=np.int64) for j, s in enumerate(samples)]) if n_b else np.zeros(0, np.int64)
+        ev_k = np.concatenate([s.k for s in samples]) if n_b else np.zeros(0, np.int64)
+        ev_f = np.concatenate([s.flat for s in samples]) if n_b else np.zeros(0, np.int64)
+        order = np.argsort(ev_k, kind="stable")
+        ev_b, ev_k, ev_f = ev_b[order], ev_k[order], ev_f[order]
+        ptr = np.searchsorted(ev_k, np.arange(t_steps + 1))
+
+        # state (rows = live samples)
+        live = np.array([j for j, s in enumerate(samples) if s.n_run > 0], dtype=np.int64)
+        row_of = np.full(n_b, -1, dtype=np.int64)
+        row_of[live] = np.arange(live.size)
+        if per_sample:
+            coeffs = [None if c is None else {k: v[live] for k, v in c.items()} for c in coeffs]
+        states = [None if p.is_input else p.new_state(live.size, self.dtype) for p in pops]
+        hist = [np.zeros((d + 1, live.size, pops[i].size)) if d > 0 else None for i, d in enumerate(depth)]
+        counts = np.zeros((live.size, n_out))
+        width = np.array([s.width_us for s in samples])
+        n_run = np.array([s.n_run for s in samples])
+
+        # per-sample results
+        synops = np.zeros(n_b)
+        spikes_total = np.zeros((n_b, n_pops))
+        consumed = np.zeros(n_b, dtype=np.int64)
+        steps_done = np.zeros(n_b, dtype=np.int64)
+        final_out = np.zeros((n_b, n_out))
+        final_counts = np.zeros((n_b, n_out))
+        status = ["complete"] * n_b
+        decision = [None] * n_b
+        confidence = [None] * n_b
+        final_state = [None] * n_b
+        rec_spikes = []  # (sample, pop, neuron, step, count) chunks
+        rec_out = []  # (sample, step, consumed, vectors) chunks
+        spk_tot_live = np.zeros((live.size, n_pops))
+        syn_live = np.zeros(live.size)
+        cons_live = np.zeros(live.size, dtype=np.int64)
+
+        for k in range(t_steps):
+            if live.size == 0:
+                break
+            n_live = live.size
+            a, e = ptr[k], ptr[k + 1]
+            rows = row_of[ev_b[a:e]]
+            flat_k = ev_f[a:e]
+            if (rows < 0).any():  # events of samples that already stopped (cutoff)
+                flat_k = flat_k[rows >= 0]
+                rows = rows[rows >= 0]
+            frame = np.bincount(rows * n_in + flat_k, minlength=n_live * n_in).astype(np.float64).reshape(n_live, n_in)
+            cons_live += np.bincount(rows, minlength=n_live)
+            spikes = [None] * n_pops
+            spikes[0] = frame
+            for i, p in enumerate(pops):
+                if p.is_input:
+                    s = frame
+                else:
+                    x = None
+                    for j in self.incoming[i]:
+                        pr = projs[j]
+                        src = self._lagged(pr, lags[j], spikes, hist, k)
+                        if src is None:
+                            continue
+                        syn_live += src @ pr.fanout
+                        if not src.any():
+                            continue
+                        y = src
+                        for kern in pr.kernels:
+                            y = kern(y)
+                        x = y if x is None else x + y
+                    s = p.step(states[i], x, coeffs[i])
+                spikes[i] = s
+                if s is not None:
+                    spk_tot_live[:, i] += s.sum(axis=1)
+                    if hist[i] is not None:
+                        hist[i][k % hist[i].shape[0]] = s
+                    if self.record_spikes and s.any():
+                        rb, rn = np.nonzero(s)
+                        rec_spikes.append((live[rb], i, rn, k, s[rb, rn]))
+            # output vector after this step
+            if readout_mode == READOUT_COUNTS:
+                counts += spikes[readout_pop]
+                out_vec = counts
+            else:
+                out_vec = states[readout_pop]["v"].astype(np.float64)
+            t_end = (k + 1) * width[live]
+            if self.record_output:
+                rec_out.append((live.copy(), k, cons_live.copy(), out_vec.copy()))
+            done = n_run[live] == k + 1
+            if cut.mode != "none":
+                decided, conf = self._decide(out_vec, t_end)
+                for r in np.flatnonzero(decided):
+                    j = live[r]
+                    status[j], decision[j], confidence[j] = "cutoff", float(t_end[r]), float(conf[r])
+                done = done | decided
+            if done.any():
+                for r in np.flatnonzero(done):
+                    j = live[r]
+                    final_out[j] = out_vec[r]
+                    final_counts[j] = counts[r]
+                    synops[j] = syn_live[r]
+                    spikes_total[j] = spk_tot_live[r]
+                    consumed[j] = cons_live[r]
+                    steps_done[j] = k + 1
+                    if self.keep_state:
+                        final_state[j] = {pops[i].name: {key: st[key][r].astype(np.float64) for key in ("v", "i") if key in st}
+                                          for i, st in enumerate(states) if st is not None}
+                    if decision[j] is None:
+                        decision[j] = float(t_end[r])
+                keep = ~done
+                live = live[keep]
+                row_of[:] = -1
+                row_of[live] = np.arange(live.size)
+                counts, syn_live, cons_live, spk_tot_live = counts[keep], syn_live[keep], cons_live[keep], spk_tot_live[keep]
+                for st in states:
+                    if st is not None:
+                        for key in st:
+                            st[key] = st[key][keep]
+                hist = [None if h is None else h[:, keep] for h in hist]
+                if per_sample:
+                    coeffs = [None if c is None else {kk: v[keep] for kk, v in c.items()} for c in coeffs]
+
+        spike_parts = self._split_spikes(rec_spikes, samples) if self.record_spikes else [None] * n_b
+        out_parts = self._split_output(rec_out, samples, n_out) if self.record_output else [None] * n_b
+        results = [self._result(s, final_out[j], final_counts[j], synops[j], spikes_total[j], consumed[j],
+                                steps_done[j], status[j], decision[j], confidence[j], spike_parts[j], out_parts[j])
+                   for j, s in enumerate(samples)]
+        if self.keep_state:
+            for j, r in enumerate(results):
+                r.extra["state"] = final_state[j] if final_state[j] is not None else {
+                    p.name: {key: np.zeros(p.size) for key in (("v", "i") if p.kind == nm.KIND_CUBA else ("v",))}
+                    for p in pops if not p.is_input}
+        return results
+
+    @staticmethod
+    def _split_spikes(chunks: list, samples: list) -> list:
+        """Spike records per sample, ordered by step, population, neuron."""
+        if not chunks:
+            return [np.zeros(0, dtype=SPIKE_RECORD_DTYPE) for _ in samples]
+        smp = np.concatenate([c[0] for c in chunks])
+        pop = np.concatenate([np.full(c[0].size, c[1], dtype=np.int64) for c in chunks])
+        neuron = np.concatenate([c[2] for c in chunks])
+        step = np.concatenate([np.full(c[0].size, c[3], dtype=np.int64) for c in chunks])
+        count = np.concatenate([c[4] for c in chunks])
+        order = np.argsort(smp, kind="stable")  # chunks are already in (step, population) order
+        bounds = np.searchsorted(smp[order], np.arange(len(samples) + 1))
+        parts = []
+        for j, s in enumerate(samples):
+            sel = order[bounds[j]:bounds[j + 1]]
+            rec = np.zeros(sel.size, dtype=SPIKE_RECORD_DTYPE)
+            rec["node"] = pop[sel]
+            rec["neuron"] = neuron[sel]
+            rec["t_us"] = (step[sel] + 1) * s.width_us
+            rec["count"] = np.round(count[sel]).astype(np.int64)
+            parts.append(rec)
+        return parts
+
+    @staticmethod
+    def _split_output(chunks: list, samples: list, n_out: int) -> list:
+        """(t_us, events consumed, vectors) after every step, per sample."""
+        per = [([], [], []) for _ in samples]
+        for rows, k, cons, vec in chunks:
+            for r, j in enumerate(rows):
+                ts, ks, vs = per[j]
+                ts.append((k + 1) * samples[j].width_us)
+                ks.append(int(cons[r]))
+                vs.append(vec[r])
+        return [(np.asarray(ts, dtype=np.float64), np.asarray(ks, dtype=np.int64),
+                 np.asarray(vs, dtype=np.float64).reshape(len(vs), n_out)) for ts, ks, vs in per]
+
+    @staticmethod
+    def _lagged(pr: _Proj, lag, spikes: list, hist: list, k: int):
+        """Source spikes a projection delivers in step k ((B, n) float64), None if none yet."""
+        if isinstance(lag, int):
+            if lag == 0:
+                return spikes[pr.src]
+            if k - lag < 0:
+                return None
+            h = hist[pr.src]
+            return h[(k - lag) % h.shape[0]]
+        h = hist[pr.src]
+        idx = (k - lag) % h.shape[0]  # slots never written hold zeros
+        return h[idx, :, np.arange(lag.size)].T
+
+    def _decide(self, a: np.ndarray, t_end: np.ndarray):
+        """Cutoff on output vectors a (B, n) at times t_end (µs): (decided, confidence)."""
+        cut = self.cutoff
+        active = np.abs(a).sum(axis=1) > 0
+        if cut.mode == "conf":
+            z = (a - a.max(axis=1, keepdims=True)) / cut.temperature
+            conf = 1.0 / np.exp(z).sum(axis=1)
+        else:
+            if a.shape[1] > 1:
+                top = np.sort(a, axis=1)
+                conf = top[:, -1] - top[:, -2]
+            else:
+                conf = a[:, 0].copy()
+        if self._table is not None:
+            n_tab = self._table.size
+            kb = (t_end / cut.bin_width_us).astype(np.int64) if cut.bin_width_us > 0 else np.zeros(t_end.size, dtype=np.int64)
+            thr = self._table[np.minimum(kb, n_tab - 1)]
+        else:
+            thr = np.full(a.shape[0], cut.global_threshold)
+        return active & (conf >= thr), conf
+
+    def _result(self, sample: _Sample, out_vec, count_vec, synops, spikes_total, consumed, steps, status,
+                decision, confidence, spikes, output_record) -> Result:
+        model = self.model
+        names = [p.name for p in self.pops]
+        mode = model.readout[1]
+        output = np.asarray(out_vec, dtype=np.float64).copy()
+        counts = np.round(np.asarray(count_vec)).astype(np.int64) if mode == READOUT_COUNTS else None
+        if status == "complete" and self.cutoff.max_events is not None and consumed < sample.n_total:
+            status = "event budget"
+        extra = {
+            "mode": "clock",
+            "bin_us": float(sample.width_us),
+            "n_steps": int(sample.n_steps),
+            "steps_run": int(steps),
+            "dense_synops": int(round(self.synapses_per_step * steps)),
+        }
+        return Result(
+            prediction=predict(output),
+            output=output,
+            output_counts=counts,
+            events_consumed=int(consumed),
+            events_total=int(sample.n_total),
+            synops=int(round(synops)),
+            spikes_per_node={n: int(round(v)) for n, v in zip(names, spikes_total)},
+            status=status,
+            decision_time_us=decision if steps > 0 else None,
+            confidence=confidence,
+            crossings=0,
+            node_names=names,
+            spikes=spikes,
+            output_record=output_record,
+            extra=extra,
+        )
