@@ -19,6 +19,7 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 BUNDLED_MODEL = PACKAGE_ROOT / "models" / "nmnist_cnn" / "model.nir"
 BUNDLED_SAMPLES = PACKAGE_ROOT / "models" / "nmnist_cnn" / "samples"
 BUNDLED_PROFILE = "speck"
+BUNDLED_CALIBRATION = PACKAGE_ROOT / "models" / "nmnist_cnn" / "calibration_speck.json"
 
 
 # --------------------------------------------------------------------------------------------
@@ -182,6 +183,17 @@ def _load(model_path, o: dict, bundled: bool = False):
     return load_model(str(model_path), profile=profile, precision=o.get("precision", "float32"), **_overrides(o))
 
 
+def _bundled_cutoff_applies(o: dict) -> bool:
+    """True when the bundled demo runs with default options, for which the bundled calibration
+    holds (same model, profile, mode and neuron options)."""
+    ctx = click.get_current_context()
+    from click.core import ParameterSource
+
+    explicit = {name for name in ctx.params if ctx.get_parameter_source(name) != ParameterSource.DEFAULT}
+    changes_model = explicit - {"raster_path", "json_path", "label", "workers", "quiet"}
+    return not changes_model and BUNDLED_CALIBRATION.is_file()
+
+
 def _label_from_path(path: Path):
     try:
         return int(Path(path).parent.name)
@@ -233,6 +245,11 @@ def run(model, recording, raster_path, json_path, label, **o):
     elif recording is None:
         raise OptionError("give a RECORDING after the MODEL (or no arguments for the bundled demo)", option="RECORDING")
     compiled = _load(model, o, bundled)
+    if bundled and _bundled_cutoff_applies(o):
+        # the demo shows the calibrated Top-K cutoff (ε = 0.01, calibrated on the model's
+        # calibration split) unless any cutoff, mode or neuron option was given
+        o["calibration"] = str(BUNDLED_CALIBRATION)
+        click.echo(f"cutoff      top-k, calibrated ({BUNDLED_CALIBRATION.name}; `--cutoff none` to read everything)")
     from .evaluate import EvalConfig, SampleRunner, sample_record
 
     config = EvalConfig(str(model), o["profile"], _overrides(o), o["precision"], o["mode"], o["bin_us"], o["n_bins"],

@@ -487,8 +487,12 @@ def _cutoff_text_doc(c: dict) -> str:
     if mode == "none":
         return "no cutoff"
     name = {"topk": "top-k", "conf": "conf"}.get(mode, str(mode))
-    if c.get("table") is not None:
-        return f"{name} cutoff (calibrated)"
+    table = c.get("table")
+    if table is not None:
+        width = _num(c.get("bin_width_us"))
+        if isinstance(table, list) and len(table) > 1 and width:
+            return f"{name} cutoff (calibrated, a threshold per {width / 1000:g} ms)"
+        return f"{name} cutoff (calibrated, one threshold)"
     if mode == "conf" and c.get("epsilon") is not None:
         return f"{name} cutoff (ε={float(c['epsilon']):g})"
     if c.get("threshold") is not None:
@@ -584,11 +588,24 @@ def plot_accuracy(results, path, *, title=None) -> Figure:
             family_colour[key] = next(colours)
         return family_colour[key]
 
-    # anytime curves and sweeps, once per distinct content
+    # anytime curves and sweeps, once per distinct content; of several clock-driven runs of the
+    # same model and profile only the finest bin width's (the others would hide each other)
+    finest: dict = {}
+    for i, d in enumerate(docs):
+        if d.get("mode") == "clock":
+            key = (d.get("profile"), str(d.get("model", "")))
+            width = _num(d.get("bin_us")) or math.inf
+            if key not in finest or width < finest[key][0]:
+                finest[key] = (width, i)
+    curve_docs = [i for i, d in enumerate(docs)
+                  if d.get("mode") != "clock" or finest[(d.get("profile"), str(d.get("model", "")))][0]
+                  == (_num(d.get("bin_us")) or math.inf)]
     seen_curves, seen_sweeps = set(), set()
-    for d in docs:
+    for d in (docs[i] for i in curve_docs):
         any_ = d.get("anytime") or {}
         fam = _family(d, docs)
+        if d.get("mode") == "clock" and _clock_text(d):
+            fam = fam.replace("clock", f"clock {_clock_text(d)}", 1)
         col = colour_of(fam)
         t = np.asarray(any_.get("time_us") or [], dtype=float)
         at = np.asarray(any_.get("accuracy_vs_time") or [], dtype=float)

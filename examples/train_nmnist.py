@@ -58,21 +58,43 @@ not detached (as in sinabs): dv_after/dv_before = (1 - ds/dv) * [v - s*theta > -
 The recurrence and its exact BPTT backward are written by hand (``IFFunction``); the linear
 layers are applied to all time steps at once (they are stateless).
 
-Recipe (Mixed Time-step Training)
----------------------------------
+Recipe (Mixed Time-step Training + anytime loss)
+------------------------------------------------
 Each mini-batch (16 samples) is binned with one bin width drawn from ``BIN_CHOICES`` (0.5, 1,
 2, 5, 10, 20, 50 ms and a single whole-recording bin), so the same weights work from
 "almost event-driven" 0.5 ms bins up to one frame. Augmentation per sample: a random translation
 of up to +-3 pixels in x and y (events falling off the sensor are dropped), and dropping a
-random fraction (0-20 %) of the events. Loss = cross-entropy on the output spike counts
-divided by ``OUT_TEMP`` = 4 (so the loss asks for a margin of several spikes, which keeps the
-winner robust when the network is later run event-driven) + a small activity regulariser:
-``REG_LAMBDA`` x sum over IF layers of the mean per-sample spike count of that layer times its
-fan-out (i.e. synaptic operations, SynOps), in units of 1e6 SynOps. Adam (lr 2e-3, one epoch of
-linear warm-up, then cosine decay to 0), weights only (bias-free), He-normal init. No checkpoint
-selection: the weights after the last epoch are exported (the calibration split is only
-monitored). Deterministic given ``--seed`` (numpy + torch seeds, single thread, deterministic
-algorithms); exact bitwise reproducibility also assumes the same torch build and CPU.
+random fraction (0-20 %) of the events. With probability ``CROP_PROB`` = 0.5 a mini-batch is
+cut to a random prefix: every recording keeps the events up to ``c`` x its duration,
+``c ~ uniform(CROP_MIN = 0.15, 1)``.
+
+The network must be *anytime*: the output spike counts accumulated up to any moment must
+already classify, so that a confidence cutoff (Top-K: stop when top1 - top2 >= beta) can stop
+early. Let ``a_t`` be the accumulated output counts after bin ``t`` and ``f_t`` the fraction of
+the (cropped) recording's events that fall in bin ``t``. The loss per sample is
+
+    (1 - PREFIX_WEIGHT) * CE(a_T / OUT_TEMP)                  (end of the recording)
+    + PREFIX_WEIGHT * sum_t f_t * CE(a_t / OUT_TEMP)           (every prefix, TET-like)
+    + RCS_LAMBDA * sum_t f_t * (1 - a_t[y] / (|a_t| + 1))      (cosine similarity to the label)
+    + REG_LAMBDA * SynOps / 1e6
+
+with ``PREFIX_WEIGHT`` = 0.7, ``OUT_TEMP`` = 4 (the loss asks for a margin of several spikes),
+``RCS_LAMBDA`` = 1. The prefix term is the cross-entropy of the accumulated output averaged over
+the input events (each event weighs the same, wherever it is), like TET (Deng et al. 2022) but
+on accumulated counts instead of per-step outputs; because the network is causal, the output
+after bin ``t`` is exactly the output of the recording cut after bin ``t``, so this is a loss on
+every prefix at once (the random crops add more short recordings and save time). The third term
+is a cosine-similarity regulariser between the accumulated output and the one-hot label in the
+spirit of RCS (Wu et al., arXiv 2301.09522): it pushes the wrong classes to stay silent so that
+the top1 - top2 gap is a reliable confidence (the 1 added to the norm keeps the gradient finite
+for a silent output). SynOps = sum over IF layers of the per-sample spike count times the
+layer's fan-out (``FANOUT``), per 1e6. Adam (lr 2e-3, one epoch of linear warm-up, then cosine
+decay to 0), weights only (bias-free), He-normal init; after every step the weights are clamped
+to [-W_MAX, W_MAX] = [-0.99, 0.99] so that |w| < theta. No checkpoint selection: the weights
+after the last epoch are exported (the calibration split is only monitored, including a
+clock-driven 1 ms Top-K proxy). Deterministic given ``--seed`` (numpy + torch seeds, single
+thread, deterministic algorithms); exact bitwise reproducibility also assumes the same torch
+build and CPU.
 
 Export: ``nir.NIRGraph`` written with ``nir.write`` exactly as sinabs exports such a network:
 Conv2d nodes with zero biases, ``nir.IF(r=1, v_threshold=1, v_reset=0)`` per layer with the
@@ -112,6 +134,11 @@ REG_LAMBDA = 0.01      # per 1e6 SynOps per sample
 BATCH = 16
 WARMUP_EPOCHS = 1
 MAX_FRAMES_PER_CHUNK = 12800   # T * sub-batch, bounds memory (gradients are accumulated)
+PREFIX_WEIGHT = 0.7    # loss weight of the accumulated output after every bin (anytime loss)
+RCS_LAMBDA = 1.0       # cosine-similarity (RCS-style) regulariser on the accumulated output
+CROP_PROB = 0.5        # probability that a mini-batch is cut to a random prefix ...
+CROP_MIN = 0.15        # ... of uniform(CROP_MIN, 1) x each recording's duration
+W_MAX = 0.99           # weights are clamped to [-W_MAX, W_MAX] after every step (|w| < theta)
 
 
 
@@ -322,8 +349,9 @@ class SNN(torch.nn.Module):
             torch.nn.init.normal_(w, 0.0, math.sqrt(2.0 / fan_in))
             self.w[name] = torch.nn.Parameter(w)
 
-    def forward(self, x: torch.Tensor, record: bool = False):
-        """x: (T, B, 2, 34, 34) -> output spike counts (B, 10) [, per-layer spike sums (B,)].
+    def forward(self, x: torch.Tensor, record: bool = False, steps: bool = False):
+        """x: (T, B, 2, 34, 34) -> output spike counts (B, 10) [, per-layer spike sums (B,)]
+        [, per-step output spikes (T, B, 10) if ``steps``].
 
         Spatial activations are kept as (T, B, H, W, C) so that the convolutions run on
         channels-last tensors (several times faster on CPU) and the IF recurrence on
@@ -353,6 +381,8 @@ class SNN(torch.nn.Module):
                 x = if_layer(x)
                 layer_counts[name] = x.reshape(T, B, -1).sum(dim=(0, 2))
         out = x.sum(0)
+        if steps:
+            return out, layer_counts, x
         return (out, layer_counts) if record else out
 
 
@@ -424,8 +454,9 @@ class NIRClockModel:
                     raise ValueError(f"{name}: only r=1, v_reset=0 IF neurons are supported")
 
     @torch.no_grad()
-    def run(self, x: torch.Tensor):
-        """x: (T, B, C, H, W) -> output counts (B, n_out), {IF layer: spikes per sample (B,)}."""
+    def run(self, x: torch.Tensor, steps: bool = False):
+        """x: (T, B, C, H, W) -> output counts (B, n_out), {IF layer: spikes per sample (B,)}
+        [, per-step output spikes (T, B, n_out) if ``steps``]."""
         T, B = x.shape[:2]
         counts = {}
         for name, node in self.layers:
@@ -461,7 +492,7 @@ class NIRClockModel:
                 counts[name] = x.reshape(T, B, -1).sum(dim=(0, 2))
             else:
                 raise ValueError(f"unsupported node {name}: {type(node).__name__}")
-        return x.sum(0), counts
+        return (x.sum(0), counts, x) if steps else (x.sum(0), counts)
 
 
 def predict(counts: np.ndarray) -> np.ndarray:
@@ -472,15 +503,76 @@ def chunk_size(T: int, B: int) -> int:
     return max(1, min(B, MAX_FRAMES_PER_CHUNK // max(T, 1)))
 
 
-def evaluate_clock(run_fn, samples, labels, width_ms, batch=50):
-    """Clock-driven accuracy of ``run_fn`` ((T,B,...) -> counts, layer counts) at one width."""
+ANYTIME_FRACTIONS = (0.1, 0.2, 0.33, 0.5, 1.0)
+TOPK_BETAS = tuple(range(1, 61))
+
+
+def anytime_clock(trajs, labels, fractions=ANYTIME_FRACTIONS, betas=TOPK_BETAS) -> dict:
+    """Clock-driven anytime figures from per-sample trajectories ``(cum (T, 10), frac (T,))``:
+    ``cum[t]`` is the accumulated output after bin ``t``, ``frac[t]`` the fraction of the
+    recording's events consumed by then. A prediction needs at least one output spike (an
+    all-zero output counts as wrong, as in evsim).
+
+    - ``accuracy_at_fraction``: accuracy of the state after the first bin that completes
+      ``f`` of the events (slightly more than ``f`` with wide bins);
+    - ``topk_sweep``: a global Top-K cutoff (decide at the end of the first bin where
+      top1 - top2 >= beta, else at the end): accuracy and mean events fraction per beta.
+    This is only a training-time proxy; the real figures come from ``evsim eval``.
+    """
+    acc_f = {f: 0 for f in fractions}
+    sweep = {b: [0, 0.0] for b in betas}
+    for (cum, frac), y in zip(trajs, labels):
+        active = cum.max(axis=1) > 0
+        pred = np.where(active, np.argmax(cum, axis=1), -1)
+        top = np.sort(cum, axis=1)
+        gap = np.where(active, top[:, -1] - top[:, -2], 0.0)
+        for f in fractions:
+            t = min(int(np.searchsorted(frac, f - 1e-9)), len(frac) - 1)
+            acc_f[f] += int(pred[t] == y)
+        gmax = np.maximum.accumulate(gap)
+        for b in betas:
+            t = int(np.searchsorted(gmax, b))   # first bin with gap >= b (gmax is sorted)
+            if t < len(gap):
+                sweep[b][0] += int(pred[t] == y)
+                sweep[b][1] += float(frac[t])
+            else:
+                sweep[b][0] += int(pred[-1] == y)
+                sweep[b][1] += 1.0
+    n = max(len(trajs), 1)
+    return {
+        "accuracy_at_fraction": {f"{f:g}": acc_f[f] / n for f in fractions},
+        "topk_sweep": [{"beta": b, "accuracy": v[0] / n, "mean_events_fraction": v[1] / n}
+                       for b, v in sweep.items()],
+    }
+
+
+def best_tradeoff(sweep, full_acc, max_drop=0.01):
+    """Smallest mean events fraction of a sweep whose accuracy is >= full_acc - max_drop."""
+    ok = [r for r in sweep if r["accuracy"] >= full_acc - max_drop - 1e-12]
+    return min(ok, key=lambda r: r["mean_events_fraction"]) if ok else None
+
+
+def evaluate_clock(run_fn, samples, labels, width_ms, batch=50, anytime=False):
+    """Clock-driven accuracy of ``run_fn`` ((T,B,...) -> counts, layer counts) at one width.
+
+    With ``anytime`` the function is called with ``steps=True`` and must also return the
+    per-step output; the result then also holds the figures of :func:`anytime_clock`.
+    """
     preds, layer_tot, ties, zero_out = [], {}, 0, 0
+    trajs = []
     for i in range(0, len(samples), batch):
         frames = torch.from_numpy(bin_batch(samples[i:i + batch], width_ms))
         T, B = frames.shape[:2]
         cs = chunk_size(T, B)
         for j in range(0, B, cs):
-            out, lc = run_fn(frames[:, j:j + cs])
+            if anytime:
+                out, lc, st = run_fn(frames[:, j:j + cs], steps=True)
+                cum = st.detach().reshape(T, st.shape[1], -1).cumsum(0).numpy()
+                ev = frames[:, j:j + cs].sum(dim=(2, 3, 4)).cumsum(0).numpy()
+                ev = ev / np.maximum(ev[-1:], 1)
+                trajs.extend((cum[:, k], ev[:, k]) for k in range(cum.shape[1]))
+            else:
+                out, lc = run_fn(frames[:, j:j + cs])
             out = out.detach().numpy()
             preds.append(predict(out))
             top = np.sort(out, axis=1)
@@ -490,13 +582,16 @@ def evaluate_clock(run_fn, samples, labels, width_ms, batch=50):
                 layer_tot[k] = layer_tot.get(k, 0.0) + float(v.sum())
     preds = np.concatenate(preds)
     n = len(samples)
-    return {
+    res = {
         "accuracy": float(np.mean(preds == labels)),
         "n": n,
         "ties_in_output": ties,
         "silent_output": zero_out,
         "mean_spikes_per_sample": {k: v / n for k, v in layer_tot.items()},
     }
+    if anytime:
+        res.update(anytime_clock(trajs, labels))
+    return res
 
 
 def width_label(w) -> str:
@@ -530,6 +625,12 @@ def train(args):
     te_x, te_y = load_samples(root, split["test"])
 
     model = SNN()
+    if args.init_from:  # fine-tune an exported model instead of starting from He-normal init
+        g = nir.read(args.init_from)
+        with torch.no_grad():
+            for name in model.w:
+                model.w[name].copy_(torch.from_numpy(np.asarray(g.nodes[name].weight,
+                                                                dtype=np.float32)))
     params = list(model.parameters())
     opt = torch.optim.Adam(params, lr=args.lr)
     n_batches = math.ceil(len(tr_x) / BATCH)
@@ -547,33 +648,56 @@ def train(args):
     probs = np.array([p for _, p in BIN_CHOICES])
     probs = probs / probs.sum()
 
-    def run_train_model(frames):
+    def run_train_model(frames, steps=False):
         with torch.no_grad():
-            return model(frames, record=True)
+            return model(frames, record=True, steps=steps)
 
     history = []
     for epoch in range(args.epochs):
         t_ep = time.time()
         model.train()
         perm = rng.permutation(len(tr_x))
-        tot_loss = tot_ce = tot_reg = 0.0
+        tot_loss = tot_ce = tot_reg = tot_cef = tot_cep = tot_rcs = 0.0
         correct = 0
         per_width = {}
         for bi in range(n_batches):
             idx = perm[bi * BATCH:(bi + 1) * BATCH]
             w = widths[rng.choice(len(widths), p=probs)]
-            frames = torch.from_numpy(bin_batch([tr_x[i] for i in idx], w, rng))
+            batch_x = [tr_x[i] for i in idx]
+            if rng.random() < args.crop_prob:  # random temporal crop: a prefix of the batch
+                c = rng.uniform(args.crop_min, 1.0)
+                batch_x = [s[:, s[0] <= c * s[0, -1]] for s in batch_x]
+            frames = torch.from_numpy(bin_batch(batch_x, w, rng))
             labels = torch.from_numpy(tr_y[idx])
             T, B = frames.shape[:2]
             cs = chunk_size(T, B)
             opt.zero_grad(set_to_none=True)
             for j in range(0, B, cs):
-                out, lc = model(frames[:, j:j + cs], record=True)
-                ce = F.cross_entropy(out / OUT_TEMP, labels[j:j + cs], reduction="sum") / B
+                fr = frames[:, j:j + cs]
+                y = labels[j:j + cs]
+                b = fr.shape[1]
+                out, lc, st = model(fr, record=True, steps=True)
+                cum = st.cumsum(0)                                    # (T, b, 10)
+                ce_t = F.cross_entropy((cum / OUT_TEMP).reshape(T * b, -1), y.repeat(T),
+                                       reduction="none").reshape(T, b)
+                # weight of the state after bin t = fraction of the sample's events in bin t
+                ev = fr.sum(dim=(2, 3, 4))
+                df = ev / ev.sum(0, keepdim=True).clamp(min=1.0)
+                ce_final = ce_t[-1].sum() / B
+                ce_prefix = (ce_t * df).sum() / B
+                ce = (1.0 - args.prefix_weight) * ce_final + args.prefix_weight * ce_prefix
+                # cosine similarity between the accumulated output and the one-hot label,
+                # (1 spike added to the norm so that a silent output has a finite gradient)
+                cos_t = cum.gather(2, y.view(1, b, 1).expand(T, b, 1)).squeeze(2) / (
+                    cum.norm(dim=2) + 1.0)
+                rcs = ((1.0 - cos_t) * df).sum() / B
                 synops = sum(lc[k] * FANOUT[k] for k in lc).sum() / B / 1e6
-                loss = ce + REG_LAMBDA * synops
+                loss = ce + args.rcs * rcs + args.reg * synops
                 loss.backward()
                 tot_ce += ce.item() * B
+                tot_cef += ce_final.item() * B
+                tot_cep += ce_prefix.item() * B
+                tot_rcs += rcs.item() * B
                 tot_reg += synops.item() * B
                 tot_loss += loss.item() * B
                 pred = predict(out.detach().numpy())
@@ -584,20 +708,29 @@ def train(args):
                 pw[1] += len(pred)
             opt.step()
             sched.step()
+            with torch.no_grad():  # keep every |w| < theta (one spike per input event at most)
+                for prm in params:
+                    prm.clamp_(-W_MAX, W_MAX)
         n = len(tr_x)
         model.eval()
-        cal = evaluate_clock(run_train_model, ca_x, ca_y, 1.0)
+        cal = evaluate_clock(run_train_model, ca_x, ca_y, 1.0, anytime=True)
         cal_single = evaluate_clock(run_train_model, ca_x, ca_y, None)
+        best = best_tradeoff(cal["topk_sweep"], cal["accuracy"])
         rec = {
             "epoch": epoch + 1,
             "loss": tot_loss / n,
             "ce": tot_ce / n,
+            "ce_final": tot_cef / n,
+            "ce_prefix": tot_cep / n,
+            "rcs": tot_rcs / n,
             "synops_millions_per_sample": tot_reg / n,
             "train_acc_augmented_mixed_bins": correct / n,
             "train_acc_by_width": {k: v[0] / v[1] for k, v in per_width.items()},
             "calibration_acc_1ms": cal["accuracy"],
             "calibration_acc_single": cal_single["accuracy"],
             "calibration_mean_spikes_1ms": cal["mean_spikes_per_sample"],
+            "calibration_acc_at_fraction_1ms": cal["accuracy_at_fraction"],
+            "calibration_topk_best_1ms": best,
             "lr": sched.get_last_lr()[0],
             "seconds": time.time() - t_ep,
         }
@@ -605,7 +738,7 @@ def train(args):
         print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v)
                           for k, v in rec.items() if not isinstance(v, dict)}),
               "spk", {k: round(v, 1) for k, v in cal["mean_spikes_per_sample"].items()},
-              flush=True)
+              "acc@frac", cal["accuracy_at_fraction"], "best", best, flush=True)
     train_seconds = time.time() - t_start
 
     # Export, read back, and evaluate the exported graph with the independent interpreter.
@@ -627,8 +760,8 @@ def train(args):
     results = {}
     for w in eval_widths:
         results[width_label(w)] = {
-            "test": evaluate_clock(interp.run, te_x, te_y, w),
-            "calibration": evaluate_clock(interp.run, ca_x, ca_y, w),
+            "test": evaluate_clock(interp.run, te_x, te_y, w, anytime=True),
+            "calibration": evaluate_clock(interp.run, ca_x, ca_y, w, anytime=True),
         }
         print(width_label(w), "test", results[width_label(w)]["test"]["accuracy"],
               "calibration", results[width_label(w)]["calibration"]["accuracy"], flush=True)
@@ -646,7 +779,14 @@ def train(args):
         "surrogate": f"PeriodicExponential(grad_width={SURROGATE_WIDTH}, grad_scale=1)",
         "bin_choices_ms": [[w, p] for w, p in BIN_CHOICES],
         "augmentation": {"max_shift_px": MAX_SHIFT, "max_drop_fraction": MAX_DROP},
-        "reg_lambda_per_1e6_synops": REG_LAMBDA,
+        "reg_lambda_per_1e6_synops": args.reg,
+        "prefix_weight": args.prefix_weight,
+        "rcs_lambda": args.rcs,
+        "crop_prob": args.crop_prob,
+        "crop_min": args.crop_min,
+        "w_max": W_MAX,
+        "init_from": args.init_from,
+        "max_abs_weight": float(max(p.detach().abs().max() for p in params)),
         "split_counts": {k: len(v) for k, v in split.items()},
         "torch_version": torch.__version__,
         "nir_version": getattr(nir, "__version__", "unknown"),
@@ -680,12 +820,18 @@ def evaluate(args):
     for part in args.parts:
         xs, ys = load_samples(root, split[part])
         for w in args.bins:
-            r = evaluate_clock(interp.run, xs, ys, parse_width(w))
+            r = evaluate_clock(interp.run, xs, ys, parse_width(w), anytime=True)
             res.setdefault(part, {})[width_label(parse_width(w))] = r
             print(f"{part:12s} {width_label(parse_width(w)):>7s} acc={r['accuracy']:.4f} "
                   f"(n={r['n']}, ties={r['ties_in_output']}, silent={r['silent_output']}) "
                   f"spikes/sample={ {k: round(v, 1) for k, v in r['mean_spikes_per_sample'].items()} }",
                   flush=True)
+            if args.anytime:
+                best = best_tradeoff(r["topk_sweep"], r["accuracy"])
+                print(f"{'':12s} {'':>7s} acc@events-fraction "
+                      f"{ {k: round(v, 3) for k, v in r['accuracy_at_fraction'].items()} }  "
+                      f"Top-K (global beta, chosen on this split: optimistic) within 1 point: "
+                      f"{best}", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(res, f, indent=1)
@@ -700,6 +846,20 @@ def main(argv=None):
     t.add_argument("--epochs", type=int, default=50)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--lr", type=float, default=2e-3)
+    t.add_argument("--prefix-weight", type=float, default=PREFIX_WEIGHT,
+                   help="weight of the loss on the accumulated output after every bin "
+                        "(1 - this weight goes to the loss at the end of the recording)")
+    t.add_argument("--rcs", type=float, default=RCS_LAMBDA,
+                   help="weight of the cosine-similarity (RCS-style) regulariser")
+    t.add_argument("--crop-prob", type=float, default=CROP_PROB,
+                   help="probability that a mini-batch is cut to a random prefix")
+    t.add_argument("--crop-min", type=float, default=CROP_MIN,
+                   help="shortest prefix, as a fraction of each recording's duration")
+    t.add_argument("--reg", type=float, default=REG_LAMBDA,
+                   help="weight of the SynOps regulariser, per 1e6 SynOps per sample")
+    t.add_argument("--init-from", default=None,
+                   help="start from the weights of this .nir file (fine-tuning; not used for "
+                        "the bundled model)")
     t.add_argument("--eval-bins", nargs="+", default=["0.5", "1", "2", "5", "10", "20", "50",
                                                       "single"])
     e = sub.add_parser("evaluate", help="clock-driven accuracy of an exported .nir file")
@@ -710,6 +870,9 @@ def main(argv=None):
     e.add_argument("--bins", nargs="+", default=["1", "5", "20", "single"],
                    help="bin widths in ms, or 'single' for one whole-recording bin")
     e.add_argument("--json", default=None, help="also write the results to this JSON file")
+    e.add_argument("--anytime", action="store_true",
+                   help="also print the accuracy after 10/20/33/50 %% of the events and the "
+                        "clock-driven Top-K cutoff proxy")
     args = ap.parse_args(argv)
     if args.cmd == "train":
         if "1" not in args.eval_bins and "1.0" not in args.eval_bins:

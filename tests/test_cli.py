@@ -58,6 +58,17 @@ def test_bundled_demo_runs_with_no_arguments(capsys, tmp_path, monkeypatch):
     png = tmp_path / "evsim-raster.png"
     assert png.stat().st_size > 10_000
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the demo applies the bundled calibrated cutoff: it stops reading the recording early,
+    # and the decision equals the uncut prediction; `--cutoff none` reads everything
+    code, rec_cut, _ = evsim_cli(capsys, "run", "--json", tmp_path / "cut.json")
+    code2, _, _ = evsim_cli(capsys, "run", "--cutoff", "none", "--json", tmp_path / "full.json")
+    assert code == code2 == 0
+    cut = json.loads((tmp_path / "cut.json").read_text())
+    full = json.loads((tmp_path / "full.json").read_text())
+    n_events = evsim.read_recording(BUNDLED_RECORDING).events.size
+    assert full["events_consumed"] == full["events_total"] == n_events
+    assert 0 < cut["events_consumed"] < n_events and cut["status"] == "cutoff"
+    assert cut["prediction"] == full["prediction"] == 7
 
 
 def test_run_json_record_has_the_spec_names(capsys, tmp_path):
