@@ -183,6 +183,14 @@ def _load(model_path, o: dict, bundled: bool = False):
     return load_model(str(model_path), profile=profile, precision=o.get("precision", "float32"), **_overrides(o))
 
 
+def _config(model_path, o: dict, cutoff, **kwargs):
+    """The EvalConfig of a command's options (model, profile, overrides, mode, cutoff, input)."""
+    from .evaluate import EvalConfig
+
+    return EvalConfig(str(model_path), o["profile"], _overrides(o), o["precision"], o["mode"], o["bin_us"],
+                      o["n_bins"], cutoff, _transform_spec(o), o["sort"], o["budget"], **kwargs)
+
+
 def _bundled_cutoff_applies(o: dict) -> bool:
     """True when the bundled demo runs with default options, for which the bundled calibration
     holds (same model, profile, mode and neuron options)."""
@@ -250,10 +258,9 @@ def run(model, recording, raster_path, json_path, label, **o):
         # calibration split) unless any cutoff, mode or neuron option was given
         o["calibration"] = str(BUNDLED_CALIBRATION)
         click.echo(f"cutoff      top-k, calibrated ({BUNDLED_CALIBRATION.name}; `--cutoff none` to read everything)")
-    from .evaluate import EvalConfig, SampleRunner, sample_record
+    from .evaluate import SampleRunner, sample_record
 
-    config = EvalConfig(str(model), o["profile"], _overrides(o), o["precision"], o["mode"], o["bin_us"], o["n_bins"],
-                        _cutoff(o, compiled, o["mode"]), _transform_spec(o), o["sort"], o["budget"], anytime=True)
+    config = _config(model, o, _cutoff(o, compiled, o["mode"]), anytime=True)
     runner = SampleRunner(config)
     rec = runner.events(str(recording))
     if label is None:
@@ -372,12 +379,11 @@ data_options = _options(
 def eval_command(model, data, json_path, csv_path, workers, limit, subset, quiet, **o):
     """Evaluate MODEL on a labelled folder DATA (root/<label>/<recordings>): accuracy, events and
     SynOps consumed, latency, oracle cutoff times and anytime curves."""
-    from .evaluate import EvalConfig, evaluate
+    from .evaluate import evaluate
 
     compiled = _load(model, o)
     samples = _samples(data, subset, limit)
-    config = EvalConfig(str(model), o["profile"], _overrides(o), o["precision"], o["mode"], o["bin_us"], o["n_bins"],
-                        _cutoff(o, compiled, o["mode"]), _transform_spec(o), o["sort"], o["budget"])
+    config = _config(model, o, _cutoff(o, compiled, o["mode"]))
     try:
         doc = evaluate(samples, config, workers=workers, json_path=json_path, csv_path=csv_path, progress=not quiet,
                        data=str(data))
@@ -423,13 +429,12 @@ def calibrate(model, data, output, calib_bin_us, calib_bins, workers, limit, sub
     """Calibrate a cutoff on labelled DATA: per elapsed-time bin, the smallest threshold whose
     confidence rate (decisions correct then and at every later time) is ≥ 1 − ε (SPEC §6)."""
     from . import analysis
-    from .evaluate import EvalConfig, evaluate
+    from .evaluate import evaluate
     from .simulator import Cutoff
 
     compiled = _load(model, o)
     samples = _samples(data, subset, limit)
-    config = EvalConfig(str(model), o["profile"], _overrides(o), o["precision"], o["mode"], o["bin_us"], o["n_bins"],
-                        Cutoff(), _transform_spec(o), o["sort"], o["budget"])
+    config = _config(model, o, Cutoff())
     doc = evaluate(samples, config, workers=workers, progress=not quiet, data=str(data))
     trajs = [t for t in doc["_trajectories"] if t is not None]
     if calib_bins is None:
@@ -573,12 +578,11 @@ def _print_model_info(doc):
 @input_options
 def raster(model, recording, output, evidence, label, **o):
     """Draw the spike raster of every layer (and the input events) for one RECORDING."""
-    from .evaluate import EvalConfig, SampleRunner
+    from .evaluate import SampleRunner
     from .plots import plot_evidence, plot_raster
 
     compiled = _load(model, o)
-    config = EvalConfig(str(model), o["profile"], _overrides(o), o["precision"], o["mode"], o["bin_us"], o["n_bins"],
-                        _cutoff(o, compiled, o["mode"]), _transform_spec(o), o["sort"], o["budget"])
+    config = _config(model, o, _cutoff(o, compiled, o["mode"]))
     runner = SampleRunner(config)
     rec = runner.events(str(recording))
     result = runner.simulator(config.cutoff, record_output=True, record_spikes=True).run(rec.events, source=str(recording))

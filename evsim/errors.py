@@ -12,6 +12,12 @@ class EvsimError(Exception):
     """Base class of all user-facing errors (bad file, bad model, bad option)."""
 
 
+def _located(message: str, path, what: str | None) -> str:
+    """``<path>: <what>: <message>``, leaving out the parts that are not known."""
+    prefix = ": ".join(str(p) for p in (path, what) if p)
+    return f"{prefix}: {message}" if prefix else message
+
+
 class ModelError(EvsimError):
     """A NIR graph that evsim cannot compile: unknown node, shape mismatch, non-finite parameter.
 
@@ -21,13 +27,7 @@ class ModelError(EvsimError):
     def __init__(self, message: str, *, node: str | None = None, path: str | None = None):
         self.node = node
         self.path = path
-        where = []
-        if path:
-            where.append(str(path))
-        if node:
-            where.append(f"node '{node}'")
-        prefix = ": ".join(where)
-        super().__init__(f"{prefix}: {message}" if prefix else message)
+        super().__init__(_located(message, path, f"node '{node}'" if node else None))
 
 
 class RecordingError(EvsimError):
@@ -37,13 +37,7 @@ class RecordingError(EvsimError):
     def __init__(self, message: str, *, path: str | None = None, field: str | None = None):
         self.path = path
         self.field = field
-        where = []
-        if path:
-            where.append(str(path))
-        if field:
-            where.append(f"field '{field}'")
-        prefix = ": ".join(where)
-        super().__init__(f"{prefix}: {message}" if prefix else message)
+        super().__init__(_located(message, path, f"field '{field}'" if field else None))
 
 
 class OptionError(EvsimError):
