@@ -29,7 +29,8 @@ snntorch    snn.Leaky / snn.Synaptic as exported by snntorch.export_nir: dt = τ
 norse       norse LIF/LIFBox as exported (dt = 1 ms unless given), forward Euler:
             ``v ← v + dt/τm (v_leak − v + R·I)``, ``I ← I − dt/τs I + x`` (the current jumps by
             the input), v > θ, v ← v_reset, one spike, no floor. IF as norse's IAFCell:
-            ``v ← v + r·x`` per input (the exporter writes r = 1).
+            ``v ← v + r·x`` per input (the exporter writes r = 1); I (no norse module):
+            forward Euler ``v ← v + dt·R·x``.
 ==========  ======================================================================================
 """
 
@@ -231,10 +232,14 @@ def neuron_model(profile: Profile, overrides: Overrides, dt: float | None, kind:
         r = p("r", 1.0)
         if profile.name in ("sinabs", "speck", "snntorch"):
             gain, drive = np.ones(1), bias / dt  # v += w per spike; bias b per step
-        elif profile.name == "norse":
+        elif profile.name == "norse" and kind == "IF":
             # norse's IAFCell (what from_nir builds for IF; its exporter writes r = 1):
             # v ← v + input per step, so a spike adds r·w and a bias adds r·b per step
             gain, drive = r, r * bias / dt
+        elif profile.name == "norse":
+            # norse has no module for I; forward Euler of dv/dt = R·I with the input a current
+            # held for one step dt, as its LI boxes integrate: a spike adds r·dt·w
+            gain, drive = r * dt, r * bias
         else:
             gain, drive = r, r * bias
         return IntegratorModel(gain=_compact(gain), drive=_compact(drive), threshold=threshold, v_reset=v_reset, v_min=v_min), spiking
