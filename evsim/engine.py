@@ -574,38 +574,43 @@ def confirm_crossing(m, s, b, pop, g, version, t):
 
 @njit(cache=True, _nrt=False, inline="always")
 def _deliver_uniform(m, s, b, dst, flags, n_runs, run_len, scaled, theta, v_min, t):
-    """:func:`_deliver_static` for one gain and one threshold per population and, with
-    F_FLOOR, one floor v_min < θ: add, floor and running max fused into one vectorised pass
-    per run. Flooring before the threshold test changes no test (v_min < θ), so only neurons
-    that fire need the floor again, after their reset."""
+    """:func:`_deliver_static` for one gain and one threshold per population and one floor
+    v_min < θ (−inf without a floor): add, floor and "any neuron at threshold?" fused into one
+    pass per run. The flag is an integer OR, not a float max, so that LLVM vectorises the loop.
+    Flooring before the threshold test changes no test (v_min < θ), so only neurons that fire
+    need the floor again, after their reset."""
     v = s.v
     weights = m.weights
     runs = s.runs
     off = m.pop_offset[dst]
-    floor = flags & F_FLOOR != 0
+    ge = flags & F_GE != 0
     for r in range(n_runs):
         j0 = runs[r, 0]
         w0 = runs[r, 1]
         g0 = off + j0
         vv = v[g0:g0 + run_len]
+        hit = False
         if w0 < 0:  # an index map: one neuron, weight 1
-            x = vv[0] + scaled
-            vv[0] = max(x, v_min) if floor else x
-            v_max = vv[0]
+            x = max(vv[0] + scaled, v_min)
+            vv[0] = x
+            hit = _above(x, theta, flags)
+        elif ge:
+            ww = weights[w0:w0 + run_len]
+            for co in range(run_len):
+                x = max(vv[co] + scaled * ww[co], v_min)
+                vv[co] = x
+                hit |= x >= theta
         else:
             ww = weights[w0:w0 + run_len]
-            v_max = vv[0] + scaled * ww[0]  # any element of the run: a start for the max
             for co in range(run_len):
-                x = vv[co] + scaled * ww[co]
-                if floor:
-                    x = max(x, v_min)
+                x = max(vv[co] + scaled * ww[co], v_min)
                 vv[co] = x
-                v_max = max(v_max, x)
-        if v_max >= theta:
+                hit |= x > theta
+        if hit:
             for co in range(run_len):
                 if _above(vv[co], theta, flags):
                     spike_and_reset(m, s, b, dst, flags, j0 + co, g0 + co, t, theta)
-                    if floor and vv[co] < v_min:
+                    if vv[co] < v_min:
                         vv[co] = v_min
 
 
@@ -634,7 +639,7 @@ def _deliver_static(m, s, b, dst, n_runs, run_len, val, t):
         s.counters[C_OUT_CHANGED] = 1
     if g_stride == 0 and t_stride == 0 and flags & F_SPIKING:
         theta = params[t_base]
-        s.cast[0] = params[f_base] if flags & F_FLOOR else 0.0
+        s.cast[0] = params[f_base] if flags & F_FLOOR else -np.inf
         v_min = s.cast[0]
         if flags & F_FLOOR == 0 or (f_stride == 0 and v_min < theta):
             _deliver_uniform(m, s, b, dst, flags, n_runs, run_len, scaled, theta, v_min, t)
