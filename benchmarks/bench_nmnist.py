@@ -126,6 +126,7 @@ def main(argv=None) -> int:
     print(f"  accuracy (all {len(recordings)}, train+test) {correct:.3f}; float64 state: same prediction on "
           f"{figures['float64_same_prediction']:.3f}, max |output difference| {max_diff:g}")
     if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(figures, indent=2))
     return 0
 
