@@ -237,12 +237,13 @@ def _conv_kernel(x, wt, out, c_in, h, w, c_out, oh, ow, sy, sx, pt, pl, dy, dx, 
 
 
 @njit(cache=True)
-def _linear_neuron_kernel(v, x, has_x, a, c, g, theta, v_reset, v_min, prev, spikes,
-                          spiking, ge, multi, subtract, use_floor, deferred):
-    """One step of an integrator / leaky population, fused (same arithmetic as
-    :meth:`_Pop.step`'s numpy path): ``v ← a·v + c (− prev·θ) + g·x``, threshold, spikes,
-    reset, floor. ``deferred``: snnTorch's reset of the previous step's spikes (``prev``).
-    Parameters are (1 or B, n) arrays (broadcast views)."""
+def _linear_neuron_kernel(v, x, has_x, a, c, g, theta, v_reset, v_min, prev, spikes, refr, refr_steps,
+                          spiking, ge, multi, subtract, use_floor, deferred, use_refr):
+    """One step of an integrator / leaky population: ``v ← a·v + c (− prev·θ) + g·x``,
+    threshold, spikes, reset, floor. ``deferred``: snnTorch's reset of the previous step's
+    spikes (``prev``). ``use_refr``: a neuron with ``refr`` > 0 steps left is held (v kept,
+    input discarded, no spike); a spike holds it for ``refr_steps``. Parameters are (1 or B, n)
+    arrays (broadcast views)."""
     n_b, n = v.shape
     for b in range(n_b):
         ra = a[b if a.shape[0] > 1 else 0]
@@ -251,9 +252,13 @@ def _linear_neuron_kernel(v, x, has_x, a, c, g, theta, v_reset, v_min, prev, spi
         rt = theta[b if theta.shape[0] > 1 else 0]
         rr = v_reset[b if v_reset.shape[0] > 1 else 0]
         rm = v_min[b if v_min.shape[0] > 1 else 0]
+        rs = refr_steps[b if refr_steps.shape[0] > 1 else 0]
         for j in range(n):
             vv = np.float64(v[b, j])
-            if deferred:
+            held = use_refr and refr[b, j] > 0.0
+            if held:
+                refr[b, j] -= 1.0
+            elif deferred:
                 p = prev[b, j]
                 if subtract:
                     vv = ra[j] * vv + rc[j]
@@ -263,11 +268,11 @@ def _linear_neuron_kernel(v, x, has_x, a, c, g, theta, v_reset, v_min, prev, spi
                     vv = ra[j] * base + rc[j]
             else:
                 vv = ra[j] * vv + rc[j]
-            if has_x:
+            if has_x and not held:
                 vv = vv + rg[j] * x[b, j]
             if spiking:
                 th = rt[j]
-                above = vv >= th if ge else vv > th
+                above = (vv >= th if ge else vv > th) and not held
                 nsp = 0.0
                 if above:
                     if multi:
@@ -285,6 +290,8 @@ def _linear_neuron_kernel(v, x, has_x, a, c, g, theta, v_reset, v_min, prev, spi
                         vv = vv - nsp * th
                     else:
                         vv = rr[j]
+                if use_refr and nsp > 0.0:
+                    refr[b, j] = rs[j]
                 if use_floor:
                     vm = rm[j]
                     if vv < vm:
@@ -577,41 +584,30 @@ class _Pop:
     def step(self, st: dict, x, c: dict):
         """Advance one step with synaptic input x ((B, n) float64 or None for no input).
         Returns the spike counts ((B, n) float64) or None for a non-spiking population."""
-        if self.kind != nm.KIND_CUBA and "refr" not in st:
+        if self.kind != nm.KIND_CUBA:
             return self._step_fused(st, x, c)
         v_old = st["v"]
         v = v_old.astype(np.float64)
         held = None
         if "refr" in st:
             held = st["refr"] > 0
-        kind, fam = self.kind, self.family
-        if kind == nm.KIND_CUBA:
-            i = st["i"].astype(np.float64)
-            gx = 0.0 if x is None else self.gain * x
-            if fam == "nir":
-                v, i = c["vv"] * v + c["vi"] * i + c["vc"], c["ii"] * i + c["ic"]
-                i = i + gx
-            elif fam == "sinabs":
-                i = c["as"] * (i + gx + c["ic"])
-                v = c["am"] * v + c["vc"] + c["k"] * i
-            elif fam == "snntorch":
-                i = c["as"] * i + gx + c["ic"]
-                u = c["am"] * v + c["vc"] + c["k"] * i
-                v = self._deferred(u, st, pre_decay=False)
-            else:  # norse
-                v = v + c["fm"] * ((c["vl"] - v) + c["r"] * i)
-                i = i - c["fs"] * i + c["ic"] + gx
-            st["i"][...] = i
-        else:
-            if fam == "snntorch" and self.spiking:
-                base = self._deferred(v, st, pre_decay=True)
-                v = c["a"] * base + c["c"]
-                if self.rule.subtract:
-                    v = v - st["prev"] * self.theta
-            else:
-                v = c["a"] * v + c["c"]
-            if x is not None:
-                v = v + self.gain * x
+        fam = self.family
+        i = st["i"].astype(np.float64)
+        gx = 0.0 if x is None else self.gain * x
+        if fam == "nir":
+            v, i = c["vv"] * v + c["vi"] * i + c["vc"], c["ii"] * i + c["ic"]
+            i = i + gx
+        elif fam == "sinabs":
+            i = c["as"] * (i + gx + c["ic"])
+            v = c["am"] * v + c["vc"] + c["k"] * i
+        elif fam == "snntorch":
+            i = c["as"] * i + gx + c["ic"]
+            u = c["am"] * v + c["vc"] + c["k"] * i
+            v = self._deferred(u, st)
+        else:  # norse
+            v = v + c["fm"] * ((c["vl"] - v) + c["r"] * i)
+            i = i - c["fs"] * i + c["ic"] + gx
+        st["i"][...] = i
         if held is not None:
             v = np.where(held, v_old, v)
         if not self.spiking:
@@ -631,32 +627,27 @@ class _Pop:
         return n
 
     def _step_fused(self, st: dict, x, c: dict):
-        """Integrator / leaky populations without refractory period: one numba pass."""
+        """Integrator / leaky populations: one numba pass."""
         v = st["v"]
-        n = self.size
         spiking = self.spiking
         rule = self.rule
         w = self._wide
         dummy = w["zero"]
         spikes = np.empty(v.shape) if spiking else dummy
+        use_refr = "refr" in st
         _linear_neuron_kernel(
             v, dummy if x is None else x, x is not None, c["a"], c["c"], w["gain"], w["theta"], w["v_reset"],
             w["v_min"], st["prev"] if self.deferred_reset else dummy, spikes,
+            st["refr"] if use_refr else dummy, c["refr"] if use_refr else dummy,
             spiking, bool(spiking and rule.threshold_ge), bool(spiking and rule.multi_spike),
-            bool(spiking and rule.subtract), spiking and self.v_min is not None, self.deferred_reset)
+            bool(spiking and rule.subtract), spiking and self.v_min is not None, self.deferred_reset, use_refr)
         return spikes if spiking else None
 
-    def _deferred(self, u, st, pre_decay: bool):
-        """snnTorch's reset of the previous step's spike (reset_delay=True).
-
-        Leaky (``pre_decay``): zero reset sets mem to v_reset before the decay (subtraction is
-        done by the caller after the decay). Synaptic: u is the whole update β·mem + syn;
-        subtract → u − reset·θ; zero → v_reset."""
+    def _deferred(self, u, st):
+        """snnTorch Synaptic's reset of the previous step's spike (reset_delay=True): u is the
+        whole update β·mem + syn; subtract → u − reset·θ; zero → v_reset. (Leaky: in
+        :func:`_linear_neuron_kernel`.)"""
         prev = st["prev"]
-        if pre_decay:
-            if self.rule.subtract:
-                return u
-            return np.where(prev > 0, self.v_reset, u)
         if self.rule.subtract:
             return u - prev * self.theta
         return np.where(prev > 0, self.v_reset, u)

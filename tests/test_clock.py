@@ -432,3 +432,67 @@ def test_nmnist_reference_model_matches_its_training_metrics(nmnist_dir, width):
     assert np.mean(preds == labels) == pytest.approx(metrics["accuracy"], abs=1e-12)
     for layer, mean in metrics["mean_spikes_per_sample"].items():
         assert np.mean([r.spikes_per_node[layer] for r in results]) == pytest.approx(mean, abs=0.05), layer
+
+
+@pytest.mark.parametrize("profile,kind", [("speck", "IF"), ("sinabs", "IF"), ("sinabs", "LIF"), ("snntorch", "LIF")])
+def test_refractory_period_holds_the_membrane_for_whole_steps(profile, kind):
+    """--refractory-us 2000 with 1 ms bins: after a spike the membrane is held (no leak, input
+    discarded) for round(2000/1000) = 2 steps. Reference written out per step; snnTorch's reset
+    of a spike comes one step late, and a held step carries no pending reset."""
+    rng = np.random.default_rng(8)
+    n, bin_us, n_steps, w, theta = 3, 1000, 60, 0.7, 1.0
+    tau_steps = 6.0
+    if kind == "IF":
+        neuron = nir.IF(r=np.ones(n), v_threshold=np.full(n, theta), v_reset=np.zeros(n))
+    elif profile == "snntorch":  # snn.Leaky as exported: r = τ/dt, here dt = 1 ms
+        neuron = nir.LIF(tau=np.full(n, tau_steps * 1e-3), r=np.full(n, tau_steps), v_leak=np.zeros(n),
+                         v_threshold=np.full(n, theta), v_reset=np.zeros(n))
+    else:  # sinabs: τ in steps
+        neuron = nir.LIF(tau=np.full(n, tau_steps), r=np.ones(n), v_leak=np.zeros(n), v_threshold=np.full(n, theta),
+                         v_reset=np.zeros(n))
+    g = graph({"input": inp((n,)), "fc": nir.Linear(weight=w * np.eye(n)), "l1": neuron, "output": out((n,))},
+              [("input", "fc"), ("fc", "l1"), ("l1", "output")])
+    counts = rng.integers(0, 3, size=(n_steps, n))
+    times, flat = [], []
+    for k in range(n_steps):
+        for i in range(n):
+            times += [k * bin_us + 10 * q for q in range(counts[k, i])]
+            flat += [i] * counts[k, i]
+    order = np.argsort(times, kind="stable")
+    events = events_at(np.array(times)[order], np.array(flat)[order], (n,))
+    k0 = int(np.array(times).min()) // bin_us  # bins start at the first event
+    frames = counts[k0:k0 + (int(np.array(times).max()) - int(np.array(times).min())) // bin_us + 1]
+    model = evsim.load_model(g, profile=profile, precision="float64", refractory_us=2000)
+    result = ClockSimulator(model, bin_us=bin_us, record_spikes=True, keep_state=True).run(events)
+
+    # the reference: decay a (1 for IF, exp(-1/τ) for sinabs, β = 1 − 1/τ for snnTorch)
+    a = 1.0 if kind == "IF" else (1.0 - 1.0 / tau_steps if profile == "snntorch" else np.exp(-1.0 / tau_steps))
+    v, held, prev = np.zeros(n), np.zeros(n, dtype=int), np.zeros(n)
+    expected = np.zeros(frames.shape)
+    for k, x in enumerate(w * frames):
+        for i in range(n):
+            if held[i] > 0:
+                held[i] -= 1
+                prev[i] = 0.0
+                continue
+            if profile == "snntorch":
+                v[i] = a * v[i] + x[i] - prev[i] * theta
+                prev[i] = expected[k, i] = float(v[i] > theta)
+            else:
+                v[i] = a * v[i] + x[i]
+                if v[i] >= theta:
+                    expected[k, i] = np.floor(v[i] / theta) if profile == "sinabs" else 1.0
+                    v[i] -= expected[k, i] * theta
+                if kind == "IF":
+                    v[i] = max(v[i], -theta)
+            if expected[k, i] > 0:
+                held[i] = 2
+    got = np.zeros(frames.shape)
+    s = result.spikes[result.spikes["node"] == 1]
+    np.add.at(got, (np.round(s["t_us"] / bin_us).astype(int) - 1, s["neuron"]), s["count"])
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_allclose(result.extra["state"]["l1"]["v"], v, rtol=1e-12, atol=1e-12)
+    assert 0 < np.count_nonzero(expected) < expected.size
+    # without the refractory period the same input gives more spikes: the hold is exercised
+    free = ClockSimulator(evsim.load_model(g, profile=profile, precision="float64"), bin_us=bin_us).run(events)
+    assert free.spikes_per_node["l1"] > expected.sum()
