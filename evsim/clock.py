@@ -89,7 +89,8 @@ In every profile the threshold test, the number of spikes (one; MultiSpike ``flo
 ``≥``, ``ceil(v/θ) − 1`` for ``>``), the reset (``v − n·θ`` or ``v_reset``) and the floor follow
 the population's :class:`evsim.neurons.SpikeRule` and model (so ``--reset``, ``--v-min`` etc.
 apply), except snnTorch's reset, which is applied one step late as above. An absolute refractory
-period holds v (and discards v's input) for ``round(refractory/dt)`` steps after a spike.
+period holds v (and discards v's input) for ``round(refractory/dt)`` steps after a spike
+(snnTorch: the first held step still applies the spike's pending reset).
 
 With bin widths other than dt_p the profiles stay time-consistent: decay factors are exp(−dt/τ) (or
 1 − dt/τ for norse), a bias adds ``b·dt/dt_p`` per bin, a spike adds the same charge as in the
@@ -258,6 +259,8 @@ def _linear_neuron_kernel(v, x, has_x, a, c, g, theta, v_reset, v_min, prev, spi
             held = use_refr and refr[b, j] > 0.0
             if held:
                 refr[b, j] -= 1.0
+                if deferred and prev[b, j] > 0.0:  # the spike's pending reset still applies
+                    vv = vv - prev[b, j] * rt[j] if subtract else rr[j]
             elif deferred:
                 p = prev[b, j]
                 if subtract:
@@ -608,8 +611,8 @@ class _Pop:
             v = v + c["fm"] * ((c["vl"] - v) + c["r"] * i)
             i = i - c["fs"] * i + c["ic"] + gx
         st["i"][...] = i
-        if held is not None:
-            v = np.where(held, v_old, v)
+        if held is not None:  # held: v kept (after snnTorch's pending reset, if any)
+            v = np.where(held, self._deferred(v_old.astype(np.float64), st) if self.deferred_reset else v_old, v)
         if not self.spiking:
             st["v"][...] = v
             return None

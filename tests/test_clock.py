@@ -438,7 +438,7 @@ def test_nmnist_reference_model_matches_its_training_metrics(nmnist_dir, width):
 def test_refractory_period_holds_the_membrane_for_whole_steps(profile, kind):
     """--refractory-us 2000 with 1 ms bins: after a spike the membrane is held (no leak, input
     discarded) for round(2000/1000) = 2 steps. Reference written out per step; snnTorch's reset
-    of a spike comes one step late, and a held step carries no pending reset."""
+    of a spike comes one step late, so the first held step applies it."""
     rng = np.random.default_rng(8)
     n, bin_us, n_steps, w, theta = 3, 1000, 60, 0.7, 1.0
     tau_steps = 6.0
@@ -473,6 +473,7 @@ def test_refractory_period_holds_the_membrane_for_whole_steps(profile, kind):
         for i in range(n):
             if held[i] > 0:
                 held[i] -= 1
+                v[i] -= prev[i] * theta
                 prev[i] = 0.0
                 continue
             if profile == "snntorch":
