@@ -121,7 +121,7 @@ from numba import njit
 
 from . import neurons as nm
 from .build import READOUT_COUNTS, CompiledModel, compile_model
-from .errors import OptionError, RecordingError
+from .errors import OptionError
 from .events import check_sorted, input_indices
 from .linear import ConvOp, DenseOp, ReshapeOp, ScaleOp, as_spatial, to_nir_order
 from .profiles import expand_parameter
@@ -747,8 +747,6 @@ class ClockSimulator:
         return tuple(key)
 
     def _prepare(self, index: int, events: np.ndarray, source) -> _Sample:
-        if getattr(events, "dtype", None) is None or events.dtype.names is None or "t" not in events.dtype.names:
-            raise RecordingError("events must be a structured array with a 't' field", path=source)
         check_sorted(events, source=source)
         n = int(events.shape[0])
         k, n_steps, width = bin_steps(events["t"], bin_us=self.bin_us, n_bins=self.n_bins)

@@ -114,9 +114,13 @@ def _check_fits(column: np.ndarray, dtype, name: str, source: str | None) -> Non
 
 
 def check_sorted(events: np.ndarray, *, source: str | None = None) -> None:
-    """Raise :class:`RecordingError` unless timestamps are non-decreasing (equal ones are legal).
+    """Raise :class:`RecordingError` unless ``events`` is a structured array with a 't' field
+    whose timestamps are non-decreasing (equal ones are legal).
 
     The message names the first offending event index and its timestamps."""
+    names = getattr(getattr(events, "dtype", None), "names", None)
+    if names is None or "t" not in names:
+        raise RecordingError("events must be a structured array with a 't' field", path=source)
     t = events["t"]
     if t.size < 2:
         return

@@ -234,8 +234,6 @@ class Simulator:
     def feed(self, events: np.ndarray, *, source: str | None = None) -> bool:
         """Consume a chunk of events (sorted, within the input shape). Returns False once the
         sample has stopped (cutoff or budget): later chunks are counted but not consumed."""
-        if events.dtype.names is None or "t" not in events.dtype.names:
-            raise RecordingError("events must be a structured array with a 't' field", path=source)
         check_sorted(events, source=source)
         n = int(events.shape[0])
         self.events_total += n
