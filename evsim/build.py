@@ -674,13 +674,13 @@ def _encode_conv(op: ConvOp, in_map, in_scale, wdtype) -> EngineOp:
     geom[[G_CIN, G_H, G_W, G_COUT, G_OH, G_OW, G_KH, G_KW]] = [c_in, h, w, c_out, oh, ow, kh, kw]
     geom[[G_SY, G_SX, G_PT, G_PL, G_DY, G_DX, G_GROUPS]] = [g.stride[0], g.stride[1], g.pad_top, g.pad_left,
                                                            g.dilation[0], g.dilation[1], g.groups]
-    rows = _offset_table(h, kh, g.stride[0], g.pad_top, g.dilation[0], oh)
-    cols = _offset_table(w, kw, g.stride[1], g.pad_left, g.dilation[1], ow)
+    rows = conv_offset_table(h, kh, g.stride[0], g.pad_top, g.dilation[0], oh)
+    cols = conv_offset_table(w, kw, g.stride[1], g.pad_left, g.dilation[1], ow)
     return EngineOp(OP_CONV, c_in * h * w, c_out * oh * ow, in_map, in_scale, packed.astype(wdtype), geom,
                     max_targets(op), op.name, rows, cols)
 
 
-def _offset_table(size: int, k: int, stride: int, pad: int, dilation: int, out_size: int) -> np.ndarray:
+def conv_offset_table(size: int, k: int, stride: int, pad: int, dilation: int, out_size: int) -> np.ndarray:
     """For each input coordinate y: [n, k_0, o_0, k_1, o_1, ...], the kernel offsets k and
     output coordinates o with ``o*stride - pad + k*dilation == y`` (so the engine needs no
     integer division per spike)."""

@@ -120,7 +120,7 @@ import numpy as np
 from numba import njit
 
 from . import neurons as nm
-from .build import READOUT_COUNTS, CompiledModel, compile_model
+from .build import READOUT_COUNTS, CompiledModel, compile_model, conv_offset_table
 from .errors import OptionError
 from .events import check_sorted, input_indices
 from .linear import ConvOp, DenseOp, ReshapeOp, ScaleOp, as_spatial, to_nir_order
@@ -196,14 +196,13 @@ def _dense_kernel(x, wt, out):
 
 
 @njit(cache=True)
-def _conv_kernel(x, wt, out, c_in, h, w, c_out, oh, ow, sy, sx, pt, pl, dy, dx, groups):
+def _conv_kernel(x, wt, out, c_in, h, w, c_out, ow, rows, cols, groups):
     """PyTorch convolution (see evsim.linear.ConvGeometry) as a scatter from the non-zero inputs.
-
-    x: (B, C_in·H·W) NIR order; wt: (C_in, KH, KW, C_out/groups); out: (B, OH·OW·C_out)
-    channel-last. Every output element sums its terms in increasing input index order."""
+    ``x``: (B, c_in·h·w) NIR order; ``wt``: (c_in, kh, kw, c_out/groups); ``out``: (B, oh·ow·c_out)
+    channel-last. ``rows`` / ``cols``: the builder's offset tables
+    (:func:`evsim.build.conv_offset_table`): per input row / column, the kernel offsets and
+    output rows / columns it reaches, in increasing kernel offset."""
     n_b = x.shape[0]
-    kh = wt.shape[1]
-    kw = wt.shape[2]
     cin_g = c_in // groups
     cout_g = c_out // groups
     for b in range(n_b):
@@ -217,20 +216,12 @@ def _conv_kernel(x, wt, out, c_in, h, w, c_out, oh, ow, sy, sx, pt, pl, dy, dx, 
                     s = x[b, (c * h + y) * w + xx]
                     if s == 0.0:
                         continue
-                    for ky in range(kh):
-                        num = y + pt - ky * dy
-                        if num < 0 or num % sy != 0:
-                            continue
-                        oy = num // sy
-                        if oy >= oh:
-                            continue
-                        for kx in range(kw):
-                            numx = xx + pl - kx * dx
-                            if numx < 0 or numx % sx != 0:
-                                continue
-                            ox = numx // sx
-                            if ox >= ow:
-                                continue
+                    for a in range(rows[y, 0]):
+                        ky = rows[y, 1 + 2 * a]
+                        oy = rows[y, 2 + 2 * a]
+                        for q in range(cols[xx, 0]):
+                            kx = cols[xx, 1 + 2 * q]
+                            ox = cols[xx, 2 + 2 * q]
                             base = (oy * ow + ox) * c_out + g0
                             wk = wt[c, ky, kx]
                             for co in range(cout_g):
@@ -325,8 +316,9 @@ class _Conv:
             grp = c // cin_g
             packed[c] = np.asarray(g.weight[grp * cout_g:(grp + 1) * cout_g, c - grp * cin_g], dtype=np.float64).transpose(1, 2, 0)
         self.wt = np.ascontiguousarray(packed.astype(wdtype))
-        self.args = (c_in, h, w, c_out, oh, ow, g.stride[0], g.stride[1], g.pad_top, g.pad_left,
-                     g.dilation[0], g.dilation[1], g.groups)
+        rows = conv_offset_table(h, kh, g.stride[0], g.pad_top, g.dilation[0], oh)
+        cols = conv_offset_table(w, kw, g.stride[1], g.pad_left, g.dilation[1], ow)
+        self.args = (c_in, h, w, c_out, ow, rows, cols, g.groups)
         self.out_hwc = (oh, ow, c_out)
 
     def __call__(self, x):
