@@ -330,6 +330,26 @@ def run_reference(refs, weights, biases, frames, recurrent=None) -> list:
     return spikes
 
 
+def two_layer_net(profile: str, kinds: tuple, rng, bias: str = "scaled") -> tuple:
+    """Two layers (N_IN → N_HID → N_OUT) whose weights make both fire in some steps but not all:
+    (nodes, reference parameters, weights, biases). ``bias``: "scaled" (0.1 × the layer's weight
+    scale), "unit" (scale 0.1) or "zero"."""
+    node1, p1, s1 = layer_params(profile, kinds[0], N_HID, rng)
+    node2, p2, s2 = layer_params(profile, kinds[1], N_OUT, rng)
+    w1 = rng.normal(scale=s1, size=(N_HID, N_IN)) + 0.3 * s1
+    w2 = rng.normal(scale=1.5 * s2, size=(N_OUT, N_HID)) + 0.3 * s2
+    if bias == "zero":
+        b1, b2 = np.zeros(N_HID), np.zeros(N_OUT)
+    else:
+        k1, k2 = (0.1 * s1, 0.1 * s2) if bias == "scaled" else (0.1, 0.1)
+        b1, b2 = rng.normal(scale=k1, size=N_HID), rng.normal(scale=k2, size=N_OUT)
+    return (node1, node2), (p1, p2), (w1, w2), (b1, b2)
+
+
+def run_clock(model, bin_us, events):
+    return ClockSimulator(model, bin_us=bin_us, record_spikes=True, keep_state=True).run(events)
+
+
 def check(result, names, refs, ref_spikes, bin_us, sizes):
     state = result.extra["state"]
     for name, ref, expected, n in zip(names, refs, ref_spikes, sizes):
@@ -345,12 +365,7 @@ def test_feed_forward_with_biases_matches_the_framework(profile, kind):
     rng = np.random.default_rng(CASES.index((profile, kind)))
     bin_us = BIN_US[profile]
     events, frames = random_input(rng, bin_us)
-    node1, p1, scale1 = layer_params(profile, kind, N_HID, rng)
-    node2, p2, scale2 = layer_params(profile, kind, N_OUT, rng)
-    w1 = rng.normal(scale=scale1, size=(N_HID, N_IN)) + scale1 * 0.3
-    w2 = rng.normal(scale=scale2 * 1.5, size=(N_OUT, N_HID)) + scale2 * 0.3
-    b1 = rng.normal(scale=0.1 * scale1, size=N_HID)
-    b2 = rng.normal(scale=0.1 * scale2, size=N_OUT)
+    (node1, node2), (p1, p2), (w1, w2), (b1, b2) = two_layer_net(profile, (kind, kind), rng)
     if profile == "nir" and kind == "IF":  # strict NIR: a bias is a current (per second)
         b1, b2 = b1 / (bin_us * 1e-6), b2 / (bin_us * 1e-6)
     g = ff_graph(w1, b1, node1, w2, b2, node2)
@@ -362,7 +377,7 @@ def test_feed_forward_with_biases_matches_the_framework(profile, kind):
     model = evsim.load_model(g, profile=profile, precision="float64")
     if profile == "snntorch":
         assert abs(model.dt_s - SNNTORCH_DT) < 1e-15  # dt = τ/r read from the file
-    result = ClockSimulator(model, bin_us=bin_us, record_spikes=True, keep_state=True).run(events)
+    result = run_clock(model, bin_us, events)
     assert result.extra["n_steps"] == N_STEPS
     check(result, ["l1", "l2"], refs, ref_spikes, bin_us, [N_HID, N_OUT])
     # the test is only meaningful if both layers fire, but not in every step
@@ -376,17 +391,13 @@ def test_snntorch_reset_zero():
     for kind in ("LIF", "CubaLIF"):
         rng = np.random.default_rng(11 if kind == "LIF" else 12)
         events, frames = random_input(rng, 100)
-        node1, p1, s1 = layer_params("snntorch", kind, N_HID, rng)
-        node2, p2, s2 = layer_params("snntorch", kind, N_OUT, rng)
-        w1 = rng.normal(scale=s1, size=(N_HID, N_IN)) + 0.3 * s1
-        w2 = rng.normal(scale=1.5 * s2, size=(N_OUT, N_HID)) + 0.3 * s2
-        b1, b2 = rng.normal(scale=0.1 * s1, size=N_HID), rng.normal(scale=0.1 * s2, size=N_OUT)
+        (node1, node2), (p1, p2), (w1, w2), (b1, b2) = two_layer_net("snntorch", (kind, kind), rng)
         refs = [reference("snntorch", kind, p1, dt=SNNTORCH_DT, reset="zero"),
                 reference("snntorch", kind, p2, dt=SNNTORCH_DT, reset="zero")]
         ref_spikes = run_reference(refs, [w1, w2], [b1, b2], frames)
         model = evsim.load_model(ff_graph(w1, b1, node1, w2, b2, node2), profile="snntorch", precision="float64",
                                  reset="zero")
-        result = ClockSimulator(model, bin_us=100, record_spikes=True, keep_state=True).run(events)
+        result = run_clock(model, 100, events)
         check(result, ["l1", "l2"], refs, ref_spikes, 100, [N_HID, N_OUT])
         # reset-to-zero and subtraction really differ here
         sub = [reference("snntorch", kind, p1, dt=SNNTORCH_DT), reference("snntorch", kind, p2, dt=SNNTORCH_DT)]
@@ -412,7 +423,7 @@ def test_recurrent_rsynaptic_subgraph_uses_the_previous_steps_spikes(profile):
     opts = {"recurrent_delay_us": bin_us} if profile == "nir" else {}
     model = evsim.load_model(g, profile=profile, precision="float64", **opts)
     assert [pr.recurrent for pr in model.projections].count(True) == 1
-    result = ClockSimulator(model, bin_us=bin_us, record_spikes=True, keep_state=True).run(events)
+    result = run_clock(model, bin_us, events)
     check(result, ["rec.lif"], [ref], ref_spikes, bin_us, [N_HID])
     assert 0 < np.count_nonzero(ref_spikes[0]) < ref_spikes[0].size
     # without the recurrent weights the spikes differ: the recurrent path is exercised
@@ -424,15 +435,11 @@ def test_sinabs_tau_in_steps_at_another_dt():
     """sinabs' τ is in steps: with --dt-us 250 and 250 µs bins the update is the same per step."""
     rng = np.random.default_rng(7)
     events, frames = random_input(rng, 250)
-    node1, p1, s1 = layer_params("sinabs", "LIF", N_HID, rng)
-    node2, p2, s2 = layer_params("sinabs", "IF", N_OUT, rng)
-    w1 = rng.normal(scale=s1, size=(N_HID, N_IN)) + 0.3 * s1
-    w2 = rng.normal(scale=1.5 * s2, size=(N_OUT, N_HID)) + 0.3 * s2
-    b1, b2 = rng.normal(scale=0.1, size=N_HID), rng.normal(scale=0.1, size=N_OUT)
+    (node1, node2), (p1, p2), (w1, w2), (b1, b2) = two_layer_net("sinabs", ("LIF", "IF"), rng, bias="unit")
     refs = [reference("sinabs", "LIF", p1, dt=0), reference("sinabs", "IF", p2, dt=0)]
     ref_spikes = run_reference(refs, [w1, w2], [b1, b2], frames)
     model = evsim.load_model(ff_graph(w1, b1, node1, w2, b2, node2), profile="sinabs", precision="float64", dt_us=250)
-    result = ClockSimulator(model, bin_us=250, record_spikes=True, keep_state=True).run(events)
+    result = run_clock(model, 250, events)
     check(result, ["l1", "l2"], refs, ref_spikes, 250, [N_HID, N_OUT])
 
 
@@ -465,13 +472,9 @@ def test_li_readout_state_sinabs_and_norse():
 def test_norse_if_matches_iaf_feed_forward_step():
     rng = np.random.default_rng(5)
     events, frames = random_input(rng, 1000)
-    node1, p1, s1 = layer_params("norse", "IF", N_HID, rng)
-    node2, p2, s2 = layer_params("norse", "IF", N_OUT, rng)
-    w1 = rng.normal(scale=s1, size=(N_HID, N_IN)) + 0.3 * s1
-    w2 = rng.normal(scale=1.5 * s2, size=(N_OUT, N_HID)) + 0.3 * s2
-    b1, b2 = np.zeros(N_HID), np.zeros(N_OUT)
+    (node1, node2), (p1, p2), (w1, w2), (b1, b2) = two_layer_net("norse", ("IF", "IF"), rng, bias="zero")
     refs = [reference("norse", "IF", p1, dt=1e-3), reference("norse", "IF", p2, dt=1e-3)]
     ref_spikes = run_reference(refs, [w1, w2], [b1, b2], frames)
     model = evsim.load_model(ff_graph(w1, b1, node1, w2, b2, node2), profile="norse", precision="float64")
-    result = ClockSimulator(model, bin_us=1000, record_spikes=True, keep_state=True).run(events)
+    result = run_clock(model, 1000, events)
     check(result, ["l1", "l2"], refs, ref_spikes, 1000, [N_HID, N_OUT])
