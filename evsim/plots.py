@@ -590,22 +590,24 @@ def plot_accuracy(results, path, *, title=None) -> Figure:
 
     # anytime curves and sweeps, once per distinct content; of several clock-driven runs of the
     # same model and profile only the finest bin width's (the others would hide each other)
+    def model_key(d):
+        return d.get("profile"), str(d.get("model", ""))
+
+    def width_of(d):
+        return _num(d.get("bin_us")) or math.inf
+
     finest: dict = {}
-    for i, d in enumerate(docs):
+    for d in docs:
         if d.get("mode") == "clock":
-            key = (d.get("profile"), str(d.get("model", "")))
-            width = _num(d.get("bin_us")) or math.inf
-            if key not in finest or width < finest[key][0]:
-                finest[key] = (width, i)
-    curve_docs = [i for i, d in enumerate(docs)
-                  if d.get("mode") != "clock" or finest[(d.get("profile"), str(d.get("model", "")))][0]
-                  == (_num(d.get("bin_us")) or math.inf)]
+            finest[model_key(d)] = min(width_of(d), finest.get(model_key(d), math.inf))
+    curve_docs = [d for d in docs if d.get("mode") != "clock" or width_of(d) == finest[model_key(d)]]
     seen_curves, seen_sweeps = set(), set()
-    for d in (docs[i] for i in curve_docs):
+    for d in curve_docs:
         any_ = d.get("anytime") or {}
         fam = _family(d, docs)
-        if d.get("mode") == "clock" and _clock_text(d):
-            fam = fam.replace("clock", f"clock {_clock_text(d)}", 1)
+        clock_text = _clock_text(d) if d.get("mode") == "clock" else None
+        if clock_text:
+            fam = fam.replace("clock", f"clock {clock_text}", 1)
         col = colour_of(fam)
         t = np.asarray(any_.get("time_us") or [], dtype=float)
         at = np.asarray(any_.get("accuracy_vs_time") or [], dtype=float)
