@@ -583,7 +583,6 @@ def _deliver_uniform(m, s, b, dst, flags, n_runs, run_len, scaled, theta, v_min,
     weights = m.weights
     runs = s.runs
     off = m.pop_offset[dst]
-    ge = flags & F_GE != 0
     for r in range(n_runs):
         j0 = runs[r, 0]
         w0 = runs[r, 1]
@@ -594,18 +593,12 @@ def _deliver_uniform(m, s, b, dst, flags, n_runs, run_len, scaled, theta, v_min,
             x = max(vv[0] + scaled, v_min)
             vv[0] = x
             hit = _above(x, theta, flags)
-        elif ge:
-            ww = weights[w0:w0 + run_len]
-            for co in range(run_len):
-                x = max(vv[co] + scaled * ww[co], v_min)
-                vv[co] = x
-                hit |= x >= theta
         else:
             ww = weights[w0:w0 + run_len]
             for co in range(run_len):
                 x = max(vv[co] + scaled * ww[co], v_min)
                 vv[co] = x
-                hit |= x > theta
+                hit |= _above(x, theta, flags)
         if hit:
             for co in range(run_len):
                 if _above(vv[co], theta, flags):
