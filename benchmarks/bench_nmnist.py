@@ -4,7 +4,7 @@ One command::
 
     python benchmarks/bench_nmnist.py [--data ../shared/data/nmnist-train1k] [--repeats 5]
 
-It compiles ``models/nmnist_cnn/model.nir`` (Conv 2→16 5×5 s2 p1, IF, Conv 16→16 3×3 p1, IF,
+It compiles ``evsim/bundled/nmnist_cnn/model.nir`` (Conv 2→16 5×5 s2 p1, IF, Conv 16→16 3×3 p1, IF,
 SumPool 2, Conv 16→8 3×3 p1, IF, SumPool 2, Flatten, Linear 128→256, IF, Linear 256→10, IF;
 θ = 1; trained weights), pins the process to one CPU core, runs every recording once to warm up
 (numba compilation, caches), then simulates every recording ``--repeats`` times and reports the
@@ -52,7 +52,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "nmnist-train1k"),
                         help="folder <label>/<recording>.bin")
-    parser.add_argument("--model", default=str(REPO / "models" / "nmnist_cnn" / "model.nir"))
+    parser.add_argument("--model", default=str(REPO / "evsim" / "bundled" / "nmnist_cnn" / "model.nir"))
     parser.add_argument("--profile", default="speck")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--limit", type=int, default=None, help="use only the first N recordings")
@@ -61,7 +61,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     import evsim
-    from evsim.datasets import FolderDataset
+    from evsim.input.datasets import FolderDataset
 
     if hasattr(os, "sched_setaffinity"):
         core = args.core if args.core is not None else max(os.sched_getaffinity(0))

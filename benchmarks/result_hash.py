@@ -59,7 +59,7 @@ def _hash_one(job) -> tuple:
     if mode == "event":
         sim = evsim.Simulator(model, record_spikes=True)
     else:
-        from evsim.clock import ClockSimulator
+        from evsim.sim.clock import ClockSimulator
 
         sim = ClockSimulator(model, bin_us=1000, record_spikes=True)
     h = hashlib.sha256()

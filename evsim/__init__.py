@@ -9,22 +9,25 @@ The Python API in one screen::
     result = sim.run(rec.events)                                 # one sample, from scratch
     result.prediction, result.output, result.synops, result.spikes_per_node
 
-See :mod:`evsim.simulator` (simulation), :mod:`evsim.build` (compilation),
-:mod:`evsim.recordings` (file formats) and ``../shared/SPEC.md`` for the semantics.
+See :mod:`evsim.sim.event` (simulation), :mod:`evsim.compile.builder` (compilation),
+:mod:`evsim.input.recordings` (file formats) and ``../shared/SPEC.md`` for the semantics.
 """
 
-from .build import CompiledModel, compile_model
-from .datasets import FolderDataset
+from .bundled import bundled_model_path
+from .compile.builder import CompiledModel, compile_model, load_model
+from .input.datasets import FolderDataset
 from .errors import EvsimError, ModelError, OptionError, RecordingError
-from .events import EVENT_DTYPE, make_events
-from .profiles import PROFILE_NAMES, Overrides
-from .recordings import Recording, read_events, read_recording, recording_info
-from .simulator import Cutoff, Result, Simulator, load_model
+from .input.events import EVENT_DTYPE, make_events
+from .model.profiles import PROFILE_NAMES, Overrides
+from .input.recordings import Recording, read_events, read_recording, recording_info
+from .sim.clock import ClockSimulator
+from .sim.event import Simulator
+from .sim.result import Cutoff, Result
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "CompiledModel", "compile_model", "load_model", "Simulator", "Result", "Cutoff", "Overrides",
+    "bundled_model_path", "CompiledModel", "compile_model", "load_model", "Simulator", "ClockSimulator", "Result", "Cutoff", "Overrides",
     "PROFILE_NAMES", "FolderDataset", "Recording", "read_events", "read_recording", "recording_info",
     "EVENT_DTYPE", "make_events", "EvsimError", "ModelError", "OptionError", "RecordingError",
 ]

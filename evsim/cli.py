@@ -15,11 +15,7 @@ import numpy as np
 
 from .errors import EvsimError, OptionError, RecordingError
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[1]
-BUNDLED_MODEL = PACKAGE_ROOT / "models" / "nmnist_cnn" / "model.nir"
-BUNDLED_SAMPLES = PACKAGE_ROOT / "models" / "nmnist_cnn" / "samples"
-BUNDLED_PROFILE = "speck"
-BUNDLED_CALIBRATION = PACKAGE_ROOT / "models" / "nmnist_cnn" / "calibration_speck.json"
+from .bundled import BUNDLED_CALIBRATION, BUNDLED_MODEL, BUNDLED_PROFILE, BUNDLED_SAMPLES
 
 
 # --------------------------------------------------------------------------------------------
@@ -144,8 +140,8 @@ def _transform_spec(o: dict) -> dict:
 
 
 def _cutoff(o: dict, model, mode: str):
-    from .analysis import read_calibration
-    from .simulator import Cutoff
+    from .analysis.calibration import read_calibration
+    from .sim.result import Cutoff
 
     kind = o.get("cutoff", "none")
     common = {"max_time_us": o.get("max_time_us"), "max_events": o.get("max_events"),
@@ -176,7 +172,7 @@ def _calibration_options(o: dict) -> dict:
 
 
 def _load(model_path, o: dict, bundled: bool = False):
-    from .simulator import load_model
+    from .compile.builder import load_model
 
     profile = o.get("profile") or (BUNDLED_PROFILE if bundled else "nir")
     o["profile"] = profile
@@ -185,7 +181,7 @@ def _load(model_path, o: dict, bundled: bool = False):
 
 def _config(model_path, o: dict, cutoff, **kwargs):
     """The EvalConfig of a command's options (model, profile, overrides, mode, cutoff, input)."""
-    from .evaluate import EvalConfig
+    from .analysis.evaluate import EvalConfig
 
     return EvalConfig(str(model_path), o["profile"], _overrides(o), o["precision"], o["mode"], o["bin_us"],
                       o["n_bins"], cutoff, _transform_spec(o), o["sort"], o["budget"], **kwargs)
@@ -258,7 +254,7 @@ def run(model, recording, raster_path, json_path, label, **o):
         # calibration split) unless any cutoff, mode or neuron option was given
         o["calibration"] = str(BUNDLED_CALIBRATION)
         click.echo(f"cutoff      top-k, calibrated ({BUNDLED_CALIBRATION.name}; `--cutoff none` to read everything)")
-    from .evaluate import SampleRunner, sample_record
+    from .analysis.evaluate import SampleRunner, sample_record
 
     config = _config(model, o, _cutoff(o, compiled, o["mode"]), anytime=True)
     runner = SampleRunner(config)
@@ -268,8 +264,8 @@ def run(model, recording, raster_path, json_path, label, **o):
     want_raster = raster_path is not None
     sim = runner.simulator(config.cutoff, record_output=True, record_spikes=want_raster)
     result = sim.run(rec.events, source=str(recording))
-    from .analysis import Trajectory
-    from .simulator import Cutoff
+    from .analysis.trajectory import Trajectory
+    from .sim.result import Cutoff
 
     full = result if config.cutoff.mode == "none" else runner.simulator(Cutoff(), record_output=True).run(rec.events)
 
@@ -319,7 +315,7 @@ def _clock_text(config):
 
 def _samples(data: str, subset, limit):
     """(path, label) list from a folder dataset, optionally restricted to a subset file."""
-    from .datasets import FolderDataset
+    from .input.datasets import FolderDataset
 
     root = Path(data)
     if not root.exists():
@@ -379,7 +375,7 @@ data_options = _options(
 def eval_command(model, data, json_path, csv_path, workers, limit, subset, quiet, **o):
     """Evaluate MODEL on a labelled folder DATA (root/<label>/<recordings>): accuracy, events and
     SynOps consumed, latency, oracle cutoff times and anytime curves."""
-    from .evaluate import evaluate
+    from .analysis.evaluate import evaluate
 
     compiled = _load(model, o)
     samples = _samples(data, subset, limit)
@@ -429,8 +425,8 @@ def calibrate(model, data, output, calib_bin_us, calib_bins, workers, limit, sub
     """Calibrate a cutoff on labelled DATA: per elapsed-time bin, the smallest threshold whose
     confidence rate (decisions correct then and at every later time) is ≥ 1 − ε (SPEC §6)."""
     from . import analysis
-    from .evaluate import evaluate
-    from .simulator import Cutoff
+    from .analysis.evaluate import evaluate
+    from .sim.result import Cutoff
 
     compiled = _load(model, o)
     samples = _samples(data, subset, limit)
@@ -475,7 +471,7 @@ def info(path, json_path, profile, recurrent_delay_us):
         doc = _model_info(path, profile, recurrent_delay_us)
         _print_model_info(doc)
     else:
-        from .recordings import read_recording, recording_info
+        from .input.recordings import read_recording, recording_info
 
         doc = recording_info(read_recording(path))
         doc = {k: (list(v) if isinstance(v, tuple) else v) for k, v in doc.items()}
@@ -504,8 +500,8 @@ def _is_nir(path: str) -> bool:
 
 
 def _model_info(path, profile, recurrent_delay_us):
-    from .build import READOUT_COUNTS
-    from .simulator import load_model
+    from .compile.builder import READOUT_COUNTS
+    from .compile.builder import load_model
 
     try:
         model = load_model(path, profile=profile, recurrent_delay_us=recurrent_delay_us)
@@ -578,7 +574,7 @@ def _print_model_info(doc):
 @input_options
 def raster(model, recording, output, evidence, label, **o):
     """Draw the spike raster of every layer (and the input events) for one RECORDING."""
-    from .evaluate import SampleRunner
+    from .analysis.evaluate import SampleRunner
     from .plots import plot_evidence, plot_raster
 
     compiled = _load(model, o)
@@ -625,7 +621,7 @@ def plot(results, output, title):
 
 
 def _write_json_file(path, doc):
-    from .evaluate import write_json
+    from .analysis.evaluate import write_json
 
     try:
         write_json(path, doc)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every figure the README and models/nmnist_cnn/MODEL_CARD.md quote for the bundled N-MNIST model,
+# Every figure the README and evsim/bundled/nmnist_cnn/MODEL_CARD.md quote for the bundled N-MNIST model,
 # measured with the evsim CLI on the held-out test split (191 recordings of
 # ../shared/data/nmnist-train1k; the cutoff is calibrated on the separate calibration split, 96).
 #
@@ -11,8 +11,8 @@
 set -euo pipefail
 DATA=${1:-../shared/data/nmnist-train1k}
 OUT=${2:-docs/results}
-MODEL=models/nmnist_cnn/model.nir
-SPLIT=models/nmnist_cnn/split.json
+MODEL=evsim/bundled/nmnist_cnn/model.nir
+SPLIT=evsim/bundled/nmnist_cnn/split.json
 EVSIM=${EVSIM:-evsim}
 W=${WORKERS:-2}
 mkdir -p "$OUT" docs/images
@@ -45,14 +45,14 @@ test_eval --profile sinabs --mode clock --bin-us 1000 --calibration "$OUT/cal_cl
     --json "$OUT/clock_sinabs_1000us_topk_bins_0.01.json"
 
 # 4. the bundled calibration (ε = 0.01, chosen before looking at test) and the figures
-cp "$OUT/cal_topk_bins_0.01.json" models/nmnist_cnn/calibration_speck.json
+cp "$OUT/cal_topk_bins_0.01.json" evsim/bundled/nmnist_cnn/calibration_speck.json
 "$EVSIM" plot "$OUT/event_speck.json" "$OUT/event_speck_topk_bins_0.01.json" \
     "$OUT/event_speck_topk_global_0.01.json" "$OUT/clock_sinabs_1000us.json" "$OUT/clock_sinabs_5000us.json" \
     "$OUT/clock_sinabs_20000us.json" "$OUT/clock_sinabs_50000us.json" "$OUT/clock_sinabs_1bin.json" \
     "$OUT/clock_sinabs_1000us_topk_bins_0.01.json" \
     --title "Bundled N-MNIST CNN, 191 held-out recordings" -o docs/images/accuracy_vs_latency.png
-"$EVSIM" raster "$MODEL" models/nmnist_cnn/samples/7/00186.bin --profile speck \
-    --calibration models/nmnist_cnn/calibration_speck.json -o docs/images/raster.png
+"$EVSIM" raster "$MODEL" evsim/bundled/nmnist_cnn/samples/7/00186.bin --profile speck \
+    --calibration evsim/bundled/nmnist_cnn/calibration_speck.json -o docs/images/raster.png
 
 python - "$OUT" <<'EOF'
 import json, pathlib, sys

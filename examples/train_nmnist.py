@@ -3,14 +3,14 @@
 One command trains and exports (run from the repository root)::
 
     python examples/train_nmnist.py train --data ../shared/data/nmnist-train1k \
-        --out models/nmnist_cnn --epochs 50 --seed 0
+        --out evsim/bundled/nmnist_cnn --epochs 50 --seed 0
 
 and an independent clock-driven evaluation of the *exported* ``.nir`` file (read back with
 ``nir.read`` and interpreted by the small torch interpreter in this file, not by the training
 model) is::
 
     python examples/train_nmnist.py evaluate --data ../shared/data/nmnist-train1k \
-        --nir models/nmnist_cnn/model.nir --split models/nmnist_cnn/split.json \
+        --nir evsim/bundled/nmnist_cnn/model.nir --split evsim/bundled/nmnist_cnn/split.json \
         --bins 1 5 20 single
 
 The simulator (``evsim``) never imports torch; this script needs the ``train`` extra
@@ -842,7 +842,7 @@ def main(argv=None):
     sub = ap.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train", help="train, export to NIR, evaluate clock-driven")
     t.add_argument("--data", default="../shared/data/nmnist-train1k")
-    t.add_argument("--out", default="models/nmnist_cnn")
+    t.add_argument("--out", default="evsim/bundled/nmnist_cnn")
     t.add_argument("--epochs", type=int, default=50)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--lr", type=float, default=2e-3)
@@ -864,8 +864,8 @@ def main(argv=None):
                                                       "single"])
     e = sub.add_parser("evaluate", help="clock-driven accuracy of an exported .nir file")
     e.add_argument("--data", default="../shared/data/nmnist-train1k")
-    e.add_argument("--nir", default="models/nmnist_cnn/model.nir")
-    e.add_argument("--split", default="models/nmnist_cnn/split.json")
+    e.add_argument("--nir", default="evsim/bundled/nmnist_cnn/model.nir")
+    e.add_argument("--split", default="evsim/bundled/nmnist_cnn/split.json")
     e.add_argument("--parts", nargs="+", default=["test"])
     e.add_argument("--bins", nargs="+", default=["1", "5", "20", "single"],
                    help="bin widths in ms, or 'single' for one whole-recording bin")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import evsim
-from evsim.clock import ClockSimulator, bin_steps
+from evsim.sim.clock import ClockSimulator, bin_steps
 
 from _nirgraphs import conv2d, dense_matrix, events_at, graph, inp, out, random_events, ref_conv2d, ref_pool2d, sumpool
 from conftest import REPO_ROOT
@@ -420,7 +420,7 @@ def test_nmnist_reference_model_matches_its_training_metrics(nmnist_dir, width):
     """examples/train_nmnist.py evaluated the exported model.nir clock-driven with its own torch
     interpreter (sinabs semantics: MultiSpike, subtract, floor −θ; every event kept) and wrote
     the test-split accuracy and mean spikes per layer to training_metrics.json."""
-    mdir = REPO_ROOT / "models" / "nmnist_cnn"
+    mdir = REPO_ROOT / "evsim" / "bundled" / "nmnist_cnn"
     metrics = json.loads((mdir / "training_metrics.json").read_text())["clock_driven"][width]["test"]
     split = json.loads((mdir / "split.json").read_text())["test"]
     model = evsim.load_model(str(mdir / "model.nir"), profile="sinabs")

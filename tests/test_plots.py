@@ -19,7 +19,7 @@ from evsim.plots import plot_accuracy, plot_evidence, plot_raster, save_figure  
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 REPO_ROOT = Path(__file__).resolve().parents[1]
-NMNIST_MODEL = REPO_ROOT / "models" / "nmnist_cnn" / "model.nir"
+NMNIST_MODEL = REPO_ROOT / "evsim" / "bundled" / "nmnist_cnn" / "model.nir"
 
 
 # --------------------------------------------------------------------------------------------

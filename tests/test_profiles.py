@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import evsim
-from evsim.clock import ClockSimulator
+from evsim.sim.clock import ClockSimulator
 
 from _nirgraphs import events_at, graph, inp, out
 

@@ -1,5 +1,5 @@
-"""Recording I/O (evsim.recordings), labelled folders (evsim.datasets) and pre-simulation
-transforms (evsim.transforms).
+"""Recording I/O (evsim.input.recordings), labelled folders (evsim.input.datasets) and pre-simulation
+transforms (evsim.input.transforms).
 
 Real-file tests compare evsim's readers with independent decodes: the EVT3 ground truth shipped
 with expelliarmus's tests, a plain-numpy N-MNIST decoder written here, tonic's and expelliarmus's
@@ -15,11 +15,11 @@ import h5py
 import numpy as np
 import pytest
 
-from evsim.datasets import FolderDataset
+from evsim.input.datasets import FolderDataset
 from evsim.errors import OptionError, RecordingError
-from evsim.events import EVENT_DTYPE
-from evsim.recordings import Recording, read_events, read_recording, recording_info
-from evsim.transforms import (
+from evsim.input.events import EVENT_DTYPE
+from evsim.input.recordings import Recording, read_events, read_recording, recording_info
+from evsim.input.transforms import (
     TRANSFORM_ORDER,
     build_transform,
     crop,

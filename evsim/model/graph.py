@@ -3,7 +3,7 @@
 This module owns the *graph* concept: it reads a NIR file (or takes a ``nir.NIRGraph``), flattens
 nested subgraphs into one namespace of dotted names, checks every node type and parameter, orders
 the nodes topologically (marking the edges that close a cycle) and infers every node's shape.
-Nothing here knows about the engine; :mod:`evsim.build` turns the result into flat arrays.
+Nothing here knows about the engine; :mod:`evsim.compile.builder` turns the result into flat arrays.
 
 Exporter quirks handled here (each is tested in ``tests/test_graph.py``):
 
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelError
+from ..errors import ModelError
 
 #: NIR node types evsim compiles.
 NEURON_TYPES = ("I", "IF", "LI", "LIF", "CubaLI", "CubaLIF")

@@ -1,6 +1,6 @@
 """The three neuron models of the event engine, in continuous time and closed form.
 
-Every NIR neuron node compiles to one of three models. A profile (:mod:`evsim.profiles`) decides
+Every NIR neuron node compiles to one of three models. A profile (:mod:`evsim.model.profiles`) decides
 the parameter values (how an exporter's τ, r, w_in, bias and dt are meant); the models below state
 what the engine then computes. Time is in seconds, measured from the sample's first event. All
 parameters are arrays with one value per neuron (in engine order) or a single value shared by the

@@ -21,9 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import analysis
-from .errors import EvsimError, OptionError
-from .simulator import Cutoff, Simulator, load_model, predict
+from .. import analysis
+from ..errors import EvsimError, OptionError
+from ..compile.builder import load_model
+from ..sim.event import Simulator
+from ..sim.result import Cutoff, predict
 
 SAMPLE_FIELDS = ["path", "label", "prediction", "correct", "decision_time_us", "events_consumed", "events_total",
                  "synops", "spikes_per_node", "output_counts", "confidence", "oct_us", "status"]
@@ -61,7 +63,7 @@ class SampleRunner:
     """Compiles the model once and simulates samples (one per call), in any process."""
 
     def __init__(self, config: EvalConfig):
-        from .transforms import build_transform
+        from ..input.transforms import build_transform
 
         self.config = config
         self.model = load_model(config.model_path, profile=config.profile, precision=config.precision, **config.overrides)
@@ -75,7 +77,7 @@ class SampleRunner:
             if self.config.budget is not None:
                 kwargs["budget"] = self.config.budget
             if self.config.mode == "clock":
-                from .clock import ClockSimulator
+                from ..sim.clock import ClockSimulator
 
                 sim = ClockSimulator(self.model, bin_us=self.config.bin_us, n_bins=self.config.n_bins, cutoff=cutoff,
                                      record_output=record_output, record_spikes=record_spikes)
@@ -86,7 +88,7 @@ class SampleRunner:
         return self._sims[key]
 
     def events(self, path: str):
-        from .recordings import read_recording
+        from ..input.recordings import read_recording
 
         rec = read_recording(path, sort=self.config.sort)
         if self.transform:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ModelError
+from ..errors import ModelError
 
 
 # --------------------------------------------------------------------------------------------
@@ -341,7 +341,7 @@ class ScaleOp(LinearOp):
 
 
 def make_op(node, kind: str, name: str, shape_in: tuple, shape_out: tuple, path) -> LinearOp:
-    """Build the operator for a NIR linear node (shapes from :func:`evsim.graph.infer_shapes`)."""
+    """Build the operator for a NIR linear node (shapes from :func:`evsim.model.graph.infer_shapes`)."""
     if kind in ("Affine", "Linear"):
         weight = np.asarray(node.weight, dtype=np.float64)
         bias = None

@@ -3,7 +3,7 @@
 Strict NIR (profile ``nir``) reads every parameter as the NIR primitive's continuous-time
 equation says. Discrete-time frameworks write the same primitives with their own conventions
 (τ in steps or seconds, r = τ/dt, dt hard-coded, reset mode not written); a profile states those
-conventions and converts each node into one of the engine's models (:mod:`evsim.neurons`).
+conventions and converts each node into one of the engine's models (:mod:`evsim.model.neurons`).
 Explicit options (:class:`Overrides`) win over the profile.
 
 Continuous-time equivalents. A profile's discrete update ``v ← α v + x`` becomes the continuous
@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ModelError, OptionError
+from ..errors import ModelError, OptionError
 from .neurons import CubaModel, IntegratorModel, LeakyModel, SpikeRule
 
 PROFILE_NAMES = ("nir", "sinabs", "speck", "snntorch", "norse")

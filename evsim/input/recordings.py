@@ -1,7 +1,7 @@
 """Reading event recordings from the file formats users bring (SPEC §1).
 
 Small pure functions in tonic's style: every reader returns a structured array of
-:data:`evsim.events.EVENT_DTYPE` (fields read by name, polarity normalised to {0, 1}, timestamps in
+:data:`evsim.input.events.EVENT_DTYPE` (fields read by name, polarity normalised to {0, 1}, timestamps in
 integer microseconds *as decoded from the file*, never shifted to zero), and a thin
 :class:`Recording` dataclass adds the metadata (path, format, sensor size, label).
 
@@ -63,7 +63,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import RecordingError
+from ..errors import RecordingError
 from .events import EVENT_DTYPE, as_events, check_sorted, describe, sort_events
 
 #: Extensions recognised without an explicit ``format`` (lower case, with the dot).
@@ -115,7 +115,7 @@ class Recording:
     """One recording: its events and what the file says about them.
 
     Attributes:
-        events: :data:`~evsim.events.EVENT_DTYPE` array; ``t`` in integer microseconds as decoded.
+        events: :data:`~evsim.input.events.EVENT_DTYPE` array; ``t`` in integer microseconds as decoded.
         path: the file it was read from.
         format: canonical format name (``"nmnist"``, ``"aedat2"``, ``"evt3"``, ...).
         sensor_size: ``(W, H, P)`` when the file declares it (AEDAT4 stream, AEDAT header camera,
@@ -147,7 +147,7 @@ def read_events(path, *, format: str | None = None) -> np.ndarray:
             extension (see the module docstring).
 
     Returns:
-        :data:`~evsim.events.EVENT_DTYPE` array in file order; timestamps in integer microseconds
+        :data:`~evsim.input.events.EVENT_DTYPE` array in file order; timestamps in integer microseconds
         as decoded from the file (not shifted to zero, not sorted).
 
     Raises:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import RecordingError
+from ..errors import RecordingError
 
 #: The event dtype used everywhere in evsim (compatible with tonic's transforms).
 EVENT_DTYPE = np.dtype([("x", "<i2"), ("y", "<i2"), ("t", "<i8"), ("p", "<i1")])

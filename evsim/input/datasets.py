@@ -1,6 +1,6 @@
 """Labelled folders of recordings: ``root/<label>/<recording files>`` (SPEC §7, DATA argument).
 
-A thin class layer over :func:`evsim.recordings.read_recording`, in the spirit of tonic's datasets:
+A thin class layer over :func:`evsim.input.recordings.read_recording`, in the spirit of tonic's datasets:
 the file list is built once, recordings are read lazily on indexing.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import OptionError, RecordingError
+from ..errors import OptionError, RecordingError
 from .recordings import SUPPORTED_EXTENSIONS, Recording, read_recording
 
 
@@ -34,8 +34,8 @@ class FolderDataset:
     Args:
         root: the dataset folder.
         extensions: only take files with these extensions (e.g. ``(".bin",)``); default: every
-            extension evsim reads (:data:`evsim.recordings.SUPPORTED_EXTENSIONS`).
-        format: passed to :func:`~evsim.recordings.read_recording` (default: from the extension).
+            extension evsim reads (:data:`evsim.input.recordings.SUPPORTED_EXTENSIONS`).
+        format: passed to :func:`~evsim.input.recordings.read_recording` (default: from the extension).
         sort: sort each recording's events by timestamp instead of rejecting unsorted ones.
 
     Raises:

@@ -3,10 +3,10 @@
 Typical use::
 
     import evsim
-    from evsim.clock import ClockSimulator
-    model = evsim.load_model("models/nmnist_cnn/model.nir", profile="sinabs")
+    from evsim.sim.clock import ClockSimulator
+    model = evsim.load_model("evsim/bundled/nmnist_cnn/model.nir", profile="sinabs")
     sim = ClockSimulator(model, bin_us=1000)
-    result = sim.run(events)                      # an evsim.simulator.Result, like the event engine
+    result = sim.run(events)                      # an evsim.sim.result.Result, like the event engine
     results = sim.run_batch([ev1, ev2, ev3])      # many samples stepped together, same results
 
 Binning (tonic ``ToFrame`` windows, but every event is kept)
@@ -40,12 +40,12 @@ product is not: its rounding depends on the batch size).
 
 Then the population's discrete update, with dt = the bin width (s), dt_p = the profile's time step
 (``model.dt_s``), b = the constant input from upstream biases (``Population.bias``), and the
-engine model's parameters (:mod:`evsim.neurons`, as :mod:`evsim.profiles` converted them):
+engine model's parameters (:mod:`evsim.model.neurons`, as :mod:`evsim.model.profiles` converted them):
 
 ``nir`` (strict NIR; exact integration of the continuous equations over the bin, input at its end)
     I, IF:      ``v ← v + a·dt + g·x``                      (a = drive = R·b, g = R)
     LI, LIF:    ``v ← v_rest + (v − v_rest)·exp(−dt/τ) + g·x``   (g = R/τ, v_rest = v_leak + R·b)
-    CubaLI(F):  ``(v, I) ← closed form over dt`` (:func:`evsim.engine.cuba_evolve`, here as the
+    CubaLI(F):  ``(v, I) ← closed form over dt`` (:func:`evsim.sim.engine.cuba_evolve`, here as the
                 equivalent linear map), then ``I ← I + g·x`` (g = w_in/τ_syn)
     then threshold / reset / floor per the SpikeRule (v > θ, v ← v_reset, one spike).
 
@@ -87,7 +87,7 @@ exp(−dt_p/τ_s) = β)
 
 In every profile the threshold test, the number of spikes (one; MultiSpike ``floor(v/θ)`` for
 ``≥``, ``ceil(v/θ) − 1`` for ``>``), the reset (``v − n·θ`` or ``v_reset``) and the floor follow
-the population's :class:`evsim.neurons.SpikeRule` and model (so ``--reset``, ``--v-min`` etc.
+the population's :class:`evsim.model.neurons.SpikeRule` and model (so ``--reset``, ``--v-min`` etc.
 apply), except snnTorch's reset, which is applied one step late as above. An absolute refractory
 period holds v (and discards v's input) for ``round(refractory/dt)`` steps after a spike
 (snnTorch: the first held step still applies the spike's pending reset).
@@ -104,7 +104,7 @@ target additions one spike causes) — the event engine's definition (every weig
 operator's fan-out, including zero weights; intermediate elements only through non-zero weights),
 computed once per projection from the operators. ``extra["dense_synops"]``: every synapse every
 step (the same fan-outs, as if every source neuron spiked once in every step) — what a dense
-clock-driven implementation evaluates. The cutoff (same :class:`evsim.simulator.Cutoff`) is
+clock-driven implementation evaluates. The cutoff (same :class:`evsim.sim.result.Cutoff`) is
 evaluated after every step on the output vector; at a decision the sample stops (later input is
 not consumed) and ``decision_time_us`` is the end of the deciding step. ``max_time_us`` /
 ``max_events`` cut the input before binning (the bins still come from the whole recording) and
@@ -119,13 +119,13 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from . import neurons as nm
-from .build import READOUT_COUNTS, CompiledModel, compile_model, conv_offset_table
-from .errors import OptionError
-from .events import check_sorted, input_indices
-from .linear import ConvOp, DenseOp, ReshapeOp, ScaleOp, as_spatial, to_nir_order
-from .profiles import expand_parameter
-from .simulator import SPIKE_RECORD_DTYPE, Cutoff, Result, predict
+from ..model import neurons as nm
+from ..compile.builder import READOUT_COUNTS, CompiledModel, compile_model, conv_offset_table
+from ..errors import OptionError
+from ..input.events import check_sorted, input_indices
+from ..model.linear import ConvOp, DenseOp, ReshapeOp, ScaleOp, as_spatial, to_nir_order
+from ..model.profiles import expand_parameter
+from .result import SPIKE_RECORD_DTYPE, Cutoff, Result, predict
 
 __all__ = ["ClockSimulator", "bin_steps"]
 
@@ -197,10 +197,10 @@ def _dense_kernel(x, wt, out):
 
 @njit(cache=True)
 def _conv_kernel(x, wt, out, c_in, h, w, c_out, ow, rows, cols, groups):
-    """PyTorch convolution (see evsim.linear.ConvGeometry) as a scatter from the non-zero inputs.
+    """PyTorch convolution (see evsim.model.linear.ConvGeometry) as a scatter from the non-zero inputs.
     ``x``: (B, c_in·h·w) NIR order; ``wt``: (c_in, kh, kw, c_out/groups); ``out``: (B, oh·ow·c_out)
     channel-last. ``rows`` / ``cols``: the builder's offset tables
-    (:func:`evsim.build.conv_offset_table`): per input row / column, the kernel offsets and
+    (:func:`evsim.compile.builder.conv_offset_table`): per input row / column, the kernel offsets and
     output rows / columns it reaches, in increasing kernel offset."""
     n_b = x.shape[0]
     cin_g = c_in // groups
@@ -670,7 +670,7 @@ class ClockSimulator:
     Args:
         model: a :class:`CompiledModel` (or a path, compiled with ``profile``).
         bin_us / n_bins: the bin width in µs, or the number of bins per recording (exactly one).
-        cutoff: a :class:`evsim.simulator.Cutoff` (default: none).
+        cutoff: a :class:`evsim.sim.result.Cutoff` (default: none).
         record_spikes: keep every spike (Result.spikes, t_us = end of the step, count = spikes of
             the neuron in that step; the Input's are its event counts).
         record_output: keep the output vector after every step (Result.output_record).

@@ -1,7 +1,7 @@
 """Event transforms applied to recordings before simulation (SPEC §1: crop or downsample a
 recording that does not fit the model's input).
 
-Thin wrappers around tonic's transforms on :data:`~evsim.events.EVENT_DTYPE` arrays. Every function
+Thin wrappers around tonic's transforms on :data:`~evsim.input.events.EVENT_DTYPE` arrays. Every function
 returns a *new* array (the input is never modified), in the input's order, so a time-sorted
 recording stays sorted. Times are integer microseconds, coordinates integer pixels.
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import tonic.transforms as tt
 
-from .errors import OptionError
+from ..errors import OptionError
 from .events import EVENT_DTYPE, as_events
 
 _INT16_MAX = np.iinfo(np.int16).max
@@ -269,7 +269,7 @@ class Transform:
         return size
 
     def apply(self, rec):
-        """A new :class:`~evsim.recordings.Recording` with transformed events and sensor size."""
+        """A new :class:`~evsim.input.recordings.Recording` with transformed events and sensor size."""
         events, size = self._run(rec.events, rec.sensor_size)
         return replace(rec, events=events, sensor_size=size)
 

@@ -18,7 +18,7 @@ the seconds of the NIR file when packed. :class:`Population` models keep seconds
 
 Biases are constant currents: the builder propagates them through the linear nodes densely (the
 linear graph evaluated with every population output at zero) and hands each neuron population its
-constant input; the neuron model turns it into a drive (see :mod:`evsim.profiles`).
+constant input; the neuron model turns it into a drive (see :mod:`evsim.model.profiles`).
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import neurons as nm
-from .errors import ModelError, OptionError
-from .graph import NEURON_TYPES, Graph, load_graph, node_type
-from .linear import (
+from ..model import neurons as nm
+from ..errors import ModelError, OptionError
+from ..model.graph import NEURON_TYPES, Graph, load_graph, node_type
+from ..model.linear import (
     ConvOp,
     DenseOp,
     LinearOp,
@@ -45,7 +45,7 @@ from .linear import (
     nir_to_engine,
     to_engine_order,
 )
-from .profiles import Overrides, get_profile, neuron_model, resolve_dt, spike_rule
+from ..model.profiles import Overrides, get_profile, neuron_model, resolve_dt, spike_rule
 
 # Engine operator kinds
 OP_IDENTITY = 0
@@ -149,7 +149,7 @@ class CompiledModel:
     """A NIR graph compiled for the event engine (and the clock-driven mode).
 
     Attributes:
-        graph: the validated :class:`evsim.graph.Graph`.
+        graph: the validated :class:`evsim.model.graph.Graph`.
         profile, overrides, dt_s: the conventions used (dt in seconds, None for strict NIR).
         populations, projections: the compiled structure (see module docstring).
         input_population: index of the Input population.
@@ -695,3 +695,12 @@ def conv_offset_table(size: int, k: int, stride: int, pad: int, dilation: int, o
                 n += 1
         table[y, 0] = n
     return table
+
+
+def load_model(path_or_graph, profile: str = "nir", precision: str = "float32", **overrides) -> CompiledModel:
+    """Compile a NIR file (or ``nir.NIRGraph``) for simulation.
+
+    Keyword overrides (see :class:`evsim.model.profiles.Overrides`): reset, v_min, spikes_per_update,
+    threshold_ge, refractory_us, dt_us, recurrent_delay_us.
+    """
+    return compile_model(path_or_graph, profile=profile, overrides=Overrides(**overrides), precision=precision)

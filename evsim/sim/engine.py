@@ -23,7 +23,7 @@ from collections import namedtuple
 import numpy as np
 from numba import njit
 
-from .build import (
+from ..compile.builder import (
     G_COLS,
     G_ROWS,
     F_DYNAMIC,
@@ -54,7 +54,7 @@ from .build import (
     OP_IDENTITY,
     READOUT_COUNTS,
 )
-from .neurons import (
+from ..model.neurons import (
     KIND_CUBA,
     KIND_INTEGRATOR,
     KIND_LEAKY,
@@ -277,7 +277,7 @@ def heap_pop(s, b):
 
 
 # ------------------------------------------------------------------------------------------
-# neuron dynamics in closed form (see evsim.neurons for the equations)
+# neuron dynamics in closed form (see evsim.model.neurons for the equations)
 # ------------------------------------------------------------------------------------------
 
 

@@ -27,7 +27,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 from matplotlib.transforms import blended_transform_factory
 
-from .errors import EvsimError, OptionError
+from ..errors import EvsimError, OptionError
 
 #: Supported figure formats (by file extension) and their savefig options.
 FORMATS = {".png": {"format": "png", "dpi": 150}, ".svg": {"format": "svg"}}
@@ -44,6 +44,8 @@ _OUTPUT_COLOUR = "#e6550d"
 # writing
 # --------------------------------------------------------------------------------------------
 
+
+__all__ = ["check_figure_path", "save_figure", "plot_raster", "plot_evidence", "plot_accuracy"]
 
 def check_figure_path(path) -> str:
     """The format of ``path`` from its extension ("png" or "svg"); OptionError otherwise."""
@@ -140,8 +142,8 @@ def plot_raster(result, model, events, path, *, title=None, max_points: int = 20
     groups are thinned deterministically (every k-th point) and the title says so.
 
     Args:
-        result: a :class:`~evsim.simulator.Result` simulated with ``record_spikes=True``.
-        model: the :class:`~evsim.build.CompiledModel` that produced it.
+        result: a :class:`~evsim.sim.result.Result` simulated with ``record_spikes=True``.
+        model: the :class:`~evsim.compile.builder.CompiledModel` that produced it.
         events: the input events that were fed (structured array with t, x, y, p).
         path: output file (.png or .svg).
 
@@ -331,13 +333,13 @@ def plot_evidence(result, path, *, temperature: float = 1.0, beta=None, title=No
     ``cutoff_mode="topk"``, on the softmax axis for ``"conf"``), and the cutoff decision.
 
     Args:
-        result: a :class:`~evsim.simulator.Result` simulated with ``record_output=True``.
+        result: a :class:`~evsim.sim.result.Result` simulated with ``record_output=True``.
         temperature: T of the softmax.
 
     Returns:
         The figure (``fig.axes[0]``: output, ``fig.axes[1]``: gap, ``fig.axes[2]``: softmax).
     """
-    from .analysis import gap_of, softmax_confidence_of
+    from ..analysis.trajectory import gap_of, softmax_confidence_of
 
     check_figure_path(path)
     if result.output_record is None:
