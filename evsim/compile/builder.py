@@ -321,33 +321,55 @@ class _Builder:
 
     # ---------------------------------------------------------------------------------------
     def _constant_inputs(self) -> dict:
-        """Constant input each node receives when every population outputs zero (biases)."""
+        """Constant input each node receives when every population outputs zero (biases).
+
+        Populations output zero here, so constants flow only along chains of linear nodes. A
+        chain may close a cycle through a back edge (an Affine ``w_rec`` feeding the neuron that
+        feeds it): its bias reaches a node that comes *earlier* in the topological order, so the
+        outputs of the linear nodes are computed first (repeated until they settle: one pass
+        for an acyclic chain) and each node's input is summed from them afterwards."""
         g = self.g
         out_const: dict = {}
-        in_const: dict = {}
-        for name in g.order:
-            kind = g.type_of(name)
+
+        def summed_input(name):
             total = None
             for p in g.predecessors(name):
                 if p in out_const:
                     value = out_const[p]
                     total = value if total is None else total + value.reshape(total.shape)
+            return total
+
+        for _ in range(len(g.order) + 1):
+            changed = False
+            for name in g.order:
+                kind = g.type_of(name)
+                if kind in NEURON_TYPES or kind in ("Input", "Output"):
+                    continue
+                total = summed_input(name)
+                if name in self.ops:
+                    op = self.ops[name]
+                    has_bias = isinstance(op, DenseOp) and op.bias is not None and np.any(op.bias) or \
+                        isinstance(op, ConvOp) and op.has_bias and np.any(op.geometry.bias)
+                    if total is None and not has_bias:
+                        continue
+                    x = np.zeros(op.in_shape)
+                    if total is not None:
+                        x = x + (total.reshape(op.in_shape) if total.size == x.size else total)
+                    value = op.apply(x)
+                elif total is not None:  # Delay, Passthrough: identity for constants
+                    value = total
+                else:
+                    continue
+                if name not in out_const or not np.array_equal(out_const[name], value):
+                    out_const[name] = value
+                    changed = True
+            if not changed:
+                break
+        in_const: dict = {}
+        for name in g.order:
+            total = summed_input(name)
             if total is not None:
                 in_const[name] = total.reshape(g.input_shapes[name]) if total.size > 1 else total
-            if kind in NEURON_TYPES or kind == "Input" or kind == "Output":
-                continue
-            if name in self.ops:
-                op = self.ops[name]
-                has_bias = isinstance(op, DenseOp) and op.bias is not None and np.any(op.bias) or \
-                    isinstance(op, ConvOp) and op.has_bias and np.any(op.geometry.bias)
-                if total is None and not has_bias:
-                    continue
-                x = np.zeros(op.in_shape)
-                if total is not None:
-                    x = x + (total.reshape(op.in_shape) if total.size == x.size else total)
-                out_const[name] = op.apply(x)
-            elif total is not None:  # Delay, Passthrough: identity for constants
-                out_const[name] = total
         return {k: np.asarray(v, dtype=np.float64).reshape(-1) for k, v in in_const.items()}
 
     # ---------------------------------------------------------------------------------------
