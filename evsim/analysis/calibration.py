@@ -11,8 +11,9 @@ import numpy as np
 from ..errors import OptionError
 from .trajectory import Trajectory, confidence_of, correct_from_here, predictions_of
 
-__all__ = ["Thresholds", "replay_cutoff", "cutoff_outcomes", "cutoff_sweep", "calibrate", "write_calibration",
-           "read_calibration", "thresholds_from_calibration"]
+__all__ = ["Thresholds", "replay_cutoff", "cutoff_outcomes", "cutoff_sweep", "calibrate", "fit_temperature",
+           "stratified_folds", "cross_validate", "calibration_set_warnings", "DEFAULT_MIN_SUPPORT",
+           "write_calibration", "read_calibration", "thresholds_from_calibration"]
 
 
 # ------------------------------------------------------------------------------------------
@@ -83,19 +84,72 @@ def cutoff_sweep(trajs: list, cutoff: str = "topk", values=None, temperature: fl
     return sweep
 
 
+#: Default number of calibration samples a threshold's confidence rate must rest on; bins
+#: with fewer undecided samples are merged with the bins after them.
+DEFAULT_MIN_SUPPORT = 10
+
+
+def _segment_records(conf, active, good, in_segment):
+    """The changes of one sample inside a segment at which its running maximum of confidence
+    rises (only there can a threshold first be reached): (values, good-from-here flags)."""
+    sel = np.flatnonzero(in_segment & active)
+    if sel.size == 0:
+        return np.zeros(0), np.zeros(0, bool)
+    c = conf[sel]
+    previous_max = np.concatenate([[-np.inf], np.maximum.accumulate(c)[:-1]])
+    rises = c > previous_max
+    return c[rises], good[sel][rises]
+
+
+def _rates_over_thresholds(records):
+    """For every candidate threshold β (each record value, ascending): how many samples reach β
+    in the segment and how many of those are right for good at their first hit.
+
+    A sample with record values r_0 < r_1 < … and flags g_0, g_1, … first reaches β ≤ r_0 at
+    r_0, β in (r_{j−1}, r_j] at r_j, and β > r_last never. Summing these step functions over
+    samples by sorting the records gives all candidates at once (O(n log n))."""
+    values, deltas_ok, deltas_reached = [], [], []
+    base_ok = 0
+    base_reached = 0
+    for r, g in records:
+        if r.size == 0:
+            continue
+        base_reached += 1
+        base_ok += int(g[0])
+        nxt = np.concatenate([g[1:].astype(np.int64), [0]])
+        values.append(r)
+        deltas_ok.append(nxt - g.astype(np.int64))  # applies once β passes above r_j
+        d = np.zeros(r.size, dtype=np.int64)
+        d[-1] = -1
+        deltas_reached.append(d)
+    if not values:
+        return np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    v = np.concatenate(values)
+    order = np.argsort(v, kind="stable")
+    v = v[order]
+    cum_ok = np.concatenate([[0], np.cumsum(np.concatenate(deltas_ok)[order])])
+    cum_reached = np.concatenate([[0], np.cumsum(np.concatenate(deltas_reached)[order])])
+    candidates = np.unique(v)
+    below = np.searchsorted(v, candidates, side="left")  # records strictly below each candidate
+    return candidates, base_ok + cum_ok[below], base_reached + cum_reached[below]
+
+
 def calibrate(trajs: list, cutoff: str, epsilon: float, *, bin_width_us: float = 0.0, n_bins: int = 1,
               temperature: float = 1.0, min_support: int = 1) -> dict:
-    """Confidence-rate calibration (SPEC §6).
+    """Confidence-rate calibration of a cutoff threshold per elapsed-time bin.
 
-    For each elapsed-time bin (or one global bin), the threshold is the smallest candidate value
-    β whose *confidence rate* is at least 1 − ε: among the calibration samples whose confidence
-    reaches β at some output change inside the bin (the moment the rule would fire there), the
-    fraction whose prediction is correct then *and at every later time*. "Reaches" is ≥, the
-    comparison the cutoff rule itself uses. Candidates are the confidences observed in the bin;
-    a bin with no candidate meeting the rate (with at least ``min_support`` samples) gets
-    β = +inf (never cut off in that bin).
+    The bins are calibrated in time order, each on the samples the thresholds of the earlier bins
+    have not decided yet (as they would reach that bin when deployed). In a bin, a candidate β
+    (an observed confidence) *reaches* a sample when the sample's confidence is ≥ β at some output
+    change inside the bin (the moment the rule would fire); its *confidence rate* is the fraction
+    of reached samples whose prediction is correct then and at every later time. The threshold is
+    the smallest β such that it, and every larger candidate that still reaches ``min_support``
+    samples, has a rate ≥ 1 − ε and reaches at least ``min_support`` samples. Requiring the rate
+    of every larger β too ignores a lucky dip among noisy candidates. A bin whose undecided samples
+    are fewer than ``min_support`` is merged with the bins after it (one β for all); a bin where
+    no candidate qualifies gets β = +inf (never cut off there).
 
-    Returns a dict with ``thresholds``, ``support`` and ``rate`` per bin.
+    Returns a dict with ``thresholds``, ``support`` (samples reached) and ``rate`` per bin.
     """
     if not 0.0 < epsilon < 1.0:
         raise OptionError("must be in (0, 1)", option="--epsilon")
@@ -103,9 +157,11 @@ def calibrate(trajs: list, cutoff: str, epsilon: float, *, bin_width_us: float =
         raise OptionError("must be >= 1", option="--calib-bins")
     if n_bins > 1 and not bin_width_us > 0:
         raise OptionError("a per-bin calibration needs a bin width > 0", option="--calib-bin-us")
+    if int(min_support) != min_support or min_support < 1:
+        raise OptionError("must be an integer >= 1", option="--min-support")
     labelled = [t for t in trajs if t.label is not None]
     if not labelled:
-        raise OptionError("calibration needs labelled samples", option="DATA")
+        raise OptionError("calibration needs samples with labels (a labelled dataset)", option="data")
     per_sample = []
     for tr in labelled:
         conf = confidence_of(tr.vectors, cutoff, temperature) if len(tr.t_us) else np.zeros(0)
@@ -117,24 +173,134 @@ def calibrate(trajs: list, cutoff: str, epsilon: float, *, bin_width_us: float =
             b = np.zeros(len(tr.t_us), dtype=np.int64)
         per_sample.append((conf, active, good, b))
 
-    thresholds, support, rates = [], [], []
-    for k in range(n_bins):
-        candidates = np.unique(np.concatenate([c[a & (b == k)] for c, a, g, b in per_sample] or [np.zeros(0)]))
-        chosen, chosen_support, chosen_rate = np.inf, 0, None
-        for beta in candidates:  # ascending: the first that qualifies is the smallest
-            reached = ok = 0
-            for conf, active, good, b in per_sample:
-                hit = np.flatnonzero((b == k) & active & (conf >= beta))
-                if hit.size:
-                    reached += 1
-                    ok += bool(good[hit[0]])
-            if reached >= min_support and ok / reached >= 1.0 - epsilon:
-                chosen, chosen_support, chosen_rate = float(beta), reached, ok / reached
+    thresholds = [np.inf] * n_bins
+    support = [0] * n_bins
+    rates: list = [None] * n_bins
+    undecided = np.ones(len(per_sample), dtype=bool)
+    first = 0
+    while first < n_bins:
+        # grow the segment [first, last] until enough undecided samples are active in it
+        last = first
+        while True:
+            active_n = sum(1 for i, (c, a, g, b) in enumerate(per_sample)
+                           if undecided[i] and np.any(a & (b >= first) & (b <= last)))
+            if active_n >= min_support or last == n_bins - 1:
                 break
-        thresholds.append(chosen)
-        support.append(chosen_support)
-        rates.append(chosen_rate)
+            last += 1
+        idx = np.flatnonzero(undecided)
+        records = [_segment_records(*per_sample[i][:3], (per_sample[i][3] >= first) & (per_sample[i][3] <= last))
+                   for i in idx]
+        candidates, ok, reached = _rates_over_thresholds(records)
+        enough = reached >= min_support
+        qualifies = ~enough | (ok >= (1.0 - epsilon) * reached)
+        # smallest candidate from which on every supported candidate qualifies
+        tail_ok = np.logical_and.accumulate(qualifies[::-1])[::-1]
+        pick = np.flatnonzero(tail_ok & enough)
+        if pick.size:
+            q = int(pick[0])
+            beta = float(candidates[q])
+            for k in range(first, last + 1):
+                thresholds[k], support[k], rates[k] = beta, int(reached[q]), float(ok[q] / reached[q])
+            for i, (r, g) in zip(idx, records):
+                if r.size and r[-1] >= beta:
+                    undecided[i] = False
+        first = last + 1
     return {"thresholds": thresholds, "support": support, "rate": rates}
+
+
+def fit_temperature(trajs: list) -> float:
+    """Softmax temperature T minimising the negative log-likelihood of the labels under
+    softmax(a/T) of the final output vectors (temperature scaling, Guo et al. 2017), searched on a
+    log grid from 10^-2 to 10^4 times the median top-1 output (then refined). With spike counts,
+    T = 1 saturates the softmax (a gap of 40 counts gives 1 − 4e-18): confidences tie at 1.0 and
+    a threshold cannot separate them; the fitted T keeps them apart."""
+    finals = [(t.vectors[-1], t.label) for t in trajs if t.label is not None and len(t.t_us) and np.any(t.vectors[-1])]
+    if not finals:
+        raise OptionError("fitting a temperature needs labelled samples with output activity", option="--temperature")
+    a = np.array([v for v, _ in finals], dtype=float)
+    y = np.array([lab for _, lab in finals], dtype=np.int64)
+    if np.any(y >= a.shape[1]) or np.any(y < 0):
+        raise OptionError(f"labels outside the {a.shape[1]} outputs of the model", option="data")
+    scale = float(np.median(np.max(np.abs(a), axis=1))) or 1.0
+
+    def nll(temp):
+        z = a / temp
+        z = z - z.max(axis=1, keepdims=True)
+        return float(np.mean(np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(y)), y]))
+
+    grid = scale * np.logspace(-2, 4, 121)
+    best = grid[int(np.argmin([nll(t) for t in grid]))]
+    fine = best * np.logspace(-0.05, 0.05, 41)
+    return float(fine[int(np.argmin([nll(t) for t in fine]))])
+
+
+def stratified_folds(labels, k: int, seed: int = 0) -> np.ndarray:
+    """Fold index of every sample: each class dealt round-robin over the k folds after a seeded
+    shuffle, so every fold holds about the same share of every class."""
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    fold = np.zeros(labels.size, dtype=np.int64)
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        idx = idx[rng.permutation(idx.size)]
+        fold[idx] = (np.arange(idx.size) + rng.integers(k)) % k
+    return fold
+
+
+def cross_validate(trajs: list, cutoff: str, epsilon: float, *, k: int = 5, seed: int = 0, **calibrate_kwargs) -> dict:
+    """k-fold estimate of what a calibration does on data it was not fitted to.
+
+    Each fold is calibrated on the other k − 1 folds and the rule is replayed on it; the held-out
+    outcomes of all samples are pooled. Returns accuracy with and without the cutoff on the same
+    samples, their difference (the accuracy lost), mean events fraction and speed-up."""
+    labelled = [t for t in trajs if t.label is not None]
+    if k < 2 or len(labelled) < k:
+        raise OptionError(f"needs k >= 2 and at least k labelled samples (k={k}, {len(labelled)} samples)",
+                          option="--cv-folds")
+    temperature = calibrate_kwargs.get("temperature", 1.0)
+    folds = stratified_folds([t.label for t in labelled], k, seed)
+    cut_correct = np.zeros(len(labelled), dtype=bool)
+    full_correct = np.zeros(len(labelled), dtype=bool)
+    fractions = np.ones(len(labelled))
+    for f in range(k):
+        train = [t for t, g in zip(labelled, folds) if g != f]
+        test_idx = np.flatnonzero(folds == f)
+        result = calibrate(train, cutoff, epsilon, **calibrate_kwargs)
+        values = np.asarray(result["thresholds"], dtype=float)
+        width = float(calibrate_kwargs.get("bin_width_us", 0.0)) if values.size > 1 else 0.0
+        th = Thresholds(values, width)
+        for i in test_idx:
+            tr = labelled[i]
+            final = tr.predictions[-1] if len(tr.t_us) else -1
+            full_correct[i] = final == tr.label
+            hit = replay_cutoff(tr, cutoff, th, temperature)
+            if hit is None:
+                cut_correct[i] = full_correct[i]
+            else:
+                cut_correct[i] = tr.predictions[hit] == tr.label
+                fractions[i] = tr.events[hit] / tr.events_total if tr.events_total else 1.0
+    mean_fraction = float(np.mean(fractions))
+    return {"folds": k, "seed": seed, "n_samples": len(labelled),
+            "accuracy": float(np.mean(cut_correct)), "accuracy_uncut": float(np.mean(full_correct)),
+            "accuracy_lost": float(np.mean(full_correct) - np.mean(cut_correct)),
+            "mean_events_fraction": mean_fraction, "speedup": 1.0 / mean_fraction if mean_fraction > 0 else float("inf")}
+
+
+def calibration_set_warnings(labels, n_outputs: int | None = None, *, small: int = 100, few: int = 5) -> list[str]:
+    """Plain-language warnings about a calibration set: too small, a class missing or rare."""
+    labels = np.asarray([lab for lab in labels if lab is not None], dtype=np.int64)
+    out = []
+    if labels.size < small:
+        out.append(f"only {labels.size} labelled calibration samples (fewer than {small}): the thresholds "
+                   "rest on few decisions; check the cross-validated figures")
+    counts = np.bincount(labels, minlength=n_outputs or 0) if labels.size else np.zeros(n_outputs or 0, np.int64)
+    missing = [int(c) for c in np.flatnonzero(counts == 0)]
+    if missing:
+        out.append(f"class(es) {', '.join(map(str, missing))} missing from the calibration set")
+    rare = [f"{c} ({int(counts[c])})" for c in np.flatnonzero((counts > 0) & (counts < few))]
+    if rare:
+        out.append(f"class(es) with fewer than {few} calibration samples: {', '.join(rare)}")
+    return out
 
 
 # ------------------------------------------------------------------------------------------
