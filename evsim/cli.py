@@ -70,7 +70,8 @@ cutoff_options = _options(
                  help="Cutoff threshold: β for topk (output units: spikes for counts), or the softmax level for conf."),
     click.option("--epsilon", type=float, default=None,
                  help="conf: decide at max softmax ≥ 1 − ε (default 0.05); calibrate: tolerated error rate."),
-    click.option("--temperature", type=float, default=1.0, show_default=True, help="Softmax temperature T (output units)."),
+    click.option("--temperature", type=float, default=None,
+                 help="conf: softmax temperature T, output units (default 1; a calibration file brings its own)."),
     click.option("--calibration", type=click.Path(dir_okay=False), default=None,
                  help="Calibration file from `evsim calibrate` (per-time-bin thresholds)."),
     click.option("--max-time-us", type=float, default=None,
@@ -140,25 +141,45 @@ def _transform_spec(o: dict) -> dict:
 
 
 def _cutoff(o: dict, model, mode: str):
+    """The Cutoff of a command's options; meaningless or conflicting combinations are refused."""
     from .analysis.calibration import read_calibration
     from .sim.result import Cutoff
 
     kind = o.get("cutoff", "none")
-    common = {"max_time_us": o.get("max_time_us"), "max_events": o.get("max_events"),
-              "temperature": o.get("temperature", 1.0)}
+    threshold, epsilon, temperature = o.get("threshold"), o.get("epsilon"), o.get("temperature")
+    common = {"max_time_us": o.get("max_time_us"), "max_events": o.get("max_events")}
     if o.get("calibration"):
+        for value, name in ((threshold, "--threshold"), (epsilon, "--epsilon"), (temperature, "--temperature")):
+            if value is not None:
+                raise OptionError("comes from the calibration file; give either it or --calibration", option=name)
         doc = read_calibration(o["calibration"], model_hash=model.model_hash, profile=model.profile.name, mode=mode,
                                options=_calibration_options(o))
         if kind not in ("none", doc["cutoff"]):
             raise OptionError(f"the calibration is for --cutoff {doc['cutoff']}, not {kind}", option="--calibration")
-        common["temperature"] = doc.get("temperature", 1.0)
-        return Cutoff(mode=doc["cutoff"], table=doc["thresholds"], bin_width_us=doc["grid"]["bin_width_us"], **common)
+        return Cutoff(mode=doc["cutoff"], table=doc["thresholds"], bin_width_us=doc["grid"]["bin_width_us"],
+                      temperature=doc.get("temperature", 1.0), **common)
     if kind == "none":
+        for value, name in ((threshold, "--threshold"), (epsilon, "--epsilon"), (temperature, "--temperature")):
+            if value is not None:
+                raise OptionError("has no effect without a cutoff: add --cutoff topk or --cutoff conf", option=name)
         return Cutoff(mode="none", **common)
-    if kind == "topk" and o.get("threshold") is None:
-        raise OptionError("--cutoff topk needs --threshold β or --calibration FILE", option="--cutoff")
-    return Cutoff(mode=kind, threshold=o.get("threshold"),
-                  epsilon=0.05 if o.get("epsilon") is None else o["epsilon"], **common)
+    if kind == "topk":
+        if threshold is None:
+            raise OptionError("--cutoff topk needs --threshold β or --calibration FILE", option="--cutoff")
+        for value, name in ((epsilon, "--epsilon"), (temperature, "--temperature")):
+            if value is not None:
+                raise OptionError("applies to --cutoff conf only (topk decides at top1 − top2 ≥ --threshold)",
+                                  option=name)
+        return Cutoff(mode="topk", threshold=threshold, **common)
+    # conf: max softmax(a/T) ≥ threshold, the threshold given directly or as 1 − ε
+    if threshold is not None and epsilon is not None:
+        raise OptionError("give either --threshold (the softmax level) or --epsilon (level 1 − ε), not both",
+                          option="--epsilon")
+    if threshold is not None and not 0.0 < threshold <= 1.0:
+        raise OptionError(f"a softmax level lies in (0, 1], got {threshold:g}: the conf cutoff could never decide",
+                          option="--threshold")
+    return Cutoff(mode="conf", threshold=threshold, epsilon=0.05 if epsilon is None else epsilon,
+                  temperature=1.0 if temperature is None else temperature, **common)
 
 
 def _calibration_options(o: dict) -> dict:
@@ -171,12 +192,17 @@ def _calibration_options(o: dict) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in opts.items()}
 
 
-def _load(model_path, o: dict, bundled: bool = False):
+def _load(model_path, o: dict):
     from .compile.builder import load_model
 
-    profile = o.get("profile") or (BUNDLED_PROFILE if bundled else "nir")
-    o["profile"] = profile
-    return load_model(str(model_path), profile=profile, precision=o.get("precision", "float32"), **_overrides(o))
+    model = load_model(str(model_path), profile=o.get("profile"), precision=o.get("precision", "float32"),
+                       **_overrides(o))
+    o["profile"] = model.profile.name
+    if model.profile_source == "default" and any(p.spiking for p in model.populations[1:]):
+        click.echo(f"evsim: note: {Path(model_path).name} declares no profile; reading it as strict NIR "
+                   "(--profile sinabs|speck|snntorch|norse for a model exported by that framework, or a "
+                   "sidecar <model>.evsim.json, see docs/SEMANTICS.md)", err=True)
+    return model
 
 
 def _config(model_path, o: dict, cutoff, **kwargs):
@@ -187,15 +213,42 @@ def _config(model_path, o: dict, cutoff, **kwargs):
                       o["n_bins"], cutoff, _transform_spec(o), o["sort"], o["budget"], **kwargs)
 
 
-def _bundled_cutoff_applies(o: dict) -> bool:
-    """True when the bundled demo runs with default options, for which the bundled calibration
-    holds (same model, profile, mode and neuron options)."""
+def _given(name: str) -> bool:
+    """True when option ``name`` was given on the command line (not its default)."""
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context()
+    return name in ctx.params and ctx.get_parameter_source(name) != ParameterSource.DEFAULT
+
+
+def _describe_cutoff(cutoff, o: dict) -> str:
+    """One phrase: which cutoff applies (rule, threshold or calibration, input limits)."""
+    if cutoff.mode == "none":
+        text = "none (every input event is read)"
+    elif cutoff.table is not None:
+        text = f"{cutoff.mode} from {Path(o['calibration']).name} ({len(cutoff.table)} threshold(s)"
+        text += f", T = {cutoff.temperature:g})" if cutoff.mode == "conf" else ")"
+    elif cutoff.mode == "topk":
+        text = f"topk: decide at top1 − top2 ≥ {cutoff.threshold:g}"
+    else:
+        text = f"conf: decide at max softmax(a/{cutoff.temperature:g}) ≥ {cutoff.global_threshold:g}"
+    limits = []
+    if cutoff.max_time_us is not None:
+        limits.append(f"input read for at most {cutoff.max_time_us:g} µs")
+    if cutoff.max_events is not None:
+        limits.append(f"at most {cutoff.max_events} events")
+    return text + (f", {', '.join(limits)}" if limits else "")
+
+
+def _options_changing_the_model() -> list:
+    """The options given on the command line that change what the bundled model computes (for
+    which its calibration would not hold), as ``--name``."""
     ctx = click.get_current_context()
     from click.core import ParameterSource
 
     explicit = {name for name in ctx.params if ctx.get_parameter_source(name) != ParameterSource.DEFAULT}
-    changes_model = explicit - {"raster_path", "json_path", "label", "workers", "quiet"}
-    return not changes_model and BUNDLED_CALIBRATION.is_file()
+    harmless = {"raster_path", "json_path", "label", "workers", "quiet", "cutoff", "model", "recording"}
+    return sorted("--" + name.replace("_", "-") for name in explicit - harmless)
 
 
 def _label_from_path(path: Path):
@@ -230,7 +283,7 @@ def cli():
 @click.argument("model", required=False, type=click.Path(dir_okay=False))
 @click.argument("recording", required=False, type=click.Path(dir_okay=False))
 @click.option("--raster", "raster_path", type=click.Path(dir_okay=False), default=None,
-              help="Write a spike raster (PNG or SVG). The bundled demo writes evsim-raster.png by default.")
+              help="Write a spike raster of every layer to this file (PNG, SVG or PDF).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the sample record (JSON).")
 @click.option("--label", type=int, default=None, help="True class (default: the parent folder name if it is an integer).")
 @model_options
@@ -244,19 +297,21 @@ def run(model, recording, raster_path, json_path, label, **o):
     bundled = model is None
     if bundled:
         model, recording = BUNDLED_MODEL, _bundled_recording()
-        if raster_path is None:
-            raster_path = "evsim-raster.png"
     elif recording is None:
         raise OptionError("give a RECORDING after the MODEL (or no arguments for the bundled demo)", option="RECORDING")
-    compiled = _load(model, o, bundled)
-    if bundled and _bundled_cutoff_applies(o):
-        # the demo shows the calibrated Top-K cutoff (ε = 0.01, calibrated on the model's
-        # calibration split) unless any cutoff, mode or neuron option was given
-        o["calibration"] = str(BUNDLED_CALIBRATION)
-        click.echo(f"cutoff      top-k, calibrated ({BUNDLED_CALIBRATION.name}; `--cutoff none` to read everything)")
+    compiled = _load(model, o)
+    why = None
+    if bundled and not _given("cutoff") and not o.get("calibration"):
+        changed = _options_changing_the_model()
+        if not changed and BUNDLED_CALIBRATION.is_file():
+            o["calibration"] = str(BUNDLED_CALIBRATION)
+            why = "the demo's default; `--cutoff none` reads everything"
+        else:
+            why = f"the bundled calibration holds for the demo's default options only (given: {', '.join(changed)})"
     from .analysis.evaluate import SampleRunner, sample_record
 
     config = _config(model, o, _cutoff(o, compiled, o["mode"]), anytime=True)
+    click.echo(f"cutoff      {_describe_cutoff(config.cutoff, o)}" + (f"; {why}" if why else ""))
     runner = SampleRunner(config)
     rec = runner.events(str(recording))
     if label is None:

@@ -53,8 +53,10 @@ def test_bundled_demo_runs_with_no_arguments(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, out, err = evsim_cli(capsys, "run")
     assert code == 0, err
-    for field in ("prediction", "label 7", "events", "synops", "decision", "raster"):
+    for field in ("prediction", "label 7", "events", "synops", "decision", "cutoff      topk"):
         assert field in out
+    assert list(tmp_path.iterdir()) == []  # nothing written unless asked for
+    code, out, err = evsim_cli(capsys, "run", "--raster", tmp_path / "evsim-raster.png")
     png = tmp_path / "evsim-raster.png"
     assert png.stat().st_size > 10_000
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -197,3 +199,49 @@ def test_calibrate_then_eval_with_the_calibration(capsys, tmp_path, small_datase
     # refused with another profile
     assert_user_error(*evsim_cli(capsys, "eval", BUNDLED_MODEL, small_dataset, "--profile", "sinabs",
                                  "--calibration", cal, "--quiet")[::2], "profile")
+
+
+def test_the_bundled_model_named_explicitly_reads_as_in_the_demo(capsys, tmp_path):
+    """The model declares its profile (model.evsim.json): naming it gives the demo's result."""
+    code, _, _ = evsim_cli(capsys, "run", "--cutoff", "none", "--json", tmp_path / "demo.json")
+    code2, out, err = evsim_cli(capsys, "run", BUNDLED_MODEL, BUNDLED_RECORDING, "--json", tmp_path / "named.json")
+    assert code == code2 == 0
+    assert "profile speck" in out and "declares no profile" not in err
+    demo = json.loads((tmp_path / "demo.json").read_text())
+    named = json.loads((tmp_path / "named.json").read_text())
+    assert named["output_counts"] == demo["output_counts"] and named["synops"] == demo["synops"]
+    # an explicit profile wins over the declared one (strict NIR differs on this model)
+    code3, out3, _ = evsim_cli(capsys, "run", BUNDLED_MODEL, BUNDLED_RECORDING, "--profile", "nir",
+                               "--json", tmp_path / "nir.json")
+    assert code3 == 0 and "profile nir" in out3
+
+
+def test_a_model_without_a_declared_profile_gets_a_notice(capsys, tmp_path):
+    plain = tmp_path / "plain.nir"
+    nir.write(str(plain), nir.read(str(BUNDLED_MODEL)))
+    code, out, err = evsim_cli(capsys, "run", plain, BUNDLED_RECORDING)
+    assert code == 0 and "profile nir" in out
+    assert "declares no profile" in err and "--profile" in err
+
+
+@pytest.mark.parametrize("args,option", [
+    (["--threshold", "3"], "--threshold"),
+    (["--epsilon", "0.1"], "--epsilon"),
+    (["--temperature", "2"], "--temperature"),
+    (["--cutoff", "conf", "--threshold", "2"], "--threshold"),
+    (["--cutoff", "conf", "--threshold", "0"], "--threshold"),
+    (["--cutoff", "conf", "--threshold", "0.9", "--epsilon", "0.1"], "--epsilon"),
+    (["--cutoff", "topk", "--threshold", "3", "--epsilon", "0.1"], "--epsilon"),
+    (["--cutoff", "topk", "--threshold", "3", "--temperature", "2"], "--temperature"),
+    (["--calibration", str(BUNDLED_MODEL.parent / "calibration_speck.json"), "--threshold", "3"], "--threshold"),
+    (["--calibration", str(BUNDLED_MODEL.parent / "calibration_speck.json"), "--temperature", "3"], "--temperature"),
+])
+def test_meaningless_or_conflicting_cutoff_options_are_refused(capsys, args, option):
+    code, out, err = evsim_cli(capsys, "run", *args)
+    assert_user_error(code, err, option)
+
+
+def test_the_demo_says_when_an_option_drops_its_calibrated_cutoff(capsys):
+    code, out, err = evsim_cli(capsys, "run", "--precision", "float64")
+    assert code == 0
+    assert "cutoff      none" in out and "--precision" in out

@@ -24,6 +24,7 @@ constant input; the neuron model turns it into a drive (see :mod:`evsim.model.pr
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from collections import namedtuple
 from dataclasses import dataclass, field
 
@@ -172,6 +173,7 @@ class CompiledModel:
     precision: str
     model_hash: str
     source_path: str | None = None
+    profile_source: str = "given"  # given, default, "sidecar FILE" or "NIR metadata"
 
     @property
     def input_shape(self) -> tuple:
@@ -719,10 +721,32 @@ def conv_offset_table(size: int, k: int, stride: int, pad: int, dilation: int, o
     return table
 
 
-def load_model(path_or_graph, profile: str = "nir", precision: str = "float32", **overrides) -> CompiledModel:
+def load_model(path_or_graph, profile: str | None = None, precision: str = "float32", **overrides) -> CompiledModel:
     """Compile a NIR file (or ``nir.NIRGraph``) for simulation.
 
-    Keyword overrides (see :class:`evsim.model.profiles.Overrides`): reset, v_min, spikes_per_update,
-    threshold_ge, refractory_us, dt_us, recurrent_delay_us.
+    ``profile=None`` reads the model as it declares itself (a sidecar ``<stem>.evsim.json`` or the
+    NIR metadata ``evsim_profile``, see :mod:`evsim.model.declared`), else as strict ``nir``.
+    Keyword overrides (see :class:`evsim.model.profiles.Overrides`): reset, v_min,
+    spikes_per_update, threshold_ge, refractory_us, dt_us, recurrent_delay_us; ``None`` leaves the
+    declared or profile value. The result's ``profile_source`` says where the profile came from.
     """
-    return compile_model(path_or_graph, profile=profile, overrides=Overrides(**overrides), precision=precision)
+    from ..model.declared import read_declared
+    from ..model.graph import read_nir
+
+    is_path = isinstance(path_or_graph, (str, Path))
+    if is_path:
+        metadata = getattr(read_nir(path_or_graph), "metadata", None) if Path(path_or_graph).is_file() else None
+        declared = read_declared(path_or_graph, metadata)
+    else:
+        declared = read_declared(None, getattr(path_or_graph, "metadata", None))
+    if profile is not None:
+        chosen, source = profile, "given"
+    elif declared.profile is not None:
+        chosen, source = declared.profile, declared.source
+    else:
+        chosen, source = "nir", "default"
+    options = dict(declared.options) if declared.profile is None or chosen == declared.profile else {}
+    options.update({k: v for k, v in overrides.items() if v is not None})
+    model = compile_model(path_or_graph, profile=chosen, overrides=Overrides(**options), precision=precision)
+    model.profile_source = source
+    return model
