@@ -697,10 +697,17 @@ def conv_offset_table(size: int, k: int, stride: int, pad: int, dilation: int, o
     return table
 
 
-def load_model(path_or_graph, profile: str = "nir", precision: str = "float32", **overrides) -> CompiledModel:
+def load_model(path_or_graph, profile: str = "nir", precision: str = "float32", quantize: str | None = None,
+               **overrides) -> CompiledModel:
     """Compile a NIR file (or ``nir.NIRGraph``) for simulation.
 
     Keyword overrides (see :class:`evsim.model.profiles.Overrides`): reset, v_min, spikes_per_update,
     threshold_ge, refractory_us, dt_us, recurrent_delay_us.
+    ``quantize="speck"`` (profiles speck and sinabs) simulates the network as sinabs deploys it on
+    Speck: 8-bit weights, integer thresholds (:mod:`evsim.chip.speck`).
     """
+    if quantize is not None:
+        from ..chip.speck import compile_quantized
+
+        return compile_quantized(path_or_graph, quantize, profile, Overrides(**overrides), precision)
     return compile_model(path_or_graph, profile=profile, overrides=Overrides(**overrides), precision=precision)
