@@ -513,7 +513,7 @@ class LayerQuantization:
         return self.max_state > 2 ** (STATE_BITS - 1) - 1
 
     def to_dict(self) -> dict:
-        d = dict(vars(self))
+        d = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in vars(self).items()}
         d["weight_range"], d["bias_range"] = list(self.weight_range), list(self.bias_range)
         d["may_saturate"] = self.may_saturate
         return d
@@ -610,14 +610,16 @@ def quantize_speck(source) -> tuple:
 
 
 def compile_quantized(source, quantize: str, profile: str, overrides, precision: str):
-    """:func:`evsim.compile.builder.compile_model` of the quantised graph; the model keeps the
-    source path (its ``model_hash`` is that of the quantised parameters)."""
-    from ..compile.builder import compile_model
+    """:func:`evsim.compile.builder.compile_model` of the quantised graph. The model keeps the
+    source's path and ``model_hash`` (the model's identity; the quantisation is an option,
+    recorded next to it where results are written)."""
+    from ..compile.builder import _hash_source, compile_model
 
     check_quantize(quantize, profile)
     g = load_graph(source)
     graph, report = quantize_speck(g)
     model = compile_model(graph, profile=profile, overrides=overrides, precision=precision)
+    model.model_hash = _hash_source(source, profile, overrides, precision)
     model.source_path = g.path
     model.graph.path = g.path
     model.quantization = report
