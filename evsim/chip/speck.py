@@ -248,7 +248,7 @@ def find_layers(g: Graph) -> tuple:
     for a, b in sorted(g.back_edges):
         general.append(f"{a} -> {b}: recurrent edge (sinabs maps acyclic graphs: utils.topological_sorting)")
     for src, _ in _upstream(g, g.output_name):
-        if g.type_of(src) != "IF":
+        if g.type_of(src) not in NEURON_TYPES:
             general.append(f"{g.output_name}: the readout must be the spikes of an IF layer, not {g.type_of(src)} '{src}'")
     for name in g.order:
         if g.type_of(name) in ("IF", "Input"):
@@ -269,7 +269,8 @@ def _layer(g: Graph, name: str, index: int) -> SpeckLayer:
     problems, blockers = [], []
     if neuron is None or g.type_of(neuron) != "IF":
         msg = f"{name}: {kind} must be followed by exactly one IF population (sinabs IAFSqueeze)"
-        problems.append(msg)
+        if neuron is None:  # another neuron type is reported once, by find_layers
+            problems.append(msg)
         blockers.append(msg)
 
     # inputs: from the Input (DVS) or an IF layer, through pools and Flatten
@@ -278,7 +279,8 @@ def _layer(g: Graph, name: str, index: int) -> SpeckLayer:
     for src, route in paths:
         if g.type_of(src) not in ("IF", "Input"):
             msg = f"{name}: input from {g.type_of(src)} '{src}', not from a spiking layer or the input"
-            problems.append(msg)
+            if g.type_of(src) not in NEURON_TYPES:
+                problems.append(msg)
             blockers.append(msg)
         pools = [p for p in route if g.type_of(p) in POOL_TYPES]
         size, pool_problems = _pool_problems(g, pools)
