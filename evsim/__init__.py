@@ -8,12 +8,15 @@ The Python API in one screen::
     sim = evsim.Simulator(model, record_spikes=True)
     result = sim.run(rec.events)                                 # one sample, from scratch
     result.prediction, result.output, result.synops, result.spikes_per_node
+    evsim.load_model("model.nir", profile="speck", quantize="speck")  # as deployed on Speck
+    evsim.map_to_speck("model.nir").verdict                      # does it fit the chip?
 
 See :mod:`evsim.sim.event` (simulation), :mod:`evsim.compile.builder` (compilation),
 :mod:`evsim.input.recordings` (file formats) and ``../shared/SPEC.md`` for the semantics.
 """
 
 from .bundled import bundled_model_path
+from .chip import map_to_speck, quantize_speck
 from .compile.builder import CompiledModel, compile_model, load_model
 from .input.datasets import FolderDataset
 from .errors import EvsimError, ModelError, OptionError, RecordingError
@@ -30,4 +33,5 @@ __all__ = [
     "bundled_model_path", "CompiledModel", "compile_model", "load_model", "Simulator", "ClockSimulator", "Result", "Cutoff", "Overrides",
     "PROFILE_NAMES", "FolderDataset", "Recording", "read_events", "read_recording", "recording_info",
     "EVENT_DTYPE", "make_events", "EvsimError", "ModelError", "OptionError", "RecordingError",
+    "map_to_speck", "quantize_speck",
 ]

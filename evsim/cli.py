@@ -53,6 +53,9 @@ model_options = _options(
                       "needs it for recurrent graphs)."),
     click.option("--precision", type=click.Choice(["float32", "float64"]), default="float32", show_default=True,
                  help="Membrane state and weights precision."),
+    click.option("--quantize", type=click.Choice(["speck"]), default=None,
+                 help="Simulate the network as sinabs deploys it on Speck: 8-bit weights and integer thresholds, "
+                      "one scale per layer (profiles speck and sinabs)."),
 )
 
 mode_options = _options(
@@ -118,6 +121,7 @@ def _overrides(o: dict) -> dict:
         "refractory_us": o.get("refractory_us") or 0.0,
         "dt_us": o.get("dt_us"),
         "recurrent_delay_us": o.get("recurrent_delay_us"),
+        "quantize": o.get("quantize"),
     }
 
 
@@ -326,6 +330,8 @@ def run(model, recording, raster_path, json_path, label, **o):
 
     duration = float(rec.events["t"][-1] - rec.events["t"][0]) if rec.events.size else 0.0
     record = sample_record(str(recording), label, result, Trajectory.from_result(full, label=label, duration_us=duration))
+    if o.get("quantize"):
+        record["quantize"] = o["quantize"]
     _print_run(compiled, str(model), str(recording), rec, result, record, config)
     if json_path:
         _write_json_file(json_path, record)
@@ -342,7 +348,8 @@ def _print_run(model, model_path, rec_path, rec, result, record, config):
     ev = rec.events
     duration_ms = (ev["t"][-1] - ev["t"][0]) / 1000 if ev.size else 0.0
     mode = "event-driven" if config.mode == "event" else f"clock-driven ({_clock_text(config)})"
-    click.echo(f"model       {model_path} (profile {model.profile.name}, {mode})")
+    quantized = f", quantized {record['quantize']}" if record.get("quantize") else ""
+    click.echo(f"model       {model_path} (profile {model.profile.name}{quantized}, {mode})")
     click.echo(f"recording   {rec_path} ({result.events_total} events, {duration_ms:.1f} ms)")
     label = record["label"]
     verdict = "" if label is None else f"   label {label} ({'correct' if record['correct'] else 'wrong'})"
@@ -441,11 +448,17 @@ def eval_command(model, data, json_path, csv_path, workers, limit, subset, quiet
     except KeyboardInterrupt:
         click.echo("evsim: interrupted; finished samples were written", err=True)
         sys.exit(130)
+    if o.get("quantize"):
+        doc["quantize"] = o["quantize"]  # an option that changes results: on record with the results
+        if json_path:
+            _write_json_file(json_path, doc)
     _print_eval(doc)
 
 
 def _print_eval(doc):
-    click.echo(f"{doc['n_samples']} samples, {doc['mode']}-driven, profile {doc['profile']}, cutoff {doc['cutoff']['mode']}")
+    quantized = f", quantized {doc['quantize']}" if doc.get("quantize") else ""
+    click.echo(f"{doc['n_samples']} samples, {doc['mode']}-driven, profile {doc['profile']}{quantized}, "
+               f"cutoff {doc['cutoff']['mode']}")
     click.echo(f"accuracy              {100 * doc['accuracy']:.2f}%  (no prediction: {doc['no_prediction']})")
     click.echo(f"events consumed       {100 * doc['mean_events_fraction']:.1f}% on average")
     click.echo(f"latency               {doc['mean_latency_us'] / 1000:.2f} ms on average")
@@ -516,15 +529,29 @@ def _fmt(v):
 @cli.command()
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the description (JSON).")
-@click.option("--profile", type=click.Choice(["nir", "sinabs", "speck", "snntorch", "norse"]), default="nir",
-              show_default=True, help="Profile used to compile a model.")
+@click.option("--profile", type=click.Choice(["nir", "sinabs", "speck", "snntorch", "norse"]), default=None,
+              help="Profile used to compile a model. Default: the one the model declares (else nir), or speck with "
+                   "--quantize/--chip.")
 @click.option("--recurrent-delay-us", type=float, default=None, help="Delay of recurrent edges, µs (strict NIR).")
-def info(path, json_path, profile, recurrent_delay_us):
+@click.option("--quantize", type=click.Choice(["speck"]), default=None,
+              help="Show the Speck quantisation: scale per layer and bits used.")
+@click.option("--chip", type=click.Choice(["speck"]), default=None,
+              help="Check whether the model fits the chip: per-layer memory, cores, a verdict.")
+def info(path, json_path, profile, recurrent_delay_us, quantize, chip):
     """Describe a MODEL (nodes, shapes, neurons, parameters) or a RECORDING (events, time span,
     address range, polarity counts)."""
     if _is_nir(path):
-        doc = _model_info(path, profile, recurrent_delay_us)
+        if profile is None and (quantize or chip):
+            profile = "speck"
+        doc = _model_info(path, profile, recurrent_delay_us, quantize)
         _print_model_info(doc)
+        if chip:
+            from .chip.speck import map_to_speck
+
+            mapping = map_to_speck(path)
+            doc["chip"] = mapping.to_dict()
+            doc["fits"] = mapping.fits
+            _print_chip(doc["chip"])
     else:
         from .input.recordings import read_recording, recording_info
 
@@ -554,15 +581,15 @@ def _is_nir(path: str) -> bool:
     return False
 
 
-def _model_info(path, profile, recurrent_delay_us):
+def _model_info(path, profile, recurrent_delay_us, quantize=None):
     from .compile.builder import READOUT_COUNTS
     from .compile.builder import load_model
 
     try:
-        model = load_model(path, profile=profile, recurrent_delay_us=recurrent_delay_us)
+        model = load_model(path, profile=profile, recurrent_delay_us=recurrent_delay_us, quantize=quantize)
     except EvsimError as exc:
         if "recurrent" in str(exc) and recurrent_delay_us is None:
-            model = load_model(path, profile=profile, recurrent_delay_us=1000.0)
+            model = load_model(path, profile=profile, recurrent_delay_us=1000.0, quantize=quantize)
         else:
             raise
     g = model.graph
@@ -583,7 +610,8 @@ def _model_info(path, profile, recurrent_delay_us):
     pop, mode = model.readout
     return {
         "path": str(path),
-        "profile": profile,
+        "profile": model.profile.name,
+        "profile_source": model.profile_source,
         "dt_us": None if model.dt_s is None else model.dt_s * 1e6,
         "input_shape": list(model.input_shape),
         "readout": {"node": model.populations[pop].name, "kind": "spike counts" if mode == READOUT_COUNTS else "state",
@@ -594,6 +622,7 @@ def _model_info(path, profile, recurrent_delay_us):
         "nodes": nodes,
         "projections": projections,
         "model_hash": model.model_hash,
+        **({"quantize": {"scheme": quantize, "layers": [q.to_dict() for q in model.quantization]}} if quantize else {}),
     }
 
 
@@ -613,6 +642,28 @@ def _print_model_info(doc):
         extra = f", delay {p['delay_us']:g} µs" if p["delay_us"] else ""
         extra += ", recurrent" if p["recurrent"] else ""
         click.echo(f"  {p['source']} -> {p['target']} via {' -> '.join(p['through']) or '(direct)'}{extra}")
+    if doc.get("quantize"):
+        click.echo(f"quantized ({doc['quantize']['scheme']}): q = round(x·s), one scale s per layer")
+        click.echo(f"  {'layer':18s} {'scale s':>10s} {'set by':>9s} {'weights':>11s} {'bits':>4s} {'zeroed':>7s} "
+                   f"{'θ':>6s} {'floor':>7s} {'bits':>4s} {'bias bits':>9s}")
+        for q in doc["quantize"]["layers"]:
+            click.echo(f"  {q['weight_node'] + '->' + q['neuron_node']:18.18s} {q['scale']:10.6g} {q['limited_by']:>9s} "
+                       f"{str(q['weight_range'][0]) + '..' + str(q['weight_range'][1]):>11s} {q['weight_bits']:>4d} "
+                       f"{q['weights_zeroed']:>7d} {q['threshold']:>6d} {q['floor']:>7d} {q['state_bits']:>4d} "
+                       f"{q['bias_bits']:>9d}" + ("  (state may exceed 16 bits)" if q["may_saturate"] else ""))
+
+
+def _print_chip(chip):
+    click.echo(f"chip        {chip['chip']}: {chip['cores']} cores (kernel / neuron memory per core, entries)")
+    click.echo(f"  {'layer':18s} {'input':>12s} {'neurons':>12s} {'kernel':>6s} {'kernel mem':>10s} "
+               f"{'neuron mem':>10s} {'bias':>5s} {'fits cores':>18s} {'core':>4s}")
+    for r in chip["layers"]:
+        cores = ",".join(str(c) for c in r["fits_cores"]) or "none"
+        click.echo(f"  {r['weight_node'] + '->' + str(r['neuron_node']):18.18s} {'x'.join(map(str, r['input'])):>12s} "
+                   f"{'x'.join(map(str, r['neurons'])):>12s} {'x'.join(map(str, r['kernel'])):>6s} "
+                   f"{r['kernel_memory']:>10d} {r['neuron_memory']:>10d} {r['bias_memory']:>5d} {cores:>18s} "
+                   f"{'-' if r['core'] is None else r['core']:>4}")
+    click.echo(f"verdict     {chip['verdict']}")
 
 
 @cli.command()

@@ -721,7 +721,8 @@ def conv_offset_table(size: int, k: int, stride: int, pad: int, dilation: int, o
     return table
 
 
-def load_model(path_or_graph, profile: str | None = None, precision: str = "float32", **overrides) -> CompiledModel:
+def load_model(path_or_graph, profile: str | None = None, precision: str = "float32", quantize: str | None = None,
+               **overrides) -> CompiledModel:
     """Compile a NIR file (or ``nir.NIRGraph``) for simulation.
 
     ``profile=None`` reads the model as it declares itself (a sidecar ``<stem>.evsim.json`` or the
@@ -729,6 +730,8 @@ def load_model(path_or_graph, profile: str | None = None, precision: str = "floa
     Keyword overrides (see :class:`evsim.model.profiles.Overrides`): reset, v_min,
     spikes_per_update, threshold_ge, refractory_us, dt_us, recurrent_delay_us; ``None`` leaves the
     declared or profile value. The result's ``profile_source`` says where the profile came from.
+    ``quantize="speck"`` (profiles speck and sinabs) simulates the network as sinabs deploys it on
+    Speck: 8-bit weights, integer thresholds (:mod:`evsim.chip.speck`).
     """
     from ..model.declared import read_declared
     from ..model.graph import read_nir
@@ -747,6 +750,11 @@ def load_model(path_or_graph, profile: str | None = None, precision: str = "floa
         chosen, source = "nir", "default"
     options = dict(declared.options) if declared.profile is None or chosen == declared.profile else {}
     options.update({k: v for k, v in overrides.items() if v is not None})
-    model = compile_model(path_or_graph, profile=chosen, overrides=Overrides(**options), precision=precision)
+    if quantize is not None:
+        from ..chip.speck import compile_quantized
+
+        model = compile_quantized(path_or_graph, quantize, chosen, Overrides(**options), precision)
+    else:
+        model = compile_model(path_or_graph, profile=chosen, overrides=Overrides(**options), precision=precision)
     model.profile_source = source
     return model

@@ -1,0 +1,88 @@
+"""Does the default calibration generalise? Held-out accuracy lost and events saved, next to what
+cross-validation on the calibration data predicted, for several models.
+
+One command::
+
+    python benchmarks/bench_calibration.py [--data ../shared/data/nmnist-train1k] [--json FILE]
+
+Models: the bundled CNN (trained with an anytime loss, read with its declared ``speck`` profile)
+and the rate-coded softmax regression of ``examples/train_rate_linear.py`` (trained on total
+counts only; run that script first, or pass ``--extra-model``). For each model: the output
+trajectories of the bundled split's calibration recordings (96) and test recordings (191), both
+event-driven and uncut; a Top-K calibration per 10 ms bin on the calibration recordings with
+``min_support`` = the CLI default, for several ε; a 5-fold cross-validation on the calibration
+recordings (the estimate ``evsim calibrate`` prints); the rule replayed on the test recordings
+(replay equals the engine's real cutoff: tests/test_analysis.py). Accuracy lost = uncut accuracy
+− cut accuracy on the same test recordings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def trajectories(model, root: Path, names):
+    import evsim
+    from evsim.analysis import Trajectory
+
+    sim = evsim.Simulator(model, record_output=True)
+    out = []
+    for name in names:
+        ev = evsim.read_recording(root / name).events
+        dur = float(ev["t"][-1] - ev["t"][0]) if ev.size else 0.0
+        out.append(Trajectory.from_result(sim.run(ev), label=int(Path(name).parent.name), duration_us=dur))
+    return out
+
+
+def main(argv=None) -> int:
+    import evsim
+    from evsim import analysis
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "nmnist-train1k"))
+    ap.add_argument("--split", default=str(REPO / "evsim" / "bundled" / "nmnist_cnn" / "split.json"))
+    ap.add_argument("--extra-model", action="append", default=[str(REPO / "out" / "rate_linear" / "model.nir")])
+    ap.add_argument("--epsilons", default="0.01,0.02,0.05")
+    ap.add_argument("--bin-us", type=float, default=10_000.0)
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args(argv)
+    split = json.loads(Path(args.split).read_text())
+    root = Path(args.data)
+    models = [("bundled CNN (anytime loss, speck)", str(evsim.bundled_model_path()))]
+    models += [(f"{Path(p).parent.name} (softmax regression on counts)", p) for p in args.extra_model if Path(p).is_file()]
+    rows = []
+    for title, path in models:
+        model = evsim.load_model(path)
+        calib = trajectories(model, root, split["calibration"])
+        test = trajectories(model, root, split["test"])
+        n_bins = int(np.ceil((max(t.duration_us for t in calib + test) + 1) / args.bin_us))
+        uncut = float(np.mean([t.predictions[-1] == t.label if len(t.t_us) else False for t in test]))
+        for eps in [float(e) for e in args.epsilons.split(",")]:
+            kw = dict(bin_width_us=args.bin_us, n_bins=n_bins, min_support=analysis.DEFAULT_MIN_SUPPORT)
+            cal = analysis.calibrate(calib, "topk", eps, **kw)
+            cv = analysis.cross_validate(calib, "topk", eps, k=5, seed=0, **kw)
+            held = analysis.cutoff_outcomes(test, "topk", analysis.Thresholds(np.asarray(cal["thresholds"]), args.bin_us))
+            row = {"model": title, "profile": model.profile.name, "epsilon": eps,
+                   "cv_accuracy_lost": cv["accuracy_lost"], "cv_speedup": cv["speedup"],
+                   "test_accuracy_uncut": uncut, "test_accuracy_cut": held["accuracy"],
+                   "test_accuracy_lost": uncut - held["accuracy"], "test_events_fraction": held["mean_events_fraction"],
+                   "test_speedup": held["speedup"], "n_calibration": len(calib), "n_test": len(test)}
+            rows.append(row)
+            print(f"{title:45s} ε={eps:<5g} CV: lost {100 * cv['accuracy_lost']:5.2f} pt, {cv['speedup']:4.2f}x | "
+                  f"test: {100 * uncut:.2f}% -> {100 * held['accuracy']:.2f}% (lost {100 * row['test_accuracy_lost']:5.2f} pt), "
+                  f"events {100 * held['mean_events_fraction']:.1f}%, {held['speedup']:.2f}x", flush=True)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
