@@ -120,7 +120,7 @@ def _draw(doc, table, width, title, confidence) -> Figure:
         ax_lat.legend(loc="upper left", frameon=False, fontsize=6)
     ax_lat.set_xticks(range(k))
     ax_lat.set_xlim(-0.6, k - 0.4)
-    ax_lat.set_ylim(bottom=0)
+    ax_lat.set_ylim(0, 1.25 * float(q3.max()) if len(xs_l) and q3.max() > 0 else 1.0)  # room for the legend
     ax_lat.set_xlabel("true class")
     ax_lat.set_ylabel("decision latency (ms)")
     ax_lat.set_title("decision latency per class")

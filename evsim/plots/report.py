@@ -27,7 +27,8 @@ table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
 th { background: #f3f3f3; } td.text, th.text { text-align: left; }
 tr.incomplete td { background: #fff4e0; }
-figure { margin: 1em 0; } figure svg, figure img { max-width: 100%; height: auto; }
+figure { margin: 1em 0; } figure svg, figure img { width: 100%; height: auto; }
+#provenance code { word-break: break-all; font-size: 0.8em; }
 figcaption { font-size: 0.85em; color: #555; }
 code { font-size: 0.9em; } details { margin: 0.6em 0; }
 """
