@@ -364,7 +364,7 @@ def _draw_accuracy(series, panels, width, title, acc_lim, lat_lim, frac_lim, log
             ax.plot(xs, ys, color=c["colour"], linewidth=1.1, label=c["label"], zorder=2)
             if c["n"]:
                 band = np.array([wilson_interval(int(round(a * c["n"])), c["n"]) for a in ys]).reshape(-1, 2)
-                ax.fill_between(xs, band[:, 0], band[:, 1], color=c["colour"], alpha=0.1, linewidth=0, zorder=1)
+                ax.fill_between(xs, band[:, 0], band[:, 1], color=c["colour"], alpha=0.08, linewidth=0, zorder=1)
 
     # sweeps: the measured points only
     for s in sweeps:
@@ -398,7 +398,7 @@ def _draw_accuracy(series, panels, width, title, acc_lim, lat_lim, frac_lim, log
                             textcoords="offset points", ha="center", va="bottom", fontsize=6, color="0.2")
                 continue
             ax.errorbar([x_of(panel, p)], [p["accuracy"]], yerr=err, **style)
-            if panel == "latency" and p["clock"]:
+            if panel == "latency" and p["clock"] and p["marker"] == "s":  # the clock settings without cutoff
                 notes[panel].append((x_of(panel, p), p["accuracy"], p["clock"], "0.25"))
         ax = ax_of.get("speedup")
         if ax is not None and math.isfinite(p["speedup"]) and p["accuracy"] >= lo:
@@ -406,7 +406,7 @@ def _draw_accuracy(series, panels, width, title, acc_lim, lat_lim, frac_lim, log
             ax.errorbar([p["accuracy"]], [p["speedup"]], xerr=xerr, **style)
 
     # axes
-    pct = PercentFormatter(xmax=1.0, decimals=0 if hi - lo > 0.06 else 1)
+    pct = FuncFormatter(lambda v, _: f"{100 * v:.4g}%")
     for panel, ax in ax_of.items():
         ax.grid(alpha=0.3, which="major")
         ax.set_title(_TITLES[panel])
@@ -436,7 +436,7 @@ def _draw_accuracy(series, panels, width, title, acc_lim, lat_lim, frac_lim, log
                 ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
             left, right = lat_lim or _x_limits(lat_vals, log_lat)
             if notes["latency"] and not lat_lim:  # room for the clock labels right of the points
-                right = right * 1.6 if log_lat else right * 1.15
+                right = right * 2.0 if log_lat else right * 1.2
             ax.set_xlim(left, right)
         else:
             ax.set_xlabel(labels["fraction"])
@@ -452,6 +452,10 @@ def _draw_accuracy(series, panels, width, title, acc_lim, lat_lim, frac_lim, log
             if l not in labs:
                 handles.append(h)
                 labs.append(l)
+    # legend in the order of the series: curves, sweeps, then the results in the order given
+    order = [x["label"] for x in curves + sweeps + points]
+    pairs = sorted(zip(handles, labs), key=lambda hl: order.index(hl[1]) if hl[1] in order else len(order))
+    handles, labs = [h for h, _ in pairs], [l for _, l in pairs]
     if handles:
         fig.legend(handles, labs, loc="outside lower center", ncol=legend_cols, frameon=False, handletextpad=0.4,
                    columnspacing=1.2)
@@ -624,7 +628,7 @@ def _draw_temporal(data, width, title, acc_lim) -> Figure:
         lo = max(0.0, math.floor((min(lows) - 0.15 * span) * 100) / 100)
         hi = min(1.0, math.ceil((max(highs) + 0.08 * span) * 100) / 100)
     ax.set_ylim(lo, hi)
-    ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0 if hi - lo > 0.06 else 1))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{100 * v:.4g}%"))
     ax.set_ylabel("accuracy")
     ax.set_title("accuracy across time resolutions")
     ax.grid(alpha=0.3)

@@ -96,9 +96,21 @@ def _parameters_text(doc) -> str:
     return json.dumps({k: v for k, v in c.items() if k != "mode"}, sort_keys=True) if len(c) > 1 else ""
 
 
+def _topk_threshold(doc):
+    """β of a top-k cutoff, or the mean of its calibrated table (finite entries); else None."""
+    c = cutoff_of(doc)
+    if c.get("mode") != "topk":
+        return None
+    table = c.get("table")
+    if isinstance(table, list):
+        values = [v for v in (num(x) for x in table) if v is not None]
+        return float(np.mean(values)) if values else None
+    return num(c.get("threshold"))
+
+
 def colour_of(doc) -> str:
     return config_colour(family_of(doc), doc.get("profile"), _parameters_text(doc), num(doc.get("bin_us")),
-                         doc.get("n_bins") if isinstance(doc.get("n_bins"), int) else None)
+                         doc.get("n_bins") if isinstance(doc.get("n_bins"), int) else None, _topk_threshold(doc))
 
 
 def marker_of(doc) -> str:

@@ -136,21 +136,30 @@ PROFILE_SHADES = {None: 0.0, "speck": 0.0, "nir": 0.18, "norse": 0.3, "sinabs": 
 
 
 def _parameter_offset(parameters: str) -> float:
-    """A stable shade offset from the cutoff parameters: 0 (none given), else one of −0.25
-    (darker), 0, +0.2 (lighter) by a hash of their text (the same on every machine)."""
+    """A stable shade offset from the cutoff parameters: 0 (none given), else one of five steps
+    from −0.35 (darker) to +0.35 (lighter) by a hash of their text (the same on every machine)."""
     if not parameters:
         return 0.0
-    return (-0.25, 0.0, 0.2)[int(hashlib.sha256(parameters.encode()).hexdigest(), 16) % 3]
+    return (-0.35, -0.17, 0.0, 0.17, 0.35)[int(hashlib.sha256(parameters.encode()).hexdigest(), 16) % 5]
+
+
+def _threshold_offset(threshold: float) -> float:
+    """Shade offset of a top-k threshold (mean of a calibrated table): high thresholds (cautious,
+    late decisions) dark, low ones light; log scale over 6–80 output units (spike counts)."""
+    x = min(1.0, max(0.0, (math.log10(max(threshold, 1e-9)) - 0.8) / 1.1))
+    return 0.45 - 0.9 * x
 
 
 def config_colour(family: tuple, profile: str | None = None, parameters: str = "", bin_us: float | None = None,
-                  n_bins: int | None = None) -> str:
+                  n_bins: int | None = None, threshold: float | None = None) -> str:
     """The colour of a configuration, from the configuration alone.
 
     The family (mode, cutoff kind) gives the hue (:data:`FAMILY_COLOURS`). Within a family the
     clock bin width gives the shade (fine bins dark, coarse bins light, one bin per recording
     lightest); for event-driven runs the profile gives it (:data:`PROFILE_SHADES`), shifted
-    darker or lighter by a hash of the cutoff parameters so that two calibrations differ.
+    darker or lighter by the top-k threshold (``threshold``: β, or the mean of a calibrated
+    table; higher is darker) or else by a hash of the cutoff parameters, so that two
+    calibrations differ.
     """
     family = tuple(family)
     base = FAMILY_COLOURS.get(family, "#7f7f7f")
@@ -161,7 +170,8 @@ def config_colour(family: tuple, profile: str | None = None, parameters: str = "
             # 0.1 ms → 0, 100 ms → 0.6 (log scale)
             return _lighten(base, min(0.62, max(0.0, 0.2 * (math.log10(bin_us) - 2.0))))
         return base
-    amount = PROFILE_SHADES.get(profile, 0.25) + _parameter_offset(parameters)
+    offset = _threshold_offset(threshold) if threshold is not None else _parameter_offset(parameters)
+    amount = PROFILE_SHADES.get(profile, 0.25) + offset
     return _lighten(base, amount) if amount >= 0 else _darken(base, -amount)
 
 
