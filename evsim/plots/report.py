@@ -4,7 +4,6 @@ options, evsim version). No external resource is referenced; the page is determi
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import html
 import math
@@ -106,12 +105,6 @@ def _svg_of(draw, folder: Path, name: str) -> str:
     return text[text.index("<svg"):]
 
 
-def _png_of(draw, folder: Path, name: str) -> str:
-    path = folder / f"{name}.png"
-    draw(path)
-    return base64.b64encode(path.read_bytes()).decode("ascii")
-
-
 def _provenance(docs) -> str:
     from .. import __version__
 
@@ -172,10 +165,10 @@ def report_html(results, *, title: str = "evsim evaluation report", confidence: 
             parts.append(f"<details{' open' if i == 0 else ''}><summary>{label}</summary>")
             parts.append(_class_table(d, i))
             if class_table(d) is not None:
-                png = _png_of(lambda p, d=d: plot_classes(d, p, confidence=confidence, title=""), folder,
+                svg = _svg_of(lambda p, d=d: plot_classes(d, p, confidence=confidence, title=""), folder,
                               f"classes{i}")
-                parts.append(f"<figure class='fig-classes'><img alt='per-class figures of {label}' "
-                             f"src='data:image/png;base64,{png}'></figure>")
+                parts.append(f"<figure class='fig-classes'>{svg}<figcaption>Confusion matrix, accuracy per class "
+                             f"and decision latency per class of {label}.</figcaption></figure>")
             parts.append("</details>")
     parts.append("<h2>Provenance</h2>")
     parts.append(_provenance(docs))
