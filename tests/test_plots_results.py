@@ -91,6 +91,18 @@ def test_interval_from_accuracy_times_n_when_the_file_has_no_samples(tmp_path):
     assert text.lstrip().startswith("<?xml") and "<svg" in text
 
 
+def test_older_files_without_samples_anytime_or_complete_still_plot(tmp_path):
+    old = {"accuracy": 0.9, "n_samples": 100, "mean_events_fraction": 0.5, "mean_latency_us": 50_000.0,
+           "mode": "event", "cutoff": "topk"}
+    fig = plot_accuracy([old], tmp_path / "old.png")
+    (x, y, segs), = errorbars(panel(fig, "latency")).values()
+    assert (x[0], y[0]) == pytest.approx((50.0, 0.9))
+    assert (segs[0][1], segs[0][3]) == pytest.approx(wilson(90, 100), abs=1e-12)
+    assert legend_texts(fig) == ["event, top-k cutoff"]
+    with pytest.raises(evsim.OptionError, match="nothing to place it at"):
+        plot_accuracy([{"accuracy": 0.9}], tmp_path / "bare.png")
+
+
 def test_anytime_curves_are_lines_with_the_data_and_sweeps_are_points_only(tmp_path):
     doc = make_doc()
     fig = plot_accuracy([doc], tmp_path / "acc.png", log_x=False)

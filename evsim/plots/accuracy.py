@@ -80,6 +80,9 @@ def accuracy_series(results, names=None, confidence: float = 0.95) -> dict:
         ci = accuracy_interval(d, confidence)
         lat = num(d.get("mean_latency_us"))
         frac = num(d.get("mean_events_fraction"))
+        if lat is None and frac is None:
+            raise OptionError(f"{d.get('_path', 'a result')} has neither mean_latency_us nor mean_events_fraction: "
+                              f"nothing to place it at", option="RESULTS")
         key = (family_of(d), bin_width_text(d), describe(d, with_profile=False), ci["correct"], ci["n"], lat, frac,
                str(d.get("model", "")), is_complete(d))
         if key in by_key and name is None and by_key[key]["name"] is None:
@@ -394,8 +397,8 @@ def _draw_accuracy(series, panels, width, title, acc_lim, lat_lim, frac_lim, log
                 ax.plot([x_of(panel, p)], [lo], marker="v", color=p["colour"], markeredgecolor="black",
                         markeredgewidth=0.5, markersize=5, linestyle="none", clip_on=False, zorder=7,
                         label=p["label"], gid="off-scale")
-                ax.annotate(f"{100 * p['accuracy']:.1f} %", (x_of(panel, p), lo), xytext=(0, 5),
-                            textcoords="offset points", ha="center", va="bottom", fontsize=6, color="0.2")
+                ax.annotate(f"{100 * p['accuracy']:.1f} %", (x_of(panel, p), lo), xytext=(-4, 3),
+                            textcoords="offset points", ha="right", va="bottom", fontsize=6, color="0.2")
                 continue
             ax.errorbar([x_of(panel, p)], [p["accuracy"]], yerr=err, **style)
             if panel == "latency" and p["clock"] and p["marker"] == "s":  # the clock settings without cutoff
@@ -473,8 +476,8 @@ def _draw_accuracy(series, panels, width, title, acc_lim, lat_lim, frac_lim, log
 
 
 def wrap_title(title: str, width_in: float, font_pt: float = 8.5) -> str:
-    """Break a title into lines that fit the figure width (about 0.52 em per character)."""
-    chars = max(20, int(width_in * 72.0 / (0.52 * font_pt)))
+    """Break a title into lines that fit the figure width (about 0.62 em per character)."""
+    chars = max(20, int(width_in * 72.0 / (0.62 * font_pt)))
     return "\n".join(textwrap.fill(line, chars) for line in str(title).split("\n"))
 
 
