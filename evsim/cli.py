@@ -654,9 +654,9 @@ def _accuracy_limits(values):
 def plot(results, output, title, size, panels, accuracy_lim, latency_lim, fraction_lim, log_x, names, axis_labels):
     """Accuracy vs mean decision latency, vs fraction of input events, and speed-up vs accuracy
     from one or more `evsim eval --json` files, each result with its 95 % Wilson interval."""
-    from .plots import load_results, plot_accuracy
+    from .plots import check_figure_path, load_results, plot_accuracy
 
-    check_figure_path_cli(output)
+    check_figure_path(output)
     labels = {}
     for item in axis_labels:
         axis, sep, text = item.partition("=")
@@ -679,9 +679,9 @@ def plot(results, output, title, size, panels, accuracy_lim, latency_lim, fracti
 def plot_classes_command(result, output, title, size):
     """Confusion matrix, accuracy per class (95 % Wilson intervals) and decision latency per class
     of one `evsim eval --json` RESULT (needs its per-sample records)."""
-    from .plots import load_results, plot_classes
+    from .plots import check_figure_path, load_results, plot_classes
 
-    check_figure_path_cli(output)
+    check_figure_path(output)
     plot_classes(load_results([result])[0], output, title=title, size=size)
     click.echo(f"wrote {output}")
 
@@ -697,9 +697,9 @@ def plot_classes_command(result, output, title, size):
 def plot_temporal_command(results, output, title, size, accuracy_lim):
     """Temporal flexibility of one model: accuracy (and mean OCT) across clock bin widths, with the
     event-driven result, from `evsim eval --json` files without cutoff (bin widths read from them)."""
-    from .plots import load_results, plot_temporal
+    from .plots import check_figure_path, load_results, plot_temporal
 
-    check_figure_path_cli(output)
+    check_figure_path(output)
     plot_temporal(load_results(results), output, title=title, size=size,
                   accuracy_lim=_accuracy_limits(accuracy_lim))
     click.echo(f"wrote {output}")
@@ -719,12 +719,6 @@ def report(results, output, title):
         raise OptionError(f"cannot write report {output}: use a .html file name", option="--output")
     write_report(load_results(results), output, title=title)
     click.echo(f"wrote {output}")
-
-
-def check_figure_path_cli(path):
-    from .plots import check_figure_path
-
-    check_figure_path(path)
 
 
 def _write_json_file(path, doc):
