@@ -1,4 +1,5 @@
-"""The ``evsim`` command line (SPEC §7): run, eval, calibrate, info, raster, plot.
+"""The ``evsim`` command line (SPEC §7): run, eval, calibrate, info, raster, plot, plot-classes, plot-temporal,
+report.
 
 User errors (bad file, bad model, bad option) print one line ``evsim: error: ...`` on stderr and
 exit with code 2; an interrupted evaluation keeps what it finished and exits with 130.
@@ -666,23 +667,44 @@ def _print_chip(chip):
     click.echo(f"verdict     {chip['verdict']}")
 
 
+_FIGURE_FILE = "Figure file: .pdf, .svg or .png (by extension)."
+size_option = click.option("--size", default="two-column", show_default=True,
+                           help="Figure width: one-column (3.5 in), two-column (7.2 in) or inches.")
+
+
 @cli.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.argument("recording", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", "output", type=click.Path(dir_okay=False), required=True,
-              help="Raster file (.png or .svg).")
+              help="Raster file: .pdf, .svg or .png.")
 @click.option("--evidence", type=click.Path(dir_okay=False), default=None,
-              help="Also write the output evidence and confidence over time (.png or .svg).")
+              help="Also write the output evidence and confidence over time (.pdf, .svg or .png).")
 @click.option("--label", type=int, default=None, help="True class (default: parent folder name if an integer).")
+@click.option("--window-start-us", type=float, default=None,
+              help="Start of the time window drawn, µs since the first event (default 0). Unlike --t-start-us "
+                   "it does not change what is simulated.")
+@click.option("--window-end-us", type=float, default=None,
+              help="End of the time window drawn, µs (default: a little past the cutoff decision and the OCT, "
+                   "else the end of the recording).")
+@size_option
 @model_options
 @mode_options
 @cutoff_options
 @input_options
-def raster(model, recording, output, evidence, label, **o):
-    """Draw the spike raster of every layer (and the input events) for one RECORDING."""
+def raster(model, recording, output, evidence, label, window_start_us, window_end_us, size, **o):
+    """Draw the spike raster of every layer (and the input events) for one RECORDING, with the
+    cutoff decision and, when the label is known, the oracle cutoff time (OCT) marked."""
     from .analysis.evaluate import SampleRunner
-    from .plots import plot_evidence, plot_raster
+    from .analysis.trajectory import Trajectory, oracle_cutoff_time
+    from .plots import check_figure_path, plot_evidence, plot_raster
+    from .plots.results import cutoff_text
+    from .plots.style import figure_width
+    from .sim.result import Cutoff
 
+    check_figure_path(output)
+    if evidence:
+        check_figure_path(evidence)
+    figure_width(size)
     compiled = _load(model, o)
     config = _config(model, o, _cutoff(o, compiled, o["mode"]))
     runner = SampleRunner(config)
@@ -690,39 +712,118 @@ def raster(model, recording, output, evidence, label, **o):
     result = runner.simulator(config.cutoff, record_output=True, record_spikes=True).run(rec.events, source=str(recording))
     if label is None:
         label = _label_from_path(Path(recording))
-    plot_raster(result, compiled, rec.events, output,
-                title=f"{Path(recording).name}: prediction {result.prediction}" + (f", label {label}" if label is not None else ""))
+    oct_us = None
+    if label is not None:  # OCT: on the run without cutoff (when will the answer be right for good?)
+        full = result if config.cutoff.mode == "none" and config.cutoff.max_time_us is None and \
+            config.cutoff.max_events is None else runner.simulator(Cutoff(), record_output=True).run(rec.events)
+        oct_us = oracle_cutoff_time(Trajectory.from_result(full, label=label))
+    mode = "event" if o["mode"] == "event" else f"clock, {_clock_text(config)}"
+    plot_raster(result, compiled, rec.events, output, t_start_us=window_start_us, t_end_us=window_end_us, size=size,
+                mode=mode, cutoff=cutoff_text({"cutoff": config.cutoff.describe()}), oct_us=oct_us,
+                title=f"{Path(recording).name}: prediction {result.prediction}"
+                      + (f", label {label}" if label is not None else ""))
     click.echo(f"wrote {output}")
     if evidence:
         beta = None
         if config.cutoff.mode != "none":
             beta = (config.cutoff.bin_width_us, config.cutoff.table) if config.cutoff.table is not None else config.cutoff.global_threshold
-        plot_evidence(result, evidence, temperature=config.cutoff.temperature, beta=beta, label=label,
+        plot_evidence(result, evidence, temperature=config.cutoff.temperature, beta=beta, label=label, size=size,
                       cutoff_mode=config.cutoff.mode if config.cutoff.mode != "none" else "topk")
         click.echo(f"wrote {evidence}")
+
+
+def _accuracy_limits(values):
+    """(low, high) as fractions; values above 1 are read as percent (``90 100``)."""
+    if values is None:
+        return None
+    lo, hi = values
+    return (lo / 100.0, hi / 100.0) if max(lo, hi) > 1.0 else (lo, hi)
+
+
+@cli.command()
+@click.argument("results", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("-o", "--output", "output", type=click.Path(dir_okay=False), required=True, help=_FIGURE_FILE)
+@click.option("--title", type=str, default=None, help="Figure title ('' for none).")
+@size_option
+@click.option("--panels", default=None, help="Comma-separated panels among latency, fraction, speedup "
+                                             "(default: all that have data).")
+@click.option("--accuracy-lim", type=(float, float), default=None, metavar="LOW HIGH",
+              help="Accuracy axis range, fractions or percent (e.g. 90 100). Default: fitted to the results.")
+@click.option("--latency-lim", type=(float, float), default=None, metavar="LOW HIGH", help="Latency axis range (ms).")
+@click.option("--fraction-lim", type=(float, float), default=None, metavar="LOW HIGH",
+              help="Events-consumed axis range (fractions, e.g. 0.01 1).")
+@click.option("--log-x/--linear-x", "log_x", default=None, help="Log or linear latency / fraction / speed-up "
+                                                                 "axes (default: log when the data span > 8×).")
+@click.option("--name", "names", multiple=True, help="Series name of the i-th RESULTS file (repeat, in order).")
+@click.option("--axis-label", "axis_labels", multiple=True, metavar="AXIS=TEXT",
+              help="Axis label: latency=…, fraction=…, accuracy=…, speedup=… (repeatable).")
+def plot(results, output, title, size, panels, accuracy_lim, latency_lim, fraction_lim, log_x, names, axis_labels):
+    """Accuracy vs mean decision latency, vs fraction of input events, and speed-up vs accuracy
+    from one or more `evsim eval --json` files, each result with its 95 % Wilson interval."""
+    from .plots import check_figure_path, load_results, plot_accuracy
+
+    check_figure_path(output)
+    labels = {}
+    for item in axis_labels:
+        axis, sep, text = item.partition("=")
+        if not sep or axis not in ("latency", "fraction", "accuracy", "speedup"):
+            raise OptionError(f"expected AXIS=TEXT with AXIS among latency, fraction, accuracy, speedup, got {item!r}",
+                              option="--axis-label")
+        labels[axis] = text
+    docs = load_results(results)
+    plot_accuracy(docs, output, title=title, names=list(names), size=size, log_x=log_x, labels=labels,
+                  panels=[p.strip() for p in panels.split(",") if p.strip()] if panels is not None else None,
+                  accuracy_lim=_accuracy_limits(accuracy_lim), latency_lim=latency_lim, fraction_lim=fraction_lim)
+    click.echo(f"wrote {output}")
+
+
+@cli.command("plot-classes")
+@click.argument("result", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", "output", type=click.Path(dir_okay=False), required=True, help=_FIGURE_FILE)
+@click.option("--title", type=str, default=None, help="Figure title ('' for none).")
+@size_option
+def plot_classes_command(result, output, title, size):
+    """Confusion matrix, accuracy per class (95 % Wilson intervals) and decision latency per class
+    of one `evsim eval --json` RESULT (needs its per-sample records)."""
+    from .plots import check_figure_path, load_results, plot_classes
+
+    check_figure_path(output)
+    plot_classes(load_results([result])[0], output, title=title, size=size)
+    click.echo(f"wrote {output}")
+
+
+@cli.command("plot-temporal")
+@click.argument("results", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("-o", "--output", "output", type=click.Path(dir_okay=False), required=True, help=_FIGURE_FILE)
+@click.option("--title", type=str, default=None, help="Figure title ('' for none).")
+@click.option("--size", default="one-column", show_default=True,
+              help="Figure width: one-column (3.5 in), two-column (7.2 in) or inches.")
+@click.option("--accuracy-lim", type=(float, float), default=None, metavar="LOW HIGH",
+              help="Accuracy axis range, fractions or percent.")
+def plot_temporal_command(results, output, title, size, accuracy_lim):
+    """Temporal flexibility of one model: accuracy (and mean OCT) across clock bin widths, with the
+    event-driven result, from `evsim eval --json` files without cutoff (bin widths read from them)."""
+    from .plots import check_figure_path, load_results, plot_temporal
+
+    check_figure_path(output)
+    plot_temporal(load_results(results), output, title=title, size=size,
+                  accuracy_lim=_accuracy_limits(accuracy_lim))
+    click.echo(f"wrote {output}")
 
 
 @cli.command()
 @click.argument("results", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("-o", "--output", "output", type=click.Path(dir_okay=False), required=True,
-              help="Figure file (.png or .svg).")
-@click.option("--title", type=str, default=None, help="Figure title.")
-def plot(results, output, title):
-    """Accuracy vs latency and vs fraction of events from one or more `evsim eval --json` files
-    (event-driven with and without cutoff, clock-driven at several step counts)."""
-    from .plots import plot_accuracy
+              help="Report file (.html).")
+@click.option("--title", type=str, default="evsim evaluation report", show_default=True, help="Page title.")
+def report(results, output, title):
+    """One self-contained HTML page from `evsim eval --json` files: summary table with 95 % intervals,
+    figures, per-class tables and figures, provenance (file hashes, model hash, options)."""
+    from .plots import load_results, write_report
 
-    docs = []
-    for path in results:
-        try:
-            docs.append(json.loads(Path(path).read_text()))
-        except FileNotFoundError:
-            raise OptionError(f"{path} does not exist", option="RESULTS") from None
-        except (OSError, json.JSONDecodeError) as exc:
-            raise OptionError(f"cannot read {path} as JSON ({exc})", option="RESULTS") from None
-        if not isinstance(docs[-1], dict) or "accuracy" not in docs[-1]:
-            raise OptionError(f"{path} is not an `evsim eval --json` result", option="RESULTS")
-    plot_accuracy(docs, output, title=title)
+    if Path(output).suffix.lower() not in (".html", ".htm"):
+        raise OptionError(f"cannot write report {output}: use a .html file name", option="--output")
+    write_report(load_results(results), output, title=title)
     click.echo(f"wrote {output}")
 
 

@@ -129,7 +129,8 @@ def test_raster_marks_the_cutoff_and_greys_unconsumed_events(tiny, tmp_path):
     model, events = tiny
     result = run(model, events, evsim.Cutoff(mode="topk", threshold=2))
     assert result.status == "cutoff" and result.events_consumed < result.events_total
-    fig = plot_raster(result, model, events, tmp_path / "cut.png")
+    duration = float(events["t"][-1] - events["t"][0])
+    fig = plot_raster(result, model, events, tmp_path / "cut.png", t_end_us=duration)
     assert_png(tmp_path / "cut.png")
     ax = raster_axes(fig)
     assert has_cutoff_marker(ax)
@@ -174,6 +175,49 @@ def test_raster_nmnist_model_with_a_synthetic_recording(tmp_path):
     assert raster_axes(fig).get_yticklabels()[0].get_text().endswith(f"{2 * 34 * 34:,} neurons")
 
 
+def test_raster_default_window_ends_a_little_past_the_decision_and_marks_the_oct(tiny, tmp_path):
+    model, events = tiny
+    result = run(model, events, evsim.Cutoff(mode="topk", threshold=2))
+    decision_ms = result.decision_time_us / 1000.0
+    duration_ms = float(events["t"][-1] - events["t"][0]) / 1000.0
+    assert decision_ms < 0.5 * duration_ms  # else the test shows nothing
+    fig = plot_raster(result, model, events, tmp_path / "w.pdf", oct_us=0.8 * result.decision_time_us,
+                      mode="event", cutoff="top-k β=2")
+    ax = raster_axes(fig)
+    lo, hi = ax.get_xlim()
+    assert lo == 0.0 and decision_ms < hi < duration_ms
+    # exactly the input events inside the window are drawn (consumed + not consumed)
+    t_ms = (events["t"] - events["t"][0]) / 1000.0
+    drawn = sum(len(line.get_xdata()) for line in ax.lines if line.get_label().startswith("input"))
+    assert drawn == int(np.sum(t_ms <= hi))
+    assert all(np.all(np.asarray(line.get_xdata()) <= hi) for line in ax.lines if line.get_linestyle() == "None")
+    oct_line = next(line for line in ax.lines if line.get_gid() == "oct")
+    assert oct_line.get_xdata()[0] == pytest.approx(0.8 * decision_ms)
+    title = fig._suptitle.get_text()
+    assert "event-driven" in title and "profile nir" in title and "top-k β=2" in title
+    assert "OCT" in " ".join(ax.get_legend_handles_labels()[1] + [t.get_text() for t in ax.get_legend().get_texts()])
+    assert f"showing 0–{hi:.3g} ms" in ax.get_xlabel()
+
+
+def test_raster_explicit_window(tiny, tmp_path):
+    model, events = tiny
+    result = run(model, events)
+    fig = plot_raster(result, model, events, tmp_path / "w.svg", t_start_us=10_000, t_end_us=20_000, size="one-column")
+    ax = raster_axes(fig)
+    assert ax.get_xlim() == pytest.approx((10.0, 20.0))
+    assert fig.get_figwidth() == pytest.approx(3.5)
+    t_ms = (events["t"] - events["t"][0]) / 1000.0
+    drawn = sum(len(line.get_xdata()) for line in ax.lines if line.get_label().startswith("input"))
+    assert drawn == int(np.sum((t_ms >= 10.0) & (t_ms <= 20.0)))
+    spikes = result.spikes
+    hidden = model.populations.index(next(p for p in model.populations if p.name == "hidden"))
+    in_window = np.sum((spikes["node"] == hidden) & (spikes["t_us"] >= 10_000) & (spikes["t_us"] <= 20_000))
+    hidden_drawn = [len(line.get_xdata()) for line in ax.lines if line.get_label().startswith("_")]
+    assert int(in_window) in hidden_drawn
+    with pytest.raises(evsim.OptionError, match="before it starts"):
+        plot_raster(result, model, events, tmp_path / "bad.png", t_start_us=5000, t_end_us=5000)
+
+
 # --------------------------------------------------------------------------------------------
 # evidence
 # --------------------------------------------------------------------------------------------
@@ -209,67 +253,36 @@ def test_evidence_conf_threshold_goes_on_the_softmax_axis(tiny, tmp_path):
 
 
 # --------------------------------------------------------------------------------------------
-# accuracy
-# --------------------------------------------------------------------------------------------
-
-
-def test_accuracy_panels_png_and_svg(tmp_path):
-    docs = [
-        eval_doc(),
-        eval_doc(accuracy=0.6, mean_events_fraction=0.15, mean_latency_us=60_000.0,
-                 cutoff={"mode": "topk", "threshold": 5.0}),
-        eval_doc(accuracy=0.8, mean_events_fraction=0.3, mean_latency_us=90_000.0, cutoff="conf"),
-    ]
-    docs += [{"accuracy": a, "n_samples": 20, "mean_events_fraction": 1.0, "mean_latency_us": 300_000.0,
-              "mode": "clock", "profile": "speck", "cutoff": "none", "n_bins": nb}
-             for nb, a in ((1, 0.9), (10, 0.93), (50, 0.94))]
-    docs.append(eval_doc(accuracy=0.9, mode="clock", bin_us=5000, anytime=None,
-                         clock_sweep=[{"bin_us": w, "n_steps_mean": 300_000 / w, "accuracy": a,
-                                       "mean_latency_us": 300_000.0} for w, a in ((1000, 0.94), (10_000, 0.9))]))
-    fig = plot_accuracy(docs, tmp_path / "acc.png", title="test")
-    assert_png(tmp_path / "acc.png")
-    labels = [a.get_label() for a in fig.axes]
-    assert labels == ["latency", "fraction", "speedup"]
-    for ax in fig.axes:
-        assert ax.lines, f"empty panel {ax.get_label()}"
-        assert ax.get_xlabel() and ax.get_ylabel()
-    assert "(ms)" in fig.axes[0].get_xlabel()
-    legend_labels = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert "event, top-k cutoff (β=5)" in legend_labels
-    assert any(label.startswith("event, top-k β sweep") for label in legend_labels)
-    assert any(label.startswith("clock, no cutoff") for label in legend_labels)
-    # the anytime curve is drawn once although three documents carry it
-    anytime = [line for line in fig.axes[0].lines if "anytime" in line.get_label()]
-    assert len(anytime) == 1
-
-    plot_accuracy(docs, tmp_path / "acc.svg")
-    assert_svg(tmp_path / "acc.svg")
-
-
-def test_accuracy_without_sweep_or_cutoff_has_two_panels(tmp_path):
-    doc = {"accuracy": 0.9, "mean_events_fraction": 1.0, "mean_latency_us": 1000.0, "mode": "event",
-           "profile": "nir", "cutoff": "none"}
-    fig = plot_accuracy([doc], tmp_path / "one.png")
-    assert len(fig.axes) == 2
-    assert_png(tmp_path / "one.png")
-
-
-# --------------------------------------------------------------------------------------------
 # formats and errors
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["fig.pdf", "fig.jpg", "fig", "fig.png.txt"])
+@pytest.mark.parametrize("name", ["fig.eps", "fig.jpg", "fig", "fig.png.txt"])
 def test_unknown_extensions_are_refused(tiny, tmp_path, name):
     model, events = tiny
     result = run(model, events)
-    with pytest.raises(evsim.OptionError, match="png or .svg"):
+    with pytest.raises(evsim.OptionError, match=".pdf, .svg or .png"):
         plot_raster(result, model, events, tmp_path / name)
     with pytest.raises(evsim.OptionError):
         plot_evidence(result, tmp_path / name)
     with pytest.raises(evsim.OptionError):
         plot_accuracy([eval_doc()], tmp_path / name)
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("ext, magic", [(".pdf", b"%PDF-"), (".svg", b"<?xml"), (".png", PNG_SIGNATURE)])
+def test_every_figure_writes_pdf_svg_png_and_vector_files_are_reproducible(tiny, tmp_path, ext, magic):
+    model, events = tiny
+    result = run(model, events)
+    for i in range(2):
+        plot_raster(result, model, events, tmp_path / f"r{i}{ext}")
+        plot_evidence(result, tmp_path / f"e{i}{ext}")
+        plot_accuracy([eval_doc()], tmp_path / f"a{i}{ext}")
+    for stem in "rea":
+        first = (tmp_path / f"{stem}0{ext}").read_bytes()
+        second = (tmp_path / f"{stem}1{ext}").read_bytes()
+        assert first[:len(magic)] == magic
+        assert first == second, f"{stem}{ext} differs between two identical calls"
 
 
 def test_save_figure_creates_folders_and_accepts_upper_case(tmp_path):
