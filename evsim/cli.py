@@ -599,8 +599,9 @@ def _model_info(path, profile, recurrent_delay_us, quantize=None):
         node = g.nodes[name]
         params = {k: list(np.shape(v)) for k, v in vars(node).items()
                   if isinstance(v, np.ndarray) and k not in ("input_type", "output_type")}
+        # weights and biases of linear nodes; a neuron node's per-neuron constants are not weights
         n_params = int(sum(np.size(v) for k, v in vars(node).items()
-                           if isinstance(v, np.ndarray) and k not in ("input_type", "output_type")))
+                           if k in ("weight", "bias") and isinstance(v, np.ndarray)))
         nodes.append({"name": name, "type": g.type_of(name), "input_shape": list(g.input_shapes.get(name, ())),
                       "output_shape": list(g.shapes[name]),
                       "neurons": int(np.prod(g.shapes[name])) if g.type_of(name) in ("I", "IF", "LI", "LIF", "CubaLI", "CubaLIF") else 0,
@@ -619,6 +620,7 @@ def _model_info(path, profile, recurrent_delay_us, quantize=None):
                     "size": model.populations[pop].size},
         "neurons": int(sum(p.size for p in model.populations[1:])),
         "parameters": int(sum(n["parameters"] for n in nodes)),
+        "neuron_rules": _neuron_rules(model),
         "engine_memory_bytes": model.memory_bytes(),
         "nodes": nodes,
         "projections": projections,
@@ -627,14 +629,38 @@ def _model_info(path, profile, recurrent_delay_us, quantize=None):
     }
 
 
+def _neuron_rules(model) -> list:
+    """What the profile does with each spiking population: threshold test, spikes per update,
+    reset, floor, refractory period."""
+    rules = []
+    for pop in model.populations[1:]:
+        if not pop.spiking or pop.rule is None:
+            continue
+        v_min = getattr(pop.model, "v_min", None)
+        floor = "none" if v_min is None or not np.all(np.isfinite(v_min)) else (
+            f"{float(np.min(v_min)):g}" if np.ptp(v_min) == 0 else "per neuron")
+        rules.append({"node": pop.name, "type": pop.nir_type,
+                      "threshold_test": "v >= θ" if pop.rule.threshold_ge else "v > θ",
+                      "spikes_per_update": "floor(v/θ)" if pop.rule.multi_spike else "one",
+                      "reset": "subtract θ" if pop.rule.subtract else "to v_reset",
+                      "floor": floor, "refractory_us": pop.rule.refractory_s * 1e6})
+    return rules
+
+
 def _print_model_info(doc):
-    click.echo(f"model       {doc['path']}  (profile {doc['profile']}" +
+    source = doc.get("profile_source")
+    why = {"given": "", "default": ", none declared: strict NIR"}.get(source, f", declared by {source}")
+    click.echo(f"model       {doc['path']}  (profile {doc['profile']}{why}" +
                (f", dt {doc['dt_us']:g} µs)" if doc["dt_us"] else ")"))
     click.echo(f"input       {tuple(doc['input_shape'])}   readout: {doc['readout']['kind']} of "
                f"'{doc['readout']['node']}' ({doc['readout']['size']})")
-    click.echo(f"neurons     {doc['neurons']:,}   parameters {doc['parameters']:,}   engine memory "
+    click.echo(f"neurons     {doc['neurons']:,}   weights and biases {doc['parameters']:,}   engine memory "
                f"{doc['engine_memory_bytes'] / 2**20:.1f} MiB")
-    click.echo(f"{'node':18s} {'type':10s} {'input':>16s} {'output':>16s} {'neurons':>9s} {'params':>9s}")
+    for r in doc.get("neuron_rules", []):
+        click.echo(f"{'neurons of ' + r['node']:22s} spike when {r['threshold_test']}, {r['spikes_per_update']} "
+                   f"spike(s) per update, reset {r['reset']}, floor {r['floor']}"
+                   + (f", refractory {r['refractory_us']:g} µs" if r["refractory_us"] else ""))
+    click.echo(f"{'node':18s} {'type':10s} {'input':>16s} {'output':>16s} {'neurons':>9s} {'weights':>9s}")
     for n in doc["nodes"]:
         click.echo(f"{n['name'][:18]:18s} {n['type']:10s} {str(tuple(n['input_shape'])):>16s} "
                    f"{str(tuple(n['output_shape'])):>16s} {n['neurons'] or '':>9} {n['parameters']:>9,}")
