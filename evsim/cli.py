@@ -6,7 +6,6 @@ exit with code 2; an interrupted evaluation keeps what it finished and exits wit
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import click
 import numpy as np
 
 from .errors import EvsimError, OptionError, RecordingError
+from .paths import check_json_file, check_output_path, read_subset
 
 from .bundled import BUNDLED_CALIBRATION, BUNDLED_MODEL, BUNDLED_PROFILE, BUNDLED_SAMPLES
 
@@ -147,6 +147,7 @@ def _cutoff(o: dict, model, mode: str):
     common = {"max_time_us": o.get("max_time_us"), "max_events": o.get("max_events"),
               "temperature": o.get("temperature", 1.0)}
     if o.get("calibration"):
+        check_json_file(o["calibration"], "--calibration")
         doc = read_calibration(o["calibration"], model_hash=model.model_hash, profile=model.profile.name, mode=mode,
                                options=_calibration_options(o))
         if kind not in ("none", doc["cutoff"]):
@@ -248,6 +249,7 @@ def run(model, recording, raster_path, json_path, label, **o):
             raster_path = "evsim-raster.png"
     elif recording is None:
         raise OptionError("give a RECORDING after the MODEL (or no arguments for the bundled demo)", option="RECORDING")
+    _check_outputs(json=("--json", json_path), figure=("--raster", raster_path))
     compiled = _load(model, o, bundled)
     if bundled and _bundled_cutoff_applies(o):
         # the demo shows the calibrated Top-K cutoff (ε = 0.01, calibrated on the model's
@@ -323,22 +325,7 @@ def _samples(data: str, subset, limit):
     ds = FolderDataset(root)
     samples = ds.samples
     if subset:
-        file, _, key = subset.partition(":")
-        try:
-            text = Path(file).read_text()
-        except OSError as exc:
-            raise OptionError(f"cannot read {file} ({exc.strerror})", option="--subset") from None
-        if file.endswith(".json"):
-            doc = json.loads(text)
-            if key:
-                if key not in doc:
-                    raise OptionError(f"{file} has no list '{key}' (has {', '.join(doc)})", option="--subset")
-                wanted = doc[key]
-            else:
-                wanted = doc if isinstance(doc, list) else sum(doc.values(), [])
-        else:
-            wanted = [line.strip() for line in text.splitlines() if line.strip()]
-        wanted = {str((root / w).resolve()) for w in wanted}
+        wanted = {str((root / w).resolve()) for w in read_subset(subset, "--subset")}
         samples = [s for s in samples if str(Path(s[0]).resolve()) in wanted]
         if not samples:
             raise OptionError(f"no recording of {data} is listed in {subset}", option="--subset")
@@ -377,6 +364,7 @@ def eval_command(model, data, json_path, csv_path, workers, limit, subset, quiet
     SynOps consumed, latency, oracle cutoff times and anytime curves."""
     from .analysis.evaluate import evaluate
 
+    _check_outputs(json=("--json", json_path), csv=("--csv", csv_path))
     compiled = _load(model, o)
     samples = _samples(data, subset, limit)
     config = _config(model, o, _cutoff(o, compiled, o["mode"]))
@@ -428,6 +416,7 @@ def calibrate(model, data, output, calib_bin_us, calib_bins, workers, limit, sub
     from .analysis.evaluate import evaluate
     from .sim.result import Cutoff
 
+    _check_outputs(json=("-o/--output", output))
     compiled = _load(model, o)
     samples = _samples(data, subset, limit)
     config = _config(model, o, Cutoff())
@@ -467,6 +456,7 @@ def _fmt(v):
 def info(path, json_path, profile, recurrent_delay_us):
     """Describe a MODEL (nodes, shapes, neurons, parameters) or a RECORDING (events, time span,
     address range, polarity counts)."""
+    _check_outputs(json=("--json", json_path))
     if _is_nir(path):
         doc = _model_info(path, profile, recurrent_delay_us)
         _print_model_info(doc)
@@ -577,6 +567,7 @@ def raster(model, recording, output, evidence, label, **o):
     from .analysis.evaluate import SampleRunner
     from .plots import plot_evidence, plot_raster
 
+    _check_outputs(figure=("-o/--output", output), evidence=("--evidence", evidence))
     compiled = _load(model, o)
     config = _config(model, o, _cutoff(o, compiled, o["mode"]))
     runner = SampleRunner(config)
@@ -606,18 +597,26 @@ def plot(results, output, title):
     (event-driven with and without cutoff, clock-driven at several step counts)."""
     from .plots import plot_accuracy
 
+    _check_outputs(figure=("-o/--output", output))
     docs = []
     for path in results:
-        try:
-            docs.append(json.loads(Path(path).read_text()))
-        except FileNotFoundError:
-            raise OptionError(f"{path} does not exist", option="RESULTS") from None
-        except (OSError, json.JSONDecodeError) as exc:
-            raise OptionError(f"cannot read {path} as JSON ({exc})", option="RESULTS") from None
+        docs.append(check_json_file(path, "RESULTS"))
         if not isinstance(docs[-1], dict) or "accuracy" not in docs[-1]:
             raise OptionError(f"{path} is not an `evsim eval --json` result", option="RESULTS")
     plot_accuracy(docs, output, title=title)
     click.echo(f"wrote {output}")
+
+
+def _check_outputs(**outputs):
+    """Refuse unwritable output files before anything runs; figures (.png/.svg) may name a
+    folder that does not exist yet (it is created)."""
+    for kind, (option, path) in outputs.items():
+        if path is None:
+            continue
+        if kind in ("figure", "evidence"):
+            check_output_path(path, option, suffixes=(".png", ".svg"), make_parents=True)
+        else:
+            check_output_path(path, option)
 
 
 def _write_json_file(path, doc):

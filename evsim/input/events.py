@@ -83,18 +83,18 @@ def as_events(array: np.ndarray, *, source: str | None = None) -> np.ndarray:
     for name in ("t", "x", "y", "p"):
         if name not in fields:
             continue
-        column = _integral_column(np.asarray(array[name]), name, source)
-        if name == "p":
+        if name == "p":  # any two values are polarities (-1/1 too); more are channels 0..127
+            column = _integral_column(np.asarray(array[name]), name, source, -(2**62), 2**62)
             events["p"] = normalise_polarity(column, source=source)
             continue
-        _check_range(column, name, 0, _FIELD_LIMITS[name], source)
+        column = _integral_column(np.asarray(array[name]), name, source, 0, _FIELD_LIMITS[name])
         events[name] = column
     return events
 
 
-def _integral_column(column: np.ndarray, name: str, source: str | None) -> np.ndarray:
+def _integral_column(column: np.ndarray, name: str, source: str | None, lo: int, hi: int) -> np.ndarray:
     """The column as int64 (bool kept as bool), refusing non-numeric dtypes, non-finite and
-    fractional values, and integers that int64 cannot hold, before any conversion."""
+    fractional values and values outside ``lo..hi`` (which int64 holds), before any conversion."""
     if column.ndim != 1:
         raise RecordingError(f"field is not a scalar column (shape {column.shape})", path=source, field=name)
     kind = column.dtype.kind
@@ -108,10 +108,7 @@ def _integral_column(column: np.ndarray, name: str, source: str | None) -> np.nd
         _first_bad(column, ~np.isfinite(column), "non-finite value", name, source)
         with np.errstate(invalid="ignore"):
             _first_bad(column, column != np.round(column), "fractional value (expected integers)", name, source)
-        _check_range(column, name, -(2**62), 2**62, source)  # fits int64 exactly below
-        return column.astype(np.int64)
-    if kind == "u" and column.dtype.itemsize == 8:
-        _first_bad(column, column > np.uint64(2**62), "value too large", name, source)
+    _check_range(column, name, lo, hi, source)  # in the column's own dtype: nothing wraps
     return column.astype(np.int64)
 
 
@@ -121,6 +118,8 @@ def _check_range(column: np.ndarray, name: str, lo: int, hi: int, source: str | 
         return
     if column.dtype.kind == "u":
         bad = column > np.uint64(hi)
+    elif column.dtype.kind == "f":
+        bad = (column < float(lo)) | (column > float(hi))
     else:
         bad = (column < lo) | (column > hi)
     unit = " us" if name == "t" else ""
@@ -151,7 +150,7 @@ def check_event_values(events: np.ndarray, *, source: str | None = None) -> None
         if name in fields:
             column = np.asarray(events[name])
             if column.dtype.kind not in "iu":
-                column = _integral_column(column, name, source)
+                column = _integral_column(column, name, source, 0, limit)
             _check_range(column, name, 0, limit, source)
 
 

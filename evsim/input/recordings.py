@@ -697,7 +697,8 @@ def _expelliarmus_read(p: Path, source: str, encoding: str):
 
 def _read_npy(p: Path, source: str, fmt: str):
     try:
-        array = np.load(p, allow_pickle=False)
+        with open(p, "rb") as fh:  # closed even when numpy refuses the file
+            array = np.load(fh, allow_pickle=False)
     except Exception as exc:
         raise RecordingError(f"cannot load .npy: {_one_line(exc)}", path=source) from None
     return as_events(_structured(array, source, "the array"), source=source), None, "npy"
@@ -705,7 +706,7 @@ def _read_npy(p: Path, source: str, fmt: str):
 
 def _read_npz(p: Path, source: str, fmt: str):
     try:
-        with np.load(p, allow_pickle=False) as archive:
+        with open(p, "rb") as fh, np.load(fh, allow_pickle=False) as archive:
             keys = list(archive.files)
             candidates = [k for k in keys if k != "sensor_size"]
             if "events" in keys:
