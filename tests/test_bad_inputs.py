@@ -495,10 +495,9 @@ def _(tmp):
     return info(_sample_aedat4_with(tmp, "cut.aedat4", cut), "AEDAT4")
 
 
-@case("aedat4-panic-length-field")
+@case("aedat4-io-header-length")
 def _(tmp):
-    # the 4-byte IO-header length after the 14-byte magic: a huge value made the Rust decoder
-    # panic (pyo3_runtime.PanicException) with its backtrace on stderr
+    # the 4-byte IO-header length after the 14-byte magic set to a huge value
     def edit(data):
         data[14:18] = struct.pack("<I", 0x7FFFFFF0)
     return info(_sample_aedat4_with(tmp, "len.aedat4", edit), "AEDAT4")
@@ -506,6 +505,8 @@ def _(tmp):
 
 @case("aedat4-panic-header-garbage")
 def _(tmp):
+    # bytes of the IO header replaced: the Rust decoder panics (pyo3_runtime.PanicException, a
+    # BaseException) and prints its panic message and backtrace on the process's stderr
     def edit(data):
         rng = np.random.default_rng(20)
         for _ in range(20):
@@ -958,7 +959,7 @@ def test_bad_input_is_one_line_with_exit_code_2(name, tmp_path, capfd, monkeypat
     assert_one_line_error(code, err, caught, fragments)
 
 
-SUBPROCESS_CASES = ("dat-garbage-header", "evt3-unknown-event-type", "aedat4-panic-length-field", "npy-t-uint64-wraps", "model-input-8e10",
+SUBPROCESS_CASES = ("dat-garbage-header", "evt3-unknown-event-type", "aedat4-panic-header-garbage", "npy-t-uint64-wraps", "model-input-8e10",
                     "subset-binary", "eval-json-missing-folder")
 
 

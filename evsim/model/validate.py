@@ -28,6 +28,10 @@ MAX_ELEMENTS = 2**26
 #: trace flag, input map): the basis of the memory estimate in the messages.
 BYTES_PER_NEURON = 56
 
+#: Largest magnitude of any parameter: far beyond trained models, and small enough that weights
+#: stored in float32 (the default precision) and their sums over millions of spikes stay finite.
+MAX_PARAMETER_MAGNITUDE = 1e30
+
 #: Fields of NIR nodes that are not numeric parameters.
 _NOT_PARAMETERS = ("input_type", "output_type", "metadata")
 
@@ -175,6 +179,9 @@ def _check_real(value, attr: str, name: str, path) -> None:
     if isinstance(value, numbers.Real):
         if not math.isfinite(float(value)):
             raise ModelError(f"parameter '{attr}' is not finite ({value!r})", node=name, path=path)
+        if abs(float(value)) > MAX_PARAMETER_MAGNITUDE:
+            raise ModelError(f"parameter '{attr}' = {value!r} is beyond evsim's limit of "
+                             f"{MAX_PARAMETER_MAGNITUDE:g} in magnitude", node=name, path=path)
         return
     if isinstance(value, numbers.Complex):
         raise ModelError(f"parameter '{attr}' is complex ({value!r}); parameters must be real",
@@ -192,6 +199,10 @@ def _check_real(value, attr: str, name: str, path) -> None:
     if kind == "f" and not np.all(np.isfinite(arr)):
         bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
         raise ModelError(f"parameter '{attr}' has {bad} non-finite value(s)", node=name, path=path)
+    if kind in "iuf" and arr.size and (arr.max() > MAX_PARAMETER_MAGNITUDE or arr.min() < -MAX_PARAMETER_MAGNITUDE):
+        extreme = arr.max() if arr.max() > MAX_PARAMETER_MAGNITUDE else arr.min()
+        raise ModelError(f"parameter '{attr}' holds {extreme:g}, beyond evsim's limit of "
+                         f"{MAX_PARAMETER_MAGNITUDE:g} in magnitude", node=name, path=path)
 
 
 def _check_integers(value, attr: str, low, name: str, path) -> None:
