@@ -23,22 +23,33 @@ def make_events(t, x, y=None, p=None) -> np.ndarray:
     """Build an event array from columns.
 
     Args:
-        t: timestamps in microseconds (integers).
-        x: x addresses (or the channel of a 1-D sensor).
+        t: timestamps in microseconds (integers, ``0 <= t < 2**53``).
+        x: x addresses (or the channel of a 1-D sensor), ``0..32767``.
         y: y addresses; 0 when omitted.
-        p: polarities (any non-zero value counts as 1 when ``p`` is boolean-like); 0 when omitted.
+        p: polarities or channel indices ``0..127``, kept as given; 0 when omitted.
 
     Returns:
         A structured array of dtype :data:`EVENT_DTYPE`.
+
+    Raises:
+        RecordingError: columns of different lengths, or a value that is not an integer in its
+            field's range (checked before conversion, as in :func:`as_events`).
     """
-    t = np.asarray(t)
-    events = np.zeros(t.shape[0], dtype=EVENT_DTYPE)
-    events["t"] = t
-    events["x"] = np.asarray(x)
-    if y is not None:
-        events["y"] = np.asarray(y)
-    if p is not None:
-        events["p"] = np.asarray(p)
+    columns = {"t": t, "x": x, "y": y, "p": p}
+    arrays = {}
+    for name, values in columns.items():
+        if values is None:
+            continue
+        column = np.asarray(values)
+        if column.ndim != 1:
+            raise RecordingError(f"expected a 1-D column, got shape {column.shape}", field=name)
+        arrays[name] = _integral_column(column, name, None, 0, _FIELD_LIMITS[name])
+    lengths = {name: a.shape[0] for name, a in arrays.items()}
+    if len(set(lengths.values())) > 1:
+        raise RecordingError("columns differ in length (" + ", ".join(f"{k}={v}" for k, v in lengths.items()) + ")")
+    events = np.zeros(lengths["t"], dtype=EVENT_DTYPE)
+    for name, column in arrays.items():
+        events[name] = column
     return events
 
 
