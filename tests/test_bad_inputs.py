@@ -978,3 +978,116 @@ def test_bad_input_in_a_real_process(name, tmp_path):
     assert len(lines) == 1 and lines[0].startswith("evsim: error:"), proc.stderr
     for fragment in fragments:
         assert fragment in lines[0]
+
+
+# --------------------------------------------------------------------------------------------
+# the Python API: EvsimError subclasses only, no warnings
+# --------------------------------------------------------------------------------------------
+
+
+def _small_model(tmp):
+    return evsim.load_model(write_graph(tmp), profile="nir")
+
+
+def _nan_t_events():
+    arr = np.zeros(3, dtype=[("x", "<i2"), ("y", "<i2"), ("t", "<f8"), ("p", "<i1")])
+    arr["t"] = [0.0, np.nan, 2.0]
+    return arr
+
+
+API_CASES = {
+    "make-events-nan-t": (lambda tmp: evsim.make_events([0, np.nan], [1, 2]), evsim.RecordingError, "'t'"),
+    "make-events-lengths": (lambda tmp: evsim.make_events([0, 1], [1, 2, 3]), evsim.RecordingError, "length"),
+    "make-events-negative-x": (lambda tmp: evsim.make_events([0, 1], [1, -2]), evsim.RecordingError, "'x'"),
+    "make-events-scalar": (lambda tmp: evsim.make_events(5, 3), evsim.RecordingError, "1-D"),
+    "make-events-text": (lambda tmp: evsim.make_events(["0", "1"], [1, 2]), evsim.RecordingError, "text"),
+    "simulator-nan-t": (lambda tmp: evsim.Simulator(_small_model(tmp)).run(_nan_t_events()), evsim.RecordingError,
+                        "non-finite"),
+    "simulator-list": (lambda tmp: evsim.Simulator(_small_model(tmp)).run([(0, 1, 2, 0)]), evsim.RecordingError,
+                       "structured"),
+    "simulator-2d": (lambda tmp: evsim.Simulator(_small_model(tmp)).run(np.zeros((2, 2), evsim.EVENT_DTYPE)),
+                     evsim.RecordingError, "1-D"),
+    "simulator-missing-p": (lambda tmp: evsim.Simulator(_small_model(tmp)).run(
+        structured(2, t=np.array([0, 1]), x=np.array([0, 1]), y=np.array([0, 1]))), evsim.RecordingError, "p"),
+    "simulator-negative-t": (lambda tmp: evsim.Simulator(_small_model(tmp)).run(
+        np.array([(0, 0, -5, 0)], dtype=evsim.EVENT_DTYPE)), evsim.RecordingError, "'t'"),
+    "clock-simulator-nan-t": (lambda tmp: evsim.ClockSimulator(_small_model(tmp), bin_us=1000.0).run(_nan_t_events()),
+                              evsim.RecordingError, "non-finite"),
+    "read-recording-bad-format": (lambda tmp: evsim.read_recording(BUNDLED_RECORDING, format="bogus"),
+                                  evsim.RecordingError, "bogus"),
+    "read-recording-nan": (lambda tmp: evsim.read_recording(npy_with(tmp, x=np.array([np.nan, 1.0, 2.0]))),
+                           evsim.RecordingError, "'x'"),
+    "load-model-graph-complex": (lambda tmp: evsim.load_model(small_graph(fc=nir.Affine(
+        weight=np.ones((3, 64), complex), bias=np.zeros(3)))), evsim.ModelError, "complex"),
+    "load-model-graph-text-weight": (lambda tmp: evsim.load_model(small_graph(fc=nir.Linear(
+        weight=np.full((3, 64), "w")))), evsim.ModelError, "'weight'"),
+    "load-model-graph-huge-input": (lambda tmp: evsim.load_model(nir.NIRGraph(nodes={
+        "input": nir.Input(input_type={"input": np.array([2, 200_000, 200_000])}),
+        "if1": nir.IF(r=np.ones(1), v_threshold=np.ones(1), v_reset=np.zeros(1)),
+        "output": nir.Output(output_type={"output": np.array([1])})},
+        edges=[("input", "if1"), ("if1", "output")], type_check=False)), evsim.ModelError, "limit"),
+    "load-model-graph-stride-0": (lambda tmp: evsim.load_model(small_graph(conv=nir.Conv2d(
+        input_shape=None, weight=np.ones((4, 2, 3, 3)), stride=0, padding=0, dilation=1, groups=1,
+        bias=np.zeros(4)))), evsim.ModelError, "'stride'"),
+    "load-model-not-a-graph": (lambda tmp: evsim.load_model(42), evsim.ModelError, "int"),
+    "folder-dataset-missing": (lambda tmp: evsim.FolderDataset(tmp / "none"), evsim.RecordingError, "does not exist"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(API_CASES))
+def test_api_raises_evsim_errors_only(name, tmp_path):
+    call, error, fragment = API_CASES[name]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(error) as info:
+            call(tmp_path)
+    assert not caught, [str(w.message) for w in caught]
+    message = str(info.value)
+    assert fragment in message and "\n" not in message, message
+
+
+def test_timestamp_limit_is_2_to_the_53_us(tmp_path):
+    """0 <= t < 2**53 us: the largest legal timestamp reads back exactly; one more is refused,
+    naming the event, its value and the count."""
+    ok = npy_with(tmp_path, "edge.npy", t=np.array([0, 1, 2**53 - 1], np.uint64))
+    assert int(evsim.read_recording(ok).events["t"][-1]) == 2**53 - 1
+    over = npy_with(tmp_path, "over.npy", t=np.array([0, 2**53, 2**53 + 5], np.uint64))
+    with pytest.raises(evsim.RecordingError, match=r"over\.npy: field 't': event 1 has t=9007199254740992.*2 of 3"):
+        evsim.read_recording(over)
+
+
+def test_integral_floats_convert_without_loss(tmp_path):
+    """Float columns holding integers are legal and convert exactly (compared with int columns)."""
+    path = npy_with(tmp_path, "floats.npy", t=np.array([0.0, 7.0, 2.0**52]), x=np.array([0.0, 5.0, 32767.0]),
+                    y=np.array([3.0, 2.0, 1.0], np.float32))
+    events = evsim.read_recording(path).events
+    assert events["t"].tolist() == [0, 7, 2**52]
+    assert events["x"].tolist() == [0, 5, 32767] and events["y"].tolist() == [3, 2, 1]
+
+
+def test_size_limit_boundary():
+    """MAX_ELEMENTS is inclusive: an Input of exactly 2**26 elements passes the shape check, one
+    more element is refused with a memory estimate."""
+    from evsim.errors import ModelError
+    from evsim.model.validate import BYTES_PER_NEURON, MAX_ELEMENTS, _check_shape
+
+    assert MAX_ELEMENTS == 2**26
+    _check_shape(np.array([4, 2**12, 2**12]), "shape", "input", None)
+    with pytest.raises(ModelError) as info:
+        _check_shape(np.array([2**26 + 1]), "shape", "input", None)
+    assert BYTES_PER_NEURON == 56  # 2**26 neurons x 56 bytes = 3.5 GiB
+    assert "3.5 GiB" in str(info.value) and "67,108,865" in str(info.value)
+
+
+def test_output_path_checks_do_not_create_anything(tmp_path):
+    """A refused output leaves no file or folder behind; an accepted one is not created early."""
+    from evsim.errors import OptionError
+    from evsim.paths import check_output_path
+
+    with pytest.raises(OptionError, match="does not exist"):
+        check_output_path(tmp_path / "a" / "b.json", "--json")
+    assert not (tmp_path / "a").exists()
+    assert check_output_path(tmp_path / "fig" / "r.png", "--raster", suffixes=(".png", ".svg"), make_parents=True)
+    assert not (tmp_path / "fig").exists()
+    assert check_output_path(tmp_path / "ok.json", "--json") == tmp_path / "ok.json"
+    assert not (tmp_path / "ok.json").exists()

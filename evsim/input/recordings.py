@@ -314,7 +314,7 @@ def _decode_quietly(what: str, source: str, decode, *args):
         except BaseException as exc:  # noqa: B036 - Rust panics derive from BaseException
             detail = _one_line(exc)
             printed = _first_line(captured())
-            if printed and printed not in detail:
+            if printed and not str(exc).strip():  # what the decoder printed, if it said nothing else
                 detail = f"{detail} ({printed})"
             raise RecordingError(f"cannot decode {what}: {detail}", path=source) from None
 

@@ -43,7 +43,8 @@ _KIND_NAMES = {"c": "complex", "U": "text", "S": "bytes", "O": "Python objects",
 
 
 def _gib(n_bytes: float) -> str:
-    return f"{n_bytes / 2**30:.3g} GiB"
+    gib = n_bytes / 2**30
+    return f"{gib:,.1f} GiB" if gib < 1e6 else f"{gib:.2e} GiB"
 
 
 # --------------------------------------------------------------------------------------------
@@ -218,30 +219,27 @@ def _check_integers(value, attr: str, low, name: str, path) -> None:
 
 def _check_shape(value, attr: str, name: str, path) -> None:
     """A shape: a non-empty list of positive integers whose product is at most MAX_ELEMENTS."""
+    label = "shape" if attr == "shape" else f"shape '{attr}'"
     if value is None:
-        raise ModelError(f"missing shape '{attr}'", node=name, path=path)
+        raise ModelError(f"missing {label}", node=name, path=path)
     arr = np.atleast_1d(np.asarray(value))
     if arr.dtype.kind not in "iuf" or arr.size == 0 or arr.ndim != 1:
-        raise ModelError(f"shape '{attr}' must be a list of positive integers, got {_show(value)} "
+        raise ModelError(f"{label} must be a list of positive integers, got {_show(value)} "
                          f"(dtype {arr.dtype})", node=name, path=path)
     if arr.dtype.kind == "f" and not np.all(np.isfinite(arr) & (arr == np.round(arr))):
-        raise ModelError(f"shape '{attr}' must be integers, got {_show(value)}", node=name, path=path)
+        raise ModelError(f"{label} must be integers, got {_show(value)}", node=name, path=path)
     if np.any(arr < 1):
-        raise ModelError(f"shape '{attr}' {_show(value)} has a non-positive dimension", node=name, path=path)
-    if np.any(arr > MAX_ELEMENTS):
-        raise ModelError(_too_large(f"shape '{attr}'", [float(v) for v in arr], math.inf), node=name, path=path)
-    dims = [int(v) for v in arr]
+        raise ModelError(f"{label} {_show(value)} has a non-positive dimension", node=name, path=path)
+    dims = [int(v) for v in arr]  # Python integers: the product cannot overflow
     n = math.prod(dims)
     if n > MAX_ELEMENTS:
-        raise ModelError(_too_large(f"shape '{attr}'", dims, n), node=name, path=path)
+        raise ModelError(_too_large(label, dims, n), node=name, path=path)
 
 
-def _too_large(what: str, dims, n) -> str:
-    shown = "(" + ", ".join(f"{d:g}" if isinstance(d, float) else str(d) for d in dims) + ")"
-    count = "more than 2**26" if not math.isfinite(n) else f"{n:,}"
-    memory = "" if not math.isfinite(n) else f", about {_gib(n * BYTES_PER_NEURON)} of engine state"
-    return (f"{what} {shown} has {count} elements{memory}; evsim's limit is {MAX_ELEMENTS:,} elements "
-            "per tensor")
+def _too_large(what: str, dims, n: int) -> str:
+    shown = "(" + ", ".join(str(d) for d in dims) + ")"
+    return (f"{what} {shown} has {n:,} elements, about {_gib(n * BYTES_PER_NEURON)} of engine state; "
+            f"evsim's limit is {MAX_ELEMENTS:,} elements per tensor")
 
 
 def _show(value) -> str:
