@@ -677,6 +677,21 @@ case("model-stored-array-1e10")(lambda tmp: model_case(
     compression="gzip"))
 
 
+@case("model-scale-stored-8e10")
+def _(tmp):
+    # a Scale whose (compressed, never written) scale array declares 8e10 elements: refused
+    # before h5py would try to read 600 GiB
+    g = small_graph()
+    g.nodes["scale"] = nir.Scale(scale=np.ones(3))
+    g.edges = [e for e in g.edges if e != ("fc", "lif")] + [("fc", "scale"), ("scale", "lif")]
+    path = write_graph(tmp, g)
+    with h5py.File(path, "r+") as f:
+        del f["node/nodes/scale/scale"]
+        f.create_dataset("node/nodes/scale/scale", shape=(2, 200_000, 200_000), dtype="f8", chunks=(1, 1000, 1000),
+                         compression="gzip")
+    return ["info", path], ("'scale'", "80,000,000,000", "limit")
+
+
 @case("model-cuba-tau-syn-negative")
 def _(tmp):
     cuba = nir.CubaLIF(tau_mem=np.full(3, 0.01), tau_syn=np.full(3, -0.005), r=np.ones(3), v_leak=np.zeros(3),
@@ -909,6 +924,11 @@ case("opt-threshold-nan")(lambda tmp: (_run("--cutoff", "topk", "--threshold", "
 case("opt-epsilon-2")(lambda tmp: (_run("--cutoff", "conf", "--epsilon", "2"), ("--epsilon",)))
 case("opt-topk-without-threshold")(lambda tmp: (_run("--cutoff", "topk"), ("--threshold",)))
 case("opt-unknown-profile")(lambda tmp: (_run("--profile", "loihi"), ("loihi",)))
+case("opt-downsample-huge")(lambda tmp: (_run("--downsample", "1e6"), ("downsample", "32767")))
+case("opt-sensor-size-huge")(lambda tmp: (_run("--sensor-size", "99999999999x3", "--crop", "10x10"),
+                                          ("sensor_size", "32768")))
+case("opt-t-end-inf")(lambda tmp: (_run("--t-end-us", "inf"), ("t_end_us",)))
+case("opt-t-start-1e300")(lambda tmp: (_run("--t-start-us", "1e300"), ("t_start_us", "2**53")))
 case("opt-max-events-negative")(lambda tmp: (_run("--max-events", "-1"), ("--max-events",)))
 case("opt-limit-0")(lambda tmp: (["eval", BUNDLED_MODEL, dataset(tmp, {"0/a.npy": good_events()}), "--limit", "0",
                                   "--quiet"], ("--limit",)))
