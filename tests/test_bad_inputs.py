@@ -16,7 +16,6 @@ import struct
 import subprocess
 import sys
 import warnings
-import zlib
 from pathlib import Path
 
 import h5py

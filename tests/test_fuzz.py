@@ -24,7 +24,6 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-import pytest
 
 from conftest import REPO_ROOT, require_shared_data
 

@@ -184,7 +184,7 @@ def read_recording(path, *, format: str | None = None, sort: bool = False) -> Re
     if sort:
         events = sort_events(events)
     else:
-        check_sorted(events, source=source)
+        check_sorted(events, source=source, check_values=False)  # _read checked the values
     return Recording(events=events, path=source, format=fmt, sensor_size=sensor_size)
 
 
