@@ -7,7 +7,6 @@ exit with code 2; an interrupted evaluation keeps what it finished and exits wit
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import click
 import numpy as np
 
 from .errors import EvsimError, OptionError, RecordingError
+from .paths import check_json_file, check_output_path, read_subset
 
 from .bundled import BUNDLED_CALIBRATION, BUNDLED_MODEL, BUNDLED_PROFILE, BUNDLED_SAMPLES
 
@@ -154,6 +154,7 @@ def _cutoff(o: dict, model, mode: str):
     threshold, epsilon, temperature = o.get("threshold"), o.get("epsilon"), o.get("temperature")
     common = {"max_time_us": o.get("max_time_us"), "max_events": o.get("max_events")}
     if o.get("calibration"):
+        check_json_file(o["calibration"], "--calibration")
         for value, name in ((threshold, "--threshold"), (epsilon, "--epsilon"), (temperature, "--temperature")):
             if value is not None:
                 raise OptionError("comes from the calibration file; give either it or --calibration", option=name)
@@ -304,6 +305,7 @@ def run(model, recording, raster_path, json_path, label, **o):
         model, recording = BUNDLED_MODEL, _bundled_recording()
     elif recording is None:
         raise OptionError("give a RECORDING after the MODEL (or no arguments for the bundled demo)", option="RECORDING")
+    _check_outputs(json=("--json", json_path), figure=("--raster", raster_path))
     compiled = _load(model, o)
     why = None
     if bundled and not _given("cutoff") and not o.get("calibration"):
@@ -386,22 +388,7 @@ def _samples(data: str, subset, limit):
     ds = FolderDataset(root)
     samples = ds.samples
     if subset:
-        file, _, key = subset.partition(":")
-        try:
-            text = Path(file).read_text()
-        except OSError as exc:
-            raise OptionError(f"cannot read {file} ({exc.strerror})", option="--subset") from None
-        if file.endswith(".json"):
-            doc = json.loads(text)
-            if key:
-                if key not in doc:
-                    raise OptionError(f"{file} has no list '{key}' (has {', '.join(doc)})", option="--subset")
-                wanted = doc[key]
-            else:
-                wanted = doc if isinstance(doc, list) else sum(doc.values(), [])
-        else:
-            wanted = [line.strip() for line in text.splitlines() if line.strip()]
-        wanted = {str((root / w).resolve()) for w in wanted}
+        wanted = {str((root / w).resolve()) for w in read_subset(subset, "--subset")}
         samples = [s for s in samples if str(Path(s[0]).resolve()) in wanted]
         if not samples:
             raise OptionError(f"no recording of {data} is listed in {subset}", option="--subset")
@@ -440,6 +427,7 @@ def eval_command(model, data, json_path, csv_path, workers, limit, subset, quiet
     SynOps consumed, latency, oracle cutoff times and anytime curves."""
     from .analysis.evaluate import evaluate
 
+    _check_outputs(json=("--json", json_path), csv=("--csv", csv_path))
     compiled = _load(model, o)
     samples = _samples(data, subset, limit)
     config = _config(model, o, _cutoff(o, compiled, o["mode"]))
@@ -497,6 +485,7 @@ def calibrate(model, data, output, calib_bin_us, calib_bins, workers, limit, sub
     from .analysis.evaluate import evaluate
     from .sim.result import Cutoff
 
+    _check_outputs(json=("-o/--output", output))
     compiled = _load(model, o)
     samples = _samples(data, subset, limit)
     config = _config(model, o, Cutoff())
@@ -541,6 +530,7 @@ def _fmt(v):
 def info(path, json_path, profile, recurrent_delay_us, quantize, chip):
     """Describe a MODEL (nodes, shapes, neurons, parameters) or a RECORDING (events, time span,
     address range, polarity counts)."""
+    _check_outputs(json=("--json", json_path))
     if _is_nir(path):
         if profile is None and (quantize or chip):
             profile = "speck"
@@ -722,14 +712,12 @@ def raster(model, recording, output, evidence, label, window_start_us, window_en
     cutoff decision and, when the label is known, the oracle cutoff time (OCT) marked."""
     from .analysis.evaluate import SampleRunner
     from .analysis.trajectory import Trajectory, oracle_cutoff_time
-    from .plots import check_figure_path, plot_evidence, plot_raster
+    from .plots import plot_evidence, plot_raster
     from .plots.results import cutoff_text
     from .plots.style import figure_width
     from .sim.result import Cutoff
 
-    check_figure_path(output)
-    if evidence:
-        check_figure_path(evidence)
+    _check_outputs(figure=("-o/--output", output), evidence=("--evidence", evidence))
     figure_width(size)
     compiled = _load(model, o)
     config = _config(model, o, _cutoff(o, compiled, o["mode"]))
@@ -786,9 +774,9 @@ def _accuracy_limits(values):
 def plot(results, output, title, size, panels, accuracy_lim, latency_lim, fraction_lim, log_x, names, axis_labels):
     """Accuracy vs mean decision latency, vs fraction of input events, and speed-up vs accuracy
     from one or more `evsim eval --json` files, each result with its 95 % Wilson interval."""
-    from .plots import check_figure_path, load_results, plot_accuracy
+    from .plots import load_results, plot_accuracy
 
-    check_figure_path(output)
+    _check_outputs(figure=("-o/--output", output))
     labels = {}
     for item in axis_labels:
         axis, sep, text = item.partition("=")
@@ -811,9 +799,9 @@ def plot(results, output, title, size, panels, accuracy_lim, latency_lim, fracti
 def plot_classes_command(result, output, title, size):
     """Confusion matrix, accuracy per class (95 % Wilson intervals) and decision latency per class
     of one `evsim eval --json` RESULT (needs its per-sample records)."""
-    from .plots import check_figure_path, load_results, plot_classes
+    from .plots import load_results, plot_classes
 
-    check_figure_path(output)
+    _check_outputs(figure=("-o/--output", output))
     plot_classes(load_results([result])[0], output, title=title, size=size)
     click.echo(f"wrote {output}")
 
@@ -829,9 +817,9 @@ def plot_classes_command(result, output, title, size):
 def plot_temporal_command(results, output, title, size, accuracy_lim):
     """Temporal flexibility of one model: accuracy (and mean OCT) across clock bin widths, with the
     event-driven result, from `evsim eval --json` files without cutoff (bin widths read from them)."""
-    from .plots import check_figure_path, load_results, plot_temporal
+    from .plots import load_results, plot_temporal
 
-    check_figure_path(output)
+    _check_outputs(figure=("-o/--output", output))
     plot_temporal(load_results(results), output, title=title, size=size,
                   accuracy_lim=_accuracy_limits(accuracy_lim))
     click.echo(f"wrote {output}")
@@ -847,10 +835,21 @@ def report(results, output, title):
     figures, per-class tables and figures, provenance (file hashes, model hash, options)."""
     from .plots import load_results, write_report
 
-    if Path(output).suffix.lower() not in (".html", ".htm"):
-        raise OptionError(f"cannot write report {output}: use a .html file name", option="--output")
+    check_output_path(output, "-o/--output", suffixes=(".html", ".htm"), make_parents=True)
     write_report(load_results(results), output, title=title)
     click.echo(f"wrote {output}")
+
+
+def _check_outputs(**outputs):
+    """Refuse unwritable output files before anything runs; figures (.png/.svg/.pdf) may name a
+    folder that does not exist yet (it is created)."""
+    for kind, (option, path) in outputs.items():
+        if path is None:
+            continue
+        if kind in ("figure", "evidence"):
+            check_output_path(path, option, suffixes=(".png", ".svg", ".pdf"), make_parents=True)
+        else:
+            check_output_path(path, option)
 
 
 def _write_json_file(path, doc):

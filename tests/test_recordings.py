@@ -726,3 +726,45 @@ def test_build_transform_errors():
         needs_size(ev([1], [1]))
     with_size = build_transform({"crop": 8, "sensor_size": (10, 10)})
     assert with_size(ev([1, 2], [0, 5], [5, 5]))["x"].tolist() == [4]
+
+
+# --------------------------------------------------------------------------------------------
+# third-party decoders: output captured at the file-descriptor level, panics converted
+# --------------------------------------------------------------------------------------------
+
+
+class FakePanic(BaseException):
+    """Stands for pyo3_runtime.PanicException, which derives from BaseException."""
+
+
+def test_decoder_output_and_panics_never_reach_the_user(capfd):
+    from evsim.input.recordings import _decode_quietly
+
+    def panicking():
+        os.write(1, b"decoder says hello on fd 1\n")
+        os.write(2, b"thread '<unnamed>' panicked at src/lib.rs:1:1\n")
+        raise FakePanic("index out of range")
+
+    with pytest.raises(RecordingError, match=r"f\.aedat4: cannot decode AEDAT4: FakePanic: index out of range"):
+        _decode_quietly("AEDAT4", "f.aedat4", panicking)
+    out = capfd.readouterr()
+    assert out.out == "" and out.err == ""
+
+    def silent_failure():
+        os.write(2, b"ERROR: jump_header failed.\n")
+        raise FakePanic()
+
+    # an exception without a message: the decoder's own first line explains it
+    with pytest.raises(RecordingError, match="jump_header failed"):
+        _decode_quietly("DAT", "f.dat", silent_failure)
+    assert capfd.readouterr().err == ""
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _decode_quietly("AEDAT4", "f.aedat4", interrupted)
+    # file descriptors are restored: later output is visible again
+    os.write(2, b"visible\n")
+    assert capfd.readouterr().err == "visible\n"
+    assert _decode_quietly("X", "f", lambda: 42) == 42

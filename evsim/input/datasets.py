@@ -54,6 +54,21 @@ class FolderDataset:
         if not self.root.is_dir():
             raise RecordingError("dataset root is not a folder (expected root/<label>/<files>)", path=source)
 
+        try:
+            names, samples = self._scan()
+        except OSError as exc:  # a folder that cannot be listed (permissions, vanished)
+            where = exc.filename or source
+            raise RecordingError(f"cannot list {where} ({exc.strerror or exc})", path=source) from None
+        if not samples:
+            raise RecordingError(
+                "no recordings found: expected root/<label>/<file> with extensions "
+                + ", ".join(self.extensions),
+                path=source,
+            )
+        #: list of (path, label), sorted by label then file name.
+        self.samples: list[tuple[str, int]] = samples
+
+    def _scan(self):
         names = sorted(d.name for d in self.root.iterdir() if d.is_dir() and not d.name.startswith("."))
         if names and all(_is_int(n) for n in names):
             names.sort(key=int)
@@ -69,14 +84,7 @@ class FolderDataset:
                 if f.is_file() and not f.name.startswith(".") and f.suffix.lower() in self.extensions:
                     samples.append((str(f), label))
         samples.sort(key=lambda s: (s[1], Path(s[0]).name))
-        if not samples:
-            raise RecordingError(
-                "no recordings found: expected root/<label>/<file> with extensions "
-                + ", ".join(self.extensions),
-                path=source,
-            )
-        #: list of (path, label), sorted by label then file name.
-        self.samples: list[tuple[str, int]] = samples
+        return names, samples
 
     def __len__(self) -> int:
         return len(self.samples)

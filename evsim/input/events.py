@@ -23,38 +23,64 @@ def make_events(t, x, y=None, p=None) -> np.ndarray:
     """Build an event array from columns.
 
     Args:
-        t: timestamps in microseconds (integers).
-        x: x addresses (or the channel of a 1-D sensor).
+        t: timestamps in microseconds (integers, ``0 <= t < 2**53``).
+        x: x addresses (or the channel of a 1-D sensor), ``0..32767``.
         y: y addresses; 0 when omitted.
-        p: polarities (any non-zero value counts as 1 when ``p`` is boolean-like); 0 when omitted.
+        p: polarities or channel indices ``0..127``, kept as given; 0 when omitted.
 
     Returns:
         A structured array of dtype :data:`EVENT_DTYPE`.
+
+    Raises:
+        RecordingError: columns of different lengths, or a value that is not an integer in its
+            field's range (checked before conversion, as in :func:`as_events`).
     """
-    t = np.asarray(t)
-    events = np.zeros(t.shape[0], dtype=EVENT_DTYPE)
-    events["t"] = t
-    events["x"] = np.asarray(x)
-    if y is not None:
-        events["y"] = np.asarray(y)
-    if p is not None:
-        events["p"] = np.asarray(p)
+    columns = {"t": t, "x": x, "y": y, "p": p}
+    arrays = {}
+    for name, values in columns.items():
+        if values is None:
+            continue
+        column = np.asarray(values)
+        if column.ndim != 1:
+            raise RecordingError(f"expected a 1-D column, got shape {column.shape}", field=name)
+        arrays[name] = _integral_column(column, name, None, 0, _FIELD_LIMITS[name])
+    lengths = {name: a.shape[0] for name, a in arrays.items()}
+    if len(set(lengths.values())) > 1:
+        raise RecordingError("columns differ in length (" + ", ".join(f"{k}={v}" for k, v in lengths.items()) + ")")
+    events = np.zeros(lengths["t"], dtype=EVENT_DTYPE)
+    for name, column in arrays.items():
+        events[name] = column
     return events
+
+
+#: Timestamps evsim accepts, integer microseconds: ``0 <= t < T_LIMIT_US`` (2**53 us, about 285
+#: years). Below 2**53 every timestamp and every difference of two is exact in float64 (the engine
+#: counts time in float64 microseconds) and no span ``t[-1] - t[0]`` can overflow int64.
+T_LIMIT_US = 2**53
+
+#: Largest pixel address (x, y) and channel index (p) the event dtype holds.
+_FIELD_LIMITS = {"x": np.iinfo(np.int16).max, "y": np.iinfo(np.int16).max, "p": np.iinfo(np.int8).max,
+                 "t": T_LIMIT_US - 1}
 
 
 def as_events(array: np.ndarray, *, source: str | None = None) -> np.ndarray:
     """Convert any structured array with named fields ``t``, ``x`` (and optionally ``y``, ``p``)
     to :data:`EVENT_DTYPE`, reading fields by name.
 
-    Polarities are normalised to {0, 1} when the array holds exactly two distinct values (e.g.
-    {-1, 1} or {False, True}); other multi-valued ``p`` fields are kept as channel indices.
-    Timestamps given as floats are taken to be microseconds and must be integral.
+    Every value is checked before conversion, so that no conversion loses or wraps anything:
+    fields must be real numbers (integers, booleans, or floats that are finite and integral),
+    ``0 <= t < 2**53`` microseconds (:data:`T_LIMIT_US`), ``0 <= x, y <= 32767``. Polarities are
+    normalised to {0, 1} when the array holds exactly two distinct values (e.g. {-1, 1} or
+    {False, True}); other multi-valued ``p`` fields are kept as channel indices (0..127).
 
     Raises:
-        RecordingError: a field is missing, a value does not fit, or timestamps are not integral.
+        RecordingError: a field is missing or not numeric, or a value is non-finite, fractional
+            or out of range (names the field, the first offending event and how many there are).
     """
     if not isinstance(array, np.ndarray) or array.dtype.names is None:
         raise RecordingError("expected a structured array with fields t, x (y, p optional)", path=source)
+    if array.ndim != 1:
+        raise RecordingError(f"the event array must be 1-D (shape {array.shape})", path=source)
     names = array.dtype.names
     # Membership by dtype.fields, which also holds field *titles*: the aedat package names the
     # AEDAT4 polarity field "on" with title "p" (tonic reads it as events["p"]).
@@ -64,31 +90,91 @@ def as_events(array: np.ndarray, *, source: str | None = None) -> np.ndarray:
             raise RecordingError(
                 f"missing field '{required}' (fields present: {', '.join(names)})", path=source
             )
-    t = np.asarray(array["t"])
-    if np.issubdtype(t.dtype, np.floating):
-        if not np.all(np.isfinite(t)):
-            raise RecordingError("non-finite timestamps", path=source, field="t")
-        if np.any(t != np.round(t)):
-            raise RecordingError(
-                "timestamps must be integer microseconds (got fractional values)",
-                path=source,
-                field="t",
-            )
     events = np.zeros(array.shape[0], dtype=EVENT_DTYPE)
-    events["t"] = t.astype(np.int64)
-    for name in ("x", "y"):
-        if name in fields:
-            column = np.asarray(array[name])
-            _check_fits(column, np.int16, name, source)
-            events[name] = column
-    if "p" in fields:
-        events["p"] = normalise_polarity(np.asarray(array["p"]), source=source)
+    for name in ("t", "x", "y", "p"):
+        if name not in fields:
+            continue
+        if name == "p":  # any two values are polarities (-1/1 too); more are channels 0..127
+            column = _integral_column(np.asarray(array[name]), name, source, -(2**62), 2**62)
+            events["p"] = normalise_polarity(column, source=source)
+            continue
+        column = _integral_column(np.asarray(array[name]), name, source, 0, _FIELD_LIMITS[name])
+        events[name] = column
     return events
+
+
+def _integral_column(column: np.ndarray, name: str, source: str | None, lo: int, hi: int) -> np.ndarray:
+    """The column as int64 (bool kept as bool), refusing non-numeric dtypes, non-finite and
+    fractional values and values outside ``lo..hi`` (which int64 holds), before any conversion."""
+    if column.ndim != 1:
+        raise RecordingError(f"field is not a scalar column (shape {column.shape})", path=source, field=name)
+    kind = column.dtype.kind
+    if kind == "b":
+        return column
+    if kind not in "iuf":
+        what = {"c": "complex", "U": "text", "S": "bytes", "O": "Python objects", "M": "dates",
+                "m": "time deltas", "V": "raw or nested records"}.get(kind, "not numeric")
+        raise RecordingError(f"dtype {column.dtype} ({what}): expected integers", path=source, field=name)
+    if kind == "f":
+        _first_bad(column, ~np.isfinite(column), "non-finite value", name, source)
+        with np.errstate(invalid="ignore"):
+            _first_bad(column, column != np.round(column), "fractional value (expected integers)", name, source)
+    _check_range(column, name, lo, hi, source)  # in the column's own dtype: nothing wraps
+    return column.astype(np.int64)
+
+
+def _check_range(column: np.ndarray, name: str, lo: int, hi: int, source: str | None) -> None:
+    """Raise unless ``lo <= column <= hi`` (stated in the message)."""
+    if column.size == 0:
+        return
+    # the common case: at most two reductions, none where the dtype already guarantees the bound
+    # (EVENT_DTYPE's int16 x, y and int8 p cannot exceed their limits); NaN fails both tests
+    bounded = np.iinfo(column.dtype) if column.dtype.kind in "iu" else None
+    low_ok = bounded is not None and bounded.min >= lo or column.min() >= lo
+    high_ok = bounded is not None and bounded.max <= hi or column.max() <= hi
+    if low_ok and high_ok:
+        return
+    if column.dtype.kind == "u":
+        bad = column > np.uint64(hi)
+    elif column.dtype.kind == "f":
+        bad = (column < float(lo)) | (column > float(hi))
+    else:
+        bad = (column < lo) | (column > hi)
+    unit = " us" if name == "t" else ""
+    bound = "2**53" if hi == T_LIMIT_US - 1 else str(hi + 1)
+    _first_bad(column, bad, f"out of the range {lo} <= {name} < {bound}{unit}", name, source)
+
+
+def _first_bad(column: np.ndarray, bad: np.ndarray, what: str, name: str, source: str | None) -> None:
+    """Raise naming the first event flagged in ``bad``, its value and how many are flagged."""
+    if not np.any(bad):
+        return
+    index = np.flatnonzero(bad)
+    i = int(index[0])
+    value = column[i].item()
+    raise RecordingError(
+        f"event {i} has {name}={value!r}: {what} ({index.size} of {column.size} events)",
+        path=source,
+        field=name,
+    )
+
+
+def check_event_values(events: np.ndarray, *, source: str | None = None) -> None:
+    """Raise :class:`RecordingError` unless every field present among t, x, y, p holds integral
+    values with ``0 <= t < 2**53`` us and non-negative addresses and channels: what a decoder
+    produced from a damaged or exotic file, or an array handed to a simulator."""
+    fields = events.dtype.fields
+    for name, limit in _FIELD_LIMITS.items():
+        if name in fields:
+            column = np.asarray(events[name])
+            if column.dtype.kind not in "iu":
+                column = _integral_column(column, name, source, 0, limit)
+            _check_range(column, name, 0, limit, source)
 
 
 def normalise_polarity(p: np.ndarray, *, source: str | None = None) -> np.ndarray:
     """Map polarities to {0, 1}: booleans as they are, {-1, 1} or any two values to {0, 1}
-    (the smaller value is 0). Columns with more than two values are channel indices, kept."""
+    (the smaller value is 0). Columns with more than two values are channel indices 0..127, kept."""
     if p.dtype == np.bool_:
         return p.astype(np.int8)
     values = np.unique(p)
@@ -96,31 +182,26 @@ def normalise_polarity(p: np.ndarray, *, source: str | None = None) -> np.ndarra
         return p.astype(np.int8)
     if values.size <= 2 and not (values.min() >= 0 and values.max() <= 1):
         return (p == values.max()).astype(np.int8) if values.size == 2 else np.zeros(p.shape, np.int8)
-    _check_fits(p, np.int8, "p", source)
     if values.min() < 0:
-        raise RecordingError("negative channel index", path=source, field="p")
+        _first_bad(p, p < 0, "negative channel index", "p", source)
+    _check_range(p, "p", 0, _FIELD_LIMITS["p"], source)
     return p.astype(np.int8)
 
 
-def _check_fits(column: np.ndarray, dtype, name: str, source: str | None) -> None:
-    if column.size == 0:
-        return
-    info = np.iinfo(dtype)
-    lo, hi = column.min(), column.max()
-    if lo < info.min or hi > info.max:
-        raise RecordingError(
-            f"values in [{lo}, {hi}] do not fit {np.dtype(dtype).name}", path=source, field=name
-        )
-
-
-def check_sorted(events: np.ndarray, *, source: str | None = None) -> None:
-    """Raise :class:`RecordingError` unless ``events`` is a structured array with a 't' field
-    whose timestamps are non-decreasing (equal ones are legal).
+def check_sorted(events: np.ndarray, *, source: str | None = None, check_values: bool = True) -> None:
+    """Raise :class:`RecordingError` unless ``events`` is a 1-D structured array with a 't' field
+    whose timestamps are non-decreasing (equal ones are legal) and whose values pass
+    :func:`check_event_values` (both simulators call this before anything else; readers that
+    checked the values already pass ``check_values=False``).
 
     The message names the first offending event index and its timestamps."""
     names = getattr(getattr(events, "dtype", None), "names", None)
     if names is None or "t" not in names:
         raise RecordingError("events must be a structured array with a 't' field", path=source)
+    if getattr(events, "ndim", 1) != 1:
+        raise RecordingError(f"the event array must be 1-D (shape {events.shape})", path=source)
+    if check_values:
+        check_event_values(events, source=source)
     t = events["t"]
     if t.size < 2:
         return
@@ -154,6 +235,11 @@ def input_indices(events: np.ndarray, input_shape: tuple[int, ...], *, source: s
     Raises:
         RecordingError: an event addresses a neuron outside the shape (names the first one).
     """
+    missing = [name for name in ("x", "y", "p") if name not in events.dtype.fields]
+    if missing:
+        raise RecordingError(
+            f"missing field(s) {', '.join(missing)}: simulators take EVENT_DTYPE arrays "
+            "(evsim.as_events converts others)", path=source)
     x = events["x"].astype(np.int64)
     y = events["y"].astype(np.int64)
     p = events["p"].astype(np.int64)

@@ -46,17 +46,25 @@ parsed here rather than with ``tonic.io.read_aedat_header_from_file`` /
 (then refuse the file) and read every AEDAT 3 packet as 8-byte polarity events, ignoring the
 packet type, event size, valid bit and timestamp overflow.
 
-Every failure (missing file, unknown extension, truncated or malformed file, missing field, an
-exception inside a third-party decoder) raises :class:`~evsim.errors.RecordingError` with a one-line
-message naming the file. Empty recordings (0 events) are legal.
+Every failure (missing file, unknown extension, truncated or malformed file, missing field, a
+value out of range, an exception or panic inside a third-party decoder) raises
+:class:`~evsim.errors.RecordingError` with a one-line message naming the file. Whatever the
+third-party decoders (``aedat`` in Rust, ``expelliarmus`` in C) print on the process's stdout or
+stderr while decoding is captured at the file-descriptor level and never reaches the user; its
+first line goes into the error message when decoding fails. Every decoded recording passes
+:func:`~evsim.input.events.check_event_values` (``0 <= t < 2**53`` us, addresses and channels
+non-negative). Empty recordings (0 events) are legal.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import re
 import shutil
 import struct
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,7 +72,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import RecordingError
-from .events import EVENT_DTYPE, as_events, check_sorted, describe, sort_events
+from .events import EVENT_DTYPE, as_events, check_event_values, check_sorted, describe, sort_events
 
 #: Extensions recognised without an explicit ``format`` (lower case, with the dot).
 SUPPORTED_EXTENSIONS = (".bin", ".aedat", ".aedat4", ".dat", ".raw", ".npy", ".npz", ".h5", ".hdf5")
@@ -176,7 +184,7 @@ def read_recording(path, *, format: str | None = None, sort: bool = False) -> Re
     if sort:
         events = sort_events(events)
     else:
-        check_sorted(events, source=source)
+        check_sorted(events, source=source, check_values=False)  # _read checked the values
     return Recording(events=events, path=source, format=fmt, sensor_size=sensor_size)
 
 
@@ -245,7 +253,75 @@ def _read(path, format):
         elif head.startswith(b"#!AER-DAT") and fmt == "dat":
             fmt = "aedat"
     reader = _READERS[fmt.split("-")[0]]
-    return reader(p, source, fmt)
+    try:
+        events, sensor_size, fmt = reader(p, source, fmt)
+    except (ValueError, TypeError, OverflowError, IndexError, KeyError, struct.error, MemoryError) as exc:
+        # a damaged file can make numpy refuse a buffer or a conversion deep inside a decoder
+        raise RecordingError(f"cannot decode as {fmt}: {_one_line(exc)}", path=source) from None
+    check_event_values(events, source=source)
+    return events, sensor_size, fmt
+
+
+@contextlib.contextmanager
+def _captured_output():
+    """Send the process's stdout and stderr (file descriptors 1 and 2) to a temporary file for the
+    duration of the block: the Rust and C decoders print their own messages there, which must
+    not reach the user. Yields a function returning what was captured so far (text)."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    sink = tempfile.TemporaryFile()
+    saved = []
+    try:
+        for fd in (1, 2):
+            saved.append((fd, os.dup(fd)))
+            os.dup2(sink.fileno(), fd)
+    except OSError:  # no such descriptor (embedded interpreter): nothing to capture
+        for fd, copy in saved:
+            os.dup2(copy, fd)
+            os.close(copy)
+        saved = []
+
+    def captured() -> str:
+        _flush_c_stdio()
+        sink.seek(0)
+        return sink.read().decode("utf-8", "replace")
+
+    try:
+        yield captured
+    finally:
+        _flush_c_stdio()  # C stdio buffers stdout when it is not a terminal: flush into the sink
+        for fd, copy in saved:
+            os.dup2(copy, fd)
+            os.close(copy)
+        sink.close()
+
+
+def _flush_c_stdio() -> None:
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None).fflush(None)
+
+
+def _decode_quietly(what: str, source: str, decode, *args):
+    """Call a third-party ``decode(*args)`` with its output captured and every exception it
+    raises, including a Rust panic (``pyo3_runtime.PanicException``, a BaseException), turned
+    into a RecordingError naming the file; Ctrl-C and SystemExit pass through."""
+    with _captured_output() as captured:
+        try:
+            return decode(*args)
+        except (KeyboardInterrupt, SystemExit, GeneratorExit, RecordingError):
+            raise
+        except BaseException as exc:  # noqa: B036 - Rust panics derive from BaseException
+            detail = _one_line(exc)
+            printed = _first_line(captured())
+            if printed and not str(exc).strip():  # what the decoder printed, if it said nothing else
+                detail = f"{detail} ({printed})"
+            raise RecordingError(f"cannot decode {what}: {detail}", path=source) from None
+
+
+def _first_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0][:200] if lines else ""
 
 
 def _peek(p: Path, n: int) -> bytes:
@@ -473,7 +549,8 @@ def _read_aedat4(p: Path, source: str, fmt: str):
         import aedat
     except ImportError:  # pragma: no cover - aedat is a declared dependency
         raise RecordingError("reading AEDAT4 needs the 'aedat' package", path=source) from None
-    try:
+
+    def decode():
         decoder = aedat.Decoder(str(p))
         streams = decoder.id_to_stream()
         ids = [i for i, s in streams.items() if s.get("type") == "events"]
@@ -482,15 +559,15 @@ def _read_aedat4(p: Path, source: str, fmt: str):
         target = min(ids)  # the first event stream, as tonic.io.read_aedat4
         packets = [packet["events"] for packet in decoder
                    if packet["stream_id"] == target and "events" in packet]
-    except RecordingError:
-        raise
-    except Exception as exc:  # the Rust decoder raises RuntimeError/OSError/ValueError
-        raise RecordingError(f"cannot decode AEDAT4: {_one_line(exc)}", path=source) from None
+        return streams[target], packets
+
+    # the Rust decoder raises RuntimeError/OSError/ValueError, or panics on damaged data
+    stream, packets = _decode_quietly("AEDAT4", source, decode)
     events = as_events(np.concatenate(packets), source=source) if packets else _empty()
-    stream = streams[target]
     size = None
-    if stream.get("width") and stream.get("height"):
-        size = (int(stream["width"]), int(stream["height"]), 2)
+    width, height = stream.get("width"), stream.get("height")
+    if isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0:
+        size = (width, height, 2)
     return events, size, "aedat4"
 
 
@@ -572,10 +649,8 @@ def _read_prophesee(p: Path, source: str, fmt: str):
             )
     # expelliarmus hangs on a header without data (guarded above) and insists on the extension.
     arr = _expelliarmus_read(p, source, fmt)
-    if arr is None:
-        raise RecordingError(
-            f"expelliarmus could not decode the {fmt.upper()} data (malformed file?)", path=source
-        )
+    if not isinstance(arr, np.ndarray):
+        raise RecordingError(f"cannot decode {fmt.upper()}: malformed file", path=source)
     return as_events(arr, source=source), size, fmt
 
 
@@ -583,19 +658,36 @@ def _expelliarmus_read(p: Path, source: str, encoding: str):
     from expelliarmus import Wizard
 
     suffix = ".dat" if encoding == "dat" else ".raw"
-    try:
-        if p.suffix.lower() == suffix:
-            return Wizard(encoding=encoding).read(str(p))
-        # expelliarmus resolves symlinks before checking the extension: hard link or copy.
-        with tempfile.TemporaryDirectory(prefix="evsim-") as tmp:
-            link = Path(tmp) / f"recording{suffix}"
+    what = encoding.upper()
+
+    def read(target: Path):
+        # expelliarmus prints 'ERROR: ...' from C and returns None on malformed data; it
+        # raises RuntimeError/ValueError/TypeError on others
+        with _captured_output() as captured:
             try:
-                os.link(p, link)
-            except OSError:
+                arr = Wizard(encoding=encoding).read(str(target))
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as exc:  # noqa: B036 - narrowly around the C decoder
+                raise RecordingError(f"cannot decode {what}: {_one_line(exc)}", path=source) from None
+            if arr is None:
+                printed = _first_line(captured())
+                raise RecordingError(f"cannot decode {what}: {printed or 'malformed file'}", path=source)
+            return arr
+
+    if p.suffix.lower() == suffix:
+        return read(p)
+    # expelliarmus resolves symlinks before checking the extension: hard link or copy.
+    with tempfile.TemporaryDirectory(prefix="evsim-") as tmp:
+        link = Path(tmp) / f"recording{suffix}"
+        try:
+            os.link(p, link)
+        except OSError:
+            try:
                 shutil.copyfile(p, link)
-            return Wizard(encoding=encoding).read(str(link))
-    except Exception as exc:  # expelliarmus raises RuntimeError/ValueError/TypeError
-        raise RecordingError(f"cannot decode {encoding.upper()}: {_one_line(exc)}", path=source) from None
+            except OSError as exc:
+                raise RecordingError(f"cannot read file: {_one_line(exc)}", path=source) from None
+        return read(link)
 
 
 # --------------------------------------------------------------------------------------------
@@ -605,7 +697,8 @@ def _expelliarmus_read(p: Path, source: str, encoding: str):
 
 def _read_npy(p: Path, source: str, fmt: str):
     try:
-        array = np.load(p, allow_pickle=False)
+        with open(p, "rb") as fh:  # closed even when numpy refuses the file
+            array = np.load(fh, allow_pickle=False)
     except Exception as exc:
         raise RecordingError(f"cannot load .npy: {_one_line(exc)}", path=source) from None
     return as_events(_structured(array, source, "the array"), source=source), None, "npy"
@@ -613,7 +706,7 @@ def _read_npy(p: Path, source: str, fmt: str):
 
 def _read_npz(p: Path, source: str, fmt: str):
     try:
-        with np.load(p, allow_pickle=False) as archive:
+        with open(p, "rb") as fh, np.load(fh, allow_pickle=False) as archive:
             keys = list(archive.files)
             candidates = [k for k in keys if k != "sensor_size"]
             if "events" in keys:
@@ -627,7 +720,7 @@ def _read_npz(p: Path, source: str, fmt: str):
                     path=source,
                 )
             array = archive[key]
-            size = _sensor_size(archive["sensor_size"]) if "sensor_size" in keys else None
+            size = _sensor_size(archive["sensor_size"], source) if "sensor_size" in keys else None
     except RecordingError:
         raise
     except Exception as exc:
@@ -647,11 +740,23 @@ def _structured(array: np.ndarray, source: str, what: str) -> np.ndarray:
     return array
 
 
-def _sensor_size(value):
-    size = [int(v) for v in np.asarray(value).ravel()]
+def _sensor_size(value, source: str | None = None):
+    """(W, H, P) from a stored sensor size (2 or 3 positive integers), else RecordingError."""
+    arr = np.asarray(value).ravel()
+    ok = arr.dtype.kind in "iuf" and arr.size in (2, 3)
+    if ok and arr.dtype.kind == "f":
+        ok = bool(np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)))
+    if ok:
+        ok = bool(np.all(arr >= 1) and np.all(arr <= 32768))
+    if not ok:
+        shown = np.array2string(arr[:4], threshold=4) if arr.dtype.kind in "biufc" else repr(arr[:4].tolist())
+        raise RecordingError(
+            f"sensor_size must be 2 or 3 integers in 1..32768, got {shown} (dtype {arr.dtype})",
+            path=source, field="sensor_size")
+    size = [int(v) for v in arr]
     if len(size) == 2:
         size.append(2)
-    return tuple(size) if len(size) == 3 else None
+    return tuple(size)
 
 
 # --------------------------------------------------------------------------------------------
@@ -663,7 +768,7 @@ def _read_hdf5(p: Path, source: str, fmt: str):
     import h5py
 
     try:
-        with h5py.File(p, "r") as f:
+        with _captured_output(), h5py.File(p, "r") as f:  # the HDF5 C library may print diagnostics
             array, size = _hdf5_events(f, source)
     except RecordingError:
         raise
@@ -681,7 +786,7 @@ def _hdf5_events(f, source: str):
             raise RecordingError(
                 "HDF5 dataset 'events' is not a compound (structured) dataset", path=source
             )
-        return _structured(node[()], source, "HDF5 dataset 'events'"), _hdf5_size(node, f)
+        return _structured(node[()], source, "HDF5 dataset 'events'"), _hdf5_size(source, node, f)
     group = node if isinstance(node, h5py.Group) else f
     where = "group 'events'" if group is node else "the top level"
     if not ("t" in group and "x" in group):
@@ -710,16 +815,16 @@ def _hdf5_events(f, source: str):
     array = np.zeros(n, dtype=[(name, col.dtype) for name, col in columns.items()])
     for name, col in columns.items():
         array[name] = col
-    return array, _hdf5_size(group, f)
+    return array, _hdf5_size(source, group, f)
 
 
-def _hdf5_size(*nodes):
+def _hdf5_size(source, *nodes):
     for node in nodes:
         attrs = node.attrs
         if "sensor_size" in attrs:
-            return _sensor_size(attrs["sensor_size"])
+            return _sensor_size(attrs["sensor_size"], source)
         if "width" in attrs and "height" in attrs:
-            return int(attrs["width"]), int(attrs["height"]), 2
+            return _sensor_size([np.asarray(attrs["width"]).ravel()[0], np.asarray(attrs["height"]).ravel()[0]], source)
     return None
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import tonic.transforms as tt
 
 from ..errors import OptionError
-from .events import EVENT_DTYPE, as_events
+from .events import EVENT_DTYPE, T_LIMIT_US, as_events
 
 _INT16_MAX = np.iinfo(np.int16).max
 
@@ -42,7 +42,7 @@ def _positive_int(value, option: str) -> int:
         raise OptionError(f"expected a positive integer, got {value!r}", option=option)
     try:
         number = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise OptionError(f"expected a positive integer, got {value!r}", option=option) from None
     if number != value and not (isinstance(value, float) and value == number):
         raise OptionError(f"expected a positive integer, got {value!r}", option=option)
@@ -67,6 +67,10 @@ def _sensor_size(sensor_size, option: str = "sensor_size") -> tuple[int, int, in
     if len(sensor_size) not in (2, 3):
         raise OptionError(f"expected (W, H) or (W, H, P), got {sensor_size!r}", option=option)
     size = [_positive_int(s, option) for s in sensor_size]
+    # addresses are int16, channels int8 (EVENT_DTYPE)
+    for value, limit, what in zip(size, (32768, 32768, 128), ("width", "height", "channels")):
+        if value > limit:
+            raise OptionError(f"{what} {value} is above {limit}, the most an event address can hold", option=option)
     return (size[0], size[1], size[2] if len(size) == 3 else 2)
 
 
@@ -211,10 +215,12 @@ def _time(value, option: str):
         raise OptionError(f"expected microseconds, got {value!r}", option=option)
     try:
         number = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise OptionError(f"expected integer microseconds, got {value!r}", option=option) from None
     if number != value:
         raise OptionError(f"expected integer microseconds, got {value!r}", option=option)
+    if abs(number) >= T_LIMIT_US:  # timestamps are below 2**53 us; so are the spans added to them
+        raise OptionError(f"must be below 2**53 us in magnitude, got {value!r}", option=option)
     if number < 0 and option != "t_start_us":
         raise OptionError(f"must be >= 0, got {value!r}", option=option)
     return number

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelError
+from .validate import check_node, check_node_dict, check_sizes, check_stored_sizes
 
 #: NIR node types evsim compiles.
 NEURON_TYPES = ("I", "IF", "LI", "LIF", "CubaLI", "CubaLIF")
@@ -110,6 +111,7 @@ def read_nir(path) -> "object":
         with h5py.File(path, "r") as f:
             if "node" not in f:
                 raise ModelError("not a NIR file (no 'node' group)", path=path)
+            check_stored_sizes(f, path)  # before any array is read into memory
             data = hdf2dict(f["node"])
     except ModelError:
         raise
@@ -135,6 +137,7 @@ def read_nir(path) -> "object":
             edges = _decode_edges(d["edges"], name, path)
             return nir.NIRGraph(nodes=children, edges=edges, type_check=False)
         d = dict(d)
+        check_node_dict(d, kind, name, path)  # name a bad parameter before nir's constructor trips
         if kind in ("Conv1d", "Conv2d"):
             # nir.write cannot store input_shape=None, so such files simply lack the dataset;
             # nir's dict2NIRNode then fails on the missing argument
@@ -251,8 +254,10 @@ def load_graph(source) -> Graph:
     """Load a NIR graph (path or ``nir.NIRGraph``), flatten, validate, order and infer shapes.
 
     Raises:
-        ModelError: naming the node for an unknown type, non-finite parameter, shape mismatch,
-            missing Input/Output, or an algebraic loop.
+        ModelError: naming the node for an unknown type, a parameter that is not a finite real
+            number or out of its domain (:mod:`evsim.model.validate`), a shape mismatch, a tensor
+            above :data:`evsim.model.validate.MAX_ELEMENTS`, missing Input/Output, or an
+            algebraic loop.
     """
     import nir
 
@@ -270,7 +275,7 @@ def load_graph(source) -> Graph:
         kind = node_type(node)
         if kind not in SUPPORTED_TYPES and kind != "Passthrough":
             raise ModelError(f"unsupported NIR node type '{kind}'", node=name, path=path)
-        _check_finite(node, name, path)
+        check_node(node, kind, name, path)  # dtypes and value domains of every parameter
 
     inputs = [n for n, v in nodes.items() if node_type(v) == "Input"]
     outputs = [n for n, v in nodes.items() if node_type(v) == "Output"]
@@ -287,20 +292,8 @@ def load_graph(source) -> Graph:
     graph = Graph(nodes=nodes, edges=edges, input_name=inputs[0], output_name=outputs[0], path=path)
     _order(graph)
     infer_shapes(graph)
+    check_sizes(graph, NEURON_TYPES)  # before the builder allocates anything
     return graph
-
-
-def _check_finite(node, name: str, path: str | None) -> None:
-    if isinstance(node, Passthrough):
-        return
-    for field_name, value in vars(node).items():
-        if field_name in ("input_type", "output_type", "metadata"):
-            continue
-        if isinstance(value, np.ndarray) and value.dtype.kind in "fc" and not np.all(np.isfinite(value)):
-            bad = int(np.size(value) - np.count_nonzero(np.isfinite(value)))
-            raise ModelError(f"parameter '{field_name}' has {bad} non-finite value(s)", node=name, path=path)
-        if isinstance(value, float) and not np.isfinite(value):
-            raise ModelError(f"parameter '{field_name}' is not finite", node=name, path=path)
 
 
 def _order(graph: Graph) -> None:
