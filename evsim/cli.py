@@ -205,9 +205,9 @@ def _load(model_path, o: dict):
                        **_overrides(o))
     o["profile"] = model.profile.name
     if model.profile_source == "default" and any(p.spiking for p in model.populations[1:]):
-        click.echo(f"evsim: note: {Path(model_path).name} declares no profile; reading it as strict NIR "
-                   "(--profile sinabs|speck|snntorch|norse for a model exported by that framework, or a "
-                   "sidecar <model>.evsim.json, see docs/SEMANTICS.md)", err=True)
+        _notice(f"{Path(model_path).name} declares no profile; it was read as strict NIR (--profile "
+                "sinabs|speck|snntorch|norse for a model exported by that framework, or a sidecar "
+                "<model>.evsim.json, see docs/SEMANTICS.md)")
     return model
 
 
@@ -866,10 +866,23 @@ def _write_json_file(path, doc):
 # --------------------------------------------------------------------------------------------
 
 
+#: Notices collected while a command runs, printed on stderr once it has succeeded (a failing
+#: command prints its one error line and nothing else).
+_NOTICES: list = []
+
+
+def _notice(text: str) -> None:
+    if text not in _NOTICES:
+        _NOTICES.append(text)
+
+
 def main(argv=None) -> int:
     """Console entry point: one-line errors, exit code 2 for user errors."""
+    _NOTICES.clear()
     try:
         code = cli.main(args=argv, prog_name="evsim", standalone_mode=False)
+        for text in _NOTICES:
+            print(f"evsim: note: {text}", file=sys.stderr)
         return code if isinstance(code, int) else 0
     except click.exceptions.Exit as exc:
         return exc.exit_code

@@ -867,8 +867,8 @@ case("run-json-missing-folder")(lambda tmp: (["run", BUNDLED_MODEL, BUNDLED_RECO
                                              ("--json", "does not exist")))
 case("run-json-is-folder")(lambda tmp: (["run", BUNDLED_MODEL, BUNDLED_RECORDING, "--json", tmp],
                                         ("--json", "is a directory")))
-case("run-raster-pdf")(lambda tmp: (["run", BUNDLED_MODEL, BUNDLED_RECORDING, "--raster", tmp / "r.pdf"],
-                                    ("--raster", ".pdf")))
+case("run-raster-jpg")(lambda tmp: (["run", BUNDLED_MODEL, BUNDLED_RECORDING, "--raster", tmp / "r.jpg"],
+                                    ("--raster", ".jpg")))
 case("eval-json-missing-folder")(lambda tmp: (["eval", BUNDLED_MODEL, tmp, "--json", tmp / "no/e.json", "--quiet"],
                                               ("--json", "does not exist")))
 case("eval-csv-missing-folder")(lambda tmp: (["eval", BUNDLED_MODEL, tmp, "--csv", tmp / "no/e.csv", "--quiet"],

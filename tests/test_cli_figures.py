@@ -67,7 +67,7 @@ def test_plot_command_options_reach_the_figure(tmp_path, capture):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["-o", "{tmp}/f.jpg"], "not a supported format"),
+    (["-o", "{tmp}/f.jpg"], "is not supported"),
     (["-o", "{tmp}/f.png", "--axis-label", "colour=red"], "AXIS=TEXT"),
     (["-o", "{tmp}/f.png", "--name", "a", "--name", "b"], "2 series names for 1 results"),
     (["-o", "{tmp}/f.png", "--panels", "latency,nope"], "panels must be among"),

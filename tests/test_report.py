@@ -180,7 +180,7 @@ def test_report_renders_in_headless_chromium(result_files, tmp_path):
 
 def test_report_cli_errors(result_files, tmp_path, capsys):
     assert main(["report", str(result_files[0]), "-o", str(tmp_path / "r.pdf")]) == 2
-    assert "use a .html file name" in capsys.readouterr().err
+    assert "is not supported (use .html" in capsys.readouterr().err
     assert main(["report", str(tmp_path / "missing.json"), "-o", str(tmp_path / "r.html")]) == 2
     assert "missing.json does not exist" in capsys.readouterr().err
     bad = tmp_path / "bad.json"

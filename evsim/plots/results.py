@@ -36,17 +36,12 @@ def num(v):
 def load_results(paths) -> list:
     """The eval documents in ``paths`` (JSON files), each with ``_path`` set; OptionError naming
     the file when one is missing, unreadable or not an ``evsim eval --json`` result."""
+    from ..paths import check_json_file
+
     docs = []
     for path in paths:
-        try:
-            raw = Path(path).read_bytes()
-            doc = json.loads(raw.decode("utf-8"))
-        except FileNotFoundError:
-            raise OptionError(f"{path} does not exist", option="RESULTS") from None
-        except IsADirectoryError:
-            raise OptionError(f"{path} is a folder, not a JSON file", option="RESULTS") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise OptionError(f"cannot read {path} as JSON ({exc})", option="RESULTS") from None
+        doc = check_json_file(path, "RESULTS")  # one implementation of "a JSON file given as an option"
+        raw = Path(path).read_bytes()
         check_doc(doc, str(path))
         doc["_path"] = str(path)
         doc["_sha256"] = hashlib.sha256(raw).hexdigest()
