@@ -234,7 +234,7 @@ def _run_items(items: list, tmp: Path, item_timeout_s: float = ITEM_TIMEOUT_S) -
             sel = selectors.DefaultSelector()
             sel.register(proc.stdout, selectors.EVENT_READ)
             current = None
-            deadline = time.monotonic() + 120.0  # the worker's imports
+            deadline = time.monotonic() + 600.0  # the worker's imports (minutes on a loaded machine)
             failed = None
             while True:
                 if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
