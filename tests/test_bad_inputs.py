@@ -1110,3 +1110,16 @@ def test_output_path_checks_do_not_create_anything(tmp_path):
     assert not (tmp_path / "fig").exists()
     assert check_output_path(tmp_path / "ok.json", "--json") == tmp_path / "ok.json"
     assert not (tmp_path / "ok.json").exists()
+
+
+@pytest.mark.parametrize("args,option", [
+    (["--v-min", "1e300"], "--v-min"),
+    (["--dt-us", "1e300"], "--dt-us"),
+    (["--refractory-us", "nan"], "--refractory-us"),
+    (["--recurrent-delay-us", "inf"], "--recurrent-delay-us"),
+])
+def test_model_options_beyond_the_stated_bounds_are_refused(capsys, args, option):
+    code = main(["run", *args])
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("evsim: error:") and option in lines[0]

@@ -75,13 +75,23 @@ class Overrides:
             raise OptionError(f"must be 'zero' or 'subtract', got {self.reset!r}", option="--reset")
         if self.spikes_per_update not in (None, "one", "multi"):
             raise OptionError(f"must be 'one' or 'multi', got {self.spikes_per_update!r}", option="--spikes-per-update")
-        if self.v_min is not None and not np.isfinite(self.v_min):
-            raise OptionError("must be a finite number", option="--v-min")
-        if not (np.isfinite(self.refractory_us) and self.refractory_us >= 0):
+        # the same bounds as model parameters and timestamps (docs/SEMANTICS.md#cli): values beyond
+        # them overflow float32 state or the µs clock
+        if self.v_min is not None and not (np.isfinite(self.v_min) and abs(self.v_min) <= 1e30):
+            raise OptionError("must be a finite number of magnitude <= 1e30", option="--v-min")
+        for value, option in ((self.refractory_us, "--refractory-us"), (self.dt_us, "--dt-us"),
+                              (self.recurrent_delay_us, "--recurrent-delay-us")):
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+                raise OptionError(f"must be a number, got {value!r}", option=option)
+            if not np.isfinite(value) or value > 2.0 ** 53:
+                raise OptionError("must be a finite number of microseconds below 2**53", option=option)
+        if self.refractory_us < 0:
             raise OptionError("must be >= 0", option="--refractory-us")
-        if self.dt_us is not None and not (np.isfinite(self.dt_us) and self.dt_us > 0):
+        if self.dt_us is not None and not self.dt_us > 0:
             raise OptionError("must be > 0", option="--dt-us")
-        if self.recurrent_delay_us is not None and not (np.isfinite(self.recurrent_delay_us) and self.recurrent_delay_us > 0):
+        if self.recurrent_delay_us is not None and not self.recurrent_delay_us > 0:
             raise OptionError("must be > 0", option="--recurrent-delay-us")
 
 
