@@ -436,7 +436,7 @@ def eval_command(model, data, json_path, csv_path, resume, on_error, anytime, wo
             click.echo("evsim: interrupted; finished samples were written" + (" (continue with --resume)"
                                                                                 if json_path or csv_path else ""),
                        err=True)
-            sys.exit(130)
+            raise click.exceptions.Exit(130)
     _print_eval(doc)
 
 
@@ -520,7 +520,7 @@ def calibrate(model, data, output, calib_bin_us, calib_bins, workers, scheduler,
                            progress=not quiet, data=str(data), keep_trajectories=True)
         except KeyboardInterrupt:
             click.echo("evsim: interrupted; no calibration written", err=True)
-            sys.exit(130)
+            raise click.exceptions.Exit(130)
     trajs = [t for t in doc["_trajectories"] if t is not None]
     if not trajs:
         raise EvsimError("no recording of DATA could be simulated: nothing to calibrate on")

@@ -163,6 +163,36 @@ def test_aggregates_against_independent_counts(samples):
     assert doc["options"]["profile"] == "speck" and doc["options"]["precision"] == "float32"
 
 
+def _random_trajectory(rng, label):
+    n = int(rng.integers(0, 40))
+    t = np.sort(rng.uniform(0, 1e5, n)).round()
+    t[rng.random(n) < 0.2] = t[0] if n else 0  # ties in time
+    t = np.sort(t)
+    events = np.sort(rng.integers(1, 5000, n))
+    vectors = np.cumsum(rng.integers(0, 2, (n, 4)) * (rng.random((n, 4)) < 0.4), axis=0).astype(float)
+    return analysis.Trajectory(t, events, vectors, 5000, 1e5 + float(rng.integers(0, 1000)), label)
+
+
+def test_anytime_digests_reproduce_the_trajectory_loops():
+    """Synthetic trajectories (ties in time and confidence, samples without activity): the
+    vectorised summary from digests equals evsim.analysis's per-trajectory functions."""
+    from evsim.analysis.aggregate import anytime_summary
+    from evsim.analysis.records import anytime_digest
+
+    rng = np.random.default_rng(5)
+    trajs = [_random_trajectory(rng, int(rng.integers(0, 4))) for _ in range(60)]
+    records = [{"events_total": tr.events_total, "anytime": anytime_digest(tr)} for tr in trajs]
+    s = anytime_summary(records)
+    assert s["accuracy_vs_time"] == pytest.approx(analysis.accuracy_vs_time(trajs, s["time_us"]).tolist(), abs=1e-12)
+    assert s["accuracy_vs_fraction"] == pytest.approx(analysis.accuracy_vs_fraction(trajs, s["fraction"]).tolist(),
+                                                      abs=1e-12)
+    betas = [v["beta"] for v in s["sweep"]]
+    assert len(betas) > 3
+    for mine, ref in zip(s["sweep"], analysis.cutoff_sweep(trajs, "topk", values=betas)):
+        for key in ("accuracy", "mean_events_fraction", "mean_latency_us"):
+            assert mine[key] == pytest.approx(ref[key], abs=1e-12)
+
+
 def test_in_memory_dataset_gives_the_folder_records(samples):
     folder = evaluate(samples, config(), progress=False)
     memory = [(np.load(path), label) for path, label in samples]

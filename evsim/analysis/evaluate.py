@@ -432,6 +432,9 @@ def _finished_records(records_path: Path, json_path, header: dict) -> dict:
         if key == "data":
             mine = {k: mine[k] for k in ("n_samples", "fingerprint")}
             theirs = {k: (theirs or {}).get(k) for k in ("n_samples", "fingerprint")}
+        if key == "options":  # the model is checked by its hash, not by the path it was given as
+            mine = {k: v for k, v in mine.items() if k != "model_path"}
+            theirs = {k: v for k, v in (theirs or {}).items() if k != "model_path"}
         if json.loads(json.dumps(mine)) != theirs:
             raise OptionError(f"cannot resume from {source}: the {what} differ from that run's", option="--resume")
     return records
