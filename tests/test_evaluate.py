@@ -380,6 +380,23 @@ def test_signal_keeps_finished_samples_exits_130_and_resume_completes(tmp_path, 
         assert out.with_suffix(".csv").read_text().count("\n") == 241
 
 
+def test_sigint_with_two_dask_workers_exits_130_and_resume_completes(tmp_path, big_dataset, reference_doc):
+    out = tmp_path / "dask.json"
+    proc = _start(_eval_command(big_dataset, out, "--workers", "2"))
+    _wait_for_start(proc, out)
+    time.sleep(random.Random(3).uniform(0.0, 1.0))
+    if proc.poll() is not None:
+        pytest.fail("the run finished before the signal; make big_dataset larger")
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+    _check_files_valid(out)
+    assert json.loads(out.read_text())["complete"] is False
+    resumed = _run(_eval_command(big_dataset, out, "--resume", "--workers", "2"))
+    assert resumed.returncode == 0, resumed.stderr
+    assert strip_wall(json.loads(out.read_text())) == strip_wall(reference_doc)
+
+
 def test_sigkill_at_any_moment_leaves_valid_files_and_resume_gives_the_same_document(tmp_path, big_dataset,
                                                                                      reference_doc):
     rng = random.Random(7)
