@@ -400,9 +400,10 @@ data_options = _options(
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.argument("data", type=click.Path())
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
-              help="Write aggregates and per-sample records (JSON, written incrementally).")
+              help="Write aggregates and per-sample records (JSON, rewritten every 10 s and at the end; until the "
+                   "run completes, finished records are also appended to FILE.records.jsonl).")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
-              help="Write per-sample records (CSV, one row per finished sample).")
+              help="Write per-sample records (CSV, one row per finished sample; in sample order at the end).")
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted evaluation from its --json/--csv output (same model, options and data).")
 @click.option("--on-error", type=click.Choice(["continue", "stop"]), default="continue", show_default=True,
