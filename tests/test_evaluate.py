@@ -19,7 +19,6 @@ import pytest
 
 import evsim
 from evsim import analysis
-from evsim.analysis import statistics as stats
 from evsim.analysis.evaluate import EvalConfig, compare_results, evaluate, stratified_subset
 from evsim.analysis.execution import SampleRunner
 from evsim.analysis.records import read_records_file, records_path_for

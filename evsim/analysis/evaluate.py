@@ -24,9 +24,9 @@ required) and yields the same final document as an uninterrupted run, wall-time 
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
-import os
 import signal
 import threading
 import time
@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import EvsimError, OptionError
-from .aggregate import class_counts, summarise
+from .aggregate import summarise
 from .execution import EvalConfig, Progress, SampleRunner, run_chunk, runner_for
 from .records import (RecordsFile, SAMPLE_FIELDS, csv_row, read_records_file, records_path_for, sample_record,
                       write_csv, write_json_atomic)
@@ -85,11 +85,6 @@ class _Items:
 
     def by_path(self) -> bool:
         return self.n > 0 and isinstance(self.item(0)[1], str)
-
-    def labels(self) -> list:
-        if self.by_path():
-            return [self.item(i)[2] for i in range(self.n)]
-        return [None] * self.n
 
     def fingerprint(self) -> str:
         """Identifies the data for resume: paths and labels of a folder dataset; for in-memory
@@ -254,9 +249,7 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
     if csv_path:
         write_csv(csv_path, [done[i] for i in sorted(done)])
         csv_file = open(csv_path, "a", newline="")
-    import csv as _csv
-
-    csv_writer = _csv.writer(csv_file) if csv_file is not None else None
+    csv_writer = csv.writer(csv_file) if csv_file is not None else None
     state = {"last_json": time.time(), "failed": None}
 
     def keep(record: dict) -> None:
@@ -497,6 +490,3 @@ def write_json(path, doc: dict) -> None:
     """Write an eval document (drops in-memory-only keys)."""
     write_json_atomic(path, doc)
 
-
-def class_summary(labels) -> dict:
-    return class_counts(labels)
