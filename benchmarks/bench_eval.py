@@ -2,7 +2,7 @@
 
 One command::
 
-    python benchmarks/bench_eval.py [--data ../shared/data/nmnist-train1k] [--repeats 3]
+    python benchmarks/bench_eval.py [--data $EVSIM_SHARED_DATA/nmnist-train1k] [--repeats 3]
                                     [--json benchmarks/results/bench_eval.json]
 
 Model: the bundled N-MNIST CNN (``evsim/bundled/nmnist_cnn/model.nir``, profile speck), no cutoff
@@ -144,7 +144,9 @@ def scaleout(data, tmp: Path, reference: dict) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "nmnist-train1k"))
+    shared = os.environ.get("EVSIM_SHARED_DATA", str(REPO.parent / "shared" / "data"))
+    ap.add_argument("--data", default=str(Path(shared) / "nmnist-train1k"),
+                    help="root/<label>/ folder (default: $EVSIM_SHARED_DATA/nmnist-train1k)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--json", default=None)
     args = ap.parse_args()

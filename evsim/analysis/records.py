@@ -32,10 +32,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import OptionError
-from .trajectory import gap_of, oracle_cutoff_time, predictions_of
 
 __all__ = ["SAMPLE_FIELDS", "sample_record", "error_record", "anytime_digest", "RecordsFile", "read_records_file",
-           "records_path_for", "write_json_atomic", "csv_row", "write_csv", "json_default"]
+           "records_path_for", "write_json_atomic", "dumps_document", "csv_row", "write_csv", "json_default"]
 
 SAMPLE_FIELDS = ["index", "path", "label", "prediction", "correct", "decision_time_us", "events_consumed",
                  "events_total", "synops", "spikes_per_node", "output_counts", "confidence", "oct_us", "status"]
@@ -69,13 +68,13 @@ def sample_record(path, label, result, trajectory=None, *, index: int | None = N
         "spikes_per_node": result.spikes_per_node,
         "output_counts": [_number(v) for v in np.asarray(result.output)],
         "confidence": result.confidence,
-        "oct_us": oracle_cutoff_time(trajectory) if trajectory is not None else None,
+        "oct_us": None,
         "status": result.status,
     }
     if index is None:
         del record["index"]
     if trajectory is not None:
-        record["anytime"] = anytime_digest(trajectory)
+        record["anytime"], record["oct_us"] = _digest_and_oct(trajectory)
     return record
 
 
@@ -95,28 +94,44 @@ def anytime_digest(traj) -> dict:
       peak ≥ β, so these points replay any global Top-K cutoff exactly.
     * ``duration_us``, ``final_correct``.
     """
+    return _digest_and_oct(traj)[0]
+
+
+def _digest_and_oct(traj) -> tuple[dict, float | None]:
+    """(anytime digest, oracle cutoff time) in one pass over the trajectory (the OCT rule of
+    :func:`evsim.analysis.trajectory.oracle_cutoff_time`)."""
+    vectors = np.asarray(traj.vectors, dtype=float)
     n = len(traj.t_us)
-    if n == 0 or traj.label is None:
-        correct = np.zeros(n, dtype=bool)
+    peaks, oct_us = [], None
+    if n == 0:
+        correct = np.zeros(0, dtype=bool)
     else:
-        correct = predictions_of(traj.vectors) == traj.label
-    before = np.concatenate([[False], correct[:-1]]) if n else correct
-    flips = np.flatnonzero(correct != before)
-    peaks = []
-    if n:
-        conf = gap_of(traj.vectors)
-        active = np.any(traj.vectors != 0, axis=1)
+        active = np.any(vectors != 0, axis=1)
+        pred = np.where(active, np.argmax(vectors, axis=1), -1)
+        correct = pred == traj.label if traj.label is not None else np.zeros(n, dtype=bool)
+        if vectors.shape[1] > 1:
+            top2 = np.partition(vectors, -2, axis=1)[:, -2:]
+            conf = top2[:, 1] - top2[:, 0]
+        else:
+            conf = vectors[:, 0].copy()
         conf = np.where(active, conf, 0.0)
         running = np.maximum.accumulate(np.concatenate([[0.0], conf]))[:-1]
-        for k in np.flatnonzero(conf > running):
-            peaks.append([float(conf[k]), float(traj.t_us[k]), int(traj.events[k]), bool(correct[k])])
-    return {
+        k = np.flatnonzero(conf > running)
+        peaks = [list(p) for p in zip(conf[k].astype(float).tolist(), np.asarray(traj.t_us, dtype=float)[k].tolist(),
+                                      np.asarray(traj.events, dtype=np.int64)[k].tolist(), correct[k].tolist())]
+        if traj.label is not None and correct[-1]:
+            wrong = np.flatnonzero(~correct)
+            oct_us = float(traj.t_us[0 if wrong.size == 0 else int(wrong[-1]) + 1])
+    before = np.concatenate([[False], correct[:-1]]) if n else correct
+    flips = np.flatnonzero(correct != before)
+    digest = {
         "duration_us": float(traj.duration_us),
         "final_correct": bool(correct[-1]) if n else False,
-        "flip_t_us": [float(v) for v in traj.t_us[flips]],
-        "flip_events": [int(v) for v in traj.events[flips]],
+        "flip_t_us": np.asarray(traj.t_us, dtype=float)[flips].tolist(),
+        "flip_events": np.asarray(traj.events, dtype=np.int64)[flips].tolist(),
         "peaks": peaks,
     }
+    return digest, oct_us
 
 
 # --------------------------------------------------------------------------------------------
@@ -136,14 +151,31 @@ def json_default(obj):
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def write_json_atomic(path, doc: dict, indent: int | None = 1) -> None:
+def dumps_document(doc: dict) -> str:
+    """JSON text of a document: one line per top-level key and one line per entry of ``samples``
+    (readable, diffable, and written by the C encoder: ``indent`` would fall back to the slow
+    pure-Python one)."""
+    def one(value):
+        return json.dumps(value, default=json_default)
+
+    lines = []
+    for key, value in doc.items():
+        if key == "samples" and isinstance(value, list) and value:
+            inner = ",\n  ".join(one(v) for v in value)
+            lines.append(f" {one(key)}: [\n  {inner}\n ]")
+        else:
+            lines.append(f" {one(key)}: {one(value)}")
+    return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
+def write_json_atomic(path, doc: dict) -> None:
     """Write ``doc`` (keys starting with ``_`` dropped) to a temporary file, then rename it over
     ``path``: a reader (or a kill) never sees half a document."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     clean = {k: v for k, v in doc.items() if not str(k).startswith("_")}
     with open(tmp, "w") as f:
-        json.dump(clean, f, indent=indent, default=json_default)
+        f.write(dumps_document(clean))
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
