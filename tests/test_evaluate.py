@@ -233,6 +233,11 @@ def test_a_corrupt_recording_becomes_an_error_record(tmp_path, dataset):
     assert stopped["complete"] is False and stopped["n_errors"] == 1
 
 
+def test_an_unwritable_output_is_an_evsim_error(tmp_path, samples):
+    with pytest.raises(EvsimError, match="cannot write"):
+        evaluate(samples[:1], config(), progress=False, json_path=tmp_path / "missing" / "out.json")
+
+
 def test_stratified_subset_is_proportional_seeded_and_stable():
     labels = [0] * 97 + [1] * 3 + [2] * 50 + [3] * 50  # label order, like a folder dataset
     picked = stratified_subset(labels, 20, seed=3)
@@ -459,6 +464,15 @@ def test_calibrate_warns_about_thin_classes(capsys, tmp_path, dataset):
         assert c in warnings[0]
     cal = json.loads((tmp_path / "cal.json").read_text())
     assert cal["evsim_version"] == evsim.__version__ and cal["class_counts"] == {"0": 4, "1": 4, "2": 4}
+
+
+def test_dask_options_give_one_line_errors(capsys, dataset, tmp_path):
+    code, out, err = cli(capsys, "eval", BUNDLED_MODEL, dataset, "--profile", "speck", "--tls-ca-file",
+                         tmp_path / "ca.pem", "--quiet")
+    assert code == 2 and err.count("\n") == 1 and "--scheduler" in err
+    code, out, err = cli(capsys, "eval", BUNDLED_MODEL, dataset, "--profile", "speck", "--scheduler",
+                         "tcp://127.0.0.1:9", "--quiet")
+    assert code == 2 and err.count("\n") == 1 and "cannot reach the Dask scheduler" in err
 
 
 def test_info_on_a_folder(capsys, dataset, tmp_path):

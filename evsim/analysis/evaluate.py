@@ -237,18 +237,21 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
                                              f"{workers} worker{'s' if workers > 1 else ''}") + ")"
     bar = Progress(items.n, label, progress, done=len(done))
     records_file = csv_file = None
-    if records_path is not None:
-        valid = None
-        if resume and records_path.exists():
-            valid = read_records_file(records_path)[2]
-            records_file = RecordsFile(records_path, header, append=True, valid_bytes=valid)
-        else:
-            records_file = RecordsFile(records_path, header)
-            for i in sorted(done):  # resumed from a JSON document only
-                records_file.append(done[i])
-    if csv_path:
-        write_csv(csv_path, [done[i] for i in sorted(done)])
-        csv_file = open(csv_path, "a", newline="")
+    try:
+        if records_path is not None:
+            valid = None
+            if resume and records_path.exists():
+                valid = read_records_file(records_path)[2]
+                records_file = RecordsFile(records_path, header, append=True, valid_bytes=valid)
+            else:
+                records_file = RecordsFile(records_path, header)
+                for i in sorted(done):  # resumed from a JSON document only
+                    records_file.append(done[i])
+        if csv_path:
+            write_csv(csv_path, [done[i] for i in sorted(done)])
+            csv_file = open(csv_path, "a", newline="")
+    except OSError as exc:
+        raise EvsimError(f"cannot write {exc.filename or out} ({exc.strerror})") from None
     csv_writer = csv.writer(csv_file) if csv_file is not None else None
     state = {"last_json": time.time(), "failed": None}
 
@@ -333,7 +336,12 @@ def _run_dask(items, pending, config, keep, stop, state, *, workers, client, sch
     try:
         if client is None:
             if scheduler:
-                own_client = client = Client(scheduler, security=security, timeout="30s")
+                try:
+                    own_client = client = Client(scheduler, security=security, timeout="10s")
+                except (OSError, TimeoutError, ValueError) as exc:
+                    raise OptionError(f"cannot reach the Dask scheduler at {scheduler} ({type(exc).__name__}: "
+                                      f"{str(exc).splitlines()[0] if str(exc) else 'no answer'})",
+                                      option="--scheduler") from None
             else:
                 cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                                        dashboard_address=None, silence_logs=40)
