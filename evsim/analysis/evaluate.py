@@ -179,7 +179,8 @@ interrupt_guard = _StopFlag()
 def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, scheduler: str | None = None,
              security=None, json_path=None, csv_path=None, progress: bool = True, data: str = "",
              resume: bool = False, on_error: str = "continue", chunk_size: int | None = None,
-             keep_trajectories: bool = False, json_interval_s: float = 10.0, retries: int = 2) -> dict:
+             keep_trajectories: bool = False, json_interval_s: float = 10.0, retries: int = 2,
+             selection: dict | None = None) -> dict:
     """Evaluate ``samples`` and return the eval document (SPEC §7).
 
     Args:
@@ -201,6 +202,7 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
         keep_trajectories: keep each sample's uncut output trajectory in ``doc["_trajectories"]``
             (in sample order; for calibration, memory grows with the dataset).
         retries: Dask retries of a task whose worker died.
+        selection: how the samples were chosen (e.g. ``{"limit": 100, "seed": 0}``), for the record.
 
     Raises:
         EvsimError: the model or an option is invalid (checked here before any worker starts), or
@@ -220,7 +222,8 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
     model_hash = runner.model.model_hash
     n_outputs = int(runner.model.populations[runner.model.readout[0]].size)
     header = {"evsim_version": _version(), "model_hash": model_hash, "options": config.options(),
-              "data": {"description": str(data), "n_samples": items.n, "fingerprint": items.fingerprint()}}
+              "data": {"description": str(data), "selection": selection or {}, "n_samples": items.n,
+                       "fingerprint": items.fingerprint()}}
 
     out = json_path or csv_path
     records_path = records_path_for(out) if out else None
