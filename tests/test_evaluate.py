@@ -289,6 +289,40 @@ def test_local_cluster_records_are_bit_identical_to_one_worker(samples):
         cluster.close()
 
 
+def test_a_worker_killed_mid_run_loses_no_sample(big_dataset, tmp_path):
+    """A Dask worker process killed while it works: its tasks run again elsewhere and the
+    document equals the one of a single in-process worker."""
+    import threading
+
+    from distributed import Client, LocalCluster
+
+    data = evsim.FolderDataset(big_dataset).samples
+    one = evaluate(data, config(), progress=False)
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                           dashboard_address=None)
+    try:
+        with Client(cluster) as client:
+            pids_before = set(client.run(os.getpid).values())
+            records = records_path_for(tmp_path / "k.json")
+
+            def kill_one_worker_once_started():
+                t0 = time.time()
+                while time.time() - t0 < 120:
+                    if records.exists() and records.read_bytes().count(b"\n") >= 5:
+                        break
+                    time.sleep(0.01)
+                os.kill(sorted(pids_before)[0], signal.SIGKILL)
+
+            killer = threading.Thread(target=kill_one_worker_once_started)
+            killer.start()
+            doc = evaluate(data, config(), client=client, chunk_size=4, progress=False, json_path=tmp_path / "k.json")
+            killer.join()
+            assert sorted(pids_before)[0] not in set(client.run(os.getpid).values())  # it did die
+    finally:
+        cluster.close()
+    assert doc["complete"] and doc["samples"] == one["samples"]
+
+
 # ------------------------------------------------------------------------------------------
 # the command: interrupts, kills, resume
 # ------------------------------------------------------------------------------------------
