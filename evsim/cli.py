@@ -16,7 +16,7 @@ import numpy as np
 from .errors import EvsimError, OptionError, RecordingError
 from .paths import check_json_file, check_output_path, read_subset
 
-from .bundled import BUNDLED_CALIBRATION, BUNDLED_MODEL, BUNDLED_PROFILE, BUNDLED_SAMPLES
+from .bundled import BUNDLED_CALIBRATION, BUNDLED_MODEL, BUNDLED_SAMPLES
 
 
 # --------------------------------------------------------------------------------------------
@@ -337,6 +337,8 @@ def run(model, recording, raster_path, json_path, label, **o):
         record["quantize"] = o["quantize"]
     _print_run(compiled, str(model), str(recording), rec, result, record, config)
     if json_path:
+        record = {"evsim_version": _evsim_version(), "model": str(model), "model_hash": compiled.model_hash,
+                  "profile": compiled.profile.name, "options": config.options(), **record}
         _write_json_file(json_path, record)
     if want_raster:
         from .plots import plot_raster
@@ -378,8 +380,10 @@ def _clock_text(config):
     return f"{config.bin_us:g} µs bins" if config.bin_us else f"{config.n_bins} bins"
 
 
-def _samples(data: str, subset, limit):
-    """(path, label) list from a folder dataset, optionally restricted to a subset file."""
+def _samples(data: str, subset, limit, seed: int = 0):
+    """(path, label) list from a folder dataset, optionally restricted to a subset file and to a
+    stratified sample of ``limit`` recordings (classes in proportion, drawn with ``seed``)."""
+    from .analysis.evaluate import stratified_subset
     from .input.datasets import FolderDataset
 
     root = Path(data)
@@ -395,14 +399,43 @@ def _samples(data: str, subset, limit):
     if limit is not None:
         if limit < 1:
             raise OptionError("must be >= 1", option="--limit")
-        samples = samples[:limit]
+        samples = [samples[i] for i in stratified_subset([label for _, label in samples], limit, seed)]
     return samples
+
+
+def _class_text(counts: dict) -> str:
+    return ", ".join(f"{label}: {n}" for label, n in counts.items())
+
+
+def _security(o: dict):
+    """Dask TLS options → a distributed Security (None without TLS options)."""
+    files = {k: o.get(k) for k in ("tls_ca_file", "tls_cert", "tls_key")}
+    if not any(files.values()):
+        return None
+    if not o.get("scheduler"):
+        raise OptionError("TLS options need --scheduler", option="--tls-ca-file")
+    for name, path in files.items():
+        if path is not None and not Path(path).is_file():
+            raise OptionError(f"{path} does not exist", option="--" + name.replace("_", "-"))
+    from distributed.security import Security
+
+    return Security(tls_ca_file=files["tls_ca_file"], tls_client_cert=files["tls_cert"],
+                    tls_client_key=files["tls_key"], require_encryption=True)
 
 
 data_options = _options(
     click.option("--workers", type=int, default=1, show_default=True,
-                 help="Parallel worker processes (results are identical to one worker)."),
-    click.option("--limit", type=int, default=None, help="Use only the first N recordings."),
+                 help="Parallel worker processes: 1 runs here; N > 1 starts a local Dask cluster of N "
+                      "single-threaded workers on 127.0.0.1 (results are identical to one worker)."),
+    click.option("--scheduler", type=str, default=None,
+                 help="Run on an existing Dask cluster (address of a `dask scheduler`, e.g. tls://host:8786). "
+                      "A Dask scheduler runs code for whoever can reach it: use TLS and trusted networks only."),
+    click.option("--tls-ca-file", type=click.Path(dir_okay=False), default=None, help="Dask TLS: CA certificate."),
+    click.option("--tls-cert", type=click.Path(dir_okay=False), default=None, help="Dask TLS: client certificate."),
+    click.option("--tls-key", type=click.Path(dir_okay=False), default=None, help="Dask TLS: client private key."),
+    click.option("--limit", type=int, default=None,
+                 help="Use a stratified sample of N recordings (classes in proportion, drawn with --seed)."),
+    click.option("--seed", type=int, default=0, show_default=True, help="Seed of the --limit sample."),
     click.option("--subset", type=str, default=None,
                  help="Only recordings listed in FILE (text: one path per line relative to DATA; JSON: a list, "
                       "or FILE.json:KEY for a list in a dict such as a model's split.json)."),
@@ -414,29 +447,46 @@ data_options = _options(
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.argument("data", type=click.Path())
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
-              help="Write aggregates and per-sample records (JSON, written incrementally).")
+              help="Write aggregates and per-sample records (JSON, rewritten every 10 s and at the end; until the "
+                   "run completes, finished records are also appended to FILE.records.jsonl).")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
-              help="Write per-sample records (CSV, one row per finished sample).")
+              help="Write per-sample records (CSV, one row per finished sample; in sample order at the end).")
+@click.option("--resume", is_flag=True,
+              help="Continue an interrupted evaluation from its --json/--csv output (same model, options and data).")
+@click.option("--on-error", type=click.Choice(["continue", "stop"]), default="continue", show_default=True,
+              help="A recording that cannot be read: record the error and go on, or stop.")
+@click.option("--anytime/--no-anytime", default=True, show_default=True,
+              help="Anytime analysis (uncut trajectories: anytime curves, oracle cutoff time).")
 @data_options
 @model_options
 @mode_options
 @cutoff_options
 @input_options
-def eval_command(model, data, json_path, csv_path, workers, limit, subset, quiet, **o):
-    """Evaluate MODEL on a labelled folder DATA (root/<label>/<recordings>): accuracy, events and
-    SynOps consumed, latency, oracle cutoff times and anytime curves."""
-    from .analysis.evaluate import evaluate
+def eval_command(model, data, json_path, csv_path, resume, on_error, anytime, workers, scheduler, tls_ca_file,
+                 tls_cert, tls_key, limit, seed, subset, quiet, **o):
+    """Evaluate MODEL on a labelled folder DATA (root/<label>/<recordings>): accuracy with its 95 %
+    interval, per-class accuracy, confusion matrix, events and SynOps consumed, latency, oracle
+    cutoff times and anytime curves. Ctrl-C (or SIGTERM) keeps what is finished (exit 130);
+    --resume continues."""
+    from .analysis.evaluate import evaluate, interrupt_guard
 
     _check_outputs(json=("--json", json_path), csv=("--csv", csv_path))
-    compiled = _load(model, o)
-    samples = _samples(data, subset, limit)
-    config = _config(model, o, _cutoff(o, compiled, o["mode"]))
-    try:
-        doc = evaluate(samples, config, workers=workers, json_path=json_path, csv_path=csv_path, progress=not quiet,
-                       data=str(data))
-    except KeyboardInterrupt:
-        click.echo("evsim: interrupted; finished samples were written", err=True)
-        sys.exit(130)
+    with interrupt_guard:
+        security = _security({"tls_ca_file": tls_ca_file, "tls_cert": tls_cert, "tls_key": tls_key,
+                              "scheduler": scheduler})
+        compiled = _load(model, o)
+        samples = _samples(data, subset, limit, seed)
+        config = _config(model, o, _cutoff(o, compiled, o["mode"]), anytime=anytime)
+        try:
+            doc = evaluate(samples, config, workers=workers, scheduler=scheduler, security=security,
+                           json_path=json_path, csv_path=csv_path, progress=not quiet, data=str(data), resume=resume,
+                           on_error=on_error, selection={"limit": limit, "seed": seed if limit else None,
+                                                         "subset": subset})
+        except KeyboardInterrupt:
+            click.echo("evsim: interrupted; finished samples were written" + (" (continue with --resume)"
+                                                                                if json_path or csv_path else ""),
+                       err=True)
+            raise click.exceptions.Exit(130)
     if o.get("quantize"):
         doc["quantize"] = o["quantize"]  # an option that changes results: on record with the results
         if json_path:
@@ -444,11 +494,30 @@ def eval_command(model, data, json_path, csv_path, workers, limit, subset, quiet
     _print_eval(doc)
 
 
+def _percent(value) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
 def _print_eval(doc):
     quantized = f", quantized {doc['quantize']}" if doc.get("quantize") else ""
     click.echo(f"{doc['n_samples']} samples, {doc['mode']}-driven, profile {doc['profile']}{quantized}, "
                f"cutoff {doc['cutoff']['mode']}")
-    click.echo(f"accuracy              {100 * doc['accuracy']:.2f}%  (no prediction: {doc['no_prediction']})")
+    if doc.get("class_counts"):
+        click.echo(f"classes               {_class_text(doc['class_counts'])}")
+    ci = doc.get("accuracy_interval") or {}
+    interval = f", 95% CI {100 * ci['low']:.2f}-{100 * ci['high']:.2f}%" if ci else ""
+    click.echo(f"accuracy              {100 * doc['accuracy']:.2f}%{interval}  (no prediction: {doc['no_prediction']})")
+    if doc.get("per_class"):
+        click.echo("per class             " + ", ".join(
+            f"{r['label']}: {_percent(r['accuracy'])}" for r in doc["per_class"] if r["n"]))
+    if doc.get("confusion_matrix"):
+        cm = doc["confusion_matrix"]["counts"]
+        n = len(cm)
+        click.echo("confusion (rows: label; columns: prediction, - = none)")
+        click.echo("      " + "".join(f"{c:>6}" for c in list(range(n)) + ["-"]))
+        for label, row in enumerate(cm):
+            if sum(row):
+                click.echo(f"{label:>6}" + "".join(f"{v:>6}" for v in row))
     click.echo(f"events consumed       {100 * doc['mean_events_fraction']:.1f}% on average")
     click.echo(f"latency               {doc['mean_latency_us'] / 1000:.2f} ms on average")
     click.echo(f"synops per sample     {doc['synops_per_sample']:.4g}")
@@ -457,6 +526,9 @@ def _print_eval(doc):
                    f"{doc['oct']['median_us'] / 1000:.2f} ms ({doc['oct']['defined']} correct samples)")
     if doc.get("budget_exhausted"):
         click.echo(f"budget exhausted      {doc['budget_exhausted']} samples (runaway activity)")
+    if doc.get("n_errors"):
+        click.echo(f"errors                {doc['n_errors']} recordings could not be evaluated, e.g. "
+                   f"{doc['errors'][0]['path']}: {doc['errors'][0]['message']}")
     click.echo(f"wall time             {doc['wall_s']:.1f} s ({doc['samples_per_s']:.1f} samples/s)")
 
 
@@ -477,20 +549,38 @@ def _print_eval(doc):
               help="Tolerated rate of decisions that are wrong or change later.")
 @click.option("--temperature", type=float, default=1.0, show_default=True, help="Softmax temperature (conf).")
 @input_options
-def calibrate(model, data, output, calib_bin_us, calib_bins, workers, limit, subset, quiet, cutoff, epsilon,
-              temperature, **o):
+def calibrate(model, data, output, calib_bin_us, calib_bins, workers, scheduler, tls_ca_file, tls_cert, tls_key, limit,
+              seed, subset, quiet, cutoff, epsilon, temperature, **o):
     """Calibrate a cutoff on labelled DATA: per elapsed-time bin, the smallest threshold whose
     confidence rate (decisions correct then and at every later time) is ≥ 1 − ε (SPEC §6)."""
     from . import analysis
-    from .analysis.evaluate import evaluate
+    from .analysis.aggregate import class_counts
+    from .analysis.evaluate import evaluate, interrupt_guard
     from .sim.result import Cutoff
 
     _check_outputs(json=("-o/--output", output))
-    compiled = _load(model, o)
-    samples = _samples(data, subset, limit)
-    config = _config(model, o, Cutoff())
-    doc = evaluate(samples, config, workers=workers, progress=not quiet, data=str(data))
+    with interrupt_guard:
+        security = _security({"tls_ca_file": tls_ca_file, "tls_cert": tls_cert, "tls_key": tls_key,
+                              "scheduler": scheduler})
+        compiled = _load(model, o)
+        samples = _samples(data, subset, limit, seed)
+        counts = class_counts([label for _, label in samples])
+        n_outputs = int(compiled.populations[compiled.readout[0]].size)
+        missing = [c for c in range(max(n_outputs, max(counts, default=-1) + 1)) if counts.get(c, 0) < 5]
+        if missing:
+            click.echo(f"evsim: warning: calibrating on few samples of class(es) "
+                       f"{', '.join(f'{c} ({counts.get(c, 0)})' for c in missing)}: thresholds may not hold for them",
+                       err=True)
+        config = _config(model, o, Cutoff())
+        try:
+            doc = evaluate(samples, config, workers=workers, scheduler=scheduler, security=security,
+                           progress=not quiet, data=str(data), keep_trajectories=True)
+        except KeyboardInterrupt:
+            click.echo("evsim: interrupted; no calibration written", err=True)
+            raise click.exceptions.Exit(130)
     trajs = [t for t in doc["_trajectories"] if t is not None]
+    if not trajs:
+        raise EvsimError("no recording of DATA could be simulated: nothing to calibrate on")
     if calib_bins is None:
         longest = max((t.duration_us for t in trajs), default=0.0)
         calib_bins = max(1, int(np.ceil((longest + 1) / calib_bin_us)))
@@ -501,8 +591,15 @@ def calibrate(model, data, output, calib_bin_us, calib_bins, workers, limit, sub
                                          temperature=temperature, bin_width_us=width, n_bins=calib_bins, result=result,
                                          data=str(data), n_samples=len(trajs), bin_us=o["bin_us"],
                                          options=_calibration_options(o))
+    # provenance: evsim's version, precision, the samples used (read_calibration ignores extra keys)
+    written.update(evsim_version=_evsim_version(), precision=o["precision"], class_counts=counts,
+                   limit=limit, seed=seed if limit is not None else None, subset=subset, n_errors=doc["n_errors"],
+                   errors=doc["errors"])
+    _write_json_file(output, written)
     replay = analysis.cutoff_outcomes(trajs, cutoff, analysis.thresholds_from_calibration(written), temperature)
     finite = [v for v in result["thresholds"] if np.isfinite(v)]
+    click.echo(f"samples     {len(trajs)} ({_class_text(counts)})" +
+               (f"; {doc['n_errors']} unreadable, left out" if doc["n_errors"] else ""))
     click.echo(f"calibrated {cutoff} cutoff on {len(trajs)} samples, ε = {epsilon}: {calib_bins} bin(s) of "
                f"{calib_bin_us / 1000:g} ms, thresholds {', '.join(_fmt(v) for v in result['thresholds'][:12])}"
                + (" ..." if calib_bins > 12 else ""))
@@ -512,12 +609,18 @@ def calibrate(model, data, output, calib_bin_us, calib_bins, workers, limit, sub
     click.echo(f"wrote {output}")
 
 
+def _evsim_version() -> str:
+    from . import __version__
+
+    return __version__
+
+
 def _fmt(v):
     return "inf" if not np.isfinite(v) else f"{v:g}"
 
 
 @cli.command()
-@click.argument("path", type=click.Path(dir_okay=False))
+@click.argument("path", type=click.Path())
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the description (JSON).")
 @click.option("--profile", type=click.Choice(["nir", "sinabs", "speck", "snntorch", "norse"]), default=None,
               help="Profile used to compile a model. Default: the one the model declares (else nir), or speck with "
@@ -528,10 +631,14 @@ def _fmt(v):
 @click.option("--chip", type=click.Choice(["speck"]), default=None,
               help="Check whether the model fits the chip: per-layer memory, cores, a verdict.")
 def info(path, json_path, profile, recurrent_delay_us, quantize, chip):
-    """Describe a MODEL (nodes, shapes, neurons, parameters) or a RECORDING (events, time span,
-    address range, polarity counts)."""
+    """Describe a MODEL (nodes, shapes, neurons, parameters), a RECORDING (events, time span,
+    address range, polarity counts) or a dataset FOLDER root/<label>/ (recordings per class,
+    events and durations)."""
     _check_outputs(json=("--json", json_path))
-    if _is_nir(path):
+    if Path(path).is_dir():
+        doc = _folder_info(path)
+        _print_folder_info(doc)
+    elif _is_nir(path):
         if profile is None and (quantize or chip):
             profile = "speck"
         doc = _model_info(path, profile, recurrent_delay_us, quantize)
@@ -553,6 +660,50 @@ def info(path, json_path, profile, recurrent_delay_us, quantize, chip):
                 click.echo(f"{key:12s} {doc[key]}")
     if json_path:
         _write_json_file(json_path, doc)
+
+
+def _folder_info(path) -> dict:
+    """Recordings per class, and events and durations per recording (every file is read)."""
+    from .input.datasets import FolderDataset
+    from .input.recordings import read_events
+
+    ds = FolderDataset(path)
+    n_events, durations, unreadable = [], [], []
+    for file, _ in ds.samples:
+        try:
+            ev = read_events(file)
+        except EvsimError as exc:
+            unreadable.append({"path": file, "message": str(exc).splitlines()[0]})
+            continue
+        n_events.append(int(ev.shape[0]))
+        durations.append(float(ev["t"].max() - ev["t"].min()) if ev.shape[0] else 0.0)
+
+    def stats(values):
+        if not values:
+            return None
+        a = np.asarray(values, dtype=float)
+        return {"min": float(a.min()), "median": float(np.median(a)), "mean": float(a.mean()), "max": float(a.max())}
+
+    counts = {}
+    for _, label in ds.samples:
+        counts[label] = counts.get(label, 0) + 1
+    return {"path": str(path), "n_recordings": len(ds.samples),
+            "classes": {name: counts.get(ds.class_to_label[name], 0) for name in ds.classes},
+            "class_to_label": ds.class_to_label, "events": stats(n_events), "duration_us": stats(durations),
+            "n_unreadable": len(unreadable), "unreadable": unreadable}
+
+
+def _print_folder_info(doc) -> None:
+    click.echo(f"dataset     {doc['path']}: {doc['n_recordings']} recordings in {len(doc['classes'])} classes")
+    click.echo("per class   " + ", ".join(f"{name}: {n}" for name, n in doc["classes"].items()))
+    if doc["events"]:
+        e, d = doc["events"], doc["duration_us"]
+        click.echo(f"events      min {e['min']:.0f}, median {e['median']:.0f}, mean {e['mean']:.0f}, max {e['max']:.0f}")
+        click.echo(f"duration    min {d['min'] / 1000:.1f} ms, median {d['median'] / 1000:.1f} ms, "
+                   f"mean {d['mean'] / 1000:.1f} ms, max {d['max'] / 1000:.1f} ms")
+    if doc["n_unreadable"]:
+        click.echo(f"unreadable  {doc['n_unreadable']}, e.g. {doc['unreadable'][0]['path']}: "
+                   f"{doc['unreadable'][0]['message']}")
 
 
 def _is_nir(path: str) -> bool:
@@ -823,6 +974,34 @@ def plot_temporal_command(results, output, title, size, accuracy_lim):
     plot_temporal(load_results(results), output, title=title, size=size,
                   accuracy_lim=_accuracy_limits(accuracy_lim))
     click.echo(f"wrote {output}")
+
+
+@cli.command()
+@click.argument("result_a", type=click.Path(dir_okay=False))
+@click.argument("result_b", type=click.Path(dir_okay=False))
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the comparison (JSON).")
+def compare(result_a, result_b, json_path):
+    """Paired accuracy difference A − B of two `evsim eval --json` results on the same recordings,
+    with its 95 % interval (Agresti–Min)."""
+    from .analysis.evaluate import compare_results
+
+    docs = [_read_eval_doc(path, "RESULT") for path in (result_a, result_b)]
+    diff = compare_results(*docs)
+    click.echo(f"{diff['n']} recordings in both: accuracy A {100 * diff['accuracy_a']:.2f}%, "
+               f"B {100 * diff['accuracy_b']:.2f}%")
+    click.echo(f"A − B       {100 * diff['difference']:+.2f} points, 95% CI {100 * diff['low']:+.2f} to "
+               f"{100 * diff['high']:+.2f} (A only right: {diff['a_only']}, B only right: {diff['b_only']})")
+    if diff["only_in_a"] or diff["only_in_b"]:
+        click.echo(f"left out    {diff['only_in_a']} recordings only in A, {diff['only_in_b']} only in B")
+    if json_path:
+        _write_json_file(json_path, diff)
+
+
+def _read_eval_doc(path, option: str) -> dict:
+    doc = check_json_file(path, option)
+    if not isinstance(doc, dict) or "samples" not in doc:
+        raise OptionError(f"{path} is not an `evsim eval --json` result", option=option)
+    return doc
 
 
 @cli.command()

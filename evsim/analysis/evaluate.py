@@ -1,351 +1,503 @@
 """Dataset evaluation: one record per recording and the aggregates of SPEC §7.
 
-Samples run in parallel worker processes (``workers``) with results identical to one worker:
-each sample is simulated independently from a fresh state and records are collected in sample
-order. Records are written as they complete (CSV rows appended and flushed; the JSON document
-rewritten atomically every few seconds with ``"complete": false``), so an interrupted run keeps
-what it finished.
+:func:`evaluate` runs a dataset — ``root/<label>/`` folders as ``(path, label)`` pairs, or any
+indexable sequence of ``(events, label)`` such as a tonic dataset or a list of arrays — and
+returns the eval document. Pieces:
+
+* :mod:`evsim.analysis.execution` — one simulator per worker, one simulation per sample, Dask;
+* :mod:`evsim.analysis.records` — per-sample records, the append-only records file, CSV;
+* :mod:`evsim.analysis.aggregate` — vectorised aggregates and the anytime summary.
+
+Determinism: every sample is simulated independently from a fresh state and its record is stored
+under its sample index, so records are bit-identical whatever the worker count, chunking or
+completion order, and the document lists them in sample order.
+
+Files and interruptions: records are appended to ``<output>.records.jsonl`` (flushed, one line
+each) and to the CSV as they arrive; the JSON document is rewritten atomically every
+``json_interval_s`` seconds with ``"complete": false`` and at the end. SIGINT and SIGTERM only set
+a flag (Python cannot run a handler inside the compiled engine, and an exception raised between two
+engine calls would leave a simulator half updated); the loop checks it between samples, writes what
+is finished and raises :class:`KeyboardInterrupt` (the CLI exits with 130). A run killed outright
+(SIGKILL) leaves valid files; ``resume=True`` continues it (same model hash, options and data are
+required) and yields the same final document as an uninterrupted run, wall-time fields aside.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
-import math
-import multiprocessing
-import os
-import sys
+import signal
+import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .. import analysis
 from ..errors import EvsimError, OptionError
-from ..compile.builder import load_model
-from ..sim.event import Simulator
-from ..sim.result import Cutoff, predict
+from .aggregate import summarise
+from .execution import EvalConfig, Progress, SampleRunner, run_chunk, runner_for
+from .records import (RecordsFile, SAMPLE_FIELDS, csv_row, read_records_file, records_path_for, sample_record,
+                      write_csv, write_json_atomic)
+from ..sim.result import predict
 
-SAMPLE_FIELDS = ["path", "label", "prediction", "correct", "decision_time_us", "events_consumed", "events_total",
-                 "synops", "spikes_per_node", "output_counts", "confidence", "oct_us", "status"]
+__all__ = ["EvalConfig", "SampleRunner", "evaluate", "sample_record", "write_json", "predict", "stratified_subset",
+           "compare_results", "EVAL_FORMAT", "SAMPLE_FIELDS"]
 
-
-@dataclass
-class EvalConfig:
-    """Everything that defines how each sample is simulated (picklable, sent to workers)."""
-
-    model_path: str
-    profile: str = "nir"
-    overrides: dict = field(default_factory=dict)
-    precision: str = "float32"
-    mode: str = "event"  # or "clock"
-    bin_us: float | None = None
-    n_bins: int | None = None
-    cutoff: Cutoff = field(default_factory=Cutoff)
-    transform: dict = field(default_factory=dict)
-    sort: bool = False
-    budget: int | None = None
-    anytime: bool = True  # also record the uncut trajectory (OCT, anytime curves)
-
-    def __post_init__(self):
-        if self.mode not in ("event", "clock"):
-            raise OptionError(f"must be event or clock, got {self.mode!r}", option="--mode")
-        if self.mode == "clock" and (self.bin_us is None) == (self.n_bins is None):
-            raise OptionError("clock mode needs exactly one of --bin-us and --n-bins", option="--mode")
-        if self.bin_us is not None and not self.bin_us > 0:
-            raise OptionError("must be > 0", option="--bin-us")
-        if self.n_bins is not None and not self.n_bins >= 1:
-            raise OptionError("must be >= 1", option="--n-bins")
+EVAL_FORMAT = "evsim-eval/2"
 
 
-class SampleRunner:
-    """Compiles the model once and simulates samples (one per call), in any process."""
+def _version() -> str:
+    from .. import __version__
 
-    def __init__(self, config: EvalConfig):
-        from ..input.transforms import build_transform
+    return __version__
 
-        self.config = config
-        self.model = load_model(config.model_path, profile=config.profile, precision=config.precision, **config.overrides)
-        self.transform = build_transform(config.transform)
-        self._sims = {}
 
-    def simulator(self, cutoff: Cutoff, record_output: bool, record_spikes: bool = False):
-        key = (id(cutoff), record_output, record_spikes)
-        if key not in self._sims:
-            kwargs = {}
-            if self.config.budget is not None:
-                kwargs["budget"] = self.config.budget
-            if self.config.mode == "clock":
-                from ..sim.clock import ClockSimulator
+# --------------------------------------------------------------------------------------------
+# datasets
+# --------------------------------------------------------------------------------------------
 
-                sim = ClockSimulator(self.model, bin_us=self.config.bin_us, n_bins=self.config.n_bins, cutoff=cutoff,
-                                     record_output=record_output, record_spikes=record_spikes)
-            else:
-                sim = Simulator(self.model, cutoff=cutoff, record_output=record_output, record_spikes=record_spikes,
-                                **kwargs)
-            self._sims[key] = sim
-        return self._sims[key]
 
-    def events(self, path: str):
-        from ..input.recordings import read_recording
+class _Items:
+    """Work items ``(index, path or events, label)`` of a dataset, produced lazily."""
 
-        rec = read_recording(path, sort=self.config.sort)
-        if self.transform:
-            rec = self.transform.apply(rec)
-        return rec
-
-    def __call__(self, item) -> dict:
-        path, label = item
+    def __init__(self, samples):
+        if hasattr(samples, "samples") and isinstance(getattr(samples, "samples"), list):
+            samples = samples.samples  # a FolderDataset: its (path, label) list
+        self.samples = samples
         try:
-            rec = self.events(path)
-            events = rec.events
-            result = self.simulator(self.config.cutoff, record_output=False).run(events, source=path)
-            trajectory = None
-            if self.config.anytime:
-                full = result
-                if self.config.cutoff.mode != "none" or result.output_record is None:
-                    full = self.simulator(Cutoff(), record_output=True).run(events, source=path)
-                duration = float(events["t"][-1] - events["t"][0]) if events.size else 0.0
-                trajectory = analysis.Trajectory.from_result(full, label=label, duration_us=duration)
-            return {"record": sample_record(path, label, result, trajectory), "trajectory": trajectory}
-        except EvsimError as exc:
-            return {"error": str(exc), "path": path}
+            self.n = len(samples)
+        except TypeError:
+            raise OptionError("samples must be an indexable sequence (a list, a tonic dataset, ...)",
+                              option="samples") from None
+
+    def item(self, i: int):
+        entry = self.samples[i]
+        try:
+            source, label = entry[0], entry[1]
+        except (TypeError, IndexError, KeyError):
+            raise OptionError(f"sample {i} is not a pair (events or path, label)", option="samples") from None
+        if isinstance(source, Path):
+            source = str(source)
+        if label is not None:
+            label = int(np.asarray(label).item())
+        return i, source, label
+
+    def by_path(self) -> bool:
+        return self.n > 0 and isinstance(self.item(0)[1], str)
+
+    def fingerprint(self) -> str:
+        """Identifies the data for resume: paths and labels of a folder dataset; for in-memory
+        data, the sample count and a hash of the events of the first and last samples."""
+        h = hashlib.sha256()
+        if self.by_path():
+            for i in range(self.n):
+                _, path, label = self.item(i)
+                h.update(f"{path}\0{label}\n".encode())
+        else:
+            h.update(str(self.n).encode())
+            for i in sorted({0, self.n - 1}) if self.n else []:
+                _, ev, label = self.item(i)
+                h.update(np.ascontiguousarray(ev).tobytes())
+                h.update(str(label).encode())
+        return h.hexdigest()[:20]
 
 
-def sample_record(path, label, result, trajectory) -> dict:
-    """The SPEC §7 record of one sample."""
-    oct_us = analysis.oracle_cutoff_time(trajectory) if trajectory is not None else None
-    return {
-        "path": str(path),
-        "label": None if label is None else int(label),
-        "prediction": result.prediction,
-        "correct": bool(label is not None and result.prediction == label),
-        "decision_time_us": result.decision_time_us,
-        "events_consumed": result.events_consumed,
-        "events_total": result.events_total,
-        "synops": result.synops,
-        "spikes_per_node": result.spikes_per_node,
-        "output_counts": [float(v) if not float(v).is_integer() else int(v) for v in np.asarray(result.output)],
-        "confidence": result.confidence,
-        "oct_us": oct_us,
-        "status": result.status,
-    }
+def stratified_subset(labels, n: int, seed: int = 0) -> list[int]:
+    """Indices of a stratified sample of ``n`` of ``labels``: classes in proportion to their size
+    (largest remainders, ties to the lower label), drawn per class with ``seed``; returned in
+    ascending index order (a stable order, the same for the same inputs)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    if n < 1:
+        raise OptionError("must be >= 1", option="--limit")
+    if n >= labels.size:
+        return list(range(labels.size))
+    classes, counts = np.unique(labels, return_counts=True)
+    quota = n * counts / labels.size
+    take = np.floor(quota).astype(np.int64)
+    rest = n - int(take.sum())
+    order = np.lexsort((classes, -(quota - take)))  # largest remainder first, then lower label
+    take[order[:rest]] += 1
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for c, k in zip(classes, take):
+        members = np.flatnonzero(labels == c)
+        chosen.extend(rng.permutation(members)[:k].tolist())
+    return sorted(int(i) for i in chosen)
 
 
 # --------------------------------------------------------------------------------------------
-# aggregates
+# interrupts
 # --------------------------------------------------------------------------------------------
 
 
-def aggregate(records: list, trajectories: list, config: EvalConfig, wall_s: float, *, complete: bool,
-              model_hash: str = "", data: str = "") -> dict:
-    n = len(records)
+class _StopFlag:
+    """SIGINT/SIGTERM set a flag that the loop checks between samples (see the module docstring).
+
+    Re-entrant: the CLI enters it before loading the model, so a signal that arrives while the
+    model compiles still ends the command through the same path (files written, exit 130).
+    """
+
+    def __init__(self):
+        self.signal = None
+        self._saved = {}
+        self._depth = 0
+
+    def __enter__(self):
+        if self._depth == 0:
+            self.signal = None
+            if threading.current_thread() is threading.main_thread():
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    self._saved[sig] = signal.signal(sig, self._handler)
+        self._depth += 1
+        return self
+
+    def _handler(self, signum, frame):
+        self.signal = signum
+
+    def __exit__(self, *exc):
+        self._depth -= 1
+        if self._depth == 0:
+            for sig, handler in self._saved.items():
+                signal.signal(sig, handler)
+            self._saved = {}
+        return False
+
+    def __bool__(self):
+        return self.signal is not None
+
+
+#: the process's stop flag (enter it with ``with interrupt_guard:``)
+interrupt_guard = _StopFlag()
+
+
+# --------------------------------------------------------------------------------------------
+# the evaluation
+# --------------------------------------------------------------------------------------------
+
+
+def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, scheduler: str | None = None,
+             security=None, json_path=None, csv_path=None, progress: bool = True, data: str = "",
+             resume: bool = False, on_error: str = "continue", chunk_size: int | None = None,
+             keep_trajectories: bool = False, json_interval_s: float = 10.0, retries: int = 2,
+             selection: dict | None = None) -> dict:
+    """Evaluate ``samples`` and return the eval document (SPEC §7).
+
+    Args:
+        samples: ``[(path, label), ...]`` (e.g. ``FolderDataset(root).samples``), a
+            :class:`~evsim.input.datasets.FolderDataset`, or any indexable sequence of
+            ``(events, label)`` (a tonic dataset, a list of structured arrays).
+        config: how each sample is simulated.
+        workers: 1 runs in this process; N > 1 starts a local Dask cluster of N single-threaded
+            worker processes on 127.0.0.1.
+        client: a ``distributed.Client`` to run on (overrides ``workers``).
+        scheduler / security: address of an existing Dask scheduler and its
+            ``distributed.security.Security`` (TLS). Read the warning in
+            :mod:`evsim.analysis.execution`: a scheduler runs code for whoever can reach it.
+        json_path / csv_path: outputs (see the module docstring); the records file lives next to
+            ``json_path`` (else ``csv_path``).
+        resume: continue an interrupted run from those outputs.
+        on_error: "continue" (a bad sample becomes an error record) or "stop" (raise at the first).
+        chunk_size: samples per Dask task (default: about 4 tasks per worker, at most 32 samples).
+        keep_trajectories: keep each sample's uncut output trajectory in ``doc["_trajectories"]``
+            (in sample order; for calibration, memory grows with the dataset).
+        retries: Dask retries of a task whose worker died.
+        selection: how the samples were chosen (e.g. ``{"limit": 100, "seed": 0}``), for the record.
+
+    Raises:
+        EvsimError: the model or an option is invalid (checked here before any worker starts), or
+            a sample failed with ``on_error="stop"`` (finished records are written first).
+        KeyboardInterrupt: SIGINT or SIGTERM; finished records are written first.
+    """
+    if on_error not in ("continue", "stop"):
+        raise OptionError("must be continue or stop", option="--on-error")
+    if workers < 1:
+        raise OptionError("must be >= 1", option="--workers")
+    if chunk_size is not None and chunk_size < 1:
+        raise OptionError("must be >= 1", option="--chunk-size")
+    if keep_trajectories and not config.records_anytime:
+        raise OptionError("trajectories need anytime analysis (event mode, or --cutoff none)", option="--cutoff")
+    items = _Items(samples)
+    runner = runner_for(config)  # compiles and validates in this process first
+    model_hash = runner.model.model_hash
+    n_outputs = int(runner.model.populations[runner.model.readout[0]].size)
+    header = {"evsim_version": _version(), "model_hash": model_hash, "options": config.options(),
+              "data": {"description": str(data), "selection": selection or {}, "n_samples": items.n,
+                       "fingerprint": items.fingerprint()}}
+
+    out = json_path or csv_path
+    records_path = records_path_for(out) if out else None
+    done: dict = {}
+    if resume:
+        if records_path is None:
+            raise OptionError("--resume needs the --json or --csv output of the run to continue", option="--resume")
+        done = _finished_records(records_path, json_path, header)
+    trajectories = {} if keep_trajectories else None
+
+    start = time.time()
+    pending = [i for i in range(items.n) if i not in done]
+    label = f"evsim eval ({config.mode}, " + ("Dask" if client is not None or scheduler else
+                                             f"{workers} worker{'s' if workers > 1 else ''}") + ")"
+    bar = Progress(items.n, label, progress, done=len(done))
+    records_file = csv_file = None
+    try:
+        if records_path is not None:
+            valid = None
+            if resume and records_path.exists():
+                valid = read_records_file(records_path)[2]
+                records_file = RecordsFile(records_path, header, append=True, valid_bytes=valid)
+            else:
+                records_file = RecordsFile(records_path, header)
+                for i in sorted(done):  # resumed from a JSON document only
+                    records_file.append(done[i])
+        if csv_path:
+            write_csv(csv_path, [done[i] for i in sorted(done)])
+            csv_file = open(csv_path, "a", newline="")
+    except OSError as exc:
+        raise EvsimError(f"cannot write {exc.filename or out} ({exc.strerror})") from None
+    csv_writer = csv.writer(csv_file) if csv_file is not None else None
+    state = {"last_json": time.time(), "failed": None}
+
+    def keep(record: dict) -> None:
+        traj = record.pop("_trajectory", None)
+        if trajectories is not None and traj is not None:
+            trajectories[record["index"]] = traj
+        done[record["index"]] = record
+        if records_file is not None:
+            records_file.append(record)
+        if csv_writer is not None:
+            csv_writer.writerow(csv_row(record))
+            csv_file.flush()
+        if "error" in record and on_error == "stop" and state["failed"] is None:
+            state["failed"] = record
+        if json_path and time.time() - state["last_json"] > json_interval_s:
+            write_json_atomic(json_path, _document(done, header, config, n_outputs, time.time() - start,
+                                                   complete=False, final=False, workers=workers, data=data))
+            state["last_json"] = time.time()
+        bar.update(len(done))
+
+    interrupted = False
+    with interrupt_guard as stop:
+        try:
+            if client is None and scheduler is None and workers == 1:
+                for i in pending:
+                    if stop or state["failed"]:
+                        break
+                    idx, source, lab = items.item(i)
+                    record = runner((idx, source, lab))
+                    if keep_trajectories and "error" not in record:
+                        record["_trajectory"] = _trajectory_of(runner, record, source)
+                    keep(record)
+            else:
+                _run_dask(items, pending, config, keep, stop, state, workers=workers, client=client,
+                          scheduler=scheduler, security=security, chunk_size=chunk_size,
+                          keep_trajectories=keep_trajectories, retries=retries)
+            interrupted = bool(stop)
+        finally:
+            if records_file is not None:
+                records_file.close()
+            if csv_file is not None:
+                csv_file.close()
+    complete = len(done) == items.n and not state["failed"]
+    wall = time.time() - start
+    bar.update(len(done), final=True)
+    doc = _document(done, header, config, n_outputs, wall, complete=complete, final=complete, workers=workers,
+                    data=data)
+    if interrupted:
+        doc["interrupted"] = True
+    if json_path:
+        write_json_atomic(json_path, doc)
+    if csv_path and complete:
+        write_csv(csv_path, [done[i] for i in sorted(done)])
+    if complete and json_path and records_path is not None and records_path.exists():
+        records_path.unlink()  # the complete document holds every record
+    if state["failed"] is not None:
+        failed = state["failed"]
+        raise EvsimError(f"{failed['path']}: {failed['error']}")
+    if interrupted:
+        raise KeyboardInterrupt
+    if trajectories is not None:
+        doc["_trajectories"] = [trajectories.get(i) for i in range(items.n)]
+    return doc
+
+
+def _trajectory_of(runner: SampleRunner, record: dict, source):
+    """The uncut trajectory of the sample just run by ``runner`` (calibration keeps them)."""
+    traj = runner.last_trajectory
+    if traj is not None:
+        traj.label = record["label"]
+    return traj
+
+
+def _run_dask(items, pending, config, keep, stop, state, *, workers, client, scheduler, security, chunk_size,
+              keep_trajectories, retries):
+    """Chunks of samples as Dask tasks, at most a few per worker in flight, results kept in
+    completion order."""
+    from distributed import Client, LocalCluster, as_completed
+
+    cluster = own_client = None
+    try:
+        if client is None:
+            if scheduler:
+                try:
+                    own_client = client = Client(scheduler, security=security, timeout="10s")
+                except (OSError, TimeoutError, ValueError) as exc:
+                    raise OptionError(f"cannot reach the Dask scheduler at {scheduler} ({type(exc).__name__}: "
+                                      f"{str(exc).splitlines()[0] if str(exc) else 'no answer'})",
+                                      option="--scheduler") from None
+            else:
+                cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                       dashboard_address=None, silence_logs=40)
+                own_client = client = Client(cluster)
+        n_workers = max(1, len(client.scheduler_info().get("workers", {})) or workers)
+        if chunk_size is None:
+            chunk_size = max(1, min(32, len(pending) // (4 * n_workers) or 1))
+        chunks = [pending[j:j + chunk_size] for j in range(0, len(pending), chunk_size)]
+        chunks.reverse()  # pop() from the end takes them in sample order
+        task = _run_chunk_with_trajectories if keep_trajectories else run_chunk
+        submitted = []
+
+        def submit():
+            chunk = chunks.pop()
+            work = [items.item(i) for i in chunk]
+            fut = client.submit(task, config, work, retries=retries, pure=False)
+            submitted.append(fut)
+            return fut
+
+        window = 3 * n_workers
+        ac = as_completed([submit() for _ in range(min(window, len(chunks)))])
+        while not ac.is_empty():
+            if stop or state["failed"]:
+                break
+            batch = ac.next_batch(block=False)
+            if not batch:
+                time.sleep(0.02)
+                continue
+            for fut in batch:
+                try:
+                    records = fut.result()
+                except Exception as exc:  # noqa: BLE001 — e.g. KilledWorker after the retries
+                    raise EvsimError(f"a Dask task failed: {type(exc).__name__}: {exc}") from None
+                for record in records:
+                    keep(record)
+                if chunks and not stop and not state["failed"]:
+                    ac.add(submit())
+        unfinished = [f for f in submitted if not f.done()]
+        if unfinished:
+            client.cancel(unfinished)
+    finally:
+        if own_client is not None:
+            try:
+                own_client.close(timeout=10)
+            except Exception:  # noqa: BLE001 — closing is best effort
+                pass
+        if cluster is not None:
+            try:
+                cluster.close(timeout=10)
+            except Exception:  # noqa: BLE001
+                pass
+
+
+def _run_chunk_with_trajectories(config, items):
+    runner = runner_for(config)
+    out = []
+    for item in items:
+        record = runner(item)
+        if "error" not in record:
+            record["_trajectory"] = _trajectory_of(runner, record, item[1])
+        out.append(record)
+    return out
+
+
+def _finished_records(records_path: Path, json_path, header: dict) -> dict:
+    """Finished records of an interrupted run (records file, else the JSON document), after
+    checking that model, options and data match."""
+    source, found = None, None
+    if records_path.exists():
+        source = records_path
+        found_header, records, _ = read_records_file(records_path)
+        found = found_header
+    elif json_path and Path(json_path).exists():
+        source = Path(json_path)
+        try:
+            doc = json.loads(source.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise OptionError(f"cannot resume from {source} ({exc})", option="--resume") from None
+        found = {k: doc.get(k) for k in ("model_hash", "options", "data")}
+        records = {int(r["index"]): r for r in doc.get("samples", []) if "index" in r}
+        for e in doc.get("errors", []):
+            records[int(e["index"])] = {"index": e["index"], "path": e["path"], "label": e.get("label"),
+                                        "error": e["message"]}
+    else:
+        return {}
+    for key, what in (("model_hash", "model"), ("options", "options"), ("data", "data")):
+        mine = header[key]
+        theirs = found.get(key)
+        if key == "data":
+            mine = {k: mine[k] for k in ("n_samples", "fingerprint")}
+            theirs = {k: (theirs or {}).get(k) for k in ("n_samples", "fingerprint")}
+        if key == "options":  # the model is checked by its hash, not by the path it was given as
+            mine = {k: v for k, v in mine.items() if k != "model_path"}
+            theirs = {k: v for k, v in (theirs or {}).items() if k != "model_path"}
+        if json.loads(json.dumps(mine)) != theirs:
+            raise OptionError(f"cannot resume from {source}: the {what} differ from that run's", option="--resume")
+    return records
+
+
+def _document(done: dict, header: dict, config: EvalConfig, n_outputs: int, wall_s: float, *, complete: bool,
+              final: bool, workers: int, data: str) -> dict:
+    """The eval document of the records so far (anytime summary only when ``final``)."""
+    ordered = [done[i] for i in sorted(done)]
+    records = [r for r in ordered if "error" not in r]
+    errors = [r for r in ordered if "error" in r]
+    summary = summarise(records, errors, n_outputs=n_outputs, anytime=final and config.records_anytime)
     doc = {
-        "accuracy": float(np.mean([r["correct"] for r in records])) if n else 0.0,
-        "n_samples": n,
-        "no_prediction": int(sum(r["prediction"] is None for r in records)),
-        "mean_events_fraction": float(np.mean([r["events_consumed"] / r["events_total"] if r["events_total"] else 1.0
-                                               for r in records])) if n else 0.0,
-        "mean_latency_us": float(np.mean([r["decision_time_us"] or 0.0 for r in records])) if n else 0.0,
-        "synops_per_sample": float(np.mean([r["synops"] for r in records])) if n else 0.0,
-        "wall_s": wall_s,
-        "samples_per_s": n / wall_s if wall_s > 0 else 0.0,
-        "mode": config.mode,
-        "profile": config.profile,
-        "cutoff": config.cutoff.describe(),
+        "format": EVAL_FORMAT,
+        "evsim_version": header["evsim_version"],
         "complete": complete,
         "model": config.model_path,
-        "model_hash": model_hash,
-        "data": data,
+        "model_hash": header["model_hash"],
+        "profile": config.profile,
+        "mode": config.mode,
         "precision": config.precision,
-        "budget_exhausted": int(sum(r["status"] == "budget" for r in records)),
+        "cutoff": config.cutoff.describe(),
+        "options": header["options"],
+        "data": header["data"],
     }
     if config.mode == "clock":
         doc["bin_us"] = config.bin_us
         doc["n_bins"] = config.n_bins
-    trajs = [t for t in trajectories if t is not None]
-    if trajs and complete:
-        doc["anytime"] = anytime_summary(trajs)
-        octs = [r["oct_us"] for r in records if r["oct_us"] is not None]
-        durations = [t.duration_us for t in trajs]
-        doc["oct"] = {
-            "defined": len(octs),
-            "mean_us": float(np.mean(octs)) if octs else None,
-            "median_us": float(np.median(octs)) if octs else None,
-            "mean_fraction_of_duration": float(np.mean([o / d for o, d in zip(
-                [r["oct_us"] for r in records], durations) if o is not None and d > 0])) if octs else None,
-        }
+    doc.update(summary)
+    doc["wall_s"] = wall_s
+    doc["samples_per_s"] = len(ordered) / wall_s if wall_s > 0 else 0.0
+    doc["workers"] = workers
     doc["samples"] = records
     return doc
 
 
-def anytime_summary(trajs: list, n_time: int = 101, n_fraction: int = 101) -> dict:
-    """Accuracy vs elapsed time and vs fraction of events, and a global top-k threshold sweep."""
-    t_max = max(t.duration_us for t in trajs)
-    time_grid = np.linspace(0.0, t_max, n_time)
-    fraction_grid = np.linspace(0.0, 1.0, n_fraction)
-    return {
-        "time_us": time_grid.tolist(),
-        "accuracy_vs_time": analysis.accuracy_vs_time(trajs, time_grid).tolist(),
-        "fraction": fraction_grid.tolist(),
-        "accuracy_vs_fraction": analysis.accuracy_vs_fraction(trajs, fraction_grid).tolist(),
-        "sweep": analysis.cutoff_sweep(trajs, "topk"),
-    }
-
-
 # --------------------------------------------------------------------------------------------
-# running
+# comparing two results
 # --------------------------------------------------------------------------------------------
 
-_WORKER: SampleRunner | None = None
 
+def compare_results(doc_a: dict, doc_b: dict, confidence: float = 0.95) -> dict:
+    """Paired accuracy difference A − B of two eval documents on the same recordings (matched by
+    path; samples in only one of them are left out and counted), with its interval
+    (:func:`evsim.analysis.statistics.paired_difference_interval`)."""
+    from .statistics import paired_difference_interval
 
-def _init_worker(config: EvalConfig) -> None:
-    global _WORKER
-    _WORKER = SampleRunner(config)
-
-
-def _run_in_worker(item):
-    return _WORKER(item)
-
-
-class Progress:
-    """A progress line on stderr: done/total, percent, samples/s, ETA."""
-
-    def __init__(self, total: int, label: str = "evsim", enabled: bool = True):
-        self.total = total
-        self.label = label
-        self.enabled = enabled
-        self.start = time.time()
-        self.last = 0.0
-        self.tty = sys.stderr.isatty()
-        self.last_percent = -10
-
-    def update(self, done: int, final: bool = False) -> None:
-        if not self.enabled:
-            return
-        now = time.time()
-        elapsed = now - self.start
-        percent = 100.0 * done / self.total if self.total else 100.0
-        if not final and now - self.last < 0.2:
-            return
-        if not self.tty and not final and percent - self.last_percent < 10:
-            return
-        self.last, self.last_percent = now, percent
-        rate = done / elapsed if elapsed > 0 else 0.0
-        eta = (self.total - done) / rate if rate > 0 else float("nan")
-        eta_text = "--:--" if math.isnan(eta) else f"{int(eta) // 60:d}:{int(eta) % 60:02d}"
-        width = 24
-        filled = int(width * done / self.total) if self.total else width
-        line = (f"{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} {percent:5.1f}% "
-                f"{rate:6.1f} samples/s ETA {eta_text}")
-        end = "\n" if final or not self.tty else ""
-        print(("\r" if self.tty else "") + line, end=end, file=sys.stderr, flush=True)
-
-
-def evaluate(samples: list, config: EvalConfig, *, workers: int = 1, json_path=None, csv_path=None,
-             progress: bool = True, data: str = "") -> dict:
-    """Evaluate ``samples`` [(path, label)] and return the eval document (SPEC §7).
-
-    Raises:
-        EvsimError: the model or an option is invalid (checked before any worker starts), or a
-            recording is bad (the message names it; records finished so far are kept on disk).
-    """
-    if workers < 1:
-        raise OptionError("must be >= 1", option="--workers")
-    runner = SampleRunner(config)  # compiles and validates in this process first
-    model_hash = runner.model.model_hash
-    records, trajectories = [], []
-    start = time.time()
-    bar = Progress(len(samples), f"evsim eval ({config.mode}, {workers} worker{'s' if workers > 1 else ''})", progress)
-    csv_file = writer = None
-    if csv_path:
-        csv_file = open(csv_path, "w", newline="")
-        writer = csv.writer(csv_file)
-        writer.writerow(SAMPLE_FIELDS)
-    last_json = time.time()
-
-    def keep(out):
-        nonlocal last_json
-        if "error" in out:
-            raise _SampleFailed(out["error"])
-        records.append(out["record"])
-        trajectories.append(out["trajectory"])
-        if writer is not None:
-            writer.writerow([_csv_value(out["record"][k]) for k in SAMPLE_FIELDS])
-            csv_file.flush()
-        if json_path and time.time() - last_json > 5.0:
-            _write_json(json_path, aggregate(records, trajectories, config, time.time() - start, complete=False,
-                                             model_hash=model_hash, data=data))
-            last_json = time.time()
-        bar.update(len(records))
-
-    interrupted = False
-    try:
-        if workers == 1 or len(samples) <= 1:
-            for item in samples:
-                keep(runner(item))
-        else:
-            ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-            with ctx.Pool(workers, initializer=_init_worker, initargs=(config,)) as pool:
-                for out in pool.imap(_run_in_worker, samples, chunksize=max(1, min(8, len(samples) // (workers * 8) or 1))):
-                    keep(out)
-    except KeyboardInterrupt:
-        interrupted = True
-    except _SampleFailed as exc:
-        if json_path:
-            _write_json(json_path, aggregate(records, trajectories, config, time.time() - start, complete=False,
-                                             model_hash=model_hash, data=data))
-        raise EvsimError(str(exc)) from None
-    finally:
-        if csv_file is not None:
-            csv_file.close()
-    wall = time.time() - start
-    bar.update(len(records), final=True)
-    doc = aggregate(records, trajectories, config, wall, complete=not interrupted, model_hash=model_hash, data=data)
-    doc["workers"] = workers
-    if interrupted:
-        doc["interrupted"] = True
-    if json_path:
-        _write_json(json_path, doc)
-    if interrupted:
-        raise KeyboardInterrupt
-    doc["_trajectories"] = trajectories
-    return doc
-
-
-class _SampleFailed(Exception):
-    pass
-
-
-def _csv_value(value):
-    if isinstance(value, (dict, list)):
-        return json.dumps(value)
-    return "" if value is None else value
-
-
-def _write_json(path, doc: dict) -> None:
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    clean = {k: v for k, v in doc.items() if not k.startswith("_")}
-    tmp.write_text(json.dumps(clean, indent=1, default=_json_default))
-    os.replace(tmp, path)
-
-
-def _json_default(obj):
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating,)):
-        return float(obj)
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+    a = {r["path"]: bool(r["correct"]) for r in doc_a.get("samples", [])}
+    b = {r["path"]: bool(r["correct"]) for r in doc_b.get("samples", [])}
+    common = sorted(set(a) & set(b))
+    if not common:
+        raise OptionError("the two results share no recording", option="RESULTS")
+    diff = paired_difference_interval([a[p] for p in common], [b[p] for p in common], confidence)
+    diff.update(confidence=confidence, only_in_a=len(set(a) - set(b)), only_in_b=len(set(b) - set(a)),
+                accuracy_a=float(np.mean([a[p] for p in common])), accuracy_b=float(np.mean([b[p] for p in common])))
+    return diff
 
 
 def write_json(path, doc: dict) -> None:
     """Write an eval document (drops in-memory-only keys)."""
-    _write_json(path, doc)
+    write_json_atomic(path, doc)
 
-
-__all__ = ["EvalConfig", "SampleRunner", "evaluate", "aggregate", "sample_record", "write_json", "predict"]

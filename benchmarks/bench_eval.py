@@ -1,0 +1,187 @@
+"""Whole-evaluation speed: `evsim eval` against the engine alone, 1 vs 2 workers, a Dask scale-out.
+
+One command::
+
+    python benchmarks/bench_eval.py [--data $EVSIM_SHARED_DATA/nmnist-train1k] [--repeats 3]
+                                    [--json benchmarks/results/bench_eval.json]
+
+Model: the bundled N-MNIST CNN (``evsim/bundled/nmnist_cnn/model.nir``, profile speck), no cutoff
+(anytime analysis on, the default), every recording of ``--data``. Figures, each the median over
+``--repeats`` runs after one warm-up run (numba's on-disk cache filled):
+
+* ``engine_s``: ``Simulator.run`` over every recording (events read beforehand), in this process;
+* ``eval_1_worker_s``: ``evsim eval DATA --json ... --csv ...`` as a subprocess, start-up (imports,
+  model compilation) included;
+* ``eval_2_workers_s``: the same with ``--workers 2`` (a local Dask cluster, start-up included);
+* ``scaleout``: a ``dask scheduler`` and two ``dask worker --nthreads 1`` started as separate
+  processes on 127.0.0.1, ``evsim eval --scheduler ADDRESS``; its records must equal the 1-worker
+  run's (checked, reported as ``records_identical``);
+* ``peak_rss_mib``: peak resident memory of the 1-worker eval for a quarter of the recordings and
+  for all of them (memory flat in the number of samples).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+MODEL = REPO / "evsim" / "bundled" / "nmnist_cnn" / "model.nir"
+
+
+def machine() -> dict:
+    import numba
+    import numpy as np
+
+    info = {"python": platform.python_version(), "platform": platform.platform(), "logical_cpus": os.cpu_count(),
+            "numpy": np.__version__, "numba": numba.__version__}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+        info["memory_gib"] = round(int(Path("/proc/meminfo").read_text().split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    info["load_average_at_start"] = os.getloadavg()
+    return info
+
+
+def env() -> dict:
+    return {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+def eval_cmd(data, out: Path, *extra) -> list:
+    return [sys.executable, "-m", "evsim.cli", "eval", str(MODEL), str(data), "--profile", "speck", "--quiet",
+            "--json", str(out), "--csv", str(out.with_suffix(".csv")), *extra]
+
+
+def timed(cmd) -> tuple[float, dict]:
+    """Wall time and peak RSS (MiB) of a subprocess."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env())
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return wall, {"peak_rss_mib_upper_bound": max(before, after) / 1024}
+
+
+def engine_time(data, repeats: int) -> dict:
+    import evsim
+
+    model = evsim.load_model(str(MODEL), profile="speck")
+    files = evsim.FolderDataset(data).samples
+    events = [evsim.read_recording(p).events for p, _ in files]
+    sim = evsim.Simulator(model)
+    for ev in events[:50]:
+        sim.run(ev)  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for ev in events:
+            sim.run(ev)
+        times.append(time.perf_counter() - t0)
+    return {"engine_s": statistics.median(times), "engine_runs_s": times, "n_recordings": len(events)}
+
+
+def peak_rss(data, out: Path, limit: int | None) -> float:
+    """Peak RSS (MiB) of one eval subprocess, read from /usr/bin/time-free wait4 accounting."""
+    cmd = eval_cmd(data, out) + (["--limit", str(limit)] if limit else [])
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env())
+    _, status, usage = os.wait4(proc.pid, 0)
+    if status != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}")
+    return usage.ru_maxrss / 1024
+
+
+def scaleout(data, tmp: Path, reference: dict) -> dict:
+    dask = shutil.which("dask") or str(Path(sys.executable).with_name("dask"))
+    sched_file = tmp / "scheduler.json"
+    procs = []
+    try:
+        procs.append(subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", "0",
+                                       "--no-dashboard", "--scheduler-file", str(sched_file)],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env()))
+        for _ in range(30 * 10):
+            if sched_file.exists() and sched_file.stat().st_size:
+                break
+            time.sleep(0.1)
+        address = json.loads(sched_file.read_text())["address"]
+        for _ in range(2):
+            procs.append(subprocess.Popen([dask, "worker", "--nthreads", "1", "--nworkers", "1", "--host",
+                                           "127.0.0.1", "--no-dashboard", "--scheduler-file", str(sched_file)],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env()))
+        from distributed import Client
+
+        with Client(address, timeout="60s") as client:
+            client.wait_for_workers(2, timeout=120)
+        out = tmp / "scaleout.json"
+        wall, _ = timed(eval_cmd(data, out, "--scheduler", address))
+        doc = json.loads(out.read_text())
+        return {"wall_s": wall, "address": address, "records_identical": doc["samples"] == reference["samples"]}
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    shared = os.environ.get("EVSIM_SHARED_DATA", str(REPO.parent / "shared" / "data"))
+    ap.add_argument("--data", default=str(Path(shared) / "nmnist-train1k"),
+                    help="root/<label>/ folder (default: $EVSIM_SHARED_DATA/nmnist-train1k)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+    data = Path(args.data)
+    report = {"machine": machine(), "data": str(data), "model": str(MODEL.relative_to(REPO)),
+              "repeats": args.repeats}
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        print("engine only ...", flush=True)
+        report.update(engine_time(data, args.repeats))
+        runs = {}
+        for name, extra in (("eval_1_worker", ()), ("eval_2_workers", ("--workers", "2"))):
+            out = tmp / f"{name}.json"
+            timed(eval_cmd(data, out, *extra))  # warm-up
+            walls = []
+            for _ in range(args.repeats):
+                walls.append(timed(eval_cmd(data, out, *extra))[0])
+                print(f"{name}: {walls[-1]:.1f} s", flush=True)
+            runs[name] = json.loads(out.read_text())
+            report[f"{name}_s"] = statistics.median(walls)
+            report[f"{name}_runs_s"] = walls
+        report["records_identical_1_vs_2_workers"] = runs["eval_1_worker"]["samples"] == runs["eval_2_workers"]["samples"]
+        report["eval_over_engine"] = report["eval_1_worker_s"] / report["engine_s"]
+        report["speedup_2_workers"] = report["eval_1_worker_s"] / report["eval_2_workers_s"]
+        print("scale-out (dask scheduler + 2 dask workers) ...", flush=True)
+        report["scaleout"] = scaleout(data, tmp, runs["eval_1_worker"])
+        n = report["n_recordings"]
+        report["peak_rss_mib"] = {str(n // 4): peak_rss(data, tmp / "rss_q.json", n // 4),
+                                  str(n): peak_rss(data, tmp / "rss_all.json", None)}
+    report["machine"]["load_average_at_end"] = os.getloadavg()
+    text = json.dumps(report, indent=1)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

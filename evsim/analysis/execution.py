@@ -1,0 +1,280 @@
+"""Running samples: one simulator per worker, one simulation per sample, in this process or on
+Dask workers.
+
+**One simulation per sample.** Without a cutoff the run records its output trajectory as it goes
+(``record_output``), which gives the record and the anytime digest at once. With a cutoff (event
+mode) the sample runs *with* the cutoff and ``record_output`` until the engine decides; its
+record is taken there — it is the record of a real engine run with that cutoff, not a replay, so
+SynOps, spikes per layer and events consumed are the engine's own — and then the same engine
+state continues with the cutoff switched off over the input events not consumed yet, which
+completes the uncut trajectory for the anytime analysis and the oracle cutoff time. All engine
+state lives in the state arrays, so continuing is exactly what an uncut run does after that
+output change (checked bit for bit in tests/test_evaluate.py); every input event is processed
+once. We chose this over replaying the rule on an uncut trajectory because the replay would need
+SynOps and per-layer spikes at every output change, which the engine does not record.
+
+In clock mode with a cutoff there is no such continuation; the sample runs with the cutoff only
+and the anytime digest is left out (``anytime`` is then absent from the document).
+
+**Workers.** :class:`SampleRunner` compiles the model and builds its simulator once; a worker
+process keeps one runner per configuration (:func:`runner_for`). Work items are
+``(index, path, label)`` — workers read the recording files themselves, nothing read from a file
+is ever unpickled — or ``(index, events, label)`` for in-memory datasets given to the API.
+
+**Dask.** A Dask scheduler runs whatever code its clients send: anyone who can reach it can run
+code as the user of every worker. A LocalCluster started here listens on 127.0.0.1 only; for an
+existing cluster use TLS (``--tls-ca-file``, ``--tls-cert``, ``--tls-key``, or a Dask security
+configuration) and do not expose the scheduler port beyond the machines you trust.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from ..errors import EvsimError, OptionError
+from ..sim.result import Cutoff
+from .records import error_record, sample_record
+from .trajectory import Trajectory
+
+__all__ = ["EvalConfig", "SampleRunner", "runner_for", "run_chunk", "Progress"]
+
+
+@dataclass
+class EvalConfig:
+    """Everything that defines how each sample is simulated (plain data, sent to workers)."""
+
+    model_path: str
+    profile: str = "nir"
+    overrides: dict = field(default_factory=dict)
+    precision: str = "float32"
+    mode: str = "event"  # or "clock"
+    bin_us: float | None = None
+    n_bins: int | None = None
+    cutoff: Cutoff = field(default_factory=Cutoff)
+    transform: dict = field(default_factory=dict)
+    sort: bool = False
+    budget: int | None = None
+    anytime: bool = True  # also record the uncut trajectory (OCT, anytime curves)
+
+    def __post_init__(self):
+        if self.mode not in ("event", "clock"):
+            raise OptionError(f"must be event or clock, got {self.mode!r}", option="--mode")
+        if self.mode == "clock" and (self.bin_us is None) == (self.n_bins is None):
+            raise OptionError("clock mode needs exactly one of --bin-us and --n-bins", option="--mode")
+        if self.bin_us is not None and not self.bin_us > 0:
+            raise OptionError("must be > 0", option="--bin-us")
+        if self.n_bins is not None and not self.n_bins >= 1:
+            raise OptionError("must be >= 1", option="--n-bins")
+        if self.budget is not None and not self.budget > 0:
+            raise OptionError("must be > 0", option="--budget")
+
+    @property
+    def records_anytime(self) -> bool:
+        """Whether records carry the anytime digest (see the module docstring)."""
+        return self.anytime and (self.mode == "event" or self.cutoff.mode == "none")
+
+    def options(self) -> dict:
+        """Every option that changes results, JSON-able (provenance; resume checks it)."""
+        d = asdict(self)
+        d["cutoff"] = self.cutoff.describe()
+        d["overrides"] = {k: v for k, v in sorted(self.overrides.items()) if v is not None}
+        d["transform"] = {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(self.transform.items())}
+        return json.loads(json.dumps(d))
+
+    def key(self) -> str:
+        return hashlib.sha256(json.dumps(self.options(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+class SampleRunner:
+    """Compiles the model and builds the simulator once; simulates samples one per call."""
+
+    def __init__(self, config: EvalConfig):
+        from ..compile.builder import load_model
+        from ..input.transforms import build_transform
+
+        self.config = config
+        self.model = load_model(config.model_path, profile=config.profile, precision=config.precision,
+                                **config.overrides)
+        self.transform = build_transform(config.transform)
+        self.sim = self._build(config.cutoff, record_output=config.records_anytime)
+        self._uncut_fallback = None
+        self._extra_sims = {}
+        self.last_trajectory = None  # uncut trajectory of the last sample (anytime on)
+
+    def _build(self, cutoff: Cutoff, record_output: bool):
+        if self.config.mode == "clock":
+            from ..sim.clock import ClockSimulator
+
+            return ClockSimulator(self.model, bin_us=self.config.bin_us, n_bins=self.config.n_bins, cutoff=cutoff,
+                                  record_output=record_output)
+        from ..sim.event import Simulator
+
+        kwargs = {} if self.config.budget is None else {"budget": self.config.budget}
+        return Simulator(self.model, cutoff=cutoff, record_output=record_output, **kwargs)
+
+    def simulator(self, cutoff: Cutoff, record_output: bool, record_spikes: bool = False):
+        """A simulator of this runner's model for other uses (``evsim run``, ``evsim raster``),
+        built once per (cutoff, recording options)."""
+        key = (json.dumps(cutoff.describe(), sort_keys=True), record_output, record_spikes)
+        if key not in self._extra_sims:
+            if self.config.mode == "clock":
+                from ..sim.clock import ClockSimulator
+
+                sim = ClockSimulator(self.model, bin_us=self.config.bin_us, n_bins=self.config.n_bins, cutoff=cutoff,
+                                     record_output=record_output, record_spikes=record_spikes)
+            else:
+                from ..sim.event import Simulator
+
+                kwargs = {} if self.config.budget is None else {"budget": self.config.budget}
+                sim = Simulator(self.model, cutoff=cutoff, record_output=record_output, record_spikes=record_spikes,
+                                **kwargs)
+            self._extra_sims[key] = sim
+        return self._extra_sims[key]
+
+    def events(self, path: str):
+        """The recording at ``path``, read and transformed (a Recording)."""
+        from ..input.recordings import read_recording
+
+        rec = read_recording(path, sort=self.config.sort)
+        return self.transform.apply(rec) if self.transform else rec
+
+    def events_of(self, path: str) -> np.ndarray:
+        return self.events(path).events
+
+    def prepare(self, events, source: str | None = None) -> np.ndarray:
+        """In-memory events (any structured array with t, x[, y, p]) → checked EVENT_DTYPE array."""
+        from ..input.events import as_events, check_sorted, sort_events
+
+        ev = as_events(np.asarray(events), source=source)
+        if self.config.sort:
+            ev = sort_events(ev)
+        else:
+            check_sorted(ev, source=source)
+        return self.transform(ev) if self.transform else ev
+
+    def run_events(self, events: np.ndarray, source: str):
+        """(result, trajectory or None) of one sample: one simulation (see the module docstring)."""
+        sim = self.sim
+        self.last_trajectory = None
+        result = sim.run(events, source=source)
+        if not self.config.records_anytime:
+            return result, None
+        full = result
+        if self.config.cutoff.mode != "none" or self.config.cutoff.max_time_us is not None \
+                or self.config.cutoff.max_events is not None:
+            full = self._continue_uncut(events, source)
+        duration = float(events["t"][-1] - events["t"][0]) if events.size else 0.0
+        self.last_trajectory = Trajectory.from_result(full, label=None, duration_us=duration)
+        return result, self.last_trajectory
+
+    def _continue_uncut(self, events: np.ndarray, source: str):
+        """Continue the stopped run of ``self.simulator`` without cutoff to the end of the input;
+        return the uncut result (its output record is the whole trajectory)."""
+        from ..sim import engine as eng
+
+        sim = self.sim
+        try:
+            state, counters = sim.state, sim.state.counters
+            consumed = int(counters[eng.C_CONSUMED])
+            run_on = (sim.status != eng.STATUS_BUDGET and consumed < events.shape[0]
+                      and counters[eng.C_PROCESSED] < counters[eng.C_BUDGET])
+            if run_on:
+                from ..input.events import input_indices
+
+                rest = events[consumed:]
+                index = sim._input_map[input_indices(rest, sim.model.input_shape, source=source)]
+                times = (rest["t"].astype(np.int64) - sim._t0_us).astype(np.float64)
+                status, _, sim.buffers = eng.run(sim.model.arrays, state, sim.buffers, index, times, -np.inf,
+                                                 Cutoff().as_array())
+                sim.status = status
+            sim.cutoff, saved = Cutoff(), sim.cutoff  # result() reads the rule's limits
+            try:
+                return sim.result()
+            finally:
+                sim.cutoff = saved
+        except AttributeError:  # the simulator's internals changed: fall back to a second run
+            if self._uncut_fallback is None:
+                self._uncut_fallback = self._build(Cutoff(), record_output=True)
+            return self._uncut_fallback.run(events, source=source)
+
+    def __call__(self, item) -> dict:
+        """Record (or error record) of one work item ``(index, path or events, label)``."""
+        index, source, label = item
+        name = source if isinstance(source, str) else f"<sample {index}>"
+        try:
+            events = self.events_of(source) if isinstance(source, str) else self.prepare(source, name)
+            result, traj = self.run_events(events, name)
+            if traj is not None:
+                traj.label = None if label is None else int(label)
+            return sample_record(name, label, result, traj, index=index)
+        except EvsimError as exc:
+            return error_record(index, name, label, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+
+
+# --------------------------------------------------------------------------------------------
+# workers
+# --------------------------------------------------------------------------------------------
+
+_RUNNERS: dict = {}
+
+
+def runner_for(config: EvalConfig) -> SampleRunner:
+    """This process's runner for ``config`` (built on first use, then reused)."""
+    key = config.key()
+    if key not in _RUNNERS:
+        _RUNNERS.clear()  # one configuration at a time: memory stays flat
+        _RUNNERS[key] = SampleRunner(config)
+    return _RUNNERS[key]
+
+
+def run_chunk(config: EvalConfig, items: list) -> list:
+    """Records of a chunk of work items (runs in a worker)."""
+    runner = runner_for(config)
+    return [runner(item) for item in items]
+
+
+# --------------------------------------------------------------------------------------------
+# progress
+# --------------------------------------------------------------------------------------------
+
+
+class Progress:
+    """A progress line on stderr: done/total, percent, samples/s, ETA."""
+
+    def __init__(self, total: int, label: str = "evsim", enabled: bool = True, done: int = 0):
+        self.total = total
+        self.label = label
+        self.enabled = enabled
+        self.start = time.time()
+        self.offset = done
+        self.last = 0.0
+        self.tty = sys.stderr.isatty()
+        self.last_percent = -10.0
+
+    def update(self, done: int, final: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.time()
+        elapsed = now - self.start
+        percent = 100.0 * done / self.total if self.total else 100.0
+        if not final and now - self.last < 0.2:
+            return
+        if not self.tty and not final and percent - self.last_percent < 10:
+            return
+        self.last, self.last_percent = now, percent
+        rate = (done - self.offset) / elapsed if elapsed > 0 else 0.0
+        eta = (self.total - done) / rate if rate > 0 else float("nan")
+        eta_text = "--:--" if math.isnan(eta) else f"{int(eta) // 60:d}:{int(eta) % 60:02d}"
+        width = 24
+        filled = int(width * done / self.total) if self.total else width
+        line = (f"{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} {percent:5.1f}% "
+                f"{rate:6.1f} samples/s ETA {eta_text}")
+        end = "\n" if final or not self.tty else ""
+        print(("\r" if self.tty else "") + line, end=end, file=sys.stderr, flush=True)

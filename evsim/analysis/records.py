@@ -1,0 +1,263 @@
+"""Per-sample evaluation records and the files that hold them.
+
+A *record* is the SPEC §7 result of one sample, a plain JSON-able dict keyed by the sample's
+``index`` (its position in the dataset), so records can arrive in any order and the final
+document is still in sample order. Besides the figures of the run, a record carries the sample's
+*anytime digest* (:func:`anytime_digest`): the few points of its output trajectory that the
+anytime summary needs, so aggregates never need the trajectories themselves (memory stays flat in
+the number of samples) and a resumed run rebuilds them from the records on disk.
+
+A sample that cannot be evaluated (unreadable recording, bad events) gives an *error record*
+``{"index", "path", "label", "error"}`` instead.
+
+Files:
+
+* the records file ``<output>.records.jsonl`` (JSON lines, append-only): a header line (model
+  hash, options, data), then one record per line, each written with a single ``write`` and
+  flushed. A process killed at any moment leaves at most a truncated last line, which
+  :func:`read_records_file` ignores; it is the state :func:`evsim.analysis.evaluate.evaluate`
+  resumes from and is removed once the final document is written.
+* the CSV (``--csv``): one row per finished sample, appended and flushed; rewritten in sample
+  order at the end.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import OptionError
+
+__all__ = ["SAMPLE_FIELDS", "sample_record", "error_record", "anytime_digest", "RecordsFile", "read_records_file",
+           "records_path_for", "write_json_atomic", "dumps_document", "csv_row", "write_csv", "json_default"]
+
+SAMPLE_FIELDS = ["index", "path", "label", "prediction", "correct", "decision_time_us", "events_consumed",
+                 "events_total", "synops", "spikes_per_node", "output_counts", "confidence", "oct_us", "status"]
+
+RECORDS_FORMAT = "evsim-eval-records/1"
+
+
+# --------------------------------------------------------------------------------------------
+# records
+# --------------------------------------------------------------------------------------------
+
+
+def _number(v):
+    v = float(v)
+    return int(v) if v.is_integer() else v
+
+
+def sample_record(path, label, result, trajectory=None, *, index: int | None = None) -> dict:
+    """The SPEC §7 record of one sample (``trajectory``: the uncut output trajectory, for the
+    oracle cutoff time and the anytime digest; None when anytime analysis is off)."""
+    record = {
+        "index": index,
+        "path": str(path),
+        "label": None if label is None else int(label),
+        "prediction": result.prediction,
+        "correct": bool(label is not None and result.prediction == label),
+        "decision_time_us": result.decision_time_us,
+        "events_consumed": result.events_consumed,
+        "events_total": result.events_total,
+        "synops": result.synops,
+        "spikes_per_node": result.spikes_per_node,
+        "output_counts": [_number(v) for v in np.asarray(result.output)],
+        "confidence": result.confidence,
+        "oct_us": None,
+        "status": result.status,
+    }
+    if index is None:
+        del record["index"]
+    if trajectory is not None:
+        record["anytime"], record["oct_us"] = _digest_and_oct(trajectory)
+    return record
+
+
+def error_record(index: int, path, label, message: str) -> dict:
+    return {"index": int(index), "path": str(path), "label": None if label is None else int(label), "error": message}
+
+
+def anytime_digest(traj) -> dict:
+    """What the anytime summary needs of one trajectory, exactly (not an approximation).
+
+    * ``flip_t_us`` / ``flip_events``: time and events consumed at each output change where the
+      prediction's correctness flips (starting from "wrong" before the first change). The
+      prediction available at any time t is correct iff an odd number of flips happened at or
+      before t — the same answer as looking up the last change at or before t.
+    * ``peaks``: [confidence, t_us, events, correct] at each change where the Top-K confidence
+      (top1 − top2) exceeds every earlier one. A global threshold β is first reached at the first
+      peak ≥ β, so these points replay any global Top-K cutoff exactly.
+    * ``duration_us``, ``final_correct``.
+    """
+    return _digest_and_oct(traj)[0]
+
+
+def _digest_and_oct(traj) -> tuple[dict, float | None]:
+    """(anytime digest, oracle cutoff time) in one pass over the trajectory (the OCT rule of
+    :func:`evsim.analysis.trajectory.oracle_cutoff_time`)."""
+    vectors = np.asarray(traj.vectors, dtype=float)
+    n = len(traj.t_us)
+    peaks, oct_us = [], None
+    if n == 0:
+        correct = np.zeros(0, dtype=bool)
+    else:
+        active = np.any(vectors != 0, axis=1)
+        pred = np.where(active, np.argmax(vectors, axis=1), -1)
+        correct = pred == traj.label if traj.label is not None else np.zeros(n, dtype=bool)
+        if vectors.shape[1] > 1:
+            top2 = np.partition(vectors, -2, axis=1)[:, -2:]
+            conf = top2[:, 1] - top2[:, 0]
+        else:
+            conf = vectors[:, 0].copy()
+        conf = np.where(active, conf, 0.0)
+        running = np.maximum.accumulate(np.concatenate([[0.0], conf]))[:-1]
+        k = np.flatnonzero(conf > running)
+        peaks = [list(p) for p in zip(conf[k].astype(float).tolist(), np.asarray(traj.t_us, dtype=float)[k].tolist(),
+                                      np.asarray(traj.events, dtype=np.int64)[k].tolist(), correct[k].tolist())]
+        if traj.label is not None and correct[-1]:
+            wrong = np.flatnonzero(~correct)
+            oct_us = float(traj.t_us[0 if wrong.size == 0 else int(wrong[-1]) + 1])
+    before = np.concatenate([[False], correct[:-1]]) if n else correct
+    flips = np.flatnonzero(correct != before)
+    digest = {
+        "duration_us": float(traj.duration_us),
+        "final_correct": bool(correct[-1]) if n else False,
+        "flip_t_us": np.asarray(traj.t_us, dtype=float)[flips].tolist(),
+        "flip_events": np.asarray(traj.events, dtype=np.int64)[flips].tolist(),
+        "peaks": peaks,
+    }
+    return digest, oct_us
+
+
+# --------------------------------------------------------------------------------------------
+# files
+# --------------------------------------------------------------------------------------------
+
+
+def json_default(obj):
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def dumps_document(doc: dict) -> str:
+    """JSON text of a document: one line per top-level key and one line per entry of ``samples``
+    (readable, diffable, and written by the C encoder: ``indent`` would fall back to the slow
+    pure-Python one)."""
+    def one(value):
+        return json.dumps(value, default=json_default)
+
+    lines = []
+    for key, value in doc.items():
+        if key == "samples" and isinstance(value, list) and value:
+            inner = ",\n  ".join(one(v) for v in value)
+            lines.append(f" {one(key)}: [\n  {inner}\n ]")
+        else:
+            lines.append(f" {one(key)}: {one(value)}")
+    return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
+def write_json_atomic(path, doc: dict) -> None:
+    """Write ``doc`` (keys starting with ``_`` dropped) to a temporary file, then rename it over
+    ``path``: a reader (or a kill) never sees half a document."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    clean = {k: v for k, v in doc.items() if not str(k).startswith("_")}
+    with open(tmp, "w") as f:
+        f.write(dumps_document(clean))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def records_path_for(output) -> Path:
+    """The records file that goes with an output file (``out.json`` → ``out.json.records.jsonl``)."""
+    output = Path(output)
+    return output.with_name(output.name + ".records.jsonl")
+
+
+class RecordsFile:
+    """Append-only JSON-lines file: a header, then one record per line."""
+
+    def __init__(self, path, header: dict, *, append: bool = False, valid_bytes: int | None = None):
+        self.path = Path(path)
+        if append:
+            self.file = open(self.path, "r+b")
+            # drop a truncated last line left by a killed process
+            self.file.truncate(valid_bytes if valid_bytes is not None else self.file.seek(0, 2))
+            self.file.seek(0, 2)
+        else:
+            self.file = open(self.path, "wb")
+            self._write({"format": RECORDS_FORMAT, **header})
+
+    def _write(self, obj: dict) -> None:
+        self.file.write((json.dumps(obj, default=json_default) + "\n").encode())
+        self.file.flush()
+
+    def append(self, record: dict) -> None:
+        self._write(record)
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def read_records_file(path) -> tuple[dict, dict, int]:
+    """(header, {index: record}, bytes of complete lines) of a records file; a truncated last
+    line (a killed writer) is ignored."""
+    path = Path(path)
+    data = path.read_bytes()
+    header, records, valid = None, {}, 0
+    for line in io.BytesIO(data):
+        if not line.endswith(b"\n"):
+            break
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            break
+        valid += len(line)
+        if header is None:
+            if obj.get("format") != RECORDS_FORMAT:
+                raise OptionError(f"{path} is not an evsim records file", option="--resume")
+            header = obj
+        else:
+            records[int(obj["index"])] = obj
+    if header is None:
+        raise OptionError(f"{path} has no header (nothing to resume)", option="--resume")
+    return header, records, valid
+
+
+def csv_row(record: dict) -> list:
+    out = []
+    for k in SAMPLE_FIELDS:
+        v = record.get(k)
+        if isinstance(v, (dict, list)):
+            v = json.dumps(v)
+        out.append("" if v is None else v)
+    if "error" in record:
+        out[SAMPLE_FIELDS.index("status")] = "error: " + record["error"]
+    return out
+
+
+def write_csv(path, records: list) -> None:
+    """Rewrite the CSV atomically with ``records`` (sample order)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(SAMPLE_FIELDS)
+        for r in records:
+            w.writerow(csv_row(r))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

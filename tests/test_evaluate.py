@@ -1,0 +1,531 @@
+"""Dataset evaluation (evsim.analysis.evaluate): one simulation per sample that still gives the
+record of a real cutoff run and the uncut trajectory; records independent of workers, chunking
+and order (a real Dask LocalCluster); error records; stratified subsets; aggregates against
+counts made here; interrupt, kill and resume of the `evsim eval` command."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import evsim
+from evsim import analysis
+from evsim.analysis.evaluate import EvalConfig, compare_results, evaluate, stratified_subset
+from evsim.analysis.execution import SampleRunner
+from evsim.analysis.records import read_records_file, records_path_for
+from evsim.cli import BUNDLED_MODEL, main
+from evsim.errors import EvsimError, OptionError
+from evsim.sim.result import Cutoff
+
+BUNDLED_RECORDING = next(iter(sorted((BUNDLED_MODEL.parent / "samples").glob("*/*.bin"))))
+REPO = Path(__file__).resolve().parents[1]
+WALL_FIELDS = ("wall_s", "samples_per_s", "workers")
+
+
+def _cut(events, rng, fraction):
+    keep = np.sort(rng.choice(events.size, int(events.size * fraction), replace=False))
+    return events[keep]
+
+
+@pytest.fixture(scope="module")
+def base_events():
+    return evsim.read_recording(BUNDLED_RECORDING).events
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory, base_events):
+    """12 .npy recordings in 3 classes (random subsets of the bundled recording)."""
+    root = tmp_path_factory.mktemp("evaldata")
+    rng = np.random.default_rng(1)
+    for i in range(12):
+        label = i % 3
+        (root / str(label)).mkdir(exist_ok=True)
+        np.save(root / str(label) / f"rec{i:02d}.npy", _cut(base_events, rng, rng.uniform(0.3, 0.9)))
+    return root
+
+
+@pytest.fixture(scope="module")
+def samples(dataset):
+    return evsim.FolderDataset(dataset).samples
+
+
+def config(**kw):
+    return EvalConfig(str(BUNDLED_MODEL), "speck", **kw)
+
+
+def strip_wall(doc):
+    return {k: v for k, v in doc.items() if k not in WALL_FIELDS}
+
+
+# ------------------------------------------------------------------------------------------
+# one simulation per sample
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cutoff", [Cutoff("topk", threshold=3.0), Cutoff("conf", epsilon=0.2),
+                                    Cutoff("none", max_events=2000)], ids=["topk", "conf", "max_events"])
+def test_cut_record_is_a_real_engine_run_and_the_trajectory_the_uncut_one(samples, cutoff):
+    runner = SampleRunner(config(cutoff=cutoff))
+    model = evsim.load_model(BUNDLED_MODEL, profile="speck")
+    cut_sim = evsim.Simulator(model, cutoff=cutoff)
+    uncut_sim = evsim.Simulator(model, record_output=True)
+    decided = 0
+    for path, label in samples:
+        events = evsim.read_recording(path).events
+        record = runner((0, path, label))
+        cut = cut_sim.run(events)
+        uncut = uncut_sim.run(events)
+        decided += cut.status != "complete"
+        # the record is the one of an engine run with the cutoff
+        assert record["status"] == cut.status
+        assert record["prediction"] == cut.prediction
+        assert record["events_consumed"] == cut.events_consumed and record["events_total"] == cut.events_total
+        assert record["synops"] == cut.synops
+        assert record["spikes_per_node"] == cut.spikes_per_node
+        assert record["decision_time_us"] == cut.decision_time_us
+        assert record["confidence"] == cut.confidence
+        assert record["output_counts"] == cut.output.tolist()
+        # the trajectory (continued after the decision) is the uncut run's, bit for bit
+        traj = runner.last_trajectory
+        t, k, v = uncut.output_record
+        assert np.array_equal(traj.t_us, t) and np.array_equal(traj.events, k) and np.array_equal(traj.vectors, v)
+        traj.label = label
+        assert record["oct_us"] == analysis.oracle_cutoff_time(traj)
+    assert decided > 0  # the rule did stop some samples early
+
+
+def test_one_simulation_per_sample_without_cutoff(samples, monkeypatch):
+    runner = SampleRunner(config())
+    calls = []
+    original = runner.sim.run
+    monkeypatch.setattr(runner.sim, "run", lambda *a, **k: calls.append(1) or original(*a, **k))
+    for i, (path, label) in enumerate(samples[:4]):
+        runner((i, path, label))
+    assert len(calls) == 4
+
+
+# ------------------------------------------------------------------------------------------
+# aggregates against counts made here
+# ------------------------------------------------------------------------------------------
+
+
+def test_aggregates_against_independent_counts(samples):
+    doc = evaluate(samples, config(), progress=False, keep_trajectories=True)
+    recs = doc["samples"]
+    labels = np.array([r["label"] for r in recs])
+    preds = np.array([-1 if r["prediction"] is None else r["prediction"] for r in recs])
+    assert [r["index"] for r in recs] == list(range(len(samples)))
+    assert doc["n_correct"] == int(np.sum(labels == preds))
+    assert doc["accuracy"] == np.mean(labels == preds)
+    n, k = len(recs), doc["n_correct"]
+    # Wilson bounds solve |p̂ − p| = z·sqrt(p(1 − p)/n)
+    for bound in (doc["accuracy_interval"]["low"], doc["accuracy_interval"]["high"]):
+        if 0 < bound < 1:
+            assert abs(k / n - bound) == pytest.approx(1.959963984540054 * np.sqrt(bound * (1 - bound) / n))
+    for row in doc["per_class"]:
+        mine = labels == row["label"]
+        assert row["n"] == int(mine.sum()) and row["correct"] == int(np.sum(preds[mine] == row["label"]))
+    cm = np.array(doc["confusion_matrix"]["counts"])
+    for y in range(cm.shape[0]):
+        for p in range(cm.shape[1] - 1):
+            assert cm[y, p] == int(np.sum((labels == y) & (preds == p)))
+        assert cm[y, -1] == int(np.sum((labels == y) & (preds == -1)))
+    assert doc["class_counts"] == {0: 4, 1: 4, 2: 4}
+    # the anytime summary from the digests equals the per-trajectory loops of evsim.analysis
+    trajs = doc["_trajectories"]
+    any_ = doc["anytime"]
+    assert any_["accuracy_vs_time"] == pytest.approx(analysis.accuracy_vs_time(trajs, any_["time_us"]).tolist(),
+                                                     abs=1e-12)
+    assert any_["accuracy_vs_fraction"] == pytest.approx(
+        analysis.accuracy_vs_fraction(trajs, any_["fraction"]).tolist(), abs=1e-12)
+    betas = [s["beta"] for s in any_["sweep"]]
+    assert betas
+    reference = analysis.cutoff_sweep(trajs, "topk", values=betas)
+    for mine, ref in zip(any_["sweep"], reference):
+        for key in ("accuracy", "mean_events_fraction", "mean_latency_us"):
+            assert mine[key] == pytest.approx(ref[key], abs=1e-12)
+    octs = [analysis.oracle_cutoff_time(t) for t in trajs]
+    assert doc["oct"]["defined"] == sum(o is not None for o in octs)
+    assert doc["mean_events_fraction"] == pytest.approx(np.mean([r["events_consumed"] / r["events_total"] for r in recs]))
+    # provenance
+    assert doc["evsim_version"] == evsim.__version__
+    assert doc["model_hash"] == evsim.load_model(BUNDLED_MODEL, profile="speck").model_hash
+    assert doc["options"]["profile"] == "speck" and doc["options"]["precision"] == "float32"
+
+
+def _random_trajectory(rng, label):
+    n = int(rng.integers(0, 40))
+    t = np.sort(rng.uniform(0, 1e5, n)).round()
+    t[rng.random(n) < 0.2] = t[0] if n else 0  # ties in time
+    t = np.sort(t)
+    events = np.sort(rng.integers(1, 5000, n))
+    vectors = np.cumsum(rng.integers(0, 2, (n, 4)) * (rng.random((n, 4)) < 0.4), axis=0).astype(float)
+    return analysis.Trajectory(t, events, vectors, 5000, 1e5 + float(rng.integers(0, 1000)), label)
+
+
+def test_anytime_digests_reproduce_the_trajectory_loops():
+    """Synthetic trajectories (ties in time and confidence, samples without activity): the
+    vectorised summary from digests equals evsim.analysis's per-trajectory functions."""
+    from evsim.analysis.aggregate import anytime_summary
+    from evsim.analysis.records import anytime_digest
+
+    rng = np.random.default_rng(5)
+    trajs = [_random_trajectory(rng, int(rng.integers(0, 4))) for _ in range(60)]
+    records = [{"events_total": tr.events_total, "anytime": anytime_digest(tr)} for tr in trajs]
+    s = anytime_summary(records)
+    assert s["accuracy_vs_time"] == pytest.approx(analysis.accuracy_vs_time(trajs, s["time_us"]).tolist(), abs=1e-12)
+    assert s["accuracy_vs_fraction"] == pytest.approx(analysis.accuracy_vs_fraction(trajs, s["fraction"]).tolist(),
+                                                      abs=1e-12)
+    betas = [v["beta"] for v in s["sweep"]]
+    assert len(betas) > 3
+    for mine, ref in zip(s["sweep"], analysis.cutoff_sweep(trajs, "topk", values=betas)):
+        for key in ("accuracy", "mean_events_fraction", "mean_latency_us"):
+            assert mine[key] == pytest.approx(ref[key], abs=1e-12)
+
+
+def test_in_memory_dataset_gives_the_folder_records(samples):
+    folder = evaluate(samples, config(), progress=False)
+    memory = [(np.load(path), label) for path, label in samples]
+
+    class Indexable:  # e.g. a tonic dataset: __len__ and __getitem__ → (events, target)
+        def __len__(self):
+            return len(memory)
+
+        def __getitem__(self, i):
+            return memory[i]
+
+    for data in (memory, Indexable()):
+        doc = evaluate(data, config(), progress=False)
+        for a, b in zip(folder["samples"], doc["samples"]):
+            assert {k: v for k, v in a.items() if k != "path"} == {k: v for k, v in b.items() if k != "path"}
+
+
+# ------------------------------------------------------------------------------------------
+# errors, subsets, comparison
+# ------------------------------------------------------------------------------------------
+
+
+def test_a_corrupt_recording_becomes_an_error_record(tmp_path, dataset):
+    root = tmp_path / "data"
+    for src in sorted(dataset.glob("*/*.npy"))[:5]:
+        (root / src.parent.name).mkdir(parents=True, exist_ok=True)
+        (root / src.parent.name / src.name).write_bytes(src.read_bytes())
+    bad = root / "1" / "zz_corrupt.npy"
+    bad.write_bytes(b"\x93NUMPY garbage")
+    data = evsim.FolderDataset(root).samples
+    out = tmp_path / "out.json"
+    doc = evaluate(data, config(), progress=False, json_path=out)
+    assert doc["n_errors"] == 1 and doc["errors"][0]["path"] == str(bad)
+    assert doc["n_samples"] == len(data) - 1 and doc["complete"]
+    assert json.loads(out.read_text())["n_errors"] == 1
+    with pytest.raises(EvsimError, match="zz_corrupt"):
+        evaluate(data, config(), progress=False, json_path=tmp_path / "stop.json", on_error="stop")
+    stopped = json.loads((tmp_path / "stop.json").read_text())
+    assert stopped["complete"] is False and stopped["n_errors"] == 1
+
+
+def test_an_unwritable_output_is_an_evsim_error(tmp_path, samples):
+    with pytest.raises(EvsimError, match="cannot write"):
+        evaluate(samples[:1], config(), progress=False, json_path=tmp_path / "missing" / "out.json")
+
+
+def test_stratified_subset_is_proportional_seeded_and_stable():
+    labels = [0] * 97 + [1] * 3 + [2] * 50 + [3] * 50  # label order, like a folder dataset
+    picked = stratified_subset(labels, 20, seed=3)
+    assert picked == sorted(picked) and len(set(picked)) == 20
+    counts = np.bincount(np.asarray(labels)[picked], minlength=4)
+    # quotas 9.7, 0.3, 5, 5: floors 9, 0, 5, 5 and the one left over to the largest remainder (class 0)
+    assert counts.tolist() == [10, 0, 5, 5]
+    assert stratified_subset(labels, 20, seed=3) == picked
+    assert stratified_subset(labels, 20, seed=4) != picked
+    assert stratified_subset(labels, 500) == list(range(200))
+    with pytest.raises(OptionError):
+        stratified_subset(labels, 0)
+
+
+def test_compare_gives_the_paired_difference(samples):
+    a = evaluate(samples, config(), progress=False)
+    b = evaluate(samples, config(cutoff=Cutoff("topk", threshold=1.0)), progress=False)
+    diff = compare_results(a, b)
+    ca = np.array([r["correct"] for r in a["samples"]])
+    cb = np.array([r["correct"] for r in b["samples"]])
+    assert diff["n"] == len(samples)
+    assert diff["a_only"] == int(np.sum(ca & ~cb)) and diff["b_only"] == int(np.sum(~ca & cb))
+    assert diff["difference"] == pytest.approx(ca.mean() - cb.mean())
+    assert diff["low"] <= diff["difference"] <= diff["high"]
+
+
+# ------------------------------------------------------------------------------------------
+# Dask
+# ------------------------------------------------------------------------------------------
+
+
+def test_local_cluster_records_are_bit_identical_to_one_worker(samples):
+    from distributed import Client, LocalCluster
+
+    one = evaluate(samples, config(cutoff=Cutoff("topk", threshold=3.0)), progress=False)
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                           dashboard_address=None)
+    try:
+        with Client(cluster) as client:
+            for chunk in (1, 5):
+                doc = evaluate(samples, config(cutoff=Cutoff("topk", threshold=3.0)), client=client,
+                               chunk_size=chunk, progress=False)
+                assert doc["samples"] == one["samples"]
+                assert strip_wall(doc) == strip_wall(one)
+            # the workers did the work: each process holds its own runner
+            pids = client.run(os.getpid)
+            assert len(set(pids.values())) == 2 and os.getpid() not in pids.values()
+    finally:
+        cluster.close()
+
+
+def test_a_worker_killed_mid_run_loses_no_sample(big_dataset, tmp_path):
+    """A Dask worker process killed while it works: its tasks run again elsewhere and the
+    document equals the one of a single in-process worker."""
+    import threading
+
+    from distributed import Client, LocalCluster
+
+    data = evsim.FolderDataset(big_dataset).samples
+    one = evaluate(data, config(), progress=False)
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                           dashboard_address=None)
+    try:
+        with Client(cluster) as client:
+            pids_before = set(client.run(os.getpid).values())
+            records = records_path_for(tmp_path / "k.json")
+
+            def kill_one_worker_once_started():
+                t0 = time.time()
+                while time.time() - t0 < 120:
+                    if records.exists() and records.read_bytes().count(b"\n") >= 5:
+                        break
+                    time.sleep(0.01)
+                os.kill(sorted(pids_before)[0], signal.SIGKILL)
+
+            killer = threading.Thread(target=kill_one_worker_once_started)
+            killer.start()
+            doc = evaluate(data, config(), client=client, chunk_size=4, progress=False, json_path=tmp_path / "k.json")
+            killer.join()
+            assert sorted(pids_before)[0] not in set(client.run(os.getpid).values())  # it did die
+    finally:
+        cluster.close()
+    assert doc["complete"] and doc["samples"] == one["samples"]
+
+
+# ------------------------------------------------------------------------------------------
+# the command: interrupts, kills, resume
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def big_dataset(tmp_path_factory, base_events):
+    """240 recordings in 4 classes, long enough to be interrupted mid-run."""
+    root = tmp_path_factory.mktemp("bigdata")
+    rng = np.random.default_rng(2)
+    for i in range(240):
+        label = i % 4
+        (root / str(label)).mkdir(exist_ok=True)
+        np.save(root / str(label) / f"r{i:03d}.npy", _cut(base_events, rng, rng.uniform(0.5, 1.0)))
+    return root
+
+
+def _eval_command(data, out, *extra):
+    return [sys.executable, "-m", "evsim.cli", "eval", str(BUNDLED_MODEL), str(data), "--profile", "speck",
+            "--cutoff", "topk", "--threshold", "4", "--json", str(out), "--csv", str(out.with_suffix(".csv")),
+            "--quiet", *extra]
+
+
+def _run(cmd, timeout=600):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def _start(cmd):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def _check_files_valid(out: Path):
+    """Whatever is on disk parses: the JSON document, the CSV, the records file."""
+    if out.exists():
+        doc = json.loads(out.read_text())
+        assert doc["format"] == "evsim-eval/2"
+    records = records_path_for(out)
+    if records.exists():
+        read_records_file(records)
+    csv_path = out.with_suffix(".csv")
+    if csv_path.exists():
+        import csv
+
+        with open(csv_path, newline="") as f:
+            rows = list(csv.reader(f))
+        assert rows[0][0] == "index"
+
+
+@pytest.fixture(scope="module")
+def reference_doc(tmp_path_factory, big_dataset):
+    out = tmp_path_factory.mktemp("ref") / "ref.json"
+    proc = _run(_eval_command(big_dataset, out))
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(out.read_text())
+
+
+def _wait_for_start(proc, out, limit_s=300):
+    """Until the run has finished its first samples (the records file has records)."""
+    records = records_path_for(out)
+    t0 = time.time()
+    while time.time() - t0 < limit_s and proc.poll() is None:
+        if records.exists() and records.read_bytes().count(b"\n") >= 2:
+            return
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_keeps_finished_samples_exits_130_and_resume_completes(tmp_path, big_dataset, reference_doc, sig):
+    rng = random.Random(sig)
+    for attempt in range(3):
+        out = tmp_path / f"run{attempt}.json"
+        proc = _start(_eval_command(big_dataset, out))
+        if attempt == 0:
+            time.sleep(rng.uniform(0.5, 3.0))  # possibly while the model loads
+        else:
+            _wait_for_start(proc, out)
+            time.sleep(rng.uniform(0.0, 1.0))
+        if proc.poll() is not None:
+            continue  # finished before the signal: not a try
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 130, err
+        assert "Traceback" not in err and "Segmentation" not in err
+        _check_files_valid(out)
+        doc = json.loads(out.read_text())
+        assert doc["complete"] is False and doc.get("interrupted") is True
+        resumed = _run(_eval_command(big_dataset, out, "--resume"))
+        assert resumed.returncode == 0, resumed.stderr
+        final = json.loads(out.read_text())
+        assert strip_wall(final) == strip_wall(reference_doc)
+        assert out.with_suffix(".csv").read_text().count("\n") == 241
+
+
+def test_sigint_with_two_dask_workers_exits_130_and_resume_completes(tmp_path, big_dataset, reference_doc):
+    out = tmp_path / "dask.json"
+    proc = _start(_eval_command(big_dataset, out, "--workers", "2"))
+    _wait_for_start(proc, out)
+    time.sleep(random.Random(3).uniform(0.0, 1.0))
+    if proc.poll() is not None:
+        pytest.fail("the run finished before the signal; make big_dataset larger")
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+    _check_files_valid(out)
+    assert json.loads(out.read_text())["complete"] is False
+    resumed = _run(_eval_command(big_dataset, out, "--resume", "--workers", "2"))
+    assert resumed.returncode == 0, resumed.stderr
+    assert strip_wall(json.loads(out.read_text())) == strip_wall(reference_doc)
+
+
+def test_sigkill_at_any_moment_leaves_valid_files_and_resume_gives_the_same_document(tmp_path, big_dataset,
+                                                                                     reference_doc):
+    rng = random.Random(7)
+    for attempt in range(3):
+        out = tmp_path / f"kill{attempt}.json"
+        proc = _start(_eval_command(big_dataset, out))
+        _wait_for_start(proc, out)
+        time.sleep(rng.uniform(0.0, 1.5))
+        if proc.poll() is not None:
+            continue
+        proc.kill()
+        proc.wait(timeout=60)
+        _check_files_valid(out)
+        resumed = _run(_eval_command(big_dataset, out, "--resume"))
+        assert resumed.returncode == 0, resumed.stderr
+        assert strip_wall(json.loads(out.read_text())) == strip_wall(reference_doc)
+        assert not records_path_for(out).exists()
+
+
+def test_resume_refuses_other_options(tmp_path, big_dataset):
+    out = tmp_path / "a.json"
+    proc = _start(_eval_command(big_dataset, out))
+    _wait_for_start(proc, out)
+    proc.kill()
+    proc.wait(timeout=60)
+    other = _eval_command(big_dataset, out, "--resume")
+    other[other.index("--threshold") + 1] = "5"
+    res = _run(other)
+    assert res.returncode == 2 and "cannot resume" in res.stderr and res.stderr.count("\n") == 1
+
+
+# ------------------------------------------------------------------------------------------
+# CLI: --limit, calibrate warning, info FOLDER, compare
+# ------------------------------------------------------------------------------------------
+
+
+def cli(capsys, *args):
+    code = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_limit_is_stratified_and_printed(capsys, tmp_path, big_dataset):
+    out = tmp_path / "lim.json"
+    code, stdout, err = cli(capsys, "eval", BUNDLED_MODEL, big_dataset, "--profile", "speck", "--limit", "8",
+                            "--seed", "1", "--json", out, "--quiet", "--no-anytime")
+    assert code == 0, err
+    doc = json.loads(out.read_text())
+    assert doc["class_counts"] == {"0": 2, "1": 2, "2": 2, "3": 2}
+    assert "classes               0: 2, 1: 2, 2: 2, 3: 2" in stdout
+    assert "95% CI" in stdout
+
+
+def test_calibrate_warns_about_thin_classes(capsys, tmp_path, dataset):
+    code, out, err = cli(capsys, "calibrate", BUNDLED_MODEL, dataset, "--profile", "speck", "--cutoff", "topk",
+                         "--epsilon", "0.5", "--calib-bins", "1", "-o", tmp_path / "cal.json", "--quiet")
+    assert code == 0, err
+    warnings = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(warnings) == 1 and warnings[0].startswith("evsim: warning:")
+    for c in ("0 (4)", "1 (4)", "2 (4)", "3 (0)"):
+        assert c in warnings[0]
+    cal = json.loads((tmp_path / "cal.json").read_text())
+    assert cal["evsim_version"] == evsim.__version__ and cal["class_counts"] == {"0": 4, "1": 4, "2": 4}
+
+
+def test_dask_options_give_one_line_errors(capsys, dataset, tmp_path):
+    code, out, err = cli(capsys, "eval", BUNDLED_MODEL, dataset, "--profile", "speck", "--tls-ca-file",
+                         tmp_path / "ca.pem", "--quiet")
+    assert code == 2 and err.count("\n") == 1 and "--scheduler" in err
+    code, out, err = cli(capsys, "eval", BUNDLED_MODEL, dataset, "--profile", "speck", "--scheduler",
+                         "tcp://127.0.0.1:9", "--quiet")
+    assert code == 2 and err.count("\n") == 1 and "cannot reach the Dask scheduler" in err
+
+
+def test_info_on_a_folder(capsys, dataset, tmp_path):
+    code, out, err = cli(capsys, "info", dataset, "--json", tmp_path / "info.json")
+    assert code == 0, err
+    doc = json.loads((tmp_path / "info.json").read_text())
+    files = sorted(dataset.glob("*/*.npy"))
+    assert doc["n_recordings"] == len(files) and doc["classes"] == {"0": 4, "1": 4, "2": 4}
+    sizes = [np.load(f).size for f in files]
+    assert doc["events"]["max"] == max(sizes) and doc["events"]["median"] == float(np.median(sizes))
+    assert "12 recordings in 3 classes" in out
+
+
+def test_compare_command(capsys, tmp_path, dataset):
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    assert cli(capsys, "eval", BUNDLED_MODEL, dataset, "--profile", "speck", "--json", a, "--quiet")[0] == 0
+    assert cli(capsys, "eval", BUNDLED_MODEL, dataset, "--profile", "speck", "--cutoff", "topk", "--threshold", "1",
+               "--json", b, "--quiet")[0] == 0
+    code, out, err = cli(capsys, "compare", a, b)
+    assert code == 0, err
+    expected = compare_results(json.loads(a.read_text()), json.loads(b.read_text()))
+    assert f"{100 * expected['difference']:+.2f} points" in out
