@@ -545,14 +545,22 @@ def _print_eval(doc):
 @model_options
 @mode_options
 @click.option("--cutoff", type=click.Choice(["topk", "conf"]), required=True, help="The rule to calibrate.")
-@click.option("--epsilon", type=float, default=0.05, show_default=True,
-              help="Tolerated rate of decisions that are wrong or change later.")
-@click.option("--temperature", type=float, default=1.0, show_default=True, help="Softmax temperature (conf).")
+@click.option("--epsilon", type=float, default=0.01, show_default=True,
+              help="Tolerated rate of decisions that are wrong or change later (about the accuracy a held-out "
+                   "set may lose).")
+@click.option("--min-support", type=int, default=10, show_default=True,
+              help="Recordings a threshold's rate must rest on; sparser time bins are merged with later ones.")
+@click.option("--cv-folds", type=int, default=5, show_default=True,
+              help="k of the k-fold cross-validation that estimates the held-out loss and speed-up (0: none).")
+@click.option("--temperature", type=float, default=None,
+              help="conf: softmax temperature T (default: fitted to the calibration data, temperature scaling).")
 @input_options
 def calibrate(model, data, output, calib_bin_us, calib_bins, workers, scheduler, tls_ca_file, tls_cert, tls_key, limit,
-              seed, subset, quiet, cutoff, epsilon, temperature, **o):
-    """Calibrate a cutoff on labelled DATA: per elapsed-time bin, the smallest threshold whose
-    confidence rate (decisions correct then and at every later time) is ≥ 1 − ε (SPEC §6)."""
+              seed, subset, quiet, cutoff, epsilon, min_support, cv_folds, temperature, **o):
+    """Calibrate a cutoff on labelled DATA: per elapsed-time bin, on the recordings not yet decided,
+    the smallest threshold from which on the confidence rate (decisions correct then and at every
+    later time) is ≥ 1 − ε on at least --min-support recordings; a k-fold cross-validation
+    estimates what it does on other data (docs/SEMANTICS.md#calibration)."""
     from . import analysis
     from .analysis.aggregate import class_counts
     from .analysis.evaluate import evaluate, interrupt_guard
@@ -566,11 +574,12 @@ def calibrate(model, data, output, calib_bin_us, calib_bins, workers, scheduler,
         samples = _samples(data, subset, limit, seed)
         counts = class_counts([label for _, label in samples])
         n_outputs = int(compiled.populations[compiled.readout[0]].size)
-        missing = [c for c in range(max(n_outputs, max(counts, default=-1) + 1)) if counts.get(c, 0) < 5]
-        if missing:
-            click.echo(f"evsim: warning: calibrating on few samples of class(es) "
-                       f"{', '.join(f'{c} ({counts.get(c, 0)})' for c in missing)}: thresholds may not hold for them",
-                       err=True)
+        if cutoff == "topk" and temperature is not None:
+            raise OptionError("applies to --cutoff conf only", option="--temperature")
+        if cv_folds < 0 or cv_folds == 1:
+            raise OptionError("must be 0 (none) or at least 2", option="--cv-folds")
+        for warning in analysis.calibration_set_warnings([label for _, label in samples], n_outputs):
+            click.echo(f"evsim: warning: {warning}", err=True)
         config = _config(model, o, Cutoff())
         try:
             doc = evaluate(samples, config, workers=workers, scheduler=scheduler, security=security,
@@ -585,7 +594,14 @@ def calibrate(model, data, output, calib_bin_us, calib_bins, workers, scheduler,
         longest = max((t.duration_us for t in trajs), default=0.0)
         calib_bins = max(1, int(np.ceil((longest + 1) / calib_bin_us)))
     width = calib_bin_us if calib_bins > 1 else 0.0
-    result = analysis.calibrate(trajs, cutoff, epsilon, bin_width_us=width, n_bins=calib_bins, temperature=temperature)
+    if cutoff == "conf" and temperature is None:
+        temperature = analysis.fit_temperature(trajs)
+    temperature = 1.0 if temperature is None else temperature
+    kw = dict(bin_width_us=width, n_bins=calib_bins, temperature=temperature, min_support=min_support)
+    result = analysis.calibrate(trajs, cutoff, epsilon, **kw)
+    labelled = sum(t.label is not None for t in trajs)
+    cv = analysis.cross_validate(trajs, cutoff, epsilon, k=cv_folds, seed=seed, **kw) \
+        if cv_folds and labelled >= cv_folds else None
     written = analysis.write_calibration(output, model_hash=compiled.model_hash, model_path=str(model),
                                          profile=compiled.profile.name, mode=o["mode"], cutoff=cutoff, epsilon=epsilon,
                                          temperature=temperature, bin_width_us=width, n_bins=calib_bins, result=result,
@@ -594,7 +610,7 @@ def calibrate(model, data, output, calib_bin_us, calib_bins, workers, scheduler,
     # provenance: evsim's version, precision, the samples used (read_calibration ignores extra keys)
     written.update(evsim_version=_evsim_version(), precision=o["precision"], class_counts=counts,
                    limit=limit, seed=seed if limit is not None else None, subset=subset, n_errors=doc["n_errors"],
-                   errors=doc["errors"])
+                   errors=doc["errors"], min_support=min_support, cross_validation=cv)
     _write_json_file(output, written)
     replay = analysis.cutoff_outcomes(trajs, cutoff, analysis.thresholds_from_calibration(written), temperature)
     finite = [v for v in result["thresholds"] if np.isfinite(v)]
@@ -603,9 +619,19 @@ def calibrate(model, data, output, calib_bin_us, calib_bins, workers, scheduler,
     click.echo(f"calibrated {cutoff} cutoff on {len(trajs)} samples, ε = {epsilon}: {calib_bins} bin(s) of "
                f"{calib_bin_us / 1000:g} ms, thresholds {', '.join(_fmt(v) for v in result['thresholds'][:12])}"
                + (" ..." if calib_bins > 12 else ""))
+    if cutoff == "conf":
+        click.echo(f"temperature T = {temperature:g} (softmax of output/T; confidences printed unrounded)")
     click.echo(f"on the calibration data: accuracy {100 * replay['accuracy']:.2f}% (uncut "
                f"{100 * doc['accuracy']:.2f}%), events consumed {100 * replay['mean_events_fraction']:.1f}%, "
                f"speed-up {replay['speedup']:.2f}x" + ("" if finite else " (no bin reached the rate: never cuts)"))
+    if cv is not None:
+        click.echo(f"{cv['folds']}-fold cross-validation (held-out estimate): accuracy lost "
+                   f"{100 * cv['accuracy_lost']:+.2f} points, events consumed {100 * cv['mean_events_fraction']:.1f}%, "
+                   f"speed-up {cv['speedup']:.2f}x")
+        if cv["accuracy_lost"] > max(epsilon, 0.01):
+            click.echo(f"evsim: warning: cross-validation loses {100 * cv['accuracy_lost']:.2f} points on held-out "
+                       f"folds, more than ε = {epsilon}: use a smaller --epsilon or more calibration recordings",
+                       err=True)
     click.echo(f"wrote {output}")
 
 
@@ -616,7 +642,12 @@ def _evsim_version() -> str:
 
 
 def _fmt(v):
-    return "inf" if not np.isfinite(v) else f"{v:g}"
+    """A threshold as printed: softmax levels near 1 as 1−δ, so that they do not all read "1"."""
+    if not np.isfinite(v):
+        return "inf"
+    if 0.999 < v < 1.0:
+        return f"1−{1.0 - v:.2g}"
+    return f"{v:g}"
 
 
 @cli.command()

@@ -49,6 +49,20 @@ def small_dataset(tmp_path_factory):
     return root
 
 
+@pytest.fixture(scope="module")
+def sevens(tmp_path_factory):
+    """12 recordings of the bundled '7', each a random half of its events, labelled 7: the model is
+    right on them, so a calibration finds finite thresholds."""
+    root = tmp_path_factory.mktemp("sevens")
+    events = evsim.read_recording(BUNDLED_RECORDING).events
+    rng = np.random.default_rng(1)
+    (root / "7").mkdir()
+    for i in range(12):
+        keep = np.sort(rng.choice(events.size, events.size // 2, replace=False))
+        np.save(root / "7" / f"rec{i}.npy", events[keep])
+    return root
+
+
 def test_bundled_demo_runs_with_no_arguments(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, out, err = evsim_cli(capsys, "run")
@@ -182,20 +196,22 @@ def test_eval_results_do_not_depend_on_the_worker_count(capsys, tmp_path, small_
     assert first["output_counts"] == res.output.tolist()
 
 
-def test_calibrate_then_eval_with_the_calibration(capsys, tmp_path, small_dataset):
+def test_calibrate_then_eval_with_the_calibration(capsys, tmp_path, small_dataset, sevens):
     cal = tmp_path / "cal.json"
-    code, out, err = evsim_cli(capsys, "calibrate", BUNDLED_MODEL, small_dataset, "--profile", "speck", "--cutoff",
-                               "topk", "--epsilon", "0.5", "--calib-bins", "1", "-o", cal, "--quiet")
+    code, out, err = evsim_cli(capsys, "calibrate", BUNDLED_MODEL, sevens, "--profile", "speck", "--cutoff",
+                               "topk", "--epsilon", "0.5", "--calib-bins", "1", "--min-support", "1", "-o", cal,
+                               "--quiet")
     assert code == 0, err
     doc = json.loads(cal.read_text())
     assert doc["profile"] == "speck" and doc["cutoff"] == "topk" and len(doc["thresholds"]) == 1
+    assert doc["thresholds"][0] is not None, "the fixture must give a finite threshold"
+    assert doc["cross_validation"]["folds"] == 5 and "cross-validation" in out
     result, _ = eval_doc(capsys, tmp_path, "cut", small_dataset, "--profile", "speck", "--calibration", cal)
     assert result["cutoff"]["mode"] == "topk"
-    if doc["thresholds"][0] is not None:
-        for s in result["samples"]:
-            assert s["status"] in ("cutoff", "complete")
-            if s["status"] == "cutoff":
-                assert s["confidence"] >= doc["thresholds"][0]
+    for s in result["samples"]:
+        assert s["status"] in ("cutoff", "complete")
+        if s["status"] == "cutoff":
+            assert s["confidence"] >= doc["thresholds"][0]
     # refused with another profile
     assert_user_error(*evsim_cli(capsys, "eval", BUNDLED_MODEL, small_dataset, "--profile", "sinabs",
                                  "--calibration", cal, "--quiet")[::2], "profile")
@@ -245,3 +261,21 @@ def test_the_demo_says_when_an_option_drops_its_calibrated_cutoff(capsys):
     code, out, err = evsim_cli(capsys, "run", "--precision", "float64")
     assert code == 0
     assert "cutoff      none" in out and "--precision" in out
+
+
+def test_calibrate_conf_fits_its_temperature_and_warns_about_a_small_set(capsys, tmp_path, sevens):
+    cal = tmp_path / "conf.json"
+    code, out, err = evsim_cli(capsys, "calibrate", BUNDLED_MODEL, sevens, "--cutoff", "conf",
+                               "--calib-bins", "1", "--min-support", "1", "--cv-folds", "2", "-o", cal, "--quiet")
+    assert code == 0, err
+    doc = json.loads(cal.read_text())
+    fitted = evsim.analysis.fit_temperature
+    assert doc["temperature"] != 1.0 and "temperature T =" in out
+    assert doc["cross_validation"]["folds"] == 2
+    assert "only 12 labelled calibration samples" in err and "missing" in err  # small, unbalanced
+    assert doc["temperature"] == pytest.approx(fitted(
+        [evsim.analysis.Trajectory.from_result(evsim.Simulator(evsim.load_model(BUNDLED_MODEL), record_output=True)
+                                               .run(np.load(f)), label=7) for f in sorted((sevens / "7").glob("*.npy"))]))
+    # --temperature is refused for topk
+    assert_user_error(*evsim_cli(capsys, "calibrate", BUNDLED_MODEL, sevens, "--cutoff", "topk",
+                                 "--temperature", "2", "-o", tmp_path / "x.json", "--quiet")[::2], "--temperature")
