@@ -12,7 +12,7 @@ The Python API in one screen::
     evsim.map_to_speck("model.nir").verdict                      # does it fit the chip?
 
 See :mod:`evsim.sim.event` (simulation), :mod:`evsim.compile.builder` (compilation),
-:mod:`evsim.input.recordings` (file formats) and ``../shared/SPEC.md`` for the semantics.
+:mod:`evsim.input.recordings` (file formats) and ``docs/SEMANTICS.md`` in the repository for the semantics.
 """
 
 from .bundled import bundled_model_path

@@ -1,4 +1,4 @@
-"""The ``evsim`` command line (SPEC §7): run, eval, calibrate, info, raster, plot, plot-classes, plot-temporal,
+"""The ``evsim`` command line (docs/SEMANTICS.md#cli): run, eval, calibrate, info, raster, plot, plot-classes, plot-temporal,
 report.
 
 User errors (bad file, bad model, bad option) print one line ``evsim: error: ...`` on stderr and
@@ -34,8 +34,8 @@ def _options(*decorators):
 
 model_options = _options(
     click.option("--profile", type=click.Choice(["nir", "sinabs", "speck", "snntorch", "norse"]), default=None,
-                 help="How to read the exporter's parameters (SPEC §4). Default: nir (strict), or speck for the "
-                      "bundled model."),
+                 help="How to read the exporter's parameters (docs/SEMANTICS.md#profiles). Default: the profile "
+                      "the model declares (<model>.evsim.json or NIR metadata), else nir (strict)."),
     click.option("--reset", type=click.Choice(["zero", "subtract"]), default=None,
                  help="Reset after a spike: to v_reset (NIR's reset potential, 0 by default) or subtract θ. "
                       "Default: the profile's."),
@@ -61,7 +61,7 @@ model_options = _options(
 
 mode_options = _options(
     click.option("--mode", type=click.Choice(["event", "clock"]), default="event", show_default=True,
-                 help="Fully event-driven, or the clock-driven baseline (SPEC §5)."),
+                 help="Fully event-driven, or the clock-driven baseline (docs/SEMANTICS.md#clock)."),
     click.option("--bin-us", type=float, default=None, help="Clock mode: bin width (time step), microseconds."),
     click.option("--n-bins", type=int, default=None, help="Clock mode: number of bins per recording."),
 )

@@ -1,7 +1,7 @@
 """Graph builders and independent numpy references shared by test_fanout.py and test_graph.py.
 
 Everything here is written from the definitions (PyTorch semantics for convolutions and pools,
-SPEC §1 for event addressing), never from evsim's own code, so that tests comparing evsim with
+docs/SEMANTICS.md#addressing for event addressing), never from evsim's own code, so that tests comparing evsim with
 these functions compare two independent computations.
 """
 
@@ -134,7 +134,7 @@ def dense_matrix(fn, in_shape) -> np.ndarray:
 def random_events(rng, shape, n_events, *, t_max_us=100_000, equal_time_fraction=0.3):
     """Random events addressing an input of ``shape`` ((C, H, W), (C, L) or (N,)), addresses in
     random order, timestamps sorted with many equal ones. Returns (events, counts) where
-    ``counts`` (shape ``shape``) is how many events addressed each input neuron (SPEC §1)."""
+    ``counts`` (shape ``shape``) is how many events addressed each input neuron (docs/SEMANTICS.md#inputs)."""
     shape = tuple(int(s) for s in shape)
     flat = rng.integers(0, int(np.prod(shape)), size=n_events)
     t = np.sort(rng.integers(0, t_max_us, size=n_events))

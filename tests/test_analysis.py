@@ -1,4 +1,4 @@
-"""Anytime analysis, OCT and cutoff calibration (SPEC §6) on trajectories with known answers,
+"""Anytime analysis, OCT and cutoff calibration (docs/SEMANTICS.md#cutoff) on trajectories with known answers,
 and the replay of a cutoff rule against the engine's real cutoff."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The command line (SPEC §7): the bundled demo, one-line errors with exit code 2, eval records
+"""The command line (docs/SEMANTICS.md#cli): the bundled demo, one-line errors with exit code 2, eval records
 and aggregates, worker-count independence, calibration round trip."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Clock-driven mode (SPEC §5): binning, agreement with the event engine where both must agree,
+"""Clock-driven mode (docs/SEMANTICS.md#clock): binning, agreement with the event engine where both must agree,
 cutoff, batching, operators, and the N-MNIST reference model's clock-driven figures."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Engine semantics (SPEC §2): cascade order, determinism, chunked feeding, budgets."""
+"""Engine semantics (docs/SEMANTICS.md#event-order): cascade order, determinism, chunked feeding, budgets."""
 
 from __future__ import annotations
 

@@ -7,12 +7,12 @@ timestamps), and compares the I state (``Result.output``) with the dense operato
 per-input-neuron event counts, computed independently in numpy (``tests/_nirgraphs.py``:
 loop-based PyTorch-semantics convolutions and pools).
 
-SynOps (SPEC §2: one per weight added to a target neuron's state) are checked for single
+SynOps (docs/SEMANTICS.md#synops: one per weight added to a target neuron's state) are checked for single
 operators and for chains the builder folds into one operator (index maps — Flatten, Scale,
 non-overlapping pools — in front of a weighted node), where "composed fan-out" is unambiguous.
 For chains of two weighted operators (conv → conv, overlapping pool → conv, linear → linear)
 the engine counts one SynOp per (intermediate element, target) pair, which differs from the
-number of non-zeros of the composed operator; SPEC does not say which is meant, so those chains
+number of non-zeros of the composed operator; docs/SEMANTICS.md#synops defines them, and these chains
 are checked for exact state only.
 """
 
@@ -249,7 +249,7 @@ def test_flatten_then_dense(start_dim, input_type, dense):
 
     result = integrated_state(g, events)
 
-    # Flatten is C-order (SPEC §2): input neuron (p, y, x) is column p*20 + y*5 + x
+    # Flatten is C-order (docs/SEMANTICS.md#flatten): input neuron (p, y, x) is column p*20 + y*5 + x
     expected = np.array([sum(weight[o, (p * 4 + y) * 5 + x] * counts[p, y, x]
                              for p in range(3) for y in range(4) for x in range(5)) for o in range(7)])
     assert_state(result, expected)
@@ -445,7 +445,7 @@ def test_per_neuron_r_on_a_map():
 
 
 def test_affine_straight_into_output_integrates():
-    """SPEC §3: for Affine → Output the readout is the accumulated (integrated) output, W·counts
+    """docs/SEMANTICS.md#readout: for Affine → Output the readout is the accumulated (integrated) output, W·counts
     plus the bias integrated over time (strict NIR)."""
     rng = np.random.default_rng(30)
     weight = rng.normal(size=(4, 6))

@@ -49,7 +49,7 @@ def spikes_of(result, node: str) -> np.ndarray:
 
 
 def sinabs_reference(events, m1, theta1, wpool_fc, theta2, shape1):
-    """sinabs IAF semantics (SPEC §4 'sinabs'): v += Σw (r ignored), fire when v ≥ θ with
+    """sinabs IAF semantics (docs/SEMANTICS.md#profile-sinabs): v += Σw (r ignored), fire when v ≥ θ with
     floor(v/θ) spikes (MultiSpike), subtract n·θ, clip at −θ; every input event's cascade
     completes before the next. Layer 2 weights are non-negative, so the order in which layer-1
     spikes of one cascade arrive does not change its spike count."""
@@ -118,7 +118,7 @@ def test_sinabs_style_file(tmp_path, style):
 
 
 def test_if_without_v_reset_resets_to_zero(tmp_path):
-    """Strict NIR: an IF whose file has no v_reset resets to 0 (SPEC §3)."""
+    """Strict NIR: an IF whose file has no v_reset resets to 0 (docs/SEMANTICS.md#neurons)."""
     nodes = {"input": inp((2,)), "fc": nir.Linear(weight=np.diag([1.5, 0.7])),
              "if1": nir.IF(r=np.ones(2), v_threshold=np.ones(2), v_reset=np.full(2, 0.25)), "output": out((2,))}
     path = write_nir(tmp_path / "g.nir", graph(nodes, [("input", "fc"), ("fc", "if1"), ("if1", "output")]))

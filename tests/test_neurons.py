@@ -1,4 +1,4 @@
-"""Closed-form checks of the neuron models (SPEC §3) on hand-built input trains.
+"""Closed-form checks of the neuron models (docs/SEMANTICS.md#neurons) on hand-built input trains.
 
 Every expected value is computed here from the NIR equations (or by integrating the ODE
 numerically with a small-step RK4), independently of evsim's kernels.

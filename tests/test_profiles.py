@@ -1,4 +1,4 @@
-"""Profiles (SPEC §4): the clock-driven mode at the exporter's dt reproduces each framework's own
+"""Profiles (docs/SEMANTICS.md#profiles): the clock-driven mode at the exporter's dt reproduces each framework's own
 discrete-time update equations.
 
 Every reference below is written from the framework's source (cited per function), in numpy,
@@ -114,7 +114,7 @@ class Ref:
 
 
 class NirRef(Ref):
-    """Strict NIR (SPEC §3) integrated exactly over dt, the step's input arriving at its end:
+    """Strict NIR (docs/SEMANTICS.md#neurons) integrated exactly over dt, the step's input arriving at its end:
     IF v += R·w (bias: constant current, drive R·b); LIF τ dv/dt = v_leak − v + R·b, v += R·w/τ;
     CubaLIF τs dI/dt = −I + w_in·b, τm dv/dt = v_leak − v + R·I, I += w_in·w/τs (the linear
     system over dt by its matrix exponential); v > θ → one spike, v ← v_reset."""

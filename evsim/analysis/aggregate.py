@@ -1,4 +1,4 @@
-"""Aggregates of an evaluation (SPEC §7), vectorised over the records.
+"""Aggregates of an evaluation (docs/SEMANTICS.md#cli), vectorised over the records.
 
 Everything here is a pure function of the records (:mod:`evsim.analysis.records`), computed once
 at the end of a run (or for an occasional partial document): accuracy with its Wilson interval,
@@ -123,7 +123,7 @@ def anytime_summary(records: list, n_time: int = 101, n_fraction: int = 101, n_s
 
 
 def topk_sweep(records: list, values=None, n_sweep: int = 60) -> list:
-    """Outcome of every sample under a global Top-K threshold β (SPEC §6), for each β: accuracy,
+    """Outcome of every sample under a global Top-K threshold β (docs/SEMANTICS.md#cutoff), for each β: accuracy,
     mean events fraction, mean latency, speed-up (1 / events fraction)."""
     n = len(records)
     if n == 0:

@@ -1,4 +1,4 @@
-"""Dataset evaluation: one record per recording and the aggregates of SPEC §7.
+"""Dataset evaluation: one record per recording and the aggregates of docs/SEMANTICS.md#cli-outputs.
 
 :func:`evaluate` runs a dataset — ``root/<label>/`` folders as ``(path, label)`` pairs, or any
 indexable sequence of ``(events, label)`` such as a tonic dataset or a list of arrays — and
@@ -181,7 +181,7 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
              resume: bool = False, on_error: str = "continue", chunk_size: int | None = None,
              keep_trajectories: bool = False, json_interval_s: float = 10.0, retries: int = 2,
              selection: dict | None = None) -> dict:
-    """Evaluate ``samples`` and return the eval document (SPEC §7).
+    """Evaluate ``samples`` and return the eval document (docs/SEMANTICS.md#cli).
 
     Args:
         samples: ``[(path, label), ...]`` (e.g. ``FolderDataset(root).samples``), a

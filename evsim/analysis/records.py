@@ -1,6 +1,6 @@
 """Per-sample evaluation records and the files that hold them.
 
-A *record* is the SPEC §7 result of one sample, a plain JSON-able dict keyed by the sample's
+A *record* is the result (docs/SEMANTICS.md#cli-outputs) of one sample, a plain JSON-able dict keyed by the sample's
 ``index`` (its position in the dataset), so records can arrive in any order and the final
 document is still in sample order. Besides the figures of the run, a record carries the sample's
 *anytime digest* (:func:`anytime_digest`): the few points of its output trajectory that the
@@ -53,7 +53,7 @@ def _number(v):
 
 
 def sample_record(path, label, result, trajectory=None, *, index: int | None = None) -> dict:
-    """The SPEC §7 record of one sample (``trajectory``: the uncut output trajectory, for the
+    """The docs/SEMANTICS.md#cli record of one sample (``trajectory``: the uncut output trajectory, for the
     oracle cutoff time and the anytime digest; None when anytime analysis is off)."""
     record = {
         "index": index,

@@ -1,4 +1,4 @@
-"""Labelled folders of recordings: ``root/<label>/<recording files>`` (SPEC §7, DATA argument).
+"""Labelled folders of recordings: ``root/<label>/<recording files>`` (docs/SEMANTICS.md#formats).
 
 A thin class layer over :func:`evsim.input.recordings.read_recording`, in the spirit of tonic's datasets:
 the file list is built once, recordings are read lazily on indexing.

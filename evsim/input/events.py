@@ -5,7 +5,7 @@ position. Timestamps ``t`` are integer microseconds; ``x``, ``y`` are pixel addr
 polarity (normalised to {0, 1}) or, for multi-channel sensors, the channel index. 1-D recordings
 (audio, tactile) use ``x`` only and leave ``y`` and ``p`` at 0.
 
-Mapping to the input neurons of a model (SPEC §1): for an Input node of shape (C, H, W) an event
+Mapping to the input neurons of a model (docs/SEMANTICS.md#inputs): for an Input node of shape (C, H, W) an event
 addresses neuron (p, y, x), flat index ``p*H*W + y*W + x``; for shape (N,) it addresses ``x``.
 """
 
@@ -223,7 +223,7 @@ def sort_events(events: np.ndarray) -> np.ndarray:
 
 
 def input_indices(events: np.ndarray, input_shape: tuple[int, ...], *, source: str | None = None) -> np.ndarray:
-    """Flat NIR index of the input neuron each event addresses (SPEC §1), validated.
+    """Flat NIR index of the input neuron each event addresses (docs/SEMANTICS.md#inputs), validated.
 
     Args:
         events: event array (:data:`EVENT_DTYPE`).
@@ -279,7 +279,7 @@ def input_indices(events: np.ndarray, input_shape: tuple[int, ...], *, source: s
 
 
 def describe(events: np.ndarray) -> dict:
-    """Summary of a recording with the SPEC §7 names: n_events, t_first_us, t_last_us, x_max,
+    """Summary of a recording with the names of docs/SEMANTICS.md#cli-outputs: n_events, t_first_us, t_last_us, x_max,
     y_max and polarity counts (``p_counts``: {polarity: count})."""
     n = int(events.shape[0])
     if n == 0:

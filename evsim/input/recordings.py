@@ -1,4 +1,4 @@
-"""Reading event recordings from the file formats users bring (SPEC §1).
+"""Reading event recordings from the file formats users bring (docs/SEMANTICS.md#inputs).
 
 Small pure functions in tonic's style: every reader returns a structured array of
 :data:`evsim.input.events.EVENT_DTYPE` (fields read by name, polarity normalised to {0, 1}, timestamps in
@@ -165,7 +165,7 @@ def read_events(path, *, format: str | None = None) -> np.ndarray:
 
 
 def read_recording(path, *, format: str | None = None, sort: bool = False) -> Recording:
-    """Read a recording and validate it (SPEC §1).
+    """Read a recording and validate it (docs/SEMANTICS.md#inputs).
 
     Args:
         path: file to read.
@@ -189,7 +189,7 @@ def read_recording(path, *, format: str | None = None, sort: bool = False) -> Re
 
 
 def recording_info(rec: Recording) -> dict:
-    """Summary of a recording with the SPEC §7 names.
+    """Summary of a recording with the names of docs/SEMANTICS.md#cli-outputs.
 
     Returns:
         dict with ``n_events``, ``t_first_us``, ``t_last_us`` (microseconds as decoded from the

@@ -1,4 +1,4 @@
-"""Event transforms applied to recordings before simulation (SPEC §1: crop or downsample a
+"""Event transforms applied to recordings before simulation (docs/SEMANTICS.md#transforms: crop or downsample a
 recording that does not fit the model's input).
 
 Thin wrappers around tonic's transforms on :data:`~evsim.input.events.EVENT_DTYPE` arrays. Every function
@@ -188,7 +188,7 @@ def crop_time(events: np.ndarray, t_start_us=None, t_end_us=None, *, relative: b
         events: event array.
         t_start_us: start in microseconds (None: from the first event).
         t_end_us: end in microseconds (None: to the last event).
-        relative: times are measured from the recording's first event (SPEC §1: time 0 of a
+        relative: times are measured from the recording's first event (docs/SEMANTICS.md#timestamps: time 0 of a
             sample is its first event), which is what a per-dataset option needs; ``False`` uses
             the timestamps as decoded from the file.
 

@@ -1,4 +1,4 @@
-"""Profiles: NIR as each exporter means it (SPEC §4).
+"""Profiles: NIR as each exporter means it (docs/SEMANTICS.md#profiles).
 
 Strict NIR (profile ``nir``) reads every parameter as the NIR primitive's continuous-time
 equation says. Discrete-time frameworks write the same primitives with their own conventions
