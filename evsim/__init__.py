@@ -15,23 +15,40 @@ See :mod:`evsim.sim.event` (simulation), :mod:`evsim.compile.builder` (compilati
 :mod:`evsim.input.recordings` (file formats) and ``docs/SEMANTICS.md`` in the repository for the semantics.
 """
 
+from importlib import import_module
+
 from .bundled import bundled_model_path
-from .chip import map_to_speck, quantize_speck
-from .compile.builder import CompiledModel, compile_model, load_model
-from .input.datasets import FolderDataset
 from .errors import EvsimError, ModelError, OptionError, RecordingError
-from .input.events import EVENT_DTYPE, make_events
-from .model.profiles import PROFILE_NAMES, Overrides
-from .input.recordings import Recording, read_events, read_recording, recording_info
-from .sim.clock import ClockSimulator
-from .sim.event import Simulator
-from .sim.result import Cutoff, Result
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "bundled_model_path", "CompiledModel", "compile_model", "load_model", "Simulator", "ClockSimulator", "Result", "Cutoff", "Overrides",
-    "PROFILE_NAMES", "FolderDataset", "Recording", "read_events", "read_recording", "recording_info",
-    "EVENT_DTYPE", "make_events", "EvsimError", "ModelError", "OptionError", "RecordingError",
-    "map_to_speck", "quantize_speck",
-]
+# The rest of the API is imported on first use (PEP 562): `import evsim` and `evsim --help` stay
+# fast, and the command line can take a Ctrl-C while numba loads (evsim.cli).
+_LAZY = {
+    "map_to_speck": ".chip", "quantize_speck": ".chip",
+    "CompiledModel": ".compile.builder", "compile_model": ".compile.builder", "load_model": ".compile.builder",
+    "FolderDataset": ".input.datasets",
+    "EVENT_DTYPE": ".input.events", "make_events": ".input.events",
+    "PROFILE_NAMES": ".model.profiles", "Overrides": ".model.profiles",
+    "Recording": ".input.recordings", "read_events": ".input.recordings", "read_recording": ".input.recordings",
+    "recording_info": ".input.recordings",
+    "ClockSimulator": ".sim.clock", "Simulator": ".sim.event", "Cutoff": ".sim.result", "Result": ".sim.result",
+}
+_SUBPACKAGES = {"analysis", "chip", "compile", "input", "kernels", "model", "plots", "sim", "bundled", "cli", "paths",
+                "errors"}
+
+__all__ = ["bundled_model_path", "EvsimError", "ModelError", "OptionError", "RecordingError", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    if name in _SUBPACKAGES:
+        return import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'evsim' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY) | _SUBPACKAGES)

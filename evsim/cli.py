@@ -7,16 +7,32 @@ exit with code 2; an interrupted evaluation keeps what it finished and exits wit
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
-from pathlib import Path
+import threading
 
-import click
-import numpy as np
 
-from .errors import EvsimError, OptionError, RecordingError
-from .paths import check_json_file, check_output_path, read_subset
+def _leave_at_once(signum, frame):  # nothing has started yet: no file to finish, no traceback
+    os.write(2, b"evsim: interrupted\n")
+    os._exit(130)
 
-from .bundled import BUNDLED_CALIBRATION, BUNDLED_MODEL, BUNDLED_SAMPLES
+
+# a Ctrl-C or SIGTERM while this module loads (its dependencies, the click commands) ends the
+# process quietly; the previous handlers come back at the end of the module, and main() takes over
+# while a command runs
+_BEFORE_IMPORT = ({s: signal.signal(s, _leave_at_once) for s in (signal.SIGINT, signal.SIGTERM)}
+                  if threading.current_thread() is threading.main_thread() else {})
+
+from pathlib import Path  # noqa: E402
+
+import click  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .bundled import BUNDLED_CALIBRATION, BUNDLED_MODEL, BUNDLED_SAMPLES  # noqa: E402
+from .errors import EvsimError, OptionError, RecordingError  # noqa: E402
+from .paths import check_json_file, check_output_path, read_subset  # noqa: E402
+
 
 
 # --------------------------------------------------------------------------------------------
@@ -30,6 +46,27 @@ def _options(*decorators):
             f = d(f)
         return f
     return apply
+
+
+def _interruptible(command):
+    """SIGINT/SIGTERM during a one-sample command only set a flag (a KeyboardInterrupt raised while
+    numba hands a result back crashes the interpreter, see evsim.analysis.evaluate): the sample
+    finishes, its outputs are written, and the command then exits with code 130."""
+    import functools
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        from .analysis.evaluate import interrupt_guard
+
+        with interrupt_guard as stop:
+            out = command(*args, **kwargs)
+            interrupted = bool(stop)
+        if interrupted:
+            click.echo("evsim: interrupted (the sample in progress was finished)", err=True)
+            raise click.exceptions.Exit(130)
+        return out
+
+    return wrapper
 
 
 model_options = _options(
@@ -296,6 +333,7 @@ def cli():
 @mode_options
 @cutoff_options
 @input_options
+@_interruptible
 def run(model, recording, raster_path, json_path, label, **o):
     """Simulate one RECORDING with MODEL (a NIR file) and print the prediction, the output vector,
     events consumed, SynOps and spikes per layer. With no arguments: the bundled N-MNIST model on
@@ -889,6 +927,7 @@ size_option = click.option("--size", default="two-column", show_default=True,
 @mode_options
 @cutoff_options
 @input_options
+@_interruptible
 def raster(model, recording, output, evidence, label, window_start_us, window_end_us, size, **o):
     """Draw the spike raster of every layer (and the input events) for one RECORDING, with the
     cutoff decision and, when the label is known, the oracle cutoff time (OCT) marked."""
@@ -1086,9 +1125,23 @@ def _notice(text: str) -> None:
         _NOTICES.append(text)
 
 
+def _terminate(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM takes the same path as Ctrl-C
+
+
 def main(argv=None) -> int:
-    """Console entry point: one-line errors, exit code 2 for user errors."""
+    """Console entry point: one-line errors, exit code 2 for user errors, 130 when interrupted."""
     _NOTICES.clear()
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    saved_term = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
+    try:
+        return _main(argv)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, saved_term)
+
+
+def _main(argv) -> int:
     try:
         code = cli.main(args=argv, prog_name="evsim", standalone_mode=False)
         for text in _NOTICES:
@@ -1111,8 +1164,18 @@ def main(argv=None) -> int:
 
 
 def entry() -> None:
-    sys.exit(main())
+    """The ``evsim`` console script. It leaves with ``os._exit`` once the command is over: the
+    interpreter's own shutdown resets the signal handlers, so a Ctrl-C arriving then would end a
+    finished command with a crash code instead of its own (work is closed by then: files are
+    written and closed, Dask clusters are closed by the commands themselves)."""
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
+
+for _sig, _handler in _BEFORE_IMPORT.items():
+    signal.signal(_sig, _handler)
 
 if __name__ == "__main__":
     entry()
