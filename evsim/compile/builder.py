@@ -47,7 +47,7 @@ from ..model.linear import (
 )
 from ..model.profiles import Overrides, get_profile, neuron_model, resolve_dt, spike_rule
 
-from ..kernels.abi import (  # noqa: F401  (READOUT_*: also read by the CLI through this module)
+from ..kernels.abi import (
     F_DYNAMIC,
     F_FLOOR,
     F_GE,
