@@ -793,7 +793,7 @@ def _is_nir(path: str) -> bool:
 
 
 def _model_info(path, profile, recurrent_delay_us, quantize=None):
-    from .compile.builder import READOUT_COUNTS
+    from .kernels.abi import READOUT_COUNTS
     from .compile.builder import load_model
 
     try:

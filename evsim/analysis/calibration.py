@@ -9,10 +9,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import OptionError
-from .trajectory import Trajectory, confidence_of, correct_from_here, predictions_of
+from ..kernels.readout import cutoff_array, first_decision, threshold_bins
+from .trajectory import Trajectory, confidence_of, correct_from_here, cutoff_mode, predictions_of
 
-__all__ = ["Thresholds", "replay_cutoff", "cutoff_outcomes", "cutoff_sweep", "calibrate", "fit_temperature",
-           "stratified_folds", "cross_validate", "calibration_set_warnings", "DEFAULT_MIN_SUPPORT",
+__all__ = ["Thresholds", "time_bins", "replay_cutoff", "cutoff_outcomes", "cutoff_sweep", "calibrate",
+           "fit_temperature", "stratified_folds", "cross_validate", "calibration_set_warnings", "DEFAULT_MIN_SUPPORT",
            "write_calibration", "read_calibration", "thresholds_from_calibration"]
 
 
@@ -30,21 +31,37 @@ class Thresholds:
     bin_width_us: float = 0.0
 
     def at(self, t_us: np.ndarray) -> np.ndarray:
+        """The threshold at each elapsed time (the bin as the cutoff rule computes it)."""
         t_us = np.asarray(t_us, dtype=float)
         if self.values.size == 1 or self.bin_width_us <= 0:
             return np.full(t_us.shape, float(self.values[0]))
-        k = np.minimum((t_us // self.bin_width_us).astype(np.int64), self.values.size - 1)
-        return self.values[k]
+        return self.values[time_bins(t_us, self.bin_width_us, self.values.size)]
+
+    def cutoff_array(self, cutoff: str, temperature: float = 1.0) -> np.ndarray:
+        """The packed rule (:func:`evsim.kernels.readout.cutoff_array`), as an engine run with
+        ``Cutoff(mode=cutoff, table=values, bin_width_us=...)`` uses it."""
+        values = np.asarray(self.values, dtype=np.float64).ravel()
+        if values.size == 1 or self.bin_width_us <= 0:
+            return cutoff_array(cutoff_mode(cutoff), temperature, float(values[0]))
+        return cutoff_array(cutoff_mode(cutoff), temperature, 0.0, values, float(self.bin_width_us))
+
+
+def time_bins(t_us: np.ndarray, bin_width_us: float, n_bins: int) -> np.ndarray:
+    """Elapsed-time bin of each time as the cutoff rule computes it (the last bin extends to
+    infinity)."""
+    t_us = np.ascontiguousarray(t_us, dtype=np.float64).ravel()
+    out = np.zeros(t_us.size, dtype=np.int64)
+    threshold_bins(t_us, float(bin_width_us), int(n_bins), out)
+    return out
 
 
 def replay_cutoff(traj: Trajectory, cutoff: str, thresholds: Thresholds, temperature: float = 1.0) -> int | None:
     """Index of the change at which the rule decides (None: never; the sample runs to the end)."""
     if len(traj.t_us) == 0:
         return None
-    conf = confidence_of(traj.vectors, cutoff, temperature)
-    active = np.any(traj.vectors != 0, axis=1)
-    hit = np.flatnonzero(active & (conf >= thresholds.at(traj.t_us)))
-    return int(hit[0]) if hit.size else None
+    k = first_decision(np.ascontiguousarray(traj.vectors, dtype=np.float64),
+                       np.ascontiguousarray(traj.t_us, dtype=np.float64), thresholds.cutoff_array(cutoff, temperature))
+    return None if k < 0 else int(k)
 
 
 def cutoff_outcomes(trajs: list, cutoff: str, thresholds: Thresholds, temperature: float = 1.0) -> dict:
@@ -168,7 +185,7 @@ def calibrate(trajs: list, cutoff: str, epsilon: float, *, bin_width_us: float =
         active = np.any(tr.vectors != 0, axis=1) if len(tr.t_us) else np.zeros(0, bool)
         good = correct_from_here(tr) if len(tr.t_us) else np.zeros(0, bool)
         if n_bins > 1:
-            b = np.minimum((tr.t_us // bin_width_us).astype(np.int64), n_bins - 1)
+            b = time_bins(tr.t_us, bin_width_us, n_bins)
         else:
             b = np.zeros(len(tr.t_us), dtype=np.int64)
         per_sample.append((conf, active, good, b))

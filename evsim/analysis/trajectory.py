@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import OptionError
+from ..kernels.abi import CUT_CONF, CUT_TOPK
+from ..kernels.readout import confidence_rows
 
 __all__ = ["Trajectory", "predictions_of", "gap_of", "softmax_confidence_of", "confidence_of", "oracle_cutoff_time",
            "correct_from_here", "accuracy_vs_time", "accuracy_vs_fraction"]
@@ -63,30 +65,38 @@ def predictions_of(vectors: np.ndarray) -> np.ndarray:
     return np.where(active, pred, -1)
 
 
+CUTOFF_MODES = {"conf": CUT_CONF, "topk": CUT_TOPK}
+
+
+def cutoff_mode(cutoff: str) -> int:
+    """The kernels' code of a cutoff rule name ("conf" or "topk")."""
+    if cutoff not in CUTOFF_MODES:
+        raise OptionError(f"no confidence for cutoff {cutoff!r}", option="--cutoff")
+    return CUTOFF_MODES[cutoff]
+
+
+def _confidences(vectors: np.ndarray, mode: int, temperature: float) -> np.ndarray:
+    vectors = np.ascontiguousarray(vectors, dtype=np.float64)
+    out = np.zeros(vectors.shape[0])
+    if vectors.ndim == 2 and vectors.shape[0]:
+        confidence_rows(vectors, mode, float(temperature), out)
+    return out
+
+
 def gap_of(vectors: np.ndarray) -> np.ndarray:
     """top1 − top2 of each vector (the Top-K cutoff's confidence); 0 without activity."""
-    vectors = np.asarray(vectors, dtype=float)
-    if vectors.shape[1] == 1:
-        return np.where(np.any(vectors != 0, axis=1), vectors[:, 0], 0.0)
-    top = -np.sort(-vectors, axis=1)
-    gap = top[:, 0] - top[:, 1]
-    return np.where(np.any(vectors != 0, axis=1), gap, 0.0)
+    return _confidences(vectors, CUT_TOPK, 1.0)
 
 
 def softmax_confidence_of(vectors: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     """max softmax(a/T) of each vector; 0 without activity (never confident)."""
-    vectors = np.asarray(vectors, dtype=float) / temperature
-    shifted = vectors - vectors.max(axis=1, keepdims=True)
-    conf = 1.0 / np.exp(shifted).sum(axis=1)
-    return np.where(np.any(vectors != 0, axis=1), conf, 0.0)
+    return _confidences(vectors, CUT_CONF, temperature)
 
 
 def confidence_of(vectors: np.ndarray, cutoff: str, temperature: float = 1.0) -> np.ndarray:
-    if cutoff == "topk":
-        return gap_of(vectors)
-    if cutoff == "conf":
-        return softmax_confidence_of(vectors, temperature)
-    raise OptionError(f"no confidence for cutoff {cutoff!r}", option="--cutoff")
+    """The confidence of each vector as the cutoff rule computes it
+    (:func:`evsim.kernels.readout.confidence`, bit for bit); 0 without activity."""
+    return _confidences(vectors, cutoff_mode(cutoff), temperature)
 
 
 # ------------------------------------------------------------------------------------------

@@ -48,27 +48,50 @@ from ..model.linear import (
 )
 from ..model.profiles import Overrides, get_profile, neuron_model, resolve_dt, spike_rule
 
-# Engine operator kinds
-OP_IDENTITY = 0
-OP_DENSE = 1
-OP_CONV = 2
-
-# Geometry columns of a conv operator
-G_CIN, G_H, G_W, G_COUT, G_OH, G_OW, G_KH, G_KW, G_SY, G_SX, G_PT, G_PL, G_DY, G_DX, G_GROUPS, G_ROWS, G_COLS = range(17)
-N_GEOM = 17
-
-# Population flags
-F_SPIKING = 1
-F_GE = 2
-F_SUBTRACT = 4
-F_MULTI = 8
-F_DYNAMIC = 16
-F_MAY_CROSS = 32
-F_REFRACTORY = 64
-F_FLOOR = 128
-
-READOUT_COUNTS = 0
-READOUT_STATE = 1
+from ..kernels.abi import (
+    F_DYNAMIC,
+    F_FLOOR,
+    F_GE,
+    F_MAY_CROSS,
+    F_MULTI,
+    F_REFRACTORY,
+    F_SPIKING,
+    F_SUBTRACT,
+    G_CIN,
+    G_COLS,
+    G_COUT,
+    G_DX,
+    G_DY,
+    G_GROUPS,
+    G_H,
+    G_KH,
+    G_KW,
+    G_OH,
+    G_OW,
+    G_PL,
+    G_PT,
+    G_ROWS,
+    G_SX,
+    G_SY,
+    G_W,
+    KIND_CUBA,
+    KIND_INPUT,
+    KIND_INTEGRATOR,
+    KIND_LEAKY,
+    N_GEOM,
+    N_PARAMS,
+    OP_CONV,
+    OP_DENSE,
+    OP_IDENTITY,
+    P_DRIVE,
+    P_TAU_MEM,
+    P_TAU_SYN,
+    P_THRESHOLD,
+    P_V_MIN,
+    P_V_REST,
+    READOUT_COUNTS,
+    READOUT_STATE,
+)
 
 EngineModel = namedtuple(
     "EngineModel",
@@ -277,7 +300,7 @@ class _Builder:
             pop_of[pop.name] = len(pops)
             pops.append(pop)
 
-        add(Population(g.input_name, "Input", nm.KIND_INPUT, g.shapes[g.input_name], 0, True))
+        add(Population(g.input_name, "Input", KIND_INPUT, g.shapes[g.input_name], 0, True))
         for name in g.order:
             kind = g.type_of(name)
             if kind not in NEURON_TYPES:
@@ -301,7 +324,7 @@ class _Builder:
             bias = constants.get(out, np.zeros(1))
             drive = bias / self.dt if self.dt else bias
             model = nm.IntegratorModel(gain=np.ones(1), drive=_compact(drive))
-            add(Population(out, "Output", nm.KIND_INTEGRATOR, shape, 0, False, model, None, _compact(bias)))
+            add(Population(out, "Output", KIND_INTEGRATOR, shape, 0, False, model, None, _compact(bias)))
             readout = (pop_of[out], READOUT_STATE)
             readout_target = out
 
@@ -313,7 +336,7 @@ class _Builder:
             for path_nodes, recurrent in self._paths_from(src_name, pop_of, readout_target):
                 projections.append(self._projection(pops, pop_of, src_name, path_nodes, recurrent))
         for pop in pops:
-            if pop.kind != nm.KIND_INPUT and not pop.spiking and any(pr.source == pop_of[pop.name] for pr in projections):
+            if pop.kind != KIND_INPUT and not pop.spiking and any(pr.source == pop_of[pop.name] for pr in projections):
                 raise ModelError(
                     f"{pop.nir_type} is not spiking but drives other nodes; in an event engine only spikes travel",
                     node=pop.name, path=self.path)
@@ -491,14 +514,14 @@ class _Builder:
         pop_size = np.array([p.size for p in pops], dtype=np.int64)
         pop_flags = np.zeros(n_pop, dtype=np.int64)
         pop_refr = np.zeros(n_pop, dtype=np.float64)
-        base = np.zeros((n_pop, nm.N_PARAMS), dtype=np.int64)
-        stride = np.zeros((n_pop, nm.N_PARAMS), dtype=np.int64)
+        base = np.zeros((n_pop, N_PARAMS), dtype=np.int64)
+        stride = np.zeros((n_pop, N_PARAMS), dtype=np.int64)
         param_chunks = []
         n_params = 0
         for i, p in enumerate(pops):
             flags = 0
-            slots = nm.parameter_table(p.model) if p.model is not None else {k: np.zeros(1) for k in range(nm.N_PARAMS)}
-            if p.kind == nm.KIND_INPUT:
+            slots = nm.parameter_table(p.model) if p.model is not None else {k: np.zeros(1) for k in range(N_PARAMS)}
+            if p.kind == KIND_INPUT:
                 flags |= F_SPIKING
             if p.spiking and p.rule is not None:
                 flags |= F_SPIKING
@@ -509,23 +532,23 @@ class _Builder:
                     flags |= F_REFRACTORY
                     pop_refr[i] = p.rule.refractory_s * 1e6
             if p.model is not None:
-                if np.any(np.isfinite(slots[nm.P_V_MIN])):
+                if np.any(np.isfinite(slots[P_V_MIN])):
                     flags |= F_FLOOR
-                if p.kind == nm.KIND_INTEGRATOR:
-                    if np.any(slots[nm.P_DRIVE] != 0):
+                if p.kind == KIND_INTEGRATOR:
+                    if np.any(slots[P_DRIVE] != 0):
                         flags |= F_DYNAMIC
-                    if p.spiking and np.any(slots[nm.P_DRIVE] > 0):
+                    if p.spiking and np.any(slots[P_DRIVE] > 0):
                         flags |= F_MAY_CROSS
-                elif p.kind == nm.KIND_LEAKY:
+                elif p.kind == KIND_LEAKY:
                     flags |= F_DYNAMIC
-                    if p.spiking and np.any(slots[nm.P_V_REST] > slots[nm.P_THRESHOLD]):
+                    if p.spiking and np.any(slots[P_V_REST] > slots[P_THRESHOLD]):
                         flags |= F_MAY_CROSS
-                elif p.kind == nm.KIND_CUBA:
+                elif p.kind == KIND_CUBA:
                     flags |= F_DYNAMIC
                     if p.spiking:
                         flags |= F_MAY_CROSS
             pop_flags[i] = flags
-            for k in range(nm.N_PARAMS):
+            for k in range(N_PARAMS):
                 # the engine's time unit is the microsecond (input timestamps stay exact)
                 values = np.asarray(slots[k], dtype=np.float64).reshape(-1) * _TIME_SCALE.get(k, 1.0)
                 if values.size > 1:
@@ -621,7 +644,7 @@ class _Builder:
 
 
 #: parameter slots converted from seconds to the engine's microseconds when packed
-_TIME_SCALE = {nm.P_TAU_MEM: 1e6, nm.P_TAU_SYN: 1e6, nm.P_DRIVE: 1e-6}
+_TIME_SCALE = {P_TAU_MEM: 1e6, P_TAU_SYN: 1e6, P_DRIVE: 1e-6}
 
 
 def _compact(values) -> np.ndarray:

@@ -17,24 +17,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-# Model kinds, as the compiled kernel sees them.
-KIND_INPUT = 0
-KIND_INTEGRATOR = 1
-KIND_LEAKY = 2
-KIND_CUBA = 3
-
-# Parameter slots of the engine's parameter table (one row of (base, stride) per population).
-P_THRESHOLD = 0
-P_V_RESET = 1
-P_V_MIN = 2
-P_GAIN = 3
-P_DRIVE = 4
-P_V_REST = 5
-P_TAU_MEM = 6
-P_TAU_SYN = 7
-P_R = 8
-P_I_REST = 9
-N_PARAMS = 10
+# Model kinds and parameter slots, as the compiled kernels see them.
+from ..kernels.abi import (
+    KIND_CUBA,
+    KIND_INTEGRATOR,
+    KIND_LEAKY,
+    N_PARAMS,
+    P_DRIVE,
+    P_GAIN,
+    P_I_REST,
+    P_R,
+    P_TAU_MEM,
+    P_TAU_SYN,
+    P_THRESHOLD,
+    P_V_MIN,
+    P_V_RESET,
+    P_V_REST,
+)
 
 
 @dataclass

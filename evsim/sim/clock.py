@@ -45,7 +45,7 @@ engine model's parameters (:mod:`evsim.model.neurons`, as :mod:`evsim.model.prof
 ``nir`` (strict NIR; exact integration of the continuous equations over the bin, input at its end)
     I, IF:      ``v ← v + a·dt + g·x``                      (a = drive = R·b, g = R)
     LI, LIF:    ``v ← v_rest + (v − v_rest)·exp(−dt/τ) + g·x``   (g = R/τ, v_rest = v_leak + R·b)
-    CubaLI(F):  ``(v, I) ← closed form over dt`` (:func:`evsim.sim.engine.cuba_evolve`, here as the
+    CubaLI(F):  ``(v, I) ← closed form over dt`` (:func:`evsim.kernels.neuron.cuba_evolve`, here as the
                 equivalent linear map), then ``I ← I + g·x`` (g = w_in/τ_syn)
     then threshold / reset / floor per the SpikeRule (v > θ, v ← v_reset, one spike).
 
@@ -119,8 +119,10 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from ..model import neurons as nm
-from ..compile.builder import READOUT_COUNTS, CompiledModel, compile_model, conv_offset_table
+from ..compile.builder import CompiledModel, compile_model, conv_offset_table
+from ..kernels import profile_step as ps
+from ..kernels.abi import KIND_CUBA, KIND_INPUT, KIND_INTEGRATOR, KIND_LEAKY, READOUT_COUNTS
+from ..kernels.readout import decide_rows
 from ..errors import OptionError
 from ..input.events import check_sorted, input_indices
 from ..model.linear import ConvOp, DenseOp, ReshapeOp, ScaleOp, as_spatial, to_nir_order
@@ -226,71 +228,6 @@ def _conv_kernel(x, wt, out, c_in, h, w, c_out, ow, rows, cols, groups):
                             wk = wt[c, ky, kx]
                             for co in range(cout_g):
                                 o[base + co] += s * wk[co]
-
-
-@njit(cache=True)
-def _linear_neuron_kernel(v, x, has_x, a, c, g, theta, v_reset, v_min, prev, spikes, refr, refr_steps,
-                          spiking, ge, multi, subtract, use_floor, deferred, use_refr):
-    """One step of an integrator / leaky population: ``v ← a·v + c (− prev·θ) + g·x``,
-    threshold, spikes, reset, floor. ``deferred``: snnTorch's reset of the previous step's
-    spikes (``prev``). ``use_refr``: a neuron with ``refr`` > 0 steps left is held (v kept,
-    input discarded, no spike); a spike holds it for ``refr_steps``. Parameters are (1 or B, n)
-    arrays (broadcast views)."""
-    n_b, n = v.shape
-    for b in range(n_b):
-        ra = a[b if a.shape[0] > 1 else 0]
-        rc = c[b if c.shape[0] > 1 else 0]
-        rg = g[b if g.shape[0] > 1 else 0]
-        rt = theta[b if theta.shape[0] > 1 else 0]
-        rr = v_reset[b if v_reset.shape[0] > 1 else 0]
-        rm = v_min[b if v_min.shape[0] > 1 else 0]
-        rs = refr_steps[b if refr_steps.shape[0] > 1 else 0]
-        for j in range(n):
-            vv = np.float64(v[b, j])
-            held = use_refr and refr[b, j] > 0.0
-            if held:
-                refr[b, j] -= 1.0
-                if deferred and prev[b, j] > 0.0:  # the spike's pending reset still applies
-                    vv = vv - prev[b, j] * rt[j] if subtract else rr[j]
-            elif deferred:
-                p = prev[b, j]
-                if subtract:
-                    vv = ra[j] * vv + rc[j]
-                    vv = vv - p * rt[j]
-                else:
-                    base = rr[j] if p > 0.0 else vv
-                    vv = ra[j] * base + rc[j]
-            else:
-                vv = ra[j] * vv + rc[j]
-            if has_x and not held:
-                vv = vv + rg[j] * x[b, j]
-            if spiking:
-                th = rt[j]
-                above = (vv >= th if ge else vv > th) and not held
-                nsp = 0.0
-                if above:
-                    if multi:
-                        r = vv / th
-                        nsp = np.floor(r) if ge else np.ceil(r) - 1.0
-                        if nsp < 1.0:
-                            nsp = 1.0
-                    else:
-                        nsp = 1.0
-                spikes[b, j] = nsp
-                if deferred:
-                    prev[b, j] = nsp
-                elif nsp > 0.0:
-                    if subtract:
-                        vv = vv - nsp * th
-                    else:
-                        vv = rr[j]
-                if use_refr and nsp > 0.0:
-                    refr[b, j] = rs[j]
-                if use_floor:
-                    vm = rm[j]
-                    if vv < vm:
-                        vv = vm
-            v[b, j] = vv
 
 
 class _Dense:
@@ -469,7 +406,7 @@ class _Pop:
         self.name = pop.name
         self.size = pop.size
         self.shape = pop.shape
-        self.is_input = pop.kind == nm.KIND_INPUT
+        self.is_input = pop.kind == KIND_INPUT
         if self.is_input:
             return
         m = pop.model
@@ -489,7 +426,7 @@ class _Pop:
         self.v_min = _row(m.v_min) if m.v_min is not None else None
         self.m = m
         self.v_leak = None
-        if self.kind == nm.KIND_LEAKY and self.family in ("sinabs", "snntorch"):
+        if self.kind == KIND_LEAKY and self.family in ("sinabs", "snntorch"):
             node = model.graph.nodes.get(pop.name)
             self.v_leak = _row(expand_parameter(node, "v_leak", pop.shape, pop.name, model.source_path, 0.0)
                                if node is not None else np.zeros(1))
@@ -508,10 +445,10 @@ class _Pop:
         m, fam = self.m, self.family
         b_step = self.bias * (dt / self.dt_p) if self.dt_p else None  # bias per bin (profiles)
         c = {}
-        if self.kind == nm.KIND_INTEGRATOR:
+        if self.kind == KIND_INTEGRATOR:
             c["a"] = np.ones((1, 1))
             c["c"] = _row(m.drive) * dt
-        elif self.kind == nm.KIND_LEAKY:
+        elif self.kind == KIND_LEAKY:
             tau = _row(m.tau_mem)
             if fam == "nir":
                 a = np.exp(-dt / tau)
@@ -549,7 +486,7 @@ class _Pop:
     # ---------------------------------------------------------------------------------------
     def new_state(self, n_b: int, dtype) -> dict:
         st = {"v": np.zeros((n_b, self.size), dtype=dtype)}
-        if self.kind == nm.KIND_CUBA:
+        if self.kind == KIND_CUBA:
             st["i"] = np.zeros((n_b, self.size), dtype=dtype)
         if self.deferred_reset:
             st["prev"] = np.zeros((n_b, self.size))
@@ -558,71 +495,10 @@ class _Pop:
         return st
 
     # ---------------------------------------------------------------------------------------
-    def _fire(self, v):
-        """Spike counts (float64) for state v (float64) per the SpikeRule; no reset."""
-        theta = self.theta
-        above = v >= theta if self.rule.threshold_ge else v > theta
-        if self.rule.multi_spike:
-            ratio = v / theta
-            n = np.floor(ratio) if self.rule.threshold_ge else np.ceil(ratio) - 1.0
-            return np.where(above, np.maximum(n, 1.0), 0.0)
-        return above.astype(np.float64)
-
-    def _reset(self, v, n):
-        if self.rule.subtract:
-            return v - n * self.theta
-        return np.where(n > 0, self.v_reset, v)
-
-    def _floor(self, v):
-        return v if self.v_min is None else np.maximum(v, self.v_min)
-
     def step(self, st: dict, x, c: dict):
-        """Advance one step with synaptic input x ((B, n) float64 or None for no input).
+        """Advance one step with synaptic input x ((B, n) float64 or None for no input) by the
+        family's discrete update and the shared spike rule (:mod:`evsim.kernels.profile_step`).
         Returns the spike counts ((B, n) float64) or None for a non-spiking population."""
-        if self.kind != nm.KIND_CUBA:
-            return self._step_fused(st, x, c)
-        v_old = st["v"]
-        v = v_old.astype(np.float64)
-        held = None
-        if "refr" in st:
-            held = st["refr"] > 0
-        fam = self.family
-        i = st["i"].astype(np.float64)
-        gx = 0.0 if x is None else self.gain * x
-        if fam == "nir":
-            v, i = c["vv"] * v + c["vi"] * i + c["vc"], c["ii"] * i + c["ic"]
-            i = i + gx
-        elif fam == "sinabs":
-            i = c["as"] * (i + gx + c["ic"])
-            v = c["am"] * v + c["vc"] + c["k"] * i
-        elif fam == "snntorch":
-            i = c["as"] * i + gx + c["ic"]
-            u = c["am"] * v + c["vc"] + c["k"] * i
-            v = self._deferred(u, st)
-        else:  # norse
-            v = v + c["fm"] * ((c["vl"] - v) + c["r"] * i)
-            i = i - c["fs"] * i + c["ic"] + gx
-        st["i"][...] = i
-        if held is not None:  # held: v kept (after snnTorch's pending reset, if any)
-            v = np.where(held, self._deferred(v_old.astype(np.float64), st) if self.deferred_reset else v_old, v)
-        if not self.spiking:
-            st["v"][...] = v
-            return None
-        n = self._fire(v)
-        if held is not None:
-            n = np.where(held, 0.0, n)
-        if self.deferred_reset:
-            st["prev"] = n  # snnTorch: the reset is applied in the next step
-        else:
-            v = self._reset(v, n)
-        v = self._floor(v)
-        if held is not None:
-            st["refr"] = np.where(n > 0, c["refr"], np.maximum(st["refr"] - 1.0, 0.0))
-        st["v"][...] = v
-        return n
-
-    def _step_fused(self, st: dict, x, c: dict):
-        """Integrator / leaky populations: one numba pass."""
         v = st["v"]
         spiking = self.spiking
         rule = self.rule
@@ -630,22 +506,23 @@ class _Pop:
         dummy = w["zero"]
         spikes = np.empty(v.shape) if spiking else dummy
         use_refr = "refr" in st
-        _linear_neuron_kernel(
-            v, dummy if x is None else x, x is not None, c["a"], c["c"], w["gain"], w["theta"], w["v_reset"],
-            w["v_min"], st["prev"] if self.deferred_reset else dummy, spikes,
-            st["refr"] if use_refr else dummy, c["refr"] if use_refr else dummy,
-            spiking, bool(spiking and rule.threshold_ge), bool(spiking and rule.multi_spike),
-            bool(spiking and rule.subtract), spiking and self.v_min is not None, self.deferred_reset, use_refr)
+        rule_args = (w["gain"], w["theta"], w["v_reset"], w["v_min"], st["prev"] if self.deferred_reset else dummy, spikes,
+                     st["refr"] if use_refr else dummy, c["refr"] if use_refr else dummy,
+                     spiking, bool(spiking and rule.threshold_ge), bool(spiking and rule.multi_spike),
+                     bool(spiking and rule.subtract), spiking and self.v_min is not None, self.deferred_reset, use_refr)
+        has_x = x is not None
+        if self.kind == KIND_CUBA:
+            keys = _CUBA_COEFFS[self.family]
+            ps.cuba_step(_FAMILY_CODE[self.family], v, st["i"], x if has_x else dummy, has_x, *(c[k] for k in keys), *rule_args)
+        else:
+            ps.linear_step(v, x if has_x else dummy, has_x, c["a"], c["c"], *rule_args)
         return spikes if spiking else None
 
-    def _deferred(self, u, st):
-        """snnTorch Synaptic's reset of the previous step's spike (reset_delay=True): u is the
-        whole update β·mem + syn; subtract → u − reset·θ; zero → v_reset. (Leaky: in
-        :func:`_linear_neuron_kernel`.)"""
-        prev = st["prev"]
-        if self.rule.subtract:
-            return u - prev * self.theta
-        return np.where(prev > 0, self.v_reset, u)
+
+_FAMILY_CODE = {"nir": ps.FAMILY_NIR, "sinabs": ps.FAMILY_SINABS, "snntorch": ps.FAMILY_SNNTORCH, "norse": ps.FAMILY_NORSE}
+# the coefficients of :func:`evsim.kernels.profile_step.cuba_step` (c0..c4) per family
+_CUBA_COEFFS = {"nir": ("vv", "vi", "vc", "ii", "ic"), "sinabs": ("am", "as", "vc", "k", "ic"),
+                "snntorch": ("am", "as", "vc", "k", "ic"), "norse": ("fm", "fs", "vl", "r", "ic")}
 
 
 # --------------------------------------------------------------------------------------------
@@ -662,6 +539,93 @@ class _Sample:
     n_steps: int  # steps of the binning (whole recording)
     n_run: int  # steps to run (up to the last consumed event)
     width_us: float
+
+
+@dataclass
+class _StepInputs:
+    """All consumed events of a batch, ordered by step (stable: file order within a step)."""
+
+    sample: np.ndarray  # sample of every event
+    flat: np.ndarray  # input neuron of every event
+    ptr: np.ndarray  # events of step k: ptr[k]:ptr[k + 1]
+    n_steps: int
+
+    @classmethod
+    def of(cls, samples: list) -> "_StepInputs":
+        n_steps = max((s.n_run for s in samples), default=0)
+        if not samples:
+            empty = np.zeros(0, np.int64)
+            return cls(empty, empty, np.zeros(n_steps + 1, np.int64), n_steps)
+        ev_b = np.concatenate([np.full(s.k.size, j, dtype=np.int64) for j, s in enumerate(samples)])
+        ev_k = np.concatenate([s.k for s in samples])
+        ev_f = np.concatenate([s.flat for s in samples])
+        order = np.argsort(ev_k, kind="stable")
+        ev_k = ev_k[order]
+        return cls(ev_b[order], ev_f[order], np.searchsorted(ev_k, np.arange(n_steps + 1)), n_steps)
+
+    def frame(self, batch: "_Batch", k: int, n_in: int) -> np.ndarray:
+        """Event counts per live row and input neuron in step k ((rows, n_in) float64)."""
+        a, e = self.ptr[k], self.ptr[k + 1]
+        rows = batch.row_of[self.sample[a:e]]
+        flat_k = self.flat[a:e]
+        if (rows < 0).any():  # events of samples that already stopped (cutoff)
+            flat_k = flat_k[rows >= 0]
+            rows = rows[rows >= 0]
+        n_live = batch.live.size
+        return np.bincount(rows * n_in + flat_k, minlength=n_live * n_in).astype(np.float64).reshape(n_live, n_in)
+
+
+@dataclass
+class _Batch:
+    """The samples still running (one row each) and what accumulates per row."""
+
+    live: np.ndarray  # sample of every row
+    row_of: np.ndarray  # row of every sample (-1: not running)
+    per_sample: bool  # coefficients per row (different bin widths) or shared
+    coeffs: list
+    states: list
+    hist: list  # per population: ring buffer of past spikes (delayed / recurrent projections)
+    counts: np.ndarray  # readout spike counts
+    spikes_total: np.ndarray  # spikes per population
+    synops: np.ndarray
+    consumed: np.ndarray  # input events
+
+    def keep(self, keep: np.ndarray) -> None:
+        """Drop the rows where ``keep`` is False."""
+        self.live = self.live[keep]
+        self.row_of[:] = -1
+        self.row_of[self.live] = np.arange(self.live.size)
+        self.counts, self.synops = self.counts[keep], self.synops[keep]
+        self.consumed, self.spikes_total = self.consumed[keep], self.spikes_total[keep]
+        for st in self.states:
+            if st is not None:
+                for key in st:
+                    st[key] = st[key][keep]
+        self.hist = [None if h is None else h[:, keep] for h in self.hist]
+        if self.per_sample:
+            self.coeffs = [None if c is None else {kk: v[keep] for kk, v in c.items()} for c in self.coeffs]
+
+
+@dataclass
+class _Outcome:
+    """Per sample: what its Result reports."""
+
+    synops: np.ndarray
+    spikes_total: np.ndarray
+    consumed: np.ndarray
+    steps_done: np.ndarray
+    final_out: np.ndarray
+    final_counts: np.ndarray
+    status: list
+    decision: list
+    confidence: list
+    final_state: list
+
+    @classmethod
+    def empty(cls, n_b: int, n_pops: int, n_out: int) -> "_Outcome":
+        return cls(np.zeros(n_b), np.zeros((n_b, n_pops)), np.zeros(n_b, dtype=np.int64), np.zeros(n_b, dtype=np.int64),
+                   np.zeros((n_b, n_out)), np.zeros((n_b, n_out)), ["complete"] * n_b, [None] * n_b, [None] * n_b,
+                   [None] * n_b)
 
 
 class ClockSimulator:
@@ -704,10 +668,7 @@ class ClockSimulator:
             self.projs.append(_Proj(pr.source, pr.target, kernels, fan, float(pr.delay_s), per_source, bool(pr.recurrent)))
         self.incoming = [[j for j, p in enumerate(self.projs) if p.dst == i] for i in range(len(self.pops))]
         self.synapses_per_step = float(sum(p.fanout.sum() for p in self.projs))
-        cut = self.cutoff
-        self._table = None
-        if cut.table is not None:
-            self._table = np.array([np.inf if v is None else float(v) for v in cut.table], dtype=np.float64)
+        self._cut = self.cutoff.as_array()
 
     # ---------------------------------------------------------------------------------------
     def run(self, events: np.ndarray, *, source: str | None = None) -> Result:
@@ -775,153 +736,137 @@ class ClockSimulator:
         return out, per_sample
 
     def _simulate(self, samples: list) -> list:
-        model = self.model
-        pops, projs = self.pops, self.projs
+        """Step a group of samples (same delays in steps) together; one Result per sample."""
+        pops = self.pops
         n_b = len(samples)
-        n_pops = len(pops)
-        n_in = pops[0].size
-        coeffs, per_sample = self._coefficients(samples)
-        lags = [p.lags(samples[0].width_us * 1e-6) for p in projs] if samples else []
-        # history ring buffers for delayed / recurrent projections
-        depth = [0] * n_pops
-        for p, lag in zip(projs, lags):
-            depth[p.src] = max(depth[p.src], int(np.max(lag)))
-        readout_pop, readout_mode = model.readout
+        readout_pop, _ = self.model.readout
         n_out = pops[readout_pop].size
-        cut = self.cutoff
-
-        # all consumed events of the batch, ordered by step (stable: file order within a step)
-        t_steps = max((s.n_run for s in samples), default=0)
-        ev_b = np.concatenate([np.full(s.k.size, j, dtype=np.int64) for j, s in enumerate(samples)]) if n_b else np.zeros(0, np.int64)
-        ev_k = np.concatenate([s.k for s in samples]) if n_b else np.zeros(0, np.int64)
-        ev_f = np.concatenate([s.flat for s in samples]) if n_b else np.zeros(0, np.int64)
-        order = np.argsort(ev_k, kind="stable")
-        ev_b, ev_k, ev_f = ev_b[order], ev_k[order], ev_f[order]
-        ptr = np.searchsorted(ev_k, np.arange(t_steps + 1))
-
-        # state (rows = live samples)
-        live = np.array([j for j, s in enumerate(samples) if s.n_run > 0], dtype=np.int64)
-        row_of = np.full(n_b, -1, dtype=np.int64)
-        row_of[live] = np.arange(live.size)
-        if per_sample:
-            coeffs = [None if c is None else {k: v[live] for k, v in c.items()} for c in coeffs]
-        states = [None if p.is_input else p.new_state(live.size, self.dtype) for p in pops]
-        hist = [np.zeros((d + 1, live.size, pops[i].size)) if d > 0 else None for i, d in enumerate(depth)]
-        counts = np.zeros((live.size, n_out))
+        coeffs, per_sample = self._coefficients(samples)
+        lags = [p.lags(samples[0].width_us * 1e-6) for p in self.projs] if samples else []
+        inputs = _StepInputs.of(samples)
+        batch = self._new_batch(samples, coeffs, per_sample, lags, n_out)
+        outcome = _Outcome.empty(n_b, len(pops), n_out)
         width = np.array([s.width_us for s in samples])
         n_run = np.array([s.n_run for s in samples])
-
-        # per-sample results
-        synops = np.zeros(n_b)
-        spikes_total = np.zeros((n_b, n_pops))
-        consumed = np.zeros(n_b, dtype=np.int64)
-        steps_done = np.zeros(n_b, dtype=np.int64)
-        final_out = np.zeros((n_b, n_out))
-        final_counts = np.zeros((n_b, n_out))
-        status = ["complete"] * n_b
-        decision = [None] * n_b
-        confidence = [None] * n_b
-        final_state = [None] * n_b
         rec_spikes = []  # (sample, pop, neuron, step, count) chunks
         rec_out = []  # (sample, step, consumed, vectors) chunks
-        spk_tot_live = np.zeros((live.size, n_pops))
-        syn_live = np.zeros(live.size)
-        cons_live = np.zeros(live.size, dtype=np.int64)
 
-        for k in range(t_steps):
-            if live.size == 0:
+        for k in range(inputs.n_steps):
+            if batch.live.size == 0:
                 break
-            n_live = live.size
-            a, e = ptr[k], ptr[k + 1]
-            rows = row_of[ev_b[a:e]]
-            flat_k = ev_f[a:e]
-            if (rows < 0).any():  # events of samples that already stopped (cutoff)
-                flat_k = flat_k[rows >= 0]
-                rows = rows[rows >= 0]
-            frame = np.bincount(rows * n_in + flat_k, minlength=n_live * n_in).astype(np.float64).reshape(n_live, n_in)
-            cons_live += np.bincount(rows, minlength=n_live)
-            spikes = [None] * n_pops
-            spikes[0] = frame
-            for i, p in enumerate(pops):
-                if p.is_input:
-                    s = frame
-                else:
-                    x = None
-                    for j in self.incoming[i]:
-                        pr = projs[j]
-                        src = self._lagged(pr, lags[j], spikes, hist, k)
-                        if src is None:
-                            continue
-                        syn_live += src @ pr.fanout
-                        if not src.any():
-                            continue
-                        y = src
-                        for kern in pr.kernels:
-                            y = kern(y)
-                        x = y if x is None else x + y
-                    s = p.step(states[i], x, coeffs[i])
-                spikes[i] = s
-                if s is not None:
-                    spk_tot_live[:, i] += s.sum(axis=1)
-                    if hist[i] is not None:
-                        hist[i][k % hist[i].shape[0]] = s
-                    if self.record_spikes and s.any():
-                        rb, rn = np.nonzero(s)
-                        rec_spikes.append((live[rb], i, rn, k, s[rb, rn]))
-            # output vector after this step
-            if readout_mode == READOUT_COUNTS:
-                counts += spikes[readout_pop]
-                out_vec = counts
-            else:
-                out_vec = states[readout_pop]["v"].astype(np.float64)
-            t_end = (k + 1) * width[live]
+            spikes = self._step_populations(batch, inputs.frame(batch, k, pops[0].size), lags, k, rec_spikes)
+            out_vec = self._output_vector(batch, spikes)
             if self.record_output:
-                rec_out.append((live.copy(), k, cons_live.copy(), out_vec.copy()))
-            done = n_run[live] == k + 1
-            if cut.mode != "none":
-                decided, conf = self._decide(out_vec, t_end)
-                for r in np.flatnonzero(decided):
-                    j = live[r]
-                    status[j], decision[j], confidence[j] = "cutoff", float(t_end[r]), float(conf[r])
-                done = done | decided
+                rec_out.append((batch.live.copy(), k, batch.consumed.copy(), out_vec.copy()))
+            t_end = (k + 1) * width[batch.live]
+            done = n_run[batch.live] == k + 1
+            if self.cutoff.mode != "none":
+                done = done | self._record_decisions(batch, outcome, out_vec, t_end)
             if done.any():
-                for r in np.flatnonzero(done):
-                    j = live[r]
-                    final_out[j] = out_vec[r]
-                    final_counts[j] = counts[r]
-                    synops[j] = syn_live[r]
-                    spikes_total[j] = spk_tot_live[r]
-                    consumed[j] = cons_live[r]
-                    steps_done[j] = k + 1
-                    if self.keep_state:
-                        final_state[j] = {pops[i].name: {key: st[key][r].astype(np.float64) for key in ("v", "i") if key in st}
-                                          for i, st in enumerate(states) if st is not None}
-                    if decision[j] is None:
-                        decision[j] = float(t_end[r])
-                keep = ~done
-                live = live[keep]
-                row_of[:] = -1
-                row_of[live] = np.arange(live.size)
-                counts, syn_live, cons_live, spk_tot_live = counts[keep], syn_live[keep], cons_live[keep], spk_tot_live[keep]
-                for st in states:
-                    if st is not None:
-                        for key in st:
-                            st[key] = st[key][keep]
-                hist = [None if h is None else h[:, keep] for h in hist]
-                if per_sample:
-                    coeffs = [None if c is None else {kk: v[keep] for kk, v in c.items()} for c in coeffs]
+                self._retire(batch, outcome, done, out_vec, t_end, k)
 
         spike_parts = self._split_spikes(rec_spikes, samples) if self.record_spikes else [None] * n_b
         out_parts = self._split_output(rec_out, samples, n_out) if self.record_output else [None] * n_b
-        results = [self._result(s, final_out[j], final_counts[j], synops[j], spikes_total[j], consumed[j],
-                                steps_done[j], status[j], decision[j], confidence[j], spike_parts[j], out_parts[j])
+        results = [self._result(s, outcome.final_out[j], outcome.final_counts[j], outcome.synops[j],
+                                outcome.spikes_total[j], outcome.consumed[j], outcome.steps_done[j], outcome.status[j],
+                                outcome.decision[j], outcome.confidence[j], spike_parts[j], out_parts[j])
                    for j, s in enumerate(samples)]
         if self.keep_state:
             for j, r in enumerate(results):
-                r.extra["state"] = final_state[j] if final_state[j] is not None else {
-                    p.name: {key: np.zeros(p.size) for key in (("v", "i") if p.kind == nm.KIND_CUBA else ("v",))}
+                r.extra["state"] = outcome.final_state[j] if outcome.final_state[j] is not None else {
+                    p.name: {key: np.zeros(p.size) for key in (("v", "i") if p.kind == KIND_CUBA else ("v",))}
                     for p in pops if not p.is_input}
         return results
+
+    # ---------------------------------------------------------------------------------------
+    def _new_batch(self, samples: list, coeffs: list, per_sample: bool, lags: list, n_out: int) -> "_Batch":
+        """Zero state for the samples that have steps to run (rows), with history ring buffers
+        for delayed / recurrent projections."""
+        pops = self.pops
+        depth = [0] * len(pops)
+        for p, lag in zip(self.projs, lags):
+            depth[p.src] = max(depth[p.src], int(np.max(lag)))
+        live = np.array([j for j, s in enumerate(samples) if s.n_run > 0], dtype=np.int64)
+        row_of = np.full(len(samples), -1, dtype=np.int64)
+        row_of[live] = np.arange(live.size)
+        if per_sample:
+            coeffs = [None if c is None else {k: v[live] for k, v in c.items()} for c in coeffs]
+        return _Batch(
+            live=live, row_of=row_of, per_sample=per_sample, coeffs=coeffs,
+            states=[None if p.is_input else p.new_state(live.size, self.dtype) for p in pops],
+            hist=[np.zeros((d + 1, live.size, pops[i].size)) if d > 0 else None for i, d in enumerate(depth)],
+            counts=np.zeros((live.size, n_out)), spikes_total=np.zeros((live.size, len(pops))),
+            synops=np.zeros(live.size), consumed=np.zeros(live.size, dtype=np.int64))
+
+    def _step_populations(self, batch: "_Batch", frame: np.ndarray, lags: list, k: int, rec_spikes: list) -> list:
+        """Step k of every population in topological order; returns the spikes per population
+        ((rows, n) float64, None for non-spiking ones) and counts SynOps and spikes."""
+        pops, projs = self.pops, self.projs
+        batch.consumed += frame.sum(axis=1).astype(np.int64)
+        spikes = [None] * len(pops)
+        spikes[0] = frame
+        for i, p in enumerate(pops):
+            if p.is_input:
+                s = frame
+            else:
+                x = None
+                for j in self.incoming[i]:
+                    pr = projs[j]
+                    src = self._lagged(pr, lags[j], spikes, batch.hist, k)
+                    if src is None:
+                        continue
+                    batch.synops += src @ pr.fanout
+                    if not src.any():
+                        continue
+                    y = src
+                    for kern in pr.kernels:
+                        y = kern(y)
+                    x = y if x is None else x + y
+                s = p.step(batch.states[i], x, batch.coeffs[i])
+            spikes[i] = s
+            if s is not None:
+                batch.spikes_total[:, i] += s.sum(axis=1)
+                if batch.hist[i] is not None:
+                    batch.hist[i][k % batch.hist[i].shape[0]] = s
+                if self.record_spikes and s.any():
+                    rb, rn = np.nonzero(s)
+                    rec_spikes.append((batch.live[rb], i, rn, k, s[rb, rn]))
+        return spikes
+
+    def _output_vector(self, batch: "_Batch", spikes: list) -> np.ndarray:
+        """The output vector after a step: accumulated spike counts, or the readout's state."""
+        readout_pop, readout_mode = self.model.readout
+        if readout_mode == READOUT_COUNTS:
+            batch.counts += spikes[readout_pop]
+            return batch.counts
+        return batch.states[readout_pop]["v"].astype(np.float64)
+
+    def _record_decisions(self, batch: "_Batch", outcome: "_Outcome", out_vec: np.ndarray, t_end: np.ndarray) -> np.ndarray:
+        """Evaluate the cutoff on every row; record the decisions; returns the decided rows."""
+        decided, conf = self._decide(out_vec, t_end)
+        for r in np.flatnonzero(decided):
+            j = batch.live[r]
+            outcome.status[j], outcome.decision[j], outcome.confidence[j] = "cutoff", float(t_end[r]), float(conf[r])
+        return decided
+
+    def _retire(self, batch: "_Batch", outcome: "_Outcome", done: np.ndarray, out_vec: np.ndarray, t_end: np.ndarray,
+                k: int) -> None:
+        """Store the results of the rows that are done after step k and drop their rows."""
+        pops = self.pops
+        for r in np.flatnonzero(done):
+            j = batch.live[r]
+            outcome.final_out[j] = out_vec[r]
+            outcome.final_counts[j] = batch.counts[r]
+            outcome.synops[j] = batch.synops[r]
+            outcome.spikes_total[j] = batch.spikes_total[r]
+            outcome.consumed[j] = batch.consumed[r]
+            outcome.steps_done[j] = k + 1
+            if self.keep_state:
+                outcome.final_state[j] = {pops[i].name: {key: st[key][r].astype(np.float64) for key in ("v", "i") if key in st}
+                                          for i, st in enumerate(batch.states) if st is not None}
+            if outcome.decision[j] is None:
+                outcome.decision[j] = float(t_end[r])
+        batch.keep(~done)
 
     @staticmethod
     def _split_spikes(chunks: list, samples: list) -> list:
@@ -974,25 +919,12 @@ class ClockSimulator:
         return h[idx, :, np.arange(lag.size)].T
 
     def _decide(self, a: np.ndarray, t_end: np.ndarray):
-        """Cutoff on output vectors a (B, n) at times t_end (µs): (decided, confidence)."""
-        cut = self.cutoff
-        active = np.abs(a).sum(axis=1) > 0
-        if cut.mode == "conf":
-            z = (a - a.max(axis=1, keepdims=True)) / cut.temperature
-            conf = 1.0 / np.exp(z).sum(axis=1)
-        else:
-            if a.shape[1] > 1:
-                top = np.sort(a, axis=1)
-                conf = top[:, -1] - top[:, -2]
-            else:
-                conf = a[:, 0].copy()
-        if self._table is not None:
-            n_tab = self._table.size
-            kb = (t_end / cut.bin_width_us).astype(np.int64) if cut.bin_width_us > 0 else np.zeros(t_end.size, dtype=np.int64)
-            thr = self._table[np.minimum(kb, n_tab - 1)]
-        else:
-            thr = np.full(a.shape[0], cut.global_threshold)
-        return active & (conf >= thr), conf
+        """Cutoff on output vectors a (B, n) at times t_end (µs): (decided, confidence), by the
+        rule every mode shares (:func:`evsim.kernels.readout.cutoff_decision`)."""
+        decided = np.zeros(a.shape[0], dtype=np.bool_)
+        conf = np.zeros(a.shape[0])
+        decide_rows(np.ascontiguousarray(a, dtype=np.float64), np.asarray(t_end, dtype=np.float64), self._cut, decided, conf)
+        return decided, conf
 
     def _result(self, sample: _Sample, out_vec, count_vec, synops, spikes_total, consumed, steps, status,
                 decision, confidence, spikes, output_record) -> Result:

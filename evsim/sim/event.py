@@ -17,7 +17,9 @@ from __future__ import annotations
 import numpy as np
 
 from . import engine as eng
-from ..compile.builder import READOUT_COUNTS, CompiledModel, compile_model
+from ..compile.builder import CompiledModel, compile_model
+from ..kernels import abi
+from ..kernels.abi import READOUT_COUNTS
 from ..errors import OptionError, RecordingError
 from ..input.events import check_sorted, input_indices
 from ..model.linear import engine_to_nir, nir_to_engine, to_nir_order
@@ -66,9 +68,9 @@ class Simulator:
         """Start a new sample: all state, queues, counters and records cleared."""
         self.state, self.buffers = self._fresh()
         s = self.state
-        s.counters[eng.C_BUDGET] = self.budget
-        s.counters[eng.C_RECORD_SPIKES] = int(self.record_spikes)
-        s.counters[eng.C_RECORD_OUTPUT] = int(self.record_output)
+        s.counters[abi.C_BUDGET] = self.budget
+        s.counters[abi.C_RECORD_SPIKES] = int(self.record_spikes)
+        s.counters[abi.C_RECORD_OUTPUT] = int(self.record_output)
         for name, neurons in self.trace.items():
             p = self.model.population_index(name)
             pop = self.model.populations[p]
@@ -78,11 +80,11 @@ class Simulator:
             eng_idx = nir_to_engine(pop.shape)[idx]
             s.trace_flag[pop.offset + eng_idx] = 1
             s.pop_traced[p] = 1
-            s.counters[eng.C_ANY_TRACE] = 1
+            s.counters[abi.C_ANY_TRACE] = 1
         self._t0_us = None
         self._t_last_us = None
         self.events_total = 0
-        self.status = eng.STATUS_INPUT_DONE
+        self.status = abi.STATUS_INPUT_DONE
         self.stopped = False
 
     # ------------------------------------------------------------------------------------
@@ -108,13 +110,13 @@ class Simulator:
         if self.cutoff.max_time_us is not None:
             keep = int(np.searchsorted(t_rel_us, self.cutoff.max_time_us, side="right"))
         if self.cutoff.max_events is not None:
-            keep = min(keep, max(0, self.cutoff.max_events - int(self.state.counters[eng.C_CONSUMED])))
+            keep = min(keep, max(0, self.cutoff.max_events - int(self.state.counters[abi.C_CONSUMED])))
         times = t_rel_us[:keep].astype(np.float64)  # the engine counts microseconds
         status, _, self.buffers = eng.run(self.model.arrays, self.state, self.buffers, index[:keep], times,
                                           -np.inf, self._cut)
         self._t_last_us = int(events["t"][-1])
         self.status = status
-        if status != eng.STATUS_INPUT_DONE or keep < n:
+        if status != abi.STATUS_INPUT_DONE or keep < n:
             self.stopped = True
         return not self.stopped
 
@@ -128,7 +130,7 @@ class Simulator:
         status, _, self.buffers = eng.run(self.model.arrays, self.state, self.buffers, empty_i, empty_t,
                                           float(t_us), self._cut)
         self.status = status
-        if status != eng.STATUS_INPUT_DONE:
+        if status != abi.STATUS_INPUT_DONE:
             self.stopped = True
 
     # ------------------------------------------------------------------------------------
@@ -140,19 +142,19 @@ class Simulator:
         m = model.arrays
         pop_index, mode = model.readout
         readout_pop = model.populations[pop_index]
-        t_now = float(s.clock[eng.T_NOW])
+        t_now = float(s.clock[abi.T_NOW])
         values = np.zeros(int(m.readout[2]), dtype=np.float64)
         eng.readout_values(m, s, t_now, values)
         output = to_nir_order(values, readout_pop.shape)
         counts = to_nir_order(s.out_counts.copy(), readout_pop.shape) if mode == READOUT_COUNTS else None
-        status = {eng.STATUS_INPUT_DONE: "complete", eng.STATUS_CUTOFF: "cutoff", eng.STATUS_BUDGET: "budget"}[self.status]
-        if status == "complete" and self.cutoff.max_events is not None and int(c[eng.C_CONSUMED]) < self.events_total:
+        status = {abi.STATUS_INPUT_DONE: "complete", abi.STATUS_CUTOFF: "cutoff", abi.STATUS_BUDGET: "budget"}[self.status]
+        if status == "complete" and self.cutoff.max_events is not None and int(c[abi.C_CONSUMED]) < self.events_total:
             status = "event budget"
-        decision = float(s.clock[eng.T_DECISION]) if status == "cutoff" else t_now
+        decision = float(s.clock[abi.T_DECISION]) if status == "cutoff" else t_now
         names = [p.name for p in model.populations]
         spikes = None
         if self.record_spikes:
-            n = int(c[eng.C_REC_N])
+            n = int(c[abi.C_REC_N])
             spikes = np.zeros(n, dtype=SPIKE_RECORD_DTYPE)
             pops = self.buffers.rec_i[:n, 0]
             local = self.buffers.rec_i[:n, 1]
@@ -162,7 +164,7 @@ class Simulator:
             spikes["count"] = self.buffers.rec_i[:n, 2]
         traces = None
         if self.trace:
-            n = int(c[eng.C_TRACE_N])
+            n = int(c[abi.C_TRACE_N])
             g = self.buffers.tr_i[:n]
             offsets = np.array([p.offset for p in model.populations])
             pops = np.searchsorted(offsets, g, side="right") - 1
@@ -174,7 +176,7 @@ class Simulator:
             traces["i_syn"] = self.buffers.tr_v[:n, 1]
         output_record = None
         if self.record_output:
-            n = int(c[eng.C_OUTREC_N])
+            n = int(c[abi.C_OUTREC_N])
             vectors = np.empty((n, readout_pop.size))
             vectors[:, engine_to_nir(readout_pop.shape)] = self.buffers.out_v[:n, :readout_pop.size]
             output_record = (self.buffers.out_t[:n].copy(), self.buffers.out_k[:n].copy(), vectors)
@@ -182,14 +184,14 @@ class Simulator:
             prediction=predict(output),
             output=output,
             output_counts=counts,
-            events_consumed=int(c[eng.C_CONSUMED]),
+            events_consumed=int(c[abi.C_CONSUMED]),
             events_total=int(self.events_total),
-            synops=int(c[eng.C_SYNOPS]),
+            synops=int(c[abi.C_SYNOPS]),
             spikes_per_node={n: int(k) for n, k in zip(names, s.spikes_per_pop)},
             status=status,
             decision_time_us=decision if self._t0_us is not None else None,
-            confidence=float(s.clock[eng.CONFIDENCE]) if status == "cutoff" else None,
-            crossings=int(c[eng.C_CROSSINGS]),
+            confidence=float(s.clock[abi.CONFIDENCE]) if status == "cutoff" else None,
+            crossings=int(c[abi.C_CROSSINGS]),
             node_names=names,
             spikes=spikes,
             traces=traces,

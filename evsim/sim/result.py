@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import engine as eng
+from ..kernels.abi import CUT_CONF, CUT_NONE, CUT_TOPK
+from ..kernels.readout import cutoff_array
 from ..errors import OptionError
 
 
@@ -63,11 +64,11 @@ class Cutoff:
         return 1.0 - self.epsilon if self.mode == "conf" else 0.0
 
     def as_array(self) -> np.ndarray:
-        mode = {"none": eng.CUT_NONE, "conf": eng.CUT_CONF, "topk": eng.CUT_TOPK}[self.mode]
+        mode = {"none": CUT_NONE, "conf": CUT_CONF, "topk": CUT_TOPK}[self.mode]
         table = None
         if self.table is not None:
             table = [np.inf if v is None else float(v) for v in self.table]
-        return eng.cutoff_array(mode, self.temperature, self.global_threshold, table, self.bin_width_us)
+        return cutoff_array(mode, self.temperature, self.global_threshold, table, self.bin_width_us)
 
     def describe(self) -> dict:
         """The cutoff as written in result files."""
