@@ -321,3 +321,27 @@ def test_clock_snntorch_non_spiking_cubali_follows_the_synaptic_equations():
         syn = 0.5 * syn + w[:, i]
         mem = 0.75 * mem + syn
     np.testing.assert_allclose(res.output, mem, rtol=1e-9)
+
+
+@pytest.mark.parametrize("mode", ["event", "clock"])
+def test_a_run_cut_by_an_input_limit_says_so(mode):
+    """--max-time-us / --max-events that leave events unread end with their own status, never
+    'complete' (a truncated run must not look like a whole one)."""
+    import nir
+
+    g = nir.NIRGraph(nodes={"input": nir.Input(input_type=np.array([2])), "fc": nir.Linear(weight=np.eye(2)),
+                            "lif": nir.IF(r=np.ones(2), v_threshold=np.ones(2), v_reset=np.zeros(2)),
+                            "output": nir.Output(output_type=np.array([2]))},
+                     edges=[("input", "fc"), ("fc", "lif"), ("lif", "output")], type_check=False)
+    model = evsim.load_model(g, profile="sinabs", precision="float64")
+    ev = evsim.make_events(t=np.arange(0, 10_000, 1000), x=np.zeros(10, dtype=int))
+
+    def run(**cut):
+        sim = (evsim.Simulator(model, cutoff=evsim.Cutoff(**cut)) if mode == "event"
+               else evsim.ClockSimulator(model, bin_us=1000, cutoff=evsim.Cutoff(**cut)))
+        return sim.run(ev)
+
+    assert run(max_time_us=4500).status == "time budget"
+    assert run(max_events=3).status == "event budget"
+    assert run(max_time_us=1e9).status == "complete"   # nothing left unread
+    assert run(max_events=10).status == "complete"

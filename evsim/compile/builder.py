@@ -225,7 +225,7 @@ def compile_model(source, profile: str = "nir", overrides: Overrides | None = No
 
     Args:
         source: path to a ``.nir`` file, or a ``nir.NIRGraph``.
-        profile: "nir", "sinabs", "speck", "snntorch" or "norse" (SPEC §4).
+        profile: "nir", "sinabs", "speck", "snntorch" or "norse" (docs/SEMANTICS.md#profiles).
         overrides: explicit options that win over the profile.
         precision: "float32" (default) or "float64" for membrane state and weights; parameters
             and times are always float64.

@@ -1,4 +1,4 @@
-"""Clock-driven baseline (SPEC §5): the same compiled graph, stepped in fixed time bins.
+"""Clock-driven baseline (docs/SEMANTICS.md#clock): the same compiled graph, stepped in fixed time bins.
 
 Typical use::
 
@@ -23,7 +23,7 @@ Bins start at the first event t0; bin k is the window ``[t0 + k·w, t0 + (k+1)·
   after ``t0 + N·w``, the last one included; both agree when N divides D, except for the events
   at t_last.) D = 0 puts every event in the last bin.
 
-A frame holds event *counts* per input neuron (SPEC §1 addressing). A step's inputs are taken to
+A frame holds event *counts* per input neuron (docs/SEMANTICS.md#addressing). A step's inputs are taken to
 arrive at the end of its window; times reported for a step (spikes, output record, decision) are
 the end of its window, ``(k + 1)·w`` µs after the first event.
 
@@ -127,7 +127,7 @@ from ..errors import OptionError
 from ..input.events import check_sorted, input_indices
 from ..model.linear import ConvOp, DenseOp, ReshapeOp, ScaleOp, as_spatial, to_nir_order
 from ..model.profiles import expand_parameter
-from .result import SPIKE_RECORD_DTYPE, Cutoff, Result, predict
+from .result import SPIKE_RECORD_DTYPE, Cutoff, Result, predict, truncation_status
 
 __all__ = ["ClockSimulator", "bin_steps"]
 
@@ -629,7 +629,7 @@ class _Outcome:
 
 
 class ClockSimulator:
-    """Clock-driven simulation of a compiled model (SPEC §5; semantics in the module docstring).
+    """Clock-driven simulation of a compiled model (docs/SEMANTICS.md#clock; semantics in the module docstring).
 
     Args:
         model: a :class:`CompiledModel` (or a path, compiled with ``profile``).
@@ -933,8 +933,7 @@ class ClockSimulator:
         mode = model.readout[1]
         output = np.asarray(out_vec, dtype=np.float64).copy()
         counts = np.round(np.asarray(count_vec)).astype(np.int64) if mode == READOUT_COUNTS else None
-        if status == "complete" and self.cutoff.max_events is not None and consumed < sample.n_total:
-            status = "event budget"
+        status = truncation_status(status, self.cutoff, consumed, sample.n_total)
         extra = {
             "mode": "clock",
             "bin_us": float(sample.width_us),

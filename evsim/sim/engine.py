@@ -1,4 +1,4 @@
-"""The compiled event loop (SPEC §2): numba, nopython, arrays and scalars only.
+"""The compiled event loop (docs/SEMANTICS.md#event-order): numba, nopython, arrays and scalars only.
 
 Reading guide. :func:`run` consumes input events in order. Before an input event at time t it
 processes every queued item with time ≤ t (delayed spikes, predicted threshold crossings) in

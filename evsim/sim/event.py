@@ -23,7 +23,7 @@ from ..kernels.abi import READOUT_COUNTS
 from ..errors import OptionError, RecordingError
 from ..input.events import check_sorted, input_indices
 from ..model.linear import engine_to_nir, nir_to_engine, to_nir_order
-from .result import SPIKE_RECORD_DTYPE, TRACE_DTYPE, Cutoff, Result, predict
+from .result import SPIKE_RECORD_DTYPE, TRACE_DTYPE, Cutoff, Result, predict, truncation_status
 
 #: Default per-sample budget on processed items (spikes and queued items): stops runaway
 #: recurrent activity with a flagged result instead of a hang.
@@ -148,8 +148,7 @@ class Simulator:
         output = to_nir_order(values, readout_pop.shape)
         counts = to_nir_order(s.out_counts.copy(), readout_pop.shape) if mode == READOUT_COUNTS else None
         status = {abi.STATUS_INPUT_DONE: "complete", abi.STATUS_CUTOFF: "cutoff", abi.STATUS_BUDGET: "budget"}[self.status]
-        if status == "complete" and self.cutoff.max_events is not None and int(c[abi.C_CONSUMED]) < self.events_total:
-            status = "event budget"
+        status = truncation_status(status, self.cutoff, int(c[abi.C_CONSUMED]), self.events_total)
         decision = float(s.clock[abi.T_DECISION]) if status == "cutoff" else t_now
         names = [p.name for p in model.populations]
         spikes = None

@@ -14,7 +14,7 @@ from ..errors import OptionError
 
 @dataclass
 class Cutoff:
-    """When to stop consuming input (SPEC §6).
+    """When to stop consuming input (docs/SEMANTICS.md#cutoff).
 
     The confidence of the accumulated output vector a(t) is re-evaluated whenever a(t) changes;
     when it reaches the threshold the engine stops consuming input.
@@ -46,14 +46,14 @@ class Cutoff:
             raise OptionError("must be in (0, 1)", option="--epsilon")
         if self.mode == "topk" and self.threshold is None and self.table is None:
             raise OptionError("the topk cutoff needs a threshold (--threshold) or a calibration", option="--threshold")
-        if not self.temperature > 0:
-            raise OptionError("must be > 0", option="--temperature")
+        if not (np.isfinite(self.temperature) and self.temperature > 0):
+            raise OptionError("must be a finite number > 0", option="--temperature")
         if self.threshold is not None and not np.isfinite(self.threshold):
             raise OptionError("must be a finite number", option="--threshold")
         if self.table is not None and len(self.table) > 1 and not self.bin_width_us > 0:
             raise OptionError("a threshold table needs a bin width > 0", option="--calibration")
-        if self.max_time_us is not None and self.max_time_us < 0:
-            raise OptionError("must be >= 0", option="--max-time-us")
+        if self.max_time_us is not None and not (np.isfinite(self.max_time_us) and self.max_time_us >= 0):
+            raise OptionError("must be a finite number >= 0", option="--max-time-us")
         if self.max_events is not None and self.max_events < 0:
             raise OptionError("must be >= 0", option="--max-events")
 
@@ -144,3 +144,15 @@ def predict(output: np.ndarray) -> int | None:
     if output.size == 0 or not np.any(output != 0):
         return None
     return int(np.argmax(output))
+
+
+def truncation_status(status: str, cutoff: Cutoff, consumed: int, total: int) -> str:
+    """A run that ended because of an input limit says so: "event budget" (``--max-events``) or
+    "time budget" (``--max-time-us``) when events were left unread; otherwise ``status``."""
+    if status != "complete" or consumed >= total:
+        return status
+    if cutoff.max_events is not None and consumed >= cutoff.max_events:
+        return "event budget"
+    if cutoff.max_time_us is not None:
+        return "time budget"
+    return status
