@@ -724,11 +724,27 @@ def info(path, json_path, profile, recurrent_delay_us, quantize, chip):
 
         doc = recording_info(read_recording(path))
         doc = {k: (list(v) if isinstance(v, tuple) else v) for k, v in doc.items()}
-        for key in ("path", "format", "n_events", "t_first_us", "t_last_us", "x_max", "y_max", "p_counts", "sensor_size"):
-            if key in doc:
-                click.echo(f"{key:12s} {doc[key]}")
+        _print_recording_info(doc)
     if json_path:
         _write_json_file(json_path, doc)
+
+
+def _print_recording_info(doc: dict) -> None:
+    n = doc.get("n_events", 0)
+    click.echo(f"recording   {doc.get('path')} ({doc.get('format')} format)")
+    if not n:
+        click.echo("events      0")
+        return
+    span_us = doc["t_last_us"] - doc["t_first_us"]
+    click.echo(f"events      {n:,} over {span_us / 1000:.1f} ms ({n / max(span_us, 1) * 1e6:,.0f} events/s), "
+               f"t = {doc['t_first_us']:,} … {doc['t_last_us']:,} µs")
+    click.echo(f"addresses   x 0…{doc['x_max']}, y 0…{doc['y_max']}"
+               + (f"; sensor {doc['sensor_size'][0]}×{doc['sensor_size'][1]}" if doc.get("sensor_size") else
+                  "; sensor size not declared by the file"))
+    counts = doc.get("p_counts") or {}
+    click.echo("polarity    " + ", ".join(f"p={k}: {v:,}" for k, v in sorted(counts.items())))
+    if doc.get("label") is not None:
+        click.echo(f"label       {doc['label']}")
 
 
 def _folder_info(path) -> dict:

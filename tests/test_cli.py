@@ -119,6 +119,9 @@ def test_info_on_a_model_and_a_recording(capsys, tmp_path):
     assert doc["n_events"] == events.size
     assert doc["t_first_us"] == int(events["t"][0]) and doc["t_last_us"] == int(events["t"][-1])
     assert doc["x_max"] == int(events["x"].max()) and doc["y_max"] == int(events["y"].max())
+    # printed for a reader: the duration, no raw dict
+    span_ms = (int(events["t"][-1]) - int(events["t"][0])) / 1000
+    assert f"over {span_ms:.1f} ms" in out and "{" not in out
     assert sum(doc["p_counts"].values()) == events.size
 
 
