@@ -1123,3 +1123,22 @@ def test_model_options_beyond_the_stated_bounds_are_refused(capsys, args, option
     err = capsys.readouterr().err
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert code == 2 and len(lines) == 1 and lines[0].startswith("evsim: error:") and option in lines[0]
+
+
+def test_clock_mode_refuses_a_time_span_it_would_step_for_hours(tmp_path, capsys):
+    """A recording with an hour-long gap in 1 µs bins would take 3.6e9 steps: refused at once
+    with the span, the bin count and the limit (docs/SEMANTICS.md#input-validation)."""
+    from evsim.sim.clock import MAX_CLOCK_STEPS, bin_steps
+
+    ev = evsim.make_events(t=[0, 10, 3_600_000_000], x=[0, 1, 2], y=[0, 0, 0], p=[0, 0, 0])
+    path = tmp_path / "gap.npy"
+    np.save(path, ev)
+    code = main(["run", str(BUNDLED_MODEL), str(path), "--mode", "clock", "--bin-us", "1"])
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 2 and len(lines) == 1 and "--bin-us" in lines[0] and "3,600,000,001 bins" in lines[0]
+    # the limit itself, and exact bins when span × n_bins exceeds int64
+    k, n, _ = bin_steps(np.array([0, 1, 2 ** 52], dtype=np.int64), n_bins=MAX_CLOCK_STEPS)
+    assert n == MAX_CLOCK_STEPS and k.tolist() == [0, 0, MAX_CLOCK_STEPS - 1]
+    k, _, _ = bin_steps(np.array([0, 2 ** 51, 2 ** 52], dtype=np.int64), n_bins=4)
+    assert k.tolist() == [0, 2, 3]

@@ -137,6 +137,12 @@ __all__ = ["ClockSimulator", "bin_steps"]
 # --------------------------------------------------------------------------------------------
 
 
+#: Most steps one clock-driven sample may take: a bin loop costs time in proportion to the span of
+#: the recording, so an hour-long gap in a file (or a 1 ns bin) is refused with a clear message
+#: instead of running for hours or allocating gigabytes.
+MAX_CLOCK_STEPS = 10_000_000
+
+
 def bin_steps(t_us, *, bin_us: float | None = None, n_bins: int | None = None) -> tuple:
     """Step index of every event (see the module docstring).
 
@@ -147,31 +153,44 @@ def bin_steps(t_us, *, bin_us: float | None = None, n_bins: int | None = None) -
     Returns:
         (k, n_steps, width_us): int64 step index per event, the number of steps, the bin width
         in µs. An empty recording gives (empty, 0, bin_us or 0).
+
+    Raises:
+        OptionError: a bin width outside (0, 2**53) µs, or more than :data:`MAX_CLOCK_STEPS` steps.
     """
     if (bin_us is None) == (n_bins is None):
         raise OptionError("give exactly one of --bin-us and --n-bins", option="--bin-us")
     t = np.asarray(t_us).astype(np.int64)
     if bin_us is not None:
         w = float(bin_us)
-        if not (np.isfinite(w) and w > 0):
-            raise OptionError("must be > 0", option="--bin-us")
+        if not (np.isfinite(w) and 0 < w < 2.0 ** 53):
+            raise OptionError("must be > 0 and below 2**53 µs", option="--bin-us")
     else:
         if int(n_bins) != n_bins or n_bins < 1:
             raise OptionError("must be an integer >= 1", option="--n-bins")
         n_bins = int(n_bins)
+        if n_bins > MAX_CLOCK_STEPS:
+            raise OptionError(f"at most {MAX_CLOCK_STEPS:,} steps per sample", option="--n-bins")
     if t.size == 0:
         return np.zeros(0, dtype=np.int64), 0, (w if bin_us is not None else 0.0)
     rel = t - t[0]
+    span = int(rel[-1])
     if bin_us is not None:
+        n_steps = int(span // w) + 1
+        if n_steps > MAX_CLOCK_STEPS:
+            raise OptionError(f"the recording spans {span:,} µs: {n_steps:,} bins of {w:g} µs, above the limit of "
+                              f"{MAX_CLOCK_STEPS:,} steps per sample (a larger --bin-us, --n-bins, or --t-end-us to "
+                              "cut the recording)", option="--bin-us")
         if w == int(w):
             k = rel // int(w)
         else:
             k = np.floor(rel / w).astype(np.int64)
         return k.astype(np.int64), int(k[-1]) + 1, w
-    span = int(rel[-1])
     if span == 0:
         return np.full(t.size, n_bins - 1, dtype=np.int64), n_bins, 0.0
-    k = np.minimum((rel * n_bins) // span, n_bins - 1)
+    if span * n_bins < 2 ** 62:
+        k = np.minimum((rel * n_bins) // span, n_bins - 1)
+    else:  # the product would overflow int64: exact integers, element by element (rare)
+        k = np.array([min(int(r) * n_bins // span, n_bins - 1) for r in rel], dtype=np.int64)
     return k.astype(np.int64), n_bins, span / n_bins
 
 
