@@ -829,7 +829,9 @@ def _(tmp):
 def _(tmp):
     bad = structured(3, **dict(good_columns(), x=np.array([1.0, np.nan, 2.0])))
     root = dataset(tmp, {"0/a.npy": bad})
-    return ["eval", BUNDLED_MODEL, root, "--quiet"], ("a.npy", "'x'")
+    # a dataset with a bad recording goes on by default (an error record, tests/test_evaluate.py);
+    # `--on-error stop` makes it the one-line error it is for a single recording
+    return ["eval", BUNDLED_MODEL, root, "--quiet", "--on-error", "stop"], ("a.npy", "'x'")
 
 
 def _subset_case(tmp, content: bytes, name: str, *fragments, key=""):
