@@ -15,7 +15,8 @@ from __future__ import annotations
 import json
 import os
 import random
-import selectors
+import queue
+import threading
 import struct
 import subprocess
 import sys
@@ -39,6 +40,12 @@ import evsim
 from evsim.errors import EvsimError
 from evsim.input.recordings import read_recording
 import h5py, nir, aedat, expelliarmus  # imported before warnings become errors
+# warm up inside the import phase (its own, long deadline): the first read imports the decoders
+# and may compile numba functions, which on a cold cache takes longer than an item's limit
+import os, tempfile, numpy as np
+_fd, _warm = tempfile.mkstemp(suffix=".npy"); os.close(_fd)
+np.save(_warm, evsim.make_events(t=[0, 1], x=[0, 1], y=[0, 0], p=[0, 1])); read_recording(_warm, sort=True)
+os.unlink(_warm)
 warnings.simplefilter("error")
 out = sys.__stdout__
 for line in sys.stdin:
@@ -217,6 +224,12 @@ def _mutants(tmp: Path) -> list:
 # --------------------------------------------------------------------------------------------
 
 
+def _pump(stream, lines: queue.Queue) -> None:
+    for line in stream:
+        lines.put(line)
+    lines.put(None)
+
+
 def _run_items(items: list, tmp: Path, item_timeout_s: float = ITEM_TIMEOUT_S) -> dict:
     """Outcome of every item; a worker that crashes or hangs is restarted after the item."""
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
@@ -231,17 +244,20 @@ def _run_items(items: list, tmp: Path, item_timeout_s: float = ITEM_TIMEOUT_S) -
                                     stderr=err_file, env=env, text=True, cwd=tmp)
             proc.stdin.write("".join(json.dumps(it) + "\n" for it in pending))
             proc.stdin.close()
-            sel = selectors.DefaultSelector()
-            sel.register(proc.stdout, selectors.EVENT_READ)
+            # a thread reads the worker's lines: select() on the pipe cannot see lines already
+            # sitting in the reader's buffer (it reported a finished item as a hang)
+            lines: queue.Queue = queue.Queue()
+            threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
             current = None
             deadline = time.monotonic() + 600.0  # the worker's imports (minutes on a loaded machine)
             failed = None
             while True:
-                if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
+                try:
+                    line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
                     failed = "hang"
                     break
-                line = proc.stdout.readline()
-                if not line:
+                if line is None:
                     break
                 if line.startswith("START "):
                     current = int(line.split()[1])
@@ -255,7 +271,6 @@ def _run_items(items: list, tmp: Path, item_timeout_s: float = ITEM_TIMEOUT_S) -
             if failed:
                 proc.kill()
             code = proc.wait()
-            sel.close()
         leaked = err_path.read_text()
         if leaked.strip():
             stray.append(f"stderr: {leaked.strip()[:500]}")
