@@ -5,7 +5,6 @@ and confusion matrices recomputed here from their definitions."""
 from __future__ import annotations
 
 import json
-import math
 
 import matplotlib
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import OptionError
 from ..kernels.readout import cutoff_array, first_decision, threshold_bins
-from .trajectory import Trajectory, confidence_of, correct_from_here, cutoff_mode, predictions_of
+from .trajectory import Trajectory, confidence_of, correct_from_here, cutoff_mode
 
 __all__ = ["Thresholds", "time_bins", "replay_cutoff", "cutoff_outcomes", "cutoff_sweep", "calibrate",
            "fit_temperature", "stratified_folds", "cross_validate", "calibration_set_warnings", "DEFAULT_MIN_SUPPORT",

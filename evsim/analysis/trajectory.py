@@ -10,7 +10,6 @@ of ``evsim eval --cutoff`` come from runs that really stop).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import numpy as np

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..model import neurons as nm
 from ..errors import ModelError, OptionError
-from ..model.graph import NEURON_TYPES, Graph, load_graph, node_type
+from ..model.graph import NEURON_TYPES, Graph, load_graph
 from ..model.linear import (
     ConvOp,
     DenseOp,

@@ -61,7 +61,6 @@ def plot_evidence(result, path, *, temperature: float = 1.0, beta=None, title=No
     Returns:
         The figure (``fig.axes[0]``: output, ``fig.axes[1]``: gap, ``fig.axes[2]``: softmax).
     """
-    from ..analysis.trajectory import gap_of, softmax_confidence_of
 
     check_figure_path(path)
     width = figure_width(size)
