@@ -89,6 +89,14 @@ model_options = _options(
     click.option("--recurrent-delay-us", type=float, default=None,
                  help="Delay of edges that close a cycle, microseconds (default: the profile's dt; strict NIR "
                       "needs it for recurrent graphs)."),
+    click.option("--reset-delay/--no-reset-delay", default=None,
+                 help="snnTorch's reset_delay (profile snntorch, clock mode): apply a spike's reset in the next "
+                      "step, after its decay. Default: --no-reset-delay, as snnTorch's import_from_nir builds "
+                      "its neurons (docs/SEMANTICS.md#profile-snntorch)."),
+    click.option("--min-spike-interval-us", type=float, default=None,
+                 help="Event mode: a neuron fires at most once per this many microseconds (0: no limit). "
+                      "Default: the profile's dt for the discrete-time profiles snntorch and norse, else 0 "
+                      "(docs/SEMANTICS.md#discrete-in-event-time)."),
     click.option("--precision", type=click.Choice(["float32", "float64"]), default="float32", show_default=True,
                  help="Membrane state and weights precision."),
     click.option("--quantize", type=click.Choice(["speck"]), default=None,
@@ -159,6 +167,8 @@ def _overrides(o: dict) -> dict:
         "refractory_us": o.get("refractory_us") or 0.0,
         "dt_us": o.get("dt_us"),
         "recurrent_delay_us": o.get("recurrent_delay_us"),
+        "reset_delay": o.get("reset_delay"),
+        "min_spike_interval_us": o.get("min_spike_interval_us"),
         "quantize": o.get("quantize"),
     }
 
@@ -227,7 +237,9 @@ def _cutoff(o: dict, model, mode: str):
 
 def _calibration_options(o: dict) -> dict:
     """Options that change what the model computes: a calibration only holds for the same ones."""
-    opts = {k: v for k, v in _overrides(o).items() if v not in (None, 0.0)}
+    # None leaves the profile's value; refractory 0 is the default (False and 0.0 are kept: they
+    # can differ from a profile's default)
+    opts = {k: v for k, v in _overrides(o).items() if v is not None and not (k == "refractory_us" and v == 0.0)}
     for key in ("bin_us", "n_bins"):
         if o.get(key) is not None:
             opts[key] = o[key]

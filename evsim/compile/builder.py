@@ -308,7 +308,7 @@ class _Builder:
             shape = g.shapes[name]
             model, spiking = neuron_model(self.profile, self.overrides, self.dt, kind, g.nodes[name], shape,
                                           constants.get(name, np.zeros(1)), name, self.path)
-            rule = spike_rule(self.profile, self.overrides) if spiking else None
+            rule = spike_rule(self.profile, self.overrides, self.dt) if spiking else None
             add(Population(name, kind, model.kind, shape, 0, spiking, model, rule,
                            _compact(constants.get(name, np.zeros(1)))))
 

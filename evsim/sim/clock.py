@@ -449,7 +449,12 @@ class _Pop:
             node = model.graph.nodes.get(pop.name)
             self.v_leak = _row(expand_parameter(node, "v_leak", pop.shape, pop.name, model.source_path, 0.0)
                                if node is not None else np.zeros(1))
-        self.deferred_reset = self.family == "snntorch" and self.spiking
+        # snnTorch's reset timings (docs/SEMANTICS.md#profile-snntorch): reset_delay=True defers
+        # the reset to the next step; reset_delay=False with subtraction raises the next test
+        # while the stored membrane is still above θ
+        self.deferred_reset = self.family == "snntorch" and self.spiking and pop.rule.reset_delay
+        self.raise_test = (self.family == "snntorch" and self.spiking and not pop.rule.reset_delay
+                           and pop.rule.subtract)
         self.refractory_s = pop.rule.refractory_s if self.spiking else 0.0
         zero = np.zeros((1, self.size))
         self._wide = {  # (1, n) contiguous rows for the fused kernel
@@ -507,7 +512,7 @@ class _Pop:
         st = {"v": np.zeros((n_b, self.size), dtype=dtype)}
         if self.kind == KIND_CUBA:
             st["i"] = np.zeros((n_b, self.size), dtype=dtype)
-        if self.deferred_reset:
+        if self.deferred_reset or self.raise_test:
             st["prev"] = np.zeros((n_b, self.size))
         if self.spiking and self.refractory_s > 0:
             st["refr"] = np.zeros((n_b, self.size))
@@ -525,10 +530,11 @@ class _Pop:
         dummy = w["zero"]
         spikes = np.empty(v.shape) if spiking else dummy
         use_refr = "refr" in st
-        rule_args = (w["gain"], w["theta"], w["v_reset"], w["v_min"], st["prev"] if self.deferred_reset else dummy, spikes,
+        rule_args = (w["gain"], w["theta"], w["v_reset"], w["v_min"], st["prev"] if "prev" in st else dummy, spikes,
                      st["refr"] if use_refr else dummy, c["refr"] if use_refr else dummy,
                      spiking, bool(spiking and rule.threshold_ge), bool(spiking and rule.multi_spike),
-                     bool(spiking and rule.subtract), spiking and self.v_min is not None, self.deferred_reset, use_refr)
+                     bool(spiking and rule.subtract), spiking and self.v_min is not None, self.deferred_reset, use_refr,
+                     self.raise_test)
         has_x = x is not None
         if self.kind == KIND_CUBA:
             keys = _CUBA_COEFFS[self.family]
