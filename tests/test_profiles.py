@@ -220,8 +220,8 @@ class SnntorchRef(Ref):
 
 class NorseRef(Ref):
     """norse, forward Euler with dt = 1 ms. CubaLIF = LIFCell, norse/torch/functional/lif.py
-    (_lif_feed_forward_step_jit): dv = dt·τm⁻¹·((v_leak − v) + i); v_dec = v + dv;
-    i_dec = i − dt·τs⁻¹·i; z = H(v_dec − θ); v = (1 − z)·v_dec + z·v_reset; i = i_dec + input.
+    (``lif_feed_forward_step``, norse 065a3b4): i_new = i + input; dv = dt·τm⁻¹·((v_leak − v) +
+    i_new); v_dec = v + dv; i = i_new − dt·τs⁻¹·i_new; z = H(v_dec − θ); v = (1 − z)·v_dec + z·v_reset.
     LIF = LIFBoxCell, norse/torch/functional/lif_box.py: dv = dt·τ⁻¹·(input + v_leak − v),
     z = H(v_dec − θ), reset to v_reset. IF = IAFCell, norse/torch/functional/iaf.py:
     v = v + input, z = H(v − θ), reset to v_reset. (norse.torch.utils.export_nir writes r = 1,
@@ -235,11 +235,11 @@ class NorseRef(Ref):
         p, x, dt = self.p, syn + bias, self.dt
         th = p["v_threshold"]
         if self.kind == "CubaLIF":
-            v_dec = self.v + dt / p["tau_mem"] * ((p["v_leak"] - self.v) + self.i)
-            i_dec = self.i - dt / p["tau_syn"] * self.i
+            i_new = self.i + x
+            v_dec = self.v + dt / p["tau_mem"] * ((p["v_leak"] - self.v) + i_new)
+            self.i = i_new - dt / p["tau_syn"] * i_new
             z = (v_dec - th > 0).astype(float)
             self.v = (1 - z) * v_dec + z * p["v_reset"]
-            self.i = i_dec + x
             return z
         if self.kind == "LIF":
             v_dec = self.v + dt / p["tau"] * (x + p["v_leak"] - self.v)

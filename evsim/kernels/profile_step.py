@@ -24,7 +24,7 @@ from . import neuron as nk
 FAMILY_NIR = 0  # exact integration over the bin, input at its end
 FAMILY_SINABS = 1  # sinabs / speck: the new input decays with the current
 FAMILY_SNNTORCH = 2  # snn.Synaptic, reset one step late
-FAMILY_NORSE = 3  # forward Euler, the input reaches v one step later
+FAMILY_NORSE = 3  # forward Euler (norse LIFCell): the current jumps, then reaches v in the same step
 
 
 @njit(cache=True, inline="always")
@@ -118,7 +118,8 @@ def cuba_step(family, v, i, x, has_x, c0, c1, c2, c3, c4, g, theta, v_reset, v_m
     * nir: (vv, vi, vc, ii, ic): ``v ← vv·v + vi·I + vc``, ``I ← ii·I + ic``, then ``I ← I + g·x``;
     * sinabs: (am, as, vc, k, ic): ``I ← as·(I + g·x + ic)``, ``v ← am·v + vc + k·I``;
     * snntorch: (am, as, vc, k, ic): ``I ← as·I + g·x + ic``, ``v ← deferred(am·v + vc + k·I)``;
-    * norse: (fm, fs, vl, r, ic): ``v ← v + fm·((vl − v) + r·I)``, ``I ← I − fs·I + ic + g·x``.
+    * norse: (fm, fs, vl, r, ic): ``I ← I + g·x + ic``, ``v ← v + fm·((vl − v) + r·I)``,
+      ``I ← I − fs·I`` (norse/torch/functional/lif.py ``lif_feed_forward_step``).
 
     The current integrates during a refractory hold; v is held (after snnTorch's pending reset).
     ``raise_test``: as in :func:`linear_step`.
@@ -153,8 +154,9 @@ def cuba_step(family, v, i, x, has_x, c0, c1, c2, c3, c4, g, theta, v_reset, v_m
                 if deferred:
                     vv = deferred_reset(vv, p, rt[j], rr[j], subtract)
             else:  # FAMILY_NORSE
+                ii = ii + gx + r4[j]
                 vv = v_old + r0[j] * ((r2[j] - v_old) + r3[j] * ii)
-                ii = ii - r1[j] * ii + r4[j] + gx
+                ii = ii - r1[j] * ii
             i[b, j] = ii
             held = use_refr and refr[b, j] > 0.0
             if held:

@@ -23,14 +23,17 @@ speck       as sinabs, with the chip's asynchronous semantics: one spike per inp
             residual above θ waits for the next input); floor ``−θ``.
 snntorch    snn.Leaky / snn.Synaptic as exported by snntorch.export_nir: dt = τ/r (1e-4 in the
             exporter), β = 1 − dt/τ (α likewise for the synaptic current);
-            ``I ← αI + x``, ``v ← βv + I − s·θ`` (Synaptic: current reaches v in the same step;
-            Leaky: ``v ← βv + x − s·θ``), reset by subtraction after decay (``reset="zero"``:
-            v ← 0), v > θ, one spike, no floor.
+            ``I ← αI + x``, ``v ← βv + I`` (Synaptic: current reaches v in the same step;
+            Leaky: ``v ← βv + x``), v > θ, one spike, no floor; reset to 0 in the spike's step
+            (``reset_mechanism="zero"``, ``reset_delay=False``: what ``snntorch.import_nir``
+            builds); ``reset="subtract"``, ``reset_delay=True`` as snnTorch computes them.
+            Event mode: at most one firing per dt.
 norse       norse LIF/LIFBox as exported (dt = 1 ms unless given), forward Euler:
-            ``v ← v + dt/τm (v_leak − v + R·I)``, ``I ← I − dt/τs I + x`` (the current jumps by
-            the input), v > θ, v ← v_reset, one spike, no floor. IF as norse's IAFCell:
+            ``I ← I + x``, ``v ← v + dt/τm (v_leak − v + R·I)``, ``I ← I − dt/τs I`` (LIFCell's
+            ``lif_feed_forward_step``: the current jumps by the input and reaches v in the same
+            step), v > θ, v ← v_reset, one spike, no floor. IF as norse's IAFCell:
             ``v ← v + r·x`` per input (the exporter writes r = 1); I (no norse module):
-            forward Euler ``v ← v + dt·R·x``.
+            forward Euler ``v ← v + dt·R·x``. Event mode: at most one firing per dt.
 ==========  ======================================================================================
 """
 
