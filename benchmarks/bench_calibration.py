@@ -7,7 +7,10 @@ One command::
 
 Models: the bundled CNN (trained with an anytime loss, read with its declared ``speck`` profile)
 and the rate-coded softmax regression of ``examples/train_rate_linear.py`` (trained on total
-counts only; run that script first, or pass ``--extra-model``). For each model: the output
+counts only; run that script first, or pass ``--extra-model``), and any model given as
+``--extra-model PATH[@PROFILE]`` — e.g. the NIR paper's sinabs N-MNIST CNN
+(``paper/02_cnn/cnn_sinabs.nir`` of github.com/neuromorphs/NIR, trained and exported by another
+group) with ``@speck``. For each model: the output
 trajectories of the bundled split's calibration recordings (96) and test recordings (191), both
 event-driven and uncut; a Top-K calibration per 10 ms bin on the calibration recordings with
 ``min_support`` = the CLI default, for several ε; a 5-fold cross-validation on the calibration
@@ -51,33 +54,52 @@ def main(argv=None) -> int:
     ap.add_argument("--extra-model", action="append", default=[str(REPO / "out" / "rate_linear" / "model.nir")])
     ap.add_argument("--epsilons", default="0.01,0.02,0.05")
     ap.add_argument("--bin-us", type=float, default=10_000.0)
+    ap.add_argument("--confidence", type=float, default=None,
+                    help="the calibration's confidence (default: evsim's default; 0 = observed rates)")
+    ap.add_argument("--calibration-sets", default="split,rest",
+                    help="split: the split's calibration recordings; rest: every recording of DATA not in the "
+                         "split's test set (for the bundled model these include its training recordings)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     split = json.loads(Path(args.split).read_text())
     root = Path(args.data)
     models = [("bundled CNN (anytime loss, speck)", str(evsim.bundled_model_path()))]
-    models += [(f"{Path(p).parent.name} (softmax regression on counts)", p) for p in args.extra_model if Path(p).is_file()]
+    models = [(title, path, None) for title, path in models]
+    for spec in args.extra_model:
+        path, _, profile = spec.partition("@")
+        if not Path(path).is_file():
+            continue
+        if path.endswith("rate_linear/model.nir"):
+            models.append((f"{Path(path).parent.name} (softmax regression on counts)", path, profile or None))
+        else:
+            models.append((f"{Path(path).stem} ({profile or 'declared profile'})", path, profile or None))
     rows = []
-    for title, path in models:
-        model = evsim.load_model(path)
-        calib = trajectories(model, root, split["calibration"])
+    confidence = analysis.DEFAULT_CONFIDENCE if args.confidence is None else (args.confidence or None)
+    test_names = set(split["test"])
+    rest = sorted(str(p.relative_to(root)) for p in root.glob("*/*") if str(p.relative_to(root)) not in test_names)
+    for title, path, profile in models:
+        model = evsim.load_model(path, profile=profile)
         test = trajectories(model, root, split["test"])
-        n_bins = int(np.ceil((max(t.duration_us for t in calib + test) + 1) / args.bin_us))
         uncut = float(np.mean([t.predictions[-1] == t.label if len(t.t_us) else False for t in test]))
-        for eps in [float(e) for e in args.epsilons.split(",")]:
-            kw = dict(bin_width_us=args.bin_us, n_bins=n_bins, min_support=analysis.DEFAULT_MIN_SUPPORT)
-            cal = analysis.calibrate(calib, "topk", eps, **kw)
-            cv = analysis.cross_validate(calib, "topk", eps, k=5, seed=0, **kw)
-            held = analysis.cutoff_outcomes(test, "topk", analysis.Thresholds(np.asarray(cal["thresholds"]), args.bin_us))
-            row = {"model": title, "profile": model.profile.name, "epsilon": eps,
-                   "cv_accuracy_lost": cv["accuracy_lost"], "cv_speedup": cv["speedup"],
-                   "test_accuracy_uncut": uncut, "test_accuracy_cut": held["accuracy"],
-                   "test_accuracy_lost": uncut - held["accuracy"], "test_events_fraction": held["mean_events_fraction"],
-                   "test_speedup": held["speedup"], "n_calibration": len(calib), "n_test": len(test)}
-            rows.append(row)
-            print(f"{title:45s} ε={eps:<5g} CV: lost {100 * cv['accuracy_lost']:5.2f} pt, {cv['speedup']:4.2f}x | "
-                  f"test: {100 * uncut:.2f}% -> {100 * held['accuracy']:.2f}% (lost {100 * row['test_accuracy_lost']:5.2f} pt), "
-                  f"events {100 * held['mean_events_fraction']:.1f}%, {held['speedup']:.2f}x", flush=True)
+        for set_name in args.calibration_sets.split(","):
+            calib = trajectories(model, root, split["calibration"] if set_name == "split" else rest)
+            n_bins = int(np.ceil((max(t.duration_us for t in calib + test) + 1) / args.bin_us))
+            for eps in [float(e) for e in args.epsilons.split(",")]:
+                kw = dict(bin_width_us=args.bin_us, n_bins=n_bins, min_support=analysis.DEFAULT_MIN_SUPPORT,
+                          confidence=confidence)
+                cal = analysis.calibrate(calib, "topk", eps, **kw)
+                cv = analysis.cross_validate(calib, "topk", eps, k=5, seed=0, **kw)
+                held = analysis.cutoff_outcomes(test, "topk", analysis.Thresholds(np.asarray(cal["thresholds"]), args.bin_us))
+                row = {"model": title, "profile": model.profile.name, "epsilon": eps, "confidence": confidence,
+                       "calibration_set": set_name,
+                       "cv_accuracy_lost": cv["accuracy_lost"], "cv_speedup": cv["speedup"],
+                       "test_accuracy_uncut": uncut, "test_accuracy_cut": held["accuracy"],
+                       "test_accuracy_lost": uncut - held["accuracy"], "test_events_fraction": held["mean_events_fraction"],
+                       "test_speedup": held["speedup"], "n_calibration": len(calib), "n_test": len(test)}
+                rows.append(row)
+                print(f"{title:40s} {set_name:5s} n={len(calib):4d} ε={eps:<5g} CV: lost {100 * cv['accuracy_lost']:5.2f} pt, {cv['speedup']:4.2f}x | "
+                      f"test: {100 * uncut:.2f}% -> {100 * held['accuracy']:.2f}% (lost {100 * row['test_accuracy_lost']:5.2f} pt), "
+                      f"events {100 * held['mean_events_fraction']:.1f}%, {held['speedup']:.2f}x", flush=True)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")

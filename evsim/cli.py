@@ -616,17 +616,21 @@ def _print_eval(doc):
                    "set may lose).")
 @click.option("--min-support", type=int, default=10, show_default=True,
               help="Recordings a threshold's rate must rest on; sparser time bins are merged with later ones.")
+@click.option("--confidence", type=float, default=0.9, show_default=True,
+              help="Statistical confidence that a threshold's rate of wrong or changing decisions is at most ε "
+                   "(exact one-sided binomial bound; 0 = compare the observed rate itself, which fits noise on "
+                   "few recordings).")
 @click.option("--cv-folds", type=int, default=5, show_default=True,
               help="k of the k-fold cross-validation that estimates the held-out loss and speed-up (0: none).")
 @click.option("--temperature", type=float, default=None,
               help="conf: softmax temperature T (default: fitted to the calibration data, temperature scaling).")
 @input_options
 def calibrate(model, data, output, calib_bin_us, calib_bins, workers, scheduler, tls_ca_file, tls_cert, tls_key, limit,
-              seed, subset, quiet, cutoff, epsilon, min_support, cv_folds, temperature, **o):
+              seed, subset, quiet, cutoff, epsilon, min_support, confidence, cv_folds, temperature, **o):
     """Calibrate a cutoff on labelled DATA: per elapsed-time bin, on the recordings not yet decided,
     the smallest threshold from which on the confidence rate (decisions correct then and at every
-    later time) is ≥ 1 − ε on at least --min-support recordings; a k-fold cross-validation
-    estimates what it does on other data (docs/SEMANTICS.md#calibration)."""
+    later time) is ≥ 1 − ε with --confidence (on at least --min-support recordings); a k-fold
+    cross-validation estimates what it does on other data (docs/SEMANTICS.md#calibration)."""
     from . import analysis
     from .analysis.aggregate import class_counts
     from .analysis.evaluate import evaluate, interrupt_guard
@@ -644,7 +648,14 @@ def calibrate(model, data, output, calib_bin_us, calib_bins, workers, scheduler,
             raise OptionError("applies to --cutoff conf only", option="--temperature")
         if cv_folds < 0 or cv_folds == 1:
             raise OptionError("must be 0 (none) or at least 2", option="--cv-folds")
-        for warning in analysis.calibration_set_warnings([label for _, label in samples], n_outputs):
+        if confidence == 0:
+            confidence = None
+        elif not 0.5 <= confidence < 1:
+            raise OptionError("must be in [0.5, 1), or 0 for the observed rate", option="--confidence")
+        if not 0 < epsilon < 1:
+            raise OptionError("must be in (0, 1)", option="--epsilon")
+        for warning in analysis.calibration_set_warnings([label for _, label in samples], n_outputs,
+                                                         epsilon=epsilon, confidence=confidence):
             click.echo(f"evsim: warning: {warning}", err=True)
         config = _config(model, o, Cutoff())
         try:
@@ -663,7 +674,8 @@ def calibrate(model, data, output, calib_bin_us, calib_bins, workers, scheduler,
     if cutoff == "conf" and temperature is None:
         temperature = analysis.fit_temperature(trajs)
     temperature = 1.0 if temperature is None else temperature
-    kw = dict(bin_width_us=width, n_bins=calib_bins, temperature=temperature, min_support=min_support)
+    kw = dict(bin_width_us=width, n_bins=calib_bins, temperature=temperature, min_support=min_support,
+              confidence=confidence)
     result = analysis.calibrate(trajs, cutoff, epsilon, **kw)
     labelled = sum(t.label is not None for t in trajs)
     cv = analysis.cross_validate(trajs, cutoff, epsilon, k=cv_folds, seed=seed, **kw) \
@@ -676,13 +688,15 @@ def calibrate(model, data, output, calib_bin_us, calib_bins, workers, scheduler,
     # provenance: evsim's version, precision, the samples used (read_calibration ignores extra keys)
     written.update(evsim_version=_evsim_version(), precision=o["precision"], class_counts=counts,
                    limit=limit, seed=seed if limit is not None else None, subset=subset, n_errors=doc["n_errors"],
-                   errors=doc["errors"], min_support=min_support, cross_validation=cv)
+                   errors=doc["errors"], min_support=min_support, confidence=confidence, cross_validation=cv)
     _write_json_file(output, written)
     replay = analysis.cutoff_outcomes(trajs, cutoff, analysis.thresholds_from_calibration(written), temperature)
     finite = [v for v in result["thresholds"] if np.isfinite(v)]
     click.echo(f"samples     {len(trajs)} ({_class_text(counts)})" +
                (f"; {doc['n_errors']} unreadable, left out" if doc["n_errors"] else ""))
-    click.echo(f"calibrated {cutoff} cutoff on {len(trajs)} samples, ε = {epsilon}: {calib_bins} bin(s) of "
+    click.echo(f"calibrated {cutoff} cutoff on {len(trajs)} samples, ε = {epsilon}"
+               + (f" at confidence {confidence:g}" if confidence is not None else " (observed rates)")
+               + f": {calib_bins} bin(s) of "
                f"{calib_bin_us / 1000:g} ms, thresholds {', '.join(_fmt(v) for v in result['thresholds'][:12])}"
                + (" ..." if calib_bins > 12 else ""))
     if cutoff == "conf":

@@ -57,18 +57,18 @@ def test_calibration_picks_the_smallest_threshold_with_the_wanted_confidence_rat
     # rate at beta = 1: first hit at t=1 for the first 10 (half wrong later) -> 15/20 good
     # beta = 2: first 10 hit at t=2 (5 good), last 10 hit at t=1 (good) -> 15/20
     # beta = 3: good ones of the first 10 hit at t=3 (5 good); last 10 good -> 15/15
-    result = analysis.calibrate(trajs, "topk", epsilon=0.1)
+    result = analysis.calibrate(trajs, "topk", epsilon=0.1, confidence=None)
     assert result["thresholds"] == [3.0]
     assert result["support"] == [15]
     assert result["rate"] == [1.0]
     # a tolerant epsilon accepts the smallest candidate
-    assert analysis.calibrate(trajs, "topk", epsilon=0.3)["thresholds"] == [1.0]
+    assert analysis.calibrate(trajs, "topk", epsilon=0.3, confidence=None)["thresholds"] == [1.0]
 
 
 def test_calibration_per_time_bin_and_inf_when_nothing_qualifies():
     # bin 0 (t < 10): everything is wrong for good; bin 1: gap 1 already right for good
     trajs = [traj([5, 15], [[0, 1], [3, 0]], label=0) for _ in range(4)]
-    result = analysis.calibrate(trajs, "topk", epsilon=0.05, bin_width_us=10, n_bins=2)
+    result = analysis.calibrate(trajs, "topk", epsilon=0.05, bin_width_us=10, n_bins=2, confidence=None)
     assert result["thresholds"][0] == np.inf
     assert result["thresholds"][1] == 3.0
 
@@ -78,7 +78,7 @@ def test_conf_calibration_uses_softmax_confidence():
     trajs += [traj([1, 2], [[1, 0], [1, 3]], label=0) for _ in range(5)]
     conf = analysis.softmax_confidence_of(np.array([[1.0, 0.0], [6.0, 0.0]]))
     np.testing.assert_allclose(conf, [np.exp(1) / (np.exp(1) + 1), np.exp(6) / (np.exp(6) + 1)])
-    result = analysis.calibrate(trajs, "conf", epsilon=0.01)
+    result = analysis.calibrate(trajs, "conf", epsilon=0.01, confidence=None)
     assert result["thresholds"][0] == pytest.approx(conf[1])
 
 

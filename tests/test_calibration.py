@@ -66,7 +66,7 @@ def test_bins_are_calibrated_on_the_samples_still_undecided():
     # 10 right + 10 wrong at β = 1 (rate 0.5); sequentially only the 10 wrong ones remain.
     decided = [traj([5, 15], [[3, 0], [4, 0]], 0) for _ in range(10)]
     wrong = [traj([15, 25], [[1, 0], [1, 5]], 0) for _ in range(10)]
-    result = analysis.calibrate(decided + wrong, "topk", 0.05, bin_width_us=10, n_bins=3)
+    result = analysis.calibrate(decided + wrong, "topk", 0.05, bin_width_us=10, n_bins=3, confidence=None)
     assert result["thresholds"][0] == 3.0
     assert result["thresholds"][1] == np.inf  # nothing in bin 1 is right for good
 
@@ -75,10 +75,10 @@ def test_bins_with_too_few_undecided_samples_are_merged_with_the_next():
     # bin 0 has 2 active samples, bin 1 another 8: with min_support 5 they share one β
     a = [traj([5, 15], [[2, 0], [3, 0]], 0) for _ in range(2)]
     b = [traj([15, 16], [[2, 0], [3, 0]], 0) for _ in range(8)]
-    merged = analysis.calibrate(a + b, "topk", 0.05, bin_width_us=10, n_bins=2, min_support=5)
+    merged = analysis.calibrate(a + b, "topk", 0.05, bin_width_us=10, n_bins=2, min_support=5, confidence=None)
     assert merged["thresholds"][0] == merged["thresholds"][1] == 2.0
     assert merged["support"] == [10, 10]
-    separate = analysis.calibrate(a + b, "topk", 0.05, bin_width_us=10, n_bins=2, min_support=1)
+    separate = analysis.calibrate(a + b, "topk", 0.05, bin_width_us=10, n_bins=2, min_support=1, confidence=None)
     assert separate["support"][0] == 2
 
 
@@ -95,7 +95,7 @@ def test_a_lucky_dip_among_the_candidates_is_not_taken():
     candidates, ok, reached = _rates_over_thresholds(recs)
     table = {float(c): (int(k), int(n)) for c, k, n in zip(candidates, ok, reached)}
     assert table[1.0] == (19, 20) and table[5.0] == (10, 11) and table[12.0] == (10, 10)
-    assert analysis.calibrate(t, "topk", 0.06, min_support=1)["thresholds"] == [12.0]
+    assert analysis.calibrate(t, "topk", 0.06, min_support=1, confidence=None)["thresholds"] == [12.0]
 
 
 def test_fitted_temperature_recovers_the_generating_one():
@@ -122,11 +122,11 @@ def test_stratified_folds_share_every_class():
 def test_cross_validation_equals_calibrating_and_replaying_each_fold_by_hand():
     rng = np.random.default_rng(4)
     trajs = random_trajs(rng, 80)
-    cv = analysis.cross_validate(trajs, "topk", 0.2, k=4, seed=1, min_support=3)
+    cv = analysis.cross_validate(trajs, "topk", 0.2, k=4, seed=1, min_support=3, confidence=None)
     folds = analysis.stratified_folds([t.label for t in trajs], 4, 1)
     correct = []
     for f in range(4):
-        th = analysis.calibrate([t for t, g in zip(trajs, folds) if g != f], "topk", 0.2, min_support=3)
+        th = analysis.calibrate([t for t, g in zip(trajs, folds) if g != f], "topk", 0.2, min_support=3, confidence=None)
         held = [t for t, g in zip(trajs, folds) if g == f]
         out = analysis.cutoff_outcomes(held, "topk", Thresholds(np.array(th["thresholds"])))
         correct.append(out["accuracy"] * len(held))
@@ -197,3 +197,43 @@ def test_calibrate_then_cut_held_out_data_within_the_documented_bound():
         fractions.append(b.events_fraction)
     assert lost / n <= eps + 3 * np.sqrt(eps * (1 - eps) / n)
     assert np.mean(fractions) < 0.7
+
+
+# ------------------------------------------------------------------------------------------
+# the statistical bound (docs/SEMANTICS.md#calibration)
+# ------------------------------------------------------------------------------------------
+
+
+def binomial_cdf(errors: int, n: int, eps: float) -> float:
+    """P(at most ``errors`` errors among n) for an error rate eps, summed term by term."""
+    from math import comb
+    return sum(comb(n, j) * eps ** j * (1 - eps) ** (n - j) for j in range(errors + 1))
+
+
+@pytest.mark.parametrize("eps,conf", [(0.01, 0.9), (0.05, 0.9), (0.02, 0.8), (0.1, 0.95)])
+def test_rate_bound_is_the_exact_one_sided_binomial_test(eps, conf):
+    ns = np.arange(1, 400, 7)
+    for n in ns:
+        errors = np.arange(0, min(n, 12) + 1)
+        ok = n - errors
+        got = analysis.rate_bound_passes(ok, np.full(ok.shape, n), eps, conf)
+        expected = np.array([binomial_cdf(int(e), int(n), eps) <= 1 - conf for e in errors])
+        np.testing.assert_array_equal(got, expected, err_msg=f"n={n}")
+    # without errors the bound has a closed form: n samples pass iff (1 − ε)^n ≤ 1 − conf
+    need = analysis.samples_needed(eps, conf)
+    assert (1 - eps) ** need <= 1 - conf < (1 - eps) ** (need - 1)
+    assert analysis.rate_bound_passes([need], [need], eps, conf)[0]
+    assert not analysis.rate_bound_passes([need - 1], [need - 1], eps, conf)[0]
+
+
+def test_with_confidence_a_threshold_needs_enough_error_free_samples():
+    """40 samples that reach gap 3 and stay right: at ε = 0.05 the observed rate (1.0) qualifies,
+    but 40 error-free samples do not show a rate ≥ 0.95 at confidence 0.9 (that needs 45); 50 do."""
+    def sure(k):
+        return [traj([1, 2], [[3, 0], [4, 0]], label=0) for _ in range(k)]
+    assert analysis.samples_needed(0.05, 0.9) == 45
+    assert analysis.calibrate(sure(40), "topk", 0.05, confidence=None)["thresholds"] == [3.0]
+    assert analysis.calibrate(sure(40), "topk", 0.05)["thresholds"] == [np.inf]
+    assert analysis.calibrate(sure(50), "topk", 0.05)["thresholds"] == [3.0]
+    warnings = analysis.calibration_set_warnings([0] * 40, 1, epsilon=0.05, confidence=0.9)
+    assert any("cannot show an error rate" in w for w in warnings)

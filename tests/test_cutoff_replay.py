@@ -165,7 +165,7 @@ def test_calibrate_write_read_and_run_with_the_calibration(recorded, tmp_path):
     # labels: the final prediction, so that later-correct runs exist and a finite β qualifies
     labelled = [Trajectory(t.t_us, t.events, t.vectors, t.events_total, t.duration_us,
                            int(np.argmax(t.vectors[-1])) if len(t.t_us) else 0) for t in trajs]
-    cal = analysis.calibrate(labelled, "topk", 0.1, bin_width_us=50_000.0, n_bins=2)
+    cal = analysis.calibrate(labelled, "topk", 0.1, bin_width_us=50_000.0, n_bins=2, confidence=None)
     assert all(np.isfinite(cal["thresholds"])), cal
     path = tmp_path / "cal.json"
     analysis.write_calibration(path, model_hash=model.model_hash, model_path="random.nir", profile="nir", mode="event",
