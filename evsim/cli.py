@@ -911,7 +911,9 @@ def _neuron_rules(model) -> list:
                       "threshold_test": "v >= θ" if pop.rule.threshold_ge else "v > θ",
                       "spikes_per_update": "floor(v/θ)" if pop.rule.multi_spike else "one",
                       "reset": "subtract θ" if pop.rule.subtract else "to v_reset",
-                      "floor": floor, "refractory_us": pop.rule.refractory_s * 1e6})
+                      "floor": floor, "refractory_us": pop.rule.refractory_s * 1e6,
+                      "reset_delay": bool(pop.rule.reset_delay),
+                      "min_spike_interval_us": pop.rule.min_interval_s * 1e6})
     return rules
 
 
@@ -927,7 +929,10 @@ def _print_model_info(doc):
     for r in doc.get("neuron_rules", []):
         click.echo(f"{'neurons of ' + r['node']:22s} spike when {r['threshold_test']}, {r['spikes_per_update']} "
                    f"spike(s) per update, reset {r['reset']}, floor {r['floor']}"
-                   + (f", refractory {r['refractory_us']:g} µs" if r["refractory_us"] else ""))
+                   + (" one step late (reset_delay)" if r.get("reset_delay") else "")
+                   + (f", refractory {r['refractory_us']:g} µs" if r["refractory_us"] else "")
+                   + (f", event mode: at most one firing per {r['min_spike_interval_us']:g} µs"
+                      if r.get("min_spike_interval_us") and r["min_spike_interval_us"] > r["refractory_us"] else ""))
     click.echo(f"{'node':18s} {'type':10s} {'input':>16s} {'output':>16s} {'neurons':>9s} {'weights':>9s}")
     for n in doc["nodes"]:
         click.echo(f"{n['name'][:18]:18s} {n['type']:10s} {str(tuple(n['input_shape'])):>16s} "
