@@ -565,12 +565,12 @@ _CUBA_COEFFS = {"nir": ("vv", "vi", "vc", "ii", "ic"), "sinabs": ("am", "as", "v
 
 OP_DENSE, OP_CONV, OP_SCALE = 0, 1, 2
 # op table columns
-_OK, _OW, _OCIN, _OH, _OWD, _OCOUT, _OOH, _OOW, _OGROUPS, _OTAB, _OOUT, _OHWC, _OACT = range(13)
-_OP_COLS = 13
+_OK, _OW, _OCIN, _OH, _OWD, _OCOUT, _OOH, _OOW, _OGROUPS, _OTAB, _OOUT, _OHWC, _OACT, _OMARK, _OPLIST = range(15)
+_OP_COLS = 15
 # population table columns
 (_PKIND, _PFAM, _PV, _PI, _PX, _PC0, _PC1, _PC2, _PC3, _PC4, _PGAIN, _PTHETA, _PVRESET, _PVMIN, _PPREV, _PSPK,
- _PREFR, _PREFRC, _PSPIKING, _PGE, _PMULTI, _PSUB, _PFLOOR, _PDEFER, _PUSEREFR, _PACT) = range(26)
-_POP_COLS = 26
+ _PREFR, _PREFRC, _PSPIKING, _PGE, _PMULTI, _PSUB, _PFLOOR, _PDEFER, _PUSEREFR, _PACT, _PMARK, _PUPD) = range(28)
+_POP_COLS = 28
 _KIND_LINEAR, _KIND_CUBA = 1, 2
 # run summary slots
 _S_SYNOPS, _S_CONSUMED, _S_NREC, _S_DECIDED, _S_CONF, _S_STEPS = range(6)
@@ -614,14 +614,21 @@ def _dense_active(x, act, n_act, wt, out):
 
 
 @njit(cache=True)
-def _conv_active(x, act, n_act, wt, hwc, out, c_in, h, w, c_out, oh, ow, rows, cols, groups):
-    """:func:`_conv_kernel` for one sample, visiting only the listed non-zero inputs; the
-    channel-last sums ``hwc`` are then written to ``out`` in NIR order."""
-    for q in range(hwc.shape[0]):
-        hwc[q] = 0.0
+def _conv_active(x, act, n_act, wt, hwc, out, c_in, h, w, c_out, oh, ow, rows, cols, groups, mark, plist, n_prev):
+    """:func:`_conv_kernel` for one sample, visiting only the listed non-zero inputs. ``hwc`` (the
+    channel-last sums) and ``out`` (the same in NIR order) are zero outside the ``n_prev``
+    output positions ``plist`` of the previous call, which are cleared first; the output positions
+    reached now are listed in ``plist`` (``mark``: all False between calls); returns their number."""
+    n_pos = oh * ow
+    for t in range(n_prev):
+        pp = plist[t]
+        for co in range(c_out):
+            hwc[pp * c_out + co] = 0.0
+            out[co * n_pos + pp] = 0.0
     cin_g = c_in // groups
     cout_g = c_out // groups
     hw = h * w
+    n_new = 0
     for t in range(n_act):
         f = act[t]
         s = x[f]
@@ -636,14 +643,46 @@ def _conv_active(x, act, n_act, wt, hwc, out, c_in, h, w, c_out, oh, ow, rows, c
             for q in range(cols[xx, 0]):
                 kx = cols[xx, 1 + 2 * q]
                 ox = cols[xx, 2 + 2 * q]
-                base = (oy * ow + ox) * c_out + g0
+                pp = oy * ow + ox
+                if mark[pp] == 0:
+                    mark[pp] = 1
+                    plist[n_new] = pp
+                    n_new += 1
+                base = pp * c_out + g0
                 wk = wt[c, ky, kx]
                 for co in range(cout_g):
                     hwc[base + co] += s * wk[co]
-    n_pos = oh * ow
-    for co in range(c_out):
-        for p in range(n_pos):
-            out[co * n_pos + p] = hwc[p * c_out + co]
+    for t in range(n_new):
+        pp = plist[t]
+        mark[pp] = 0
+        for co in range(c_out):
+            out[co * n_pos + pp] = hwc[pp * c_out + co]
+    return n_new
+
+
+@njit(cache=True)
+def _static_update(v, xr, has_x, a, c, g, theta, v_reset, v_min, spikes, upd, n_upd, ge, multi, subtract, use_floor,
+                   fired):
+    """:func:`evsim.kernels.profile_step.linear_step` (B = 1, no refractory hold, no deferred
+    reset) on the listed neurons only: for a static population the others would keep v and not
+    fire. The fired neurons are listed in ``fired`` (in the order of ``upd``); returns their number."""
+    ra, rc, rg, rt, rr, rm = a[0], c[0], g[0], theta[0], v_reset[0], v_min[0]
+    sp = spikes[0]
+    vr = v[0]
+    m = 0
+    for t in range(n_upd):
+        j = upd[t]
+        vv = np.float64(vr[j])
+        vv = ra[j] * vv + rc[j]
+        if has_x:
+            vv = vv + rg[j] * xr[j]
+        vv, nsp = ps.fire_reset_floor(vv, False, rt[j], rr[j], rm[j], ge, multi, subtract, use_floor, False)
+        sp[j] = nsp
+        vr[j] = vv
+        if nsp > 0.0:
+            fired[m] = j
+            m += 1
+    return m
 
 
 @njit(cache=True)
@@ -656,7 +695,7 @@ def _scale_all(x, scale, out):
 
 @njit(cache=True)
 def _run_sample(k0, flat, ptr, n_run, width, pt, in_ptr, incoming, proj, ot, l_state, l_f64, l_coef, l_buf, l_idx,
-                l_conv, l_dense, l_tab, l_scale, l_fan, static, pending, n_act, stepped, readout, counts_mode, cut,
+                l_conv, l_dense, l_tab, l_scale, l_fan, static, op_n, pending, n_act, stepped, readout, counts_mode, cut,
                 record_spikes, record_output, counts, sums, spikes_total, out_vec, out_rec, cons_rec, rec_pop,
                 rec_neuron, rec_step, rec_count, total_size):
     """Steps k0 .. n_run − 1 of one sample (state in the arrays of the plan, zeroed by the caller
@@ -702,6 +741,10 @@ def _run_sample(k0, flat, ptr, n_run, width, pt, in_ptr, incoming, proj, ot, l_s
             x = l_f64[pt[i, _PX]]
             xr = x[0]
             has_x = False
+            sparse = static[i] == 2
+            mark = l_idx[pt[i, _PMARK]]
+            upd = l_idx[pt[i, _PUPD]]
+            n_upd = 0
             for q in range(in_ptr[i], in_ptr[i + 1]):
                 j = incoming[q]
                 src = proj[j, 0]
@@ -716,22 +759,60 @@ def _run_sample(k0, flat, ptr, n_run, width, pt, in_ptr, incoming, proj, ot, l_s
                     syn += cur[cur_act[t]] * fan[cur_act[t]]
                 sums[_S_SYNOPS] += syn
                 cur_n = na_s
+                n_pos = -1  # the output's non-zero part: every element (-1), or n_pos positions (conv)
+                plist = cur_act
+                if proj[j, 1] == proj[j, 2]:  # no operator: the source itself
+                    n_pos = na_s
                 for o in range(proj[j, 1], proj[j, 2]):
                     out = l_buf[ot[o, _OOUT]]
                     kind = ot[o, _OK]
+                    n_pos = -1
                     if kind == OP_DENSE:
                         _dense_active(cur, cur_act, cur_n, l_dense[ot[o, _OW]], out)
                     elif kind == OP_CONV:
-                        _conv_active(cur, cur_act, cur_n, l_conv[ot[o, _OW]], l_buf[ot[o, _OHWC]], out, ot[o, _OCIN],
-                                     ot[o, _OH], ot[o, _OWD], ot[o, _OCOUT], ot[o, _OOH], ot[o, _OOW],
-                                     l_tab[ot[o, _OTAB]], l_tab[ot[o, _OTAB] + 1], ot[o, _OGROUPS])
+                        plist = l_idx[ot[o, _OPLIST]]
+                        n_pos = _conv_active(cur, cur_act, cur_n, l_conv[ot[o, _OW]], l_buf[ot[o, _OHWC]], out,
+                                             ot[o, _OCIN], ot[o, _OH], ot[o, _OWD], ot[o, _OCOUT], ot[o, _OOH],
+                                             ot[o, _OOW], l_tab[ot[o, _OTAB]], l_tab[ot[o, _OTAB] + 1], ot[o, _OGROUPS],
+                                             l_idx[ot[o, _OMARK]], plist, op_n[o])
+                        op_n[o] = n_pos
                     else:
                         _scale_all(cur, l_scale[ot[o, _OW]], out)
                     if o + 1 < proj[j, 2]:
                         cur_act = l_idx[ot[o, _OACT]]
                         cur_n = _nonzero(out, cur_act)
                     cur = out
-                if has_x:
+                if sparse:
+                    # x is zero outside the neurons listed in upd: add the output where it is non-zero
+                    if n_pos < 0:
+                        for p in range(xr.shape[0]):
+                            xr[p] = xr[p] + cur[p]
+                            if mark[p] == 0:
+                                mark[p] = 1
+                                upd[n_upd] = p
+                                n_upd += 1
+                    elif proj[j, 1] == proj[j, 2]:
+                        for t in range(n_pos):
+                            p = plist[t]
+                            xr[p] = xr[p] + cur[p]
+                            if mark[p] == 0:
+                                mark[p] = 1
+                                upd[n_upd] = p
+                                n_upd += 1
+                    else:  # conv output positions, every channel
+                        o_last = proj[j, 2] - 1
+                        c_out = ot[o_last, _OCOUT]
+                        npos_all = ot[o_last, _OOH] * ot[o_last, _OOW]
+                        for t in range(n_pos):
+                            for co in range(c_out):
+                                p = co * npos_all + plist[t]
+                                xr[p] = xr[p] + cur[p]
+                                if mark[p] == 0:
+                                    mark[p] = 1
+                                    upd[n_upd] = p
+                                    n_upd += 1
+                    has_x = True
+                elif has_x:
                     for p in range(xr.shape[0]):
                         xr[p] = xr[p] + cur[p]
                 else:
@@ -739,30 +820,52 @@ def _run_sample(k0, flat, ptr, n_run, width, pt, in_ptr, incoming, proj, ot, l_s
                         xr[p] = cur[p]
                     has_x = True
             stepped[i] = 0
+            prev_n = n_act[i]
             n_act[i] = 0
-            if not has_x and static[i] == 1 and pending[i] == 0:
+            if not has_x and static[i] != 0 and pending[i] == 0:
                 continue
             stepped[i] = 1
             spiking = pt[i, _PSPIKING] == 1
             spk = l_f64[pt[i, _PSPK]]
-            if pt[i, _PKIND] == _KIND_CUBA:
-                ps.cuba_step(pt[i, _PFAM], l_state[pt[i, _PV]], l_state[pt[i, _PI]], x, has_x, l_coef[pt[i, _PC0]],
-                             l_coef[pt[i, _PC1]], l_coef[pt[i, _PC2]], l_coef[pt[i, _PC3]], l_coef[pt[i, _PC4]],
-                             l_f64[pt[i, _PGAIN]], l_f64[pt[i, _PTHETA]], l_f64[pt[i, _PVRESET]], l_f64[pt[i, _PVMIN]],
-                             l_f64[pt[i, _PPREV]], spk, l_f64[pt[i, _PREFR]], l_coef[pt[i, _PREFRC]], spiking,
-                             pt[i, _PGE] == 1, pt[i, _PMULTI] == 1, pt[i, _PSUB] == 1, pt[i, _PFLOOR] == 1,
-                             pt[i, _PDEFER] == 1, pt[i, _PUSEREFR] == 1)
-            else:
-                ps.linear_step(l_state[pt[i, _PV]], x, has_x, l_coef[pt[i, _PC0]], l_coef[pt[i, _PC1]],
-                               l_f64[pt[i, _PGAIN]], l_f64[pt[i, _PTHETA]], l_f64[pt[i, _PVRESET]], l_f64[pt[i, _PVMIN]],
-                               l_f64[pt[i, _PPREV]], spk, l_f64[pt[i, _PREFR]], l_coef[pt[i, _PREFRC]], spiking,
-                               pt[i, _PGE] == 1, pt[i, _PMULTI] == 1, pt[i, _PSUB] == 1, pt[i, _PFLOOR] == 1,
-                               pt[i, _PDEFER] == 1, pt[i, _PUSEREFR] == 1)
-            if not spiking:
-                continue
             act = l_idx[pt[i, _PACT]]
+            if sparse:
+                # the neurons with input, and those that fired in the previous step (they may fire again)
+                for t in range(prev_n):
+                    p = act[t]
+                    if mark[p] == 0:
+                        mark[p] = 1
+                        upd[n_upd] = p
+                        n_upd += 1
+                na = _static_update(l_state[pt[i, _PV]], xr, has_x, l_coef[pt[i, _PC0]], l_coef[pt[i, _PC1]],
+                                    l_f64[pt[i, _PGAIN]], l_f64[pt[i, _PTHETA]], l_f64[pt[i, _PVRESET]],
+                                    l_f64[pt[i, _PVMIN]], spk, upd, n_upd, pt[i, _PGE] == 1, pt[i, _PMULTI] == 1,
+                                    pt[i, _PSUB] == 1, pt[i, _PFLOOR] == 1, act)
+                for t in range(n_upd):
+                    p = upd[t]
+                    mark[p] = 0
+                    xr[p] = 0.0
+                if na > 64:
+                    act[:na].sort()
+                else:
+                    _sort_small(act, na)
+            else:
+                if pt[i, _PKIND] == _KIND_CUBA:
+                    ps.cuba_step(pt[i, _PFAM], l_state[pt[i, _PV]], l_state[pt[i, _PI]], x, has_x, l_coef[pt[i, _PC0]],
+                                 l_coef[pt[i, _PC1]], l_coef[pt[i, _PC2]], l_coef[pt[i, _PC3]], l_coef[pt[i, _PC4]],
+                                 l_f64[pt[i, _PGAIN]], l_f64[pt[i, _PTHETA]], l_f64[pt[i, _PVRESET]],
+                                 l_f64[pt[i, _PVMIN]], l_f64[pt[i, _PPREV]], spk, l_f64[pt[i, _PREFR]],
+                                 l_coef[pt[i, _PREFRC]], spiking, pt[i, _PGE] == 1, pt[i, _PMULTI] == 1,
+                                 pt[i, _PSUB] == 1, pt[i, _PFLOOR] == 1, pt[i, _PDEFER] == 1, pt[i, _PUSEREFR] == 1)
+                else:
+                    ps.linear_step(l_state[pt[i, _PV]], x, has_x, l_coef[pt[i, _PC0]], l_coef[pt[i, _PC1]],
+                                   l_f64[pt[i, _PGAIN]], l_f64[pt[i, _PTHETA]], l_f64[pt[i, _PVRESET]],
+                                   l_f64[pt[i, _PVMIN]], l_f64[pt[i, _PPREV]], spk, l_f64[pt[i, _PREFR]],
+                                   l_coef[pt[i, _PREFRC]], spiking, pt[i, _PGE] == 1, pt[i, _PMULTI] == 1,
+                                   pt[i, _PSUB] == 1, pt[i, _PFLOOR] == 1, pt[i, _PDEFER] == 1, pt[i, _PUSEREFR] == 1)
+                if not spiking:
+                    continue
+                na = _nonzero(spk[0], act)
             sr = spk[0]
-            na = _nonzero(sr, act)
             n_act[i] = na
             pending[i] = 1 if na > 0 else 0
             tot = 0.0
@@ -852,13 +955,15 @@ class _FastPlan:
             pt[i, _PACT] = add(self.l_idx, np.zeros(p.size, dtype=np.int64))
             if p.is_input:
                 continue
+            pt[i, _PMARK] = add(self.l_idx, np.zeros(p.size, dtype=np.int64))
+            pt[i, _PUPD] = add(self.l_idx, np.zeros(p.size, dtype=np.int64))
             w = p._wide
             dummy = add(self.l_f64, w["zero"])
             pt[i, _PKIND] = _KIND_CUBA if p.kind == KIND_CUBA else _KIND_LINEAR
             pt[i, _PFAM] = _FAMILY_CODE[p.family]
             pt[i, _PV] = add(self.l_state, np.zeros((1, p.size), dtype=sdt), zero=True)
             pt[i, _PI] = add(self.l_state, np.zeros((1, p.size), dtype=sdt), zero=True) if p.kind == KIND_CUBA else 0
-            pt[i, _PX] = add(self.l_f64, np.zeros((1, p.size)))
+            pt[i, _PX] = add(self.l_f64, np.zeros((1, p.size)), zero=True)
             pt[i, _PGAIN] = add(self.l_f64, w["gain"])
             pt[i, _PTHETA] = add(self.l_f64, w["theta"])
             pt[i, _PVRESET] = add(self.l_f64, w["v_reset"])
@@ -910,7 +1015,9 @@ class _FastPlan:
                     row[_OTAB] = add(self.l_tab, np.ascontiguousarray(rows, dtype=np.int64))
                     add(self.l_tab, np.ascontiguousarray(cols, dtype=np.int64))
                     n_out = oh * ow * c_out
-                    row[_OHWC] = add(self.l_buf, np.zeros(n_out))
+                    row[_OHWC] = add(self.l_buf, np.zeros(n_out), zero=True)
+                    row[_OMARK] = add(self.l_idx, np.zeros(oh * ow, dtype=np.int64))
+                    row[_OPLIST] = add(self.l_idx, np.zeros(oh * ow, dtype=np.int64))
                 else:
                     row[_OK] = OP_SCALE
                     row[_OW] = add(self.l_scale, np.ascontiguousarray(kern.scale.ravel(), dtype=np.float64))
@@ -924,7 +1031,7 @@ class _FastPlan:
             for o in range(proj[j, 1], proj[j, 2]):
                 row, n_out = ops[o]
                 size = size if n_out is None else n_out
-                row[_OOUT] = add(self.l_buf, np.zeros(size))
+                row[_OOUT] = add(self.l_buf, np.zeros(size), zero=True)
                 row[_OACT] = add(self.l_idx, np.zeros(size, dtype=np.int64))
                 ot[o] = row
         self.pt, self.proj, self.ot = pt, proj, ot
@@ -934,6 +1041,7 @@ class _FastPlan:
         self.pending = np.zeros(n_p, dtype=np.int64)
         self.n_act = np.zeros(n_p, dtype=np.int64)
         self.stepped = np.zeros(n_p, dtype=np.int64)
+        self.op_n = np.zeros(max(len(ops), 1), dtype=np.int64)  # output positions of a conv's last call
         self.total_size = int(sum(p.size for p in pops))
         self._by_width: dict = {}
 
@@ -956,7 +1064,7 @@ class _FastPlan:
             floor_ok = not p.spiking or p.v_min is None or bool(np.all(p.v_min <= 0))
             if (p.kind == KIND_INTEGRATOR and "refr" not in c and theta_ok and floor_ok
                     and np.all(c["a"] == 1.0) and np.all(c["c"] == 0.0)):
-                static[i] = 1
+                static[i] = 2 if p.spiking and not p.deferred_reset else 1
         self._by_width[width_us] = (l_coef, static)
         return l_coef, static
 
@@ -966,6 +1074,7 @@ class _FastPlan:
         self.pending[:] = 0
         self.n_act[:] = 0
         self.stepped[:] = 0
+        self.op_n[:] = 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -1170,7 +1279,7 @@ class ClockSimulator:
         while True:
             k, code = _run_sample(k, s.flat, ptr, n_run, float(s.width_us), plan.pt, plan.in_ptr, plan.incoming, plan.proj,
                                   plan.ot, plan.l_state, plan.l_f64, l_coef, plan.l_buf, plan.l_idx, plan.l_conv,
-                                  plan.l_dense, plan.l_tab, plan.l_scale, plan.l_fan, static, plan.pending, plan.n_act,
+                                  plan.l_dense, plan.l_tab, plan.l_scale, plan.l_fan, static, plan.op_n, plan.pending, plan.n_act,
                                   plan.stepped, readout_pop, readout_mode == READOUT_COUNTS, self._cut, self.record_spikes,
                                   self.record_output, counts, sums, spikes_total, out_vec, out_rec, cons_rec, *rec,
                                   plan.total_size)
