@@ -914,6 +914,11 @@ def _typed_list(first):
     return out
 
 
+def _writable(a: np.ndarray) -> np.ndarray:
+    """``a``, or a copy of it where it is read-only (a typed List holds writable arrays)."""
+    return a if a.flags.writeable else a.copy()
+
+
 class _FastPlan:
     """The arrays :func:`_run_sample` steps one sample with (state reused from run to run)."""
 
@@ -942,7 +947,7 @@ class _FastPlan:
         self.to_zero = []  # state zeroed before every run
 
         def add(lst, a, zero=False):
-            lst.append(a)
+            lst.append(_writable(a))
             if zero:
                 self.to_zero.append(a)
             return len(lst) - 1
@@ -1059,7 +1064,7 @@ class _FastPlan:
                 continue
             c = p.coeffs(width_us * 1e-6)
             for key in keys:
-                l_coef.append(c[key] if key is not None else p._wide["zero"])
+                l_coef.append(_writable(c[key] if key is not None else p._wide["zero"]))
             theta_ok = not p.spiking or (p.theta is not None and bool(np.all(p.theta > 0)))
             floor_ok = not p.spiking or p.v_min is None or bool(np.all(p.v_min <= 0))
             if (p.kind == KIND_INTEGRATOR and "refr" not in c and theta_ok and floor_ok
