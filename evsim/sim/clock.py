@@ -38,6 +38,12 @@ are the populations' constant input below), applied per sample by deterministic 
 skip silent sources, so that a batched run is bit-identical to one-by-one runs (a BLAS matrix
 product is not: its rounding depends on the batch size).
 
+Two implementations give the same results bit for bit: a model whose projections all deliver in
+the same step runs one compiled loop per sample (:func:`_run_sample`, whose work per step
+follows the step's events and spikes: see the notes above it); the others (delays, recurrence,
+operators without a kernel here) run the Python step loop (``ClockSimulator._simulate``), all
+samples of a batch stepped together.
+
 Then the population's discrete update, with dt = the bin width (s), dt_p = the profile's time step
 (``model.dt_s``), b = the constant input from upstream biases (``Population.bias``), and the
 engine model's parameters (:mod:`evsim.model.neurons`, as :mod:`evsim.model.profiles` converted them):
@@ -555,13 +561,19 @@ _CUBA_COEFFS = {"nir": ("vv", "vi", "vc", "ii", "ic"), "sinabs": ("am", "as", "v
 #
 # * a source's non-zero elements are kept as a list in increasing index (the order in which the
 #   dense kernels above visit them); a projection scatters from that list only, and a silent
-#   source costs nothing;
-# * a population with no input whose update is the identity without input ("static": an
-#   integrator with a = 1, c = 0, no pending reset or refractory hold, θ > 0 and v_min ≤ 0, that
-#   fired no spike in its last update) is not updated at all: its dense update would leave v
-#   unchanged and emit no spike;
-# * an empty bin therefore costs a few comparisons per population (dynamic populations, e.g.
-#   leaky ones, still take their dense update, as their state changes in every step).
+#   source costs nothing; a convolution clears and copies out only the output positions it
+#   reached (its buffers are zero elsewhere);
+# * a population is "static" when its update without input is the identity: an integrator with
+#   a = 1, c = 0 (IF without bias), no refractory hold, θ > 0 and v_min ≤ 0 (so the initial v = 0
+#   neither fires nor is floored). A static population with no input and no spike in its previous
+#   update is not updated at all. A static spiking one without snnTorch's deferred reset updates
+#   only the neurons that received input or fired in the previous step (they may still be above
+#   threshold, e.g. speck's one spike per step), by linear_step's arithmetic on those neurons
+#   (:func:`_static_update`): every other neuron would keep v (v + g·0 = v: v is never −0) and
+#   not fire (the same threshold test on the same v that did not fire before);
+# * the other populations (leaky, CubaLIF, biases, refractory periods) take the dense update of
+#   :mod:`evsim.kernels.profile_step` in every step, as their state changes in every step;
+# * an empty bin therefore costs a few comparisons per static population.
 
 OP_DENSE, OP_CONV, OP_SCALE = 0, 1, 2
 # op table columns
@@ -920,7 +932,8 @@ def _writable(a: np.ndarray) -> np.ndarray:
 
 
 class _FastPlan:
-    """The arrays :func:`_run_sample` steps one sample with (state reused from run to run)."""
+    """The arrays :func:`_run_sample` steps one sample with (state reused from run to run, so a
+    simulator runs one sample at a time, like :class:`evsim.Simulator`)."""
 
     @staticmethod
     def fits(sim: "ClockSimulator") -> bool:
@@ -1228,6 +1241,13 @@ class ClockSimulator:
         self._cut = self.cutoff.as_array()
         # the compiled run of one sample (:class:`_FastPlan`), built at the first sample that uses it
         self._fast = "pending" if _FastPlan.fits(self) else None
+
+    def __getstate__(self):
+        # the compiled run's buffers (numba typed lists) are rebuilt where the simulator is unpickled
+        state = self.__dict__.copy()
+        if isinstance(state.get("_fast"), _FastPlan):
+            state["_fast"] = "pending"
+        return state
 
     # ---------------------------------------------------------------------------------------
     def run(self, events: np.ndarray, *, source: str | None = None) -> Result:
