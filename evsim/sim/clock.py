@@ -38,6 +38,12 @@ are the populations' constant input below), applied per sample by deterministic 
 skip silent sources, so that a batched run is bit-identical to one-by-one runs (a BLAS matrix
 product is not: its rounding depends on the batch size).
 
+Two implementations give the same results bit for bit: a model whose projections all deliver in
+the same step runs one compiled loop per sample (:func:`_run_sample`, whose work per step
+follows the step's events and spikes: see the notes above it); the others (delays, recurrence,
+operators without a kernel here) run the Python step loop (``ClockSimulator._simulate``), all
+samples of a batch stepped together.
+
 Then the population's discrete update, with dt = the bin width (s), dt_p = the profile's time step
 (``model.dt_s``), b = the constant input from upstream biases (``Population.bias``), and the
 engine model's parameters (:mod:`evsim.model.neurons`, as :mod:`evsim.model.profiles` converted them):
@@ -121,11 +127,12 @@ from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
+from numba.typed import List
 
 from ..compile.builder import CompiledModel, compile_model, conv_offset_table
 from ..kernels import profile_step as ps
 from ..kernels.abi import KIND_CUBA, KIND_INPUT, KIND_INTEGRATOR, KIND_LEAKY, READOUT_COUNTS
-from ..kernels.readout import decide_rows
+from ..kernels.readout import cutoff_decision, decide_rows
 from ..errors import OptionError
 from ..input.events import check_sorted, input_indices
 from ..input.window import SampleWindow
@@ -579,6 +586,550 @@ _CUBA_COEFFS = {"nir": ("vv", "vi", "vc", "ii", "ic"), "sinabs": ("am", "as", "v
 
 
 # --------------------------------------------------------------------------------------------
+# The compiled run of one sample (plans whose projections all deliver in the same step)
+# --------------------------------------------------------------------------------------------
+#
+# The same arithmetic as the step loop of :meth:`ClockSimulator._simulate` (the same operator
+# kernels' summation order, the same :mod:`evsim.kernels.profile_step` updates), in one numba
+# call per sample, with the work of a step scaled to its activity:
+#
+# * a source's non-zero elements are kept as a list in increasing index (the order in which the
+#   dense kernels above visit them); a projection scatters from that list only, and a silent
+#   source costs nothing; a convolution clears and copies out only the output positions it
+#   reached (its buffers are zero elsewhere);
+# * a population is "static" when its update without input is the identity: an integrator with
+#   a = 1, c = 0 (IF without bias), no refractory hold, θ > 0 and v_min ≤ 0 (so the initial v = 0
+#   neither fires nor is floored). A static population with no input and no spike in its previous
+#   update is not updated at all. A static spiking one without snnTorch's deferred reset updates
+#   only the neurons that received input or fired in the previous step (they may still be above
+#   threshold, e.g. speck's one spike per step), by linear_step's arithmetic on those neurons
+#   (:func:`_static_update`): every other neuron would keep v (v + g·0 = v: v is never −0) and
+#   not fire (the same threshold test on the same v that did not fire before);
+# * the other populations (leaky, CubaLIF, biases, refractory periods) take the dense update of
+#   :mod:`evsim.kernels.profile_step` in every step, as their state changes in every step;
+# * an empty bin therefore costs a few comparisons per static population.
+
+OP_DENSE, OP_CONV, OP_SCALE = 0, 1, 2
+# op table columns
+_OK, _OW, _OCIN, _OH, _OWD, _OCOUT, _OOH, _OOW, _OGROUPS, _OTAB, _OOUT, _OHWC, _OACT, _OMARK, _OPLIST = range(15)
+_OP_COLS = 15
+# population table columns
+(_PKIND, _PFAM, _PV, _PI, _PX, _PC0, _PC1, _PC2, _PC3, _PC4, _PGAIN, _PTHETA, _PVRESET, _PVMIN, _PPREV, _PSPK,
+ _PREFR, _PREFRC, _PSPIKING, _PGE, _PMULTI, _PSUB, _PFLOOR, _PDEFER, _PUSEREFR, _PACT, _PMARK, _PUPD) = range(28)
+_POP_COLS = 28
+_KIND_LINEAR, _KIND_CUBA = 1, 2
+# run summary slots
+_S_SYNOPS, _S_CONSUMED, _S_NREC, _S_DECIDED, _S_CONF, _S_STEPS = range(6)
+
+
+@njit(cache=True)
+def _sort_small(a, n):
+    """Insertion sort of a[:n] (a bin's few distinct input neurons)."""
+    for p in range(1, n):
+        v = a[p]
+        q = p - 1
+        while q >= 0 and a[q] > v:
+            a[q + 1] = a[q]
+            q -= 1
+        a[q + 1] = v
+
+
+@njit(cache=True)
+def _nonzero(x, idx):
+    """Indices of the non-zero elements of x, increasing, into idx; returns their number."""
+    n = 0
+    for p in range(x.shape[0]):
+        if x[p] != 0.0:
+            idx[n] = p
+            n += 1
+    return n
+
+
+@njit(cache=True)
+def _dense_active(x, act, n_act, wt, out):
+    """:func:`_dense_kernel` for one sample, visiting only the listed non-zero inputs."""
+    n_out = out.shape[0]
+    for j in range(n_out):
+        out[j] = 0.0
+    for t in range(n_act):
+        i = act[t]
+        s = x[i]
+        w = wt[i]
+        for j in range(n_out):
+            out[j] += s * w[j]
+
+
+@njit(cache=True)
+def _conv_active(x, act, n_act, wt, hwc, out, c_in, h, w, c_out, oh, ow, rows, cols, groups, mark, plist, n_prev):
+    """:func:`_conv_kernel` for one sample, visiting only the listed non-zero inputs. ``hwc`` (the
+    channel-last sums) and ``out`` (the same in NIR order) are zero outside the ``n_prev``
+    output positions ``plist`` of the previous call, which are cleared first; the output positions
+    reached now are listed in ``plist`` (``mark``: all False between calls); returns their number."""
+    n_pos = oh * ow
+    for t in range(n_prev):
+        pp = plist[t]
+        for co in range(c_out):
+            hwc[pp * c_out + co] = 0.0
+            out[co * n_pos + pp] = 0.0
+    cin_g = c_in // groups
+    cout_g = c_out // groups
+    hw = h * w
+    n_new = 0
+    for t in range(n_act):
+        f = act[t]
+        s = x[f]
+        c = f // hw
+        r = f - c * hw
+        y = r // w
+        xx = r - y * w
+        g0 = (c // cin_g) * cout_g
+        for a in range(rows[y, 0]):
+            ky = rows[y, 1 + 2 * a]
+            oy = rows[y, 2 + 2 * a]
+            for q in range(cols[xx, 0]):
+                kx = cols[xx, 1 + 2 * q]
+                ox = cols[xx, 2 + 2 * q]
+                pp = oy * ow + ox
+                if mark[pp] == 0:
+                    mark[pp] = 1
+                    plist[n_new] = pp
+                    n_new += 1
+                base = pp * c_out + g0
+                wk = wt[c, ky, kx]
+                for co in range(cout_g):
+                    hwc[base + co] += s * wk[co]
+    for t in range(n_new):
+        pp = plist[t]
+        mark[pp] = 0
+        for co in range(c_out):
+            out[co * n_pos + pp] = hwc[pp * c_out + co]
+    return n_new
+
+
+@njit(cache=True)
+def _static_update(v, xr, has_x, a, c, g, theta, v_reset, v_min, spikes, upd, n_upd, ge, multi, subtract, use_floor,
+                   fired):
+    """:func:`evsim.kernels.profile_step.linear_step` (B = 1, no refractory hold, no deferred
+    reset) on the listed neurons only: for a static population the others would keep v and not
+    fire. The fired neurons are listed in ``fired`` (in the order of ``upd``); returns their number."""
+    ra, rc, rg, rt, rr, rm = a[0], c[0], g[0], theta[0], v_reset[0], v_min[0]
+    sp = spikes[0]
+    vr = v[0]
+    m = 0
+    for t in range(n_upd):
+        j = upd[t]
+        vv = np.float64(vr[j])
+        vv = ra[j] * vv + rc[j]
+        if has_x:
+            vv = vv + rg[j] * xr[j]
+        vv, nsp = ps.fire_reset_floor(vv, False, rt[j], rr[j], rm[j], ge, multi, subtract, use_floor, False)
+        sp[j] = nsp
+        vr[j] = vv
+        if nsp > 0.0:
+            fired[m] = j
+            m += 1
+    return m
+
+
+@njit(cache=True)
+def _scale_all(x, scale, out):
+    """:class:`_Scale` (every element, as ``x * scale``)."""
+    one = scale.shape[0] == 1
+    for p in range(out.shape[0]):
+        out[p] = x[p] * (scale[0] if one else scale[p])
+
+
+@njit(cache=True)
+def _run_sample(k0, flat, ptr, n_run, width, pt, in_ptr, incoming, proj, ot, l_state, l_f64, l_coef, l_buf, l_idx,
+                l_conv, l_dense, l_tab, l_scale, l_fan, static, op_n, pending, n_act, stepped, readout, counts_mode, cut,
+                record_spikes, record_output, counts, sums, spikes_total, out_vec, out_rec, cons_rec, rec_pop,
+                rec_neuron, rec_step, rec_count, total_size):
+    """Steps k0 .. n_run − 1 of one sample (state in the arrays of the plan, zeroed by the caller
+    before step 0). Returns (next step, code): code 1 = all steps run, 2 = the cutoff decided
+    (after step next − 1), 0 = the spike record is full (grow it and call again from next)."""
+    n_pops = pt.shape[0]
+    frame = l_f64[pt[0, _PSPK]][0]
+    act0 = l_idx[pt[0, _PACT]]
+    n_out = out_vec.shape[0]
+    cut_on = int(cut[0]) != 0
+    for k in range(k0, n_run):
+        if record_spikes and int(sums[_S_NREC]) + total_size > rec_pop.shape[0]:
+            return k, 0
+        # the input frame: event counts of the bin, and its non-zero neurons in increasing order
+        for t in range(n_act[0]):
+            frame[act0[t]] = 0.0
+        e0 = ptr[k]
+        e1 = ptr[k + 1]
+        na = 0
+        for e in range(e0, e1):
+            f = flat[e]
+            if frame[f] == 0.0:
+                act0[na] = f
+                na += 1
+            frame[f] += 1.0
+        if na <= 64:
+            _sort_small(act0, na)
+        else:
+            na = _nonzero(frame, act0)
+        n_act[0] = na
+        sums[_S_CONSUMED] += e1 - e0
+        spikes_total[0] += e1 - e0
+        if record_spikes:
+            nr = int(sums[_S_NREC])
+            for t in range(na):
+                rec_pop[nr] = 0
+                rec_neuron[nr] = act0[t]
+                rec_step[nr] = k
+                rec_count[nr] = frame[act0[t]]
+                nr += 1
+            sums[_S_NREC] = nr
+        for i in range(1, n_pops):
+            x = l_f64[pt[i, _PX]]
+            xr = x[0]
+            has_x = False
+            sparse = static[i] == 2
+            mark = l_idx[pt[i, _PMARK]]
+            upd = l_idx[pt[i, _PUPD]]
+            n_upd = 0
+            for q in range(in_ptr[i], in_ptr[i + 1]):
+                j = incoming[q]
+                src = proj[j, 0]
+                na_s = n_act[src]
+                if na_s == 0:
+                    continue
+                cur = l_f64[pt[src, _PSPK]][0]
+                cur_act = l_idx[pt[src, _PACT]]
+                fan = l_fan[j]
+                syn = 0.0
+                for t in range(na_s):
+                    syn += cur[cur_act[t]] * fan[cur_act[t]]
+                sums[_S_SYNOPS] += syn
+                cur_n = na_s
+                n_pos = -1  # the output's non-zero part: every element (-1), or n_pos positions (conv)
+                plist = cur_act
+                if proj[j, 1] == proj[j, 2]:  # no operator: the source itself
+                    n_pos = na_s
+                for o in range(proj[j, 1], proj[j, 2]):
+                    out = l_buf[ot[o, _OOUT]]
+                    kind = ot[o, _OK]
+                    n_pos = -1
+                    if kind == OP_DENSE:
+                        _dense_active(cur, cur_act, cur_n, l_dense[ot[o, _OW]], out)
+                    elif kind == OP_CONV:
+                        plist = l_idx[ot[o, _OPLIST]]
+                        n_pos = _conv_active(cur, cur_act, cur_n, l_conv[ot[o, _OW]], l_buf[ot[o, _OHWC]], out,
+                                             ot[o, _OCIN], ot[o, _OH], ot[o, _OWD], ot[o, _OCOUT], ot[o, _OOH],
+                                             ot[o, _OOW], l_tab[ot[o, _OTAB]], l_tab[ot[o, _OTAB] + 1], ot[o, _OGROUPS],
+                                             l_idx[ot[o, _OMARK]], plist, op_n[o])
+                        op_n[o] = n_pos
+                    else:
+                        _scale_all(cur, l_scale[ot[o, _OW]], out)
+                    if o + 1 < proj[j, 2]:
+                        cur_act = l_idx[ot[o, _OACT]]
+                        cur_n = _nonzero(out, cur_act)
+                    cur = out
+                if sparse:
+                    # x is zero outside the neurons listed in upd: add the output where it is non-zero
+                    if n_pos < 0:
+                        for p in range(xr.shape[0]):
+                            xr[p] = xr[p] + cur[p]
+                            if mark[p] == 0:
+                                mark[p] = 1
+                                upd[n_upd] = p
+                                n_upd += 1
+                    elif proj[j, 1] == proj[j, 2]:
+                        for t in range(n_pos):
+                            p = plist[t]
+                            xr[p] = xr[p] + cur[p]
+                            if mark[p] == 0:
+                                mark[p] = 1
+                                upd[n_upd] = p
+                                n_upd += 1
+                    else:  # conv output positions, every channel
+                        o_last = proj[j, 2] - 1
+                        c_out = ot[o_last, _OCOUT]
+                        npos_all = ot[o_last, _OOH] * ot[o_last, _OOW]
+                        for t in range(n_pos):
+                            for co in range(c_out):
+                                p = co * npos_all + plist[t]
+                                xr[p] = xr[p] + cur[p]
+                                if mark[p] == 0:
+                                    mark[p] = 1
+                                    upd[n_upd] = p
+                                    n_upd += 1
+                    has_x = True
+                elif has_x:
+                    for p in range(xr.shape[0]):
+                        xr[p] = xr[p] + cur[p]
+                else:
+                    for p in range(xr.shape[0]):
+                        xr[p] = cur[p]
+                    has_x = True
+            stepped[i] = 0
+            prev_n = n_act[i]
+            n_act[i] = 0
+            if not has_x and static[i] != 0 and pending[i] == 0:
+                continue
+            stepped[i] = 1
+            spiking = pt[i, _PSPIKING] == 1
+            spk = l_f64[pt[i, _PSPK]]
+            act = l_idx[pt[i, _PACT]]
+            if sparse:
+                # the neurons with input, and those that fired in the previous step (they may fire again)
+                for t in range(prev_n):
+                    p = act[t]
+                    if mark[p] == 0:
+                        mark[p] = 1
+                        upd[n_upd] = p
+                        n_upd += 1
+                na = _static_update(l_state[pt[i, _PV]], xr, has_x, l_coef[pt[i, _PC0]], l_coef[pt[i, _PC1]],
+                                    l_f64[pt[i, _PGAIN]], l_f64[pt[i, _PTHETA]], l_f64[pt[i, _PVRESET]],
+                                    l_f64[pt[i, _PVMIN]], spk, upd, n_upd, pt[i, _PGE] == 1, pt[i, _PMULTI] == 1,
+                                    pt[i, _PSUB] == 1, pt[i, _PFLOOR] == 1, act)
+                for t in range(n_upd):
+                    p = upd[t]
+                    mark[p] = 0
+                    xr[p] = 0.0
+                if na > 64:
+                    act[:na].sort()
+                else:
+                    _sort_small(act, na)
+            else:
+                if pt[i, _PKIND] == _KIND_CUBA:
+                    ps.cuba_step(pt[i, _PFAM], l_state[pt[i, _PV]], l_state[pt[i, _PI]], x, has_x, l_coef[pt[i, _PC0]],
+                                 l_coef[pt[i, _PC1]], l_coef[pt[i, _PC2]], l_coef[pt[i, _PC3]], l_coef[pt[i, _PC4]],
+                                 l_f64[pt[i, _PGAIN]], l_f64[pt[i, _PTHETA]], l_f64[pt[i, _PVRESET]],
+                                 l_f64[pt[i, _PVMIN]], l_f64[pt[i, _PPREV]], spk, l_f64[pt[i, _PREFR]],
+                                 l_coef[pt[i, _PREFRC]], spiking, pt[i, _PGE] == 1, pt[i, _PMULTI] == 1,
+                                 pt[i, _PSUB] == 1, pt[i, _PFLOOR] == 1, pt[i, _PDEFER] == 1, pt[i, _PUSEREFR] == 1)
+                else:
+                    ps.linear_step(l_state[pt[i, _PV]], x, has_x, l_coef[pt[i, _PC0]], l_coef[pt[i, _PC1]],
+                                   l_f64[pt[i, _PGAIN]], l_f64[pt[i, _PTHETA]], l_f64[pt[i, _PVRESET]],
+                                   l_f64[pt[i, _PVMIN]], l_f64[pt[i, _PPREV]], spk, l_f64[pt[i, _PREFR]],
+                                   l_coef[pt[i, _PREFRC]], spiking, pt[i, _PGE] == 1, pt[i, _PMULTI] == 1,
+                                   pt[i, _PSUB] == 1, pt[i, _PFLOOR] == 1, pt[i, _PDEFER] == 1, pt[i, _PUSEREFR] == 1)
+                if not spiking:
+                    continue
+                na = _nonzero(spk[0], act)
+            sr = spk[0]
+            n_act[i] = na
+            pending[i] = 1 if na > 0 else 0
+            tot = 0.0
+            for t in range(na):
+                tot += sr[act[t]]
+            spikes_total[i] += tot
+            if record_spikes:
+                nr = int(sums[_S_NREC])
+                for t in range(na):
+                    rec_pop[nr] = i
+                    rec_neuron[nr] = act[t]
+                    rec_step[nr] = k
+                    rec_count[nr] = sr[act[t]]
+                    nr += 1
+                sums[_S_NREC] = nr
+        # the output vector
+        if counts_mode:
+            if stepped[readout] == 1:
+                sr = l_f64[pt[readout, _PSPK]][0]
+                for p in range(n_out):
+                    counts[p] += sr[p]
+            for p in range(n_out):
+                out_vec[p] = counts[p]
+        else:
+            vr = l_state[pt[readout, _PV]][0]
+            for p in range(n_out):
+                out_vec[p] = np.float64(vr[p])
+        if record_output:
+            for p in range(n_out):
+                out_rec[k, p] = out_vec[p]
+            cons_rec[k] = sums[_S_CONSUMED]
+        sums[_S_STEPS] = k + 1
+        if cut_on:
+            decided, conf = cutoff_decision(out_vec, cut, (k + 1) * width)
+            if decided:
+                sums[_S_DECIDED] = 1.0
+                sums[_S_CONF] = conf
+                return k + 1, 2
+    return n_run, 1
+
+
+def _typed_list(first):
+    """A numba typed List whose entry 0 is ``first`` (a placeholder fixing the element type)."""
+    out = List()
+    out.append(first)
+    return out
+
+
+def _writable(a: np.ndarray) -> np.ndarray:
+    """``a``, or a copy of it where it is read-only (a typed List holds writable arrays)."""
+    return a if a.flags.writeable else a.copy()
+
+
+class _FastPlan:
+    """The arrays :func:`_run_sample` steps one sample with (state reused from run to run, so a
+    simulator runs one sample at a time, like :class:`evsim.Simulator`)."""
+
+    @staticmethod
+    def fits(sim: "ClockSimulator") -> bool:
+        """Whether the compiled run covers the model: the Input is population 0 (the only one)
+        and every operator is a dense, convolution, scale or reshape kernel. (Delays are checked
+        per bin width: :meth:`ClockSimulator._fast_ok`.)"""
+        if not sim.pops or not sim.pops[0].is_input or any(p.is_input for p in sim.pops[1:]):
+            return False
+        return all(isinstance(k, (_Dense, _Conv, _Scale)) for pr in sim.projs for k in pr.kernels)
+
+    def __init__(self, sim: "ClockSimulator"):
+        pops, projs = sim.pops, sim.projs
+        sdt = sim.dtype
+        self.sim = sim
+        self.l_state = _typed_list(np.zeros((1, 1), dtype=sdt))
+        self.l_f64 = _typed_list(np.zeros((1, 1)))
+        self.l_buf = _typed_list(np.zeros(1))
+        self.l_idx = _typed_list(np.zeros(1, dtype=np.int64))
+        self.l_conv = _typed_list(np.zeros((1, 1, 1, 1), dtype=sdt))
+        self.l_dense = _typed_list(np.zeros((1, 1), dtype=sdt))
+        self.l_tab = _typed_list(np.zeros((1, 1), dtype=np.int64))
+        self.l_scale = _typed_list(np.zeros(1))
+        self.l_fan = List()
+        self.to_zero = []  # state zeroed before every run
+
+        def add(lst, a, zero=False):
+            lst.append(_writable(a))
+            if zero:
+                self.to_zero.append(a)
+            return len(lst) - 1
+
+        n_p = len(pops)
+        pt = np.zeros((n_p, _POP_COLS), dtype=np.int64)
+        self.coef_keys = [None] * n_p
+        for i, p in enumerate(pops):
+            pt[i, _PSPK] = add(self.l_f64, np.zeros((1, p.size)), zero=True)
+            pt[i, _PACT] = add(self.l_idx, np.zeros(p.size, dtype=np.int64))
+            if p.is_input:
+                continue
+            pt[i, _PMARK] = add(self.l_idx, np.zeros(p.size, dtype=np.int64))
+            pt[i, _PUPD] = add(self.l_idx, np.zeros(p.size, dtype=np.int64))
+            w = p._wide
+            dummy = add(self.l_f64, w["zero"])
+            pt[i, _PKIND] = _KIND_CUBA if p.kind == KIND_CUBA else _KIND_LINEAR
+            pt[i, _PFAM] = _FAMILY_CODE[p.family]
+            pt[i, _PV] = add(self.l_state, np.zeros((1, p.size), dtype=sdt), zero=True)
+            pt[i, _PI] = add(self.l_state, np.zeros((1, p.size), dtype=sdt), zero=True) if p.kind == KIND_CUBA else 0
+            pt[i, _PX] = add(self.l_f64, np.zeros((1, p.size)), zero=True)
+            pt[i, _PGAIN] = add(self.l_f64, w["gain"])
+            pt[i, _PTHETA] = add(self.l_f64, w["theta"])
+            pt[i, _PVRESET] = add(self.l_f64, w["v_reset"])
+            pt[i, _PVMIN] = add(self.l_f64, w["v_min"])
+            spiking = bool(p.spiking)
+            use_refr = spiking and p.refractory_s > 0
+            pt[i, _PPREV] = add(self.l_f64, np.zeros((1, p.size)), zero=True) if p.deferred_reset else dummy
+            pt[i, _PREFR] = add(self.l_f64, np.zeros((1, p.size)), zero=True) if use_refr else dummy
+            rule = p.rule
+            pt[i, _PSPIKING] = spiking
+            pt[i, _PGE] = bool(spiking and rule.threshold_ge)
+            pt[i, _PMULTI] = bool(spiking and rule.multi_spike)
+            pt[i, _PSUB] = bool(spiking and rule.subtract)
+            pt[i, _PFLOOR] = bool(spiking and p.v_min is not None)
+            pt[i, _PDEFER] = bool(p.deferred_reset)
+            pt[i, _PUSEREFR] = bool(use_refr)
+            keys = list(_CUBA_COEFFS[p.family] if p.kind == KIND_CUBA else ("a", "c"))
+            keys += ["refr" if use_refr else None]
+            self.coef_keys[i] = keys
+        # coefficient slots: the same positions for every bin width (see coeffs())
+        pos = 1
+        for i, keys in enumerate(self.coef_keys):
+            if keys is None:
+                continue
+            cols = [_PC0, _PC1] if len(keys) == 3 else [_PC0, _PC1, _PC2, _PC3, _PC4]
+            for col in cols + [_PREFRC]:
+                pt[i, col] = pos
+                pos += 1
+        # projections in the order of ``sim.incoming``; the operators of each
+        order = [j for i in range(n_p) for j in sim.incoming[i]]
+        proj = np.zeros((len(projs), 3), dtype=np.int64)
+        ops = []
+        for j, pr in enumerate(projs):
+            self.l_fan.append(np.ascontiguousarray(pr.fanout, dtype=np.float64))
+            proj[j, 0] = pr.src
+            proj[j, 1] = len(ops)
+            for kern in pr.kernels:
+                row = np.zeros(_OP_COLS, dtype=np.int64)
+                if isinstance(kern, _Dense):
+                    row[_OK] = OP_DENSE
+                    row[_OW] = add(self.l_dense, kern.wt)
+                    n_out = kern.n_out
+                elif isinstance(kern, _Conv):
+                    c_in, h, w_, c_out, ow, rows, cols, groups = kern.args
+                    oh = kern.out_hwc[0]
+                    row[_OK] = OP_CONV
+                    row[_OW] = add(self.l_conv, kern.wt)
+                    row[[_OCIN, _OH, _OWD, _OCOUT, _OOH, _OOW, _OGROUPS]] = (c_in, h, w_, c_out, oh, ow, groups)
+                    row[_OTAB] = add(self.l_tab, np.ascontiguousarray(rows, dtype=np.int64))
+                    add(self.l_tab, np.ascontiguousarray(cols, dtype=np.int64))
+                    n_out = oh * ow * c_out
+                    row[_OHWC] = add(self.l_buf, np.zeros(n_out), zero=True)
+                    row[_OMARK] = add(self.l_idx, np.zeros(oh * ow, dtype=np.int64))
+                    row[_OPLIST] = add(self.l_idx, np.zeros(oh * ow, dtype=np.int64))
+                else:
+                    row[_OK] = OP_SCALE
+                    row[_OW] = add(self.l_scale, np.ascontiguousarray(kern.scale.ravel(), dtype=np.float64))
+                    n_out = None  # same size as its input
+                ops.append((row, n_out))
+            proj[j, 2] = len(ops)
+        # output buffers (a scale keeps the size of its input: the source, or the previous operator)
+        ot = np.zeros((max(len(ops), 1), _OP_COLS), dtype=np.int64)
+        for j, pr in enumerate(projs):
+            size = pops[pr.src].size
+            for o in range(proj[j, 1], proj[j, 2]):
+                row, n_out = ops[o]
+                size = size if n_out is None else n_out
+                row[_OOUT] = add(self.l_buf, np.zeros(size), zero=True)
+                row[_OACT] = add(self.l_idx, np.zeros(size, dtype=np.int64))
+                ot[o] = row
+        self.pt, self.proj, self.ot = pt, proj, ot
+        self.in_ptr = np.zeros(n_p + 1, dtype=np.int64)
+        self.in_ptr[1:] = np.cumsum([len(sim.incoming[i]) for i in range(n_p)])
+        self.incoming = np.asarray(order, dtype=np.int64)
+        self.pending = np.zeros(n_p, dtype=np.int64)
+        self.n_act = np.zeros(n_p, dtype=np.int64)
+        self.stepped = np.zeros(n_p, dtype=np.int64)
+        self.op_n = np.zeros(max(len(ops), 1), dtype=np.int64)  # output positions of a conv's last call
+        self.total_size = int(sum(p.size for p in pops))
+        self._by_width: dict = {}
+
+    def coeffs(self, width_us: float) -> tuple:
+        """(typed list of coefficient rows, static flag per population) for a bin width."""
+        got = self._by_width.get(width_us)
+        if got is not None:
+            return got
+        sim = self.sim
+        l_coef = _typed_list(np.zeros((1, 1)))
+        static = np.zeros(len(sim.pops), dtype=np.int64)
+        for i, p in enumerate(sim.pops):
+            keys = self.coef_keys[i]
+            if keys is None:
+                continue
+            c = p.coeffs(width_us * 1e-6)
+            for key in keys:
+                l_coef.append(_writable(c[key] if key is not None else p._wide["zero"]))
+            theta_ok = not p.spiking or (p.theta is not None and bool(np.all(p.theta > 0)))
+            floor_ok = not p.spiking or p.v_min is None or bool(np.all(p.v_min <= 0))
+            if (p.kind == KIND_INTEGRATOR and "refr" not in c and theta_ok and floor_ok
+                    and np.all(c["a"] == 1.0) and np.all(c["c"] == 0.0)):
+                static[i] = 2 if p.spiking and not p.deferred_reset else 1
+        self._by_width[width_us] = (l_coef, static)
+        return l_coef, static
+
+    def reset(self) -> None:
+        for a in self.to_zero:
+            a.fill(0.0)
+        self.pending[:] = 0
+        self.n_act[:] = 0
+        self.stepped[:] = 0
+        self.op_n[:] = 0
+
+
+# --------------------------------------------------------------------------------------------
 # The simulator
 # --------------------------------------------------------------------------------------------
 
@@ -726,6 +1277,15 @@ class ClockSimulator:
         self.incoming = [[j for j, p in enumerate(self.projs) if p.dst == i] for i in range(len(self.pops))]
         self.synapses_per_step = float(sum(p.fanout.sum() for p in self.projs))
         self._cut = self.cutoff.as_array()
+        # the compiled run of one sample (:class:`_FastPlan`), built at the first sample that uses it
+        self._fast = "pending" if _FastPlan.fits(self) else None
+
+    def __getstate__(self):
+        # the compiled run's buffers (numba typed lists) are rebuilt where the simulator is unpickled
+        state = self.__dict__.copy()
+        if isinstance(state.get("_fast"), _FastPlan):
+            state["_fast"] = "pending"
+        return state
 
     # ---------------------------------------------------------------------------------------
     def run(self, events: np.ndarray, *, source: str | None = None) -> Result:
@@ -741,11 +1301,83 @@ class ClockSimulator:
         # samples whose bin widths give different delays (n_bins with delayed projections) run apart
         groups: dict = {}
         for s in samples:
+            if s.n_run > 0 and self._fast_ok(s.width_us):
+                results[s.index] = self._run_fast(s)
+                continue
             groups.setdefault(self._lag_key(s.width_us), []).append(s)
         for group in groups.values():
             for s, r in zip(group, self._simulate(group)):
                 results[s.index] = r
         return results
+
+    # ---------------------------------------------------------------------------------------
+    def _fast_ok(self, width_us: float) -> bool:
+        """Whether a sample of this bin width runs compiled (:func:`_run_sample`): the model fits
+        (:meth:`_FastPlan.fits`) and every projection delivers in the same step."""
+        if self._fast is None:
+            return False
+        dt = width_us * 1e-6
+        return all(isinstance(lag, int) and lag == 0 for lag in (p.lags(dt) for p in self.projs))
+
+    def _run_fast(self, s: _Sample) -> Result:
+        """One sample through the compiled step loop; the same Result as :meth:`_simulate`."""
+        plan = self._fast
+        if plan == "pending":
+            plan = self._fast = _FastPlan(self)
+        readout_pop, readout_mode = self.model.readout
+        n_out = self.pops[readout_pop].size
+        l_coef, static = plan.coeffs(s.width_us)
+        plan.reset()
+        n_run = s.n_run
+        ptr = np.searchsorted(s.k, np.arange(n_run + 1)).astype(np.int64)
+        counts = np.zeros(n_out)
+        out_vec = np.zeros(n_out)
+        sums = np.zeros(6)
+        spikes_total = np.zeros(len(self.pops))
+        out_rec = np.zeros((n_run if self.record_output else 1, n_out))
+        cons_rec = np.zeros(n_run if self.record_output else 1)
+        cap = (8 * s.flat.size + 2 * plan.total_size) if self.record_spikes else 1
+        rec = [np.zeros(cap, dtype=np.int64), np.zeros(cap, dtype=np.int64), np.zeros(cap, dtype=np.int64), np.zeros(cap)]
+        k = 0
+        while True:
+            k, code = _run_sample(k, s.flat, ptr, n_run, float(s.width_us), plan.pt, plan.in_ptr, plan.incoming, plan.proj,
+                                  plan.ot, plan.l_state, plan.l_f64, l_coef, plan.l_buf, plan.l_idx, plan.l_conv,
+                                  plan.l_dense, plan.l_tab, plan.l_scale, plan.l_fan, static, plan.op_n, plan.pending, plan.n_act,
+                                  plan.stepped, readout_pop, readout_mode == READOUT_COUNTS, self._cut, self.record_spikes,
+                                  self.record_output, counts, sums, spikes_total, out_vec, out_rec, cons_rec, *rec,
+                                  plan.total_size)
+            if code != 0:
+                break
+            rec = [np.concatenate([a, np.zeros_like(a)]) for a in rec]  # the spike record is full: grow, go on
+        steps = int(sums[_S_STEPS])
+        decided = code == 2
+        t_end = steps * s.width_us
+        spikes = None
+        if self.record_spikes:
+            n = int(sums[_S_NREC])
+            spikes = np.zeros(n, dtype=SPIKE_RECORD_DTYPE)
+            spikes["node"] = rec[0][:n]
+            spikes["neuron"] = rec[1][:n]
+            spikes["t_us"] = (rec[2][:n] + 1) * s.width_us
+            spikes["count"] = np.round(rec[3][:n]).astype(np.int64)
+        output_record = None
+        if self.record_output:
+            output_record = ((np.arange(steps, dtype=np.int64) + 1) * s.width_us, cons_rec[:steps].astype(np.int64),
+                             out_rec[:steps].copy())
+        result = self._result(s, out_vec, counts, sums[_S_SYNOPS], spikes_total, int(sums[_S_CONSUMED]), steps,
+                              "cutoff" if decided else "complete", float(t_end), float(sums[_S_CONF]) if decided else None,
+                              spikes, output_record)
+        if self.keep_state:
+            state = {}
+            for i, p in enumerate(self.pops):
+                if p.is_input:
+                    continue
+                st = {"v": plan.l_state[plan.pt[i, _PV]][0].astype(np.float64)}
+                if p.kind == KIND_CUBA:
+                    st["i"] = plan.l_state[plan.pt[i, _PI]][0].astype(np.float64)
+                state[p.name] = st
+            result.extra["state"] = state
+        return result
 
     # ---------------------------------------------------------------------------------------
     def _lag_key(self, width_us: float):
