@@ -615,8 +615,9 @@ _OK, _OW, _OCIN, _OH, _OWD, _OCOUT, _OOH, _OOW, _OGROUPS, _OTAB, _OOUT, _OHWC, _
 _OP_COLS = 15
 # population table columns
 (_PKIND, _PFAM, _PV, _PI, _PX, _PC0, _PC1, _PC2, _PC3, _PC4, _PGAIN, _PTHETA, _PVRESET, _PVMIN, _PPREV, _PSPK,
- _PREFR, _PREFRC, _PSPIKING, _PGE, _PMULTI, _PSUB, _PFLOOR, _PDEFER, _PUSEREFR, _PACT, _PMARK, _PUPD) = range(28)
-_POP_COLS = 28
+ _PREFR, _PREFRC, _PSPIKING, _PGE, _PMULTI, _PSUB, _PFLOOR, _PDEFER, _PUSEREFR, _PACT, _PMARK, _PUPD,
+ _PRAISE) = range(29)
+_POP_COLS = 29
 _KIND_LINEAR, _KIND_CUBA = 1, 2
 # run summary slots
 _S_SYNOPS, _S_CONSUMED, _S_NREC, _S_DECIDED, _S_CONF, _S_STEPS = range(6)
@@ -901,13 +902,15 @@ def _run_sample(k0, flat, ptr, n_run, width, pt, in_ptr, incoming, proj, ot, l_s
                                  l_f64[pt[i, _PGAIN]], l_f64[pt[i, _PTHETA]], l_f64[pt[i, _PVRESET]],
                                  l_f64[pt[i, _PVMIN]], l_f64[pt[i, _PPREV]], spk, l_f64[pt[i, _PREFR]],
                                  l_coef[pt[i, _PREFRC]], spiking, pt[i, _PGE] == 1, pt[i, _PMULTI] == 1,
-                                 pt[i, _PSUB] == 1, pt[i, _PFLOOR] == 1, pt[i, _PDEFER] == 1, pt[i, _PUSEREFR] == 1)
+                                 pt[i, _PSUB] == 1, pt[i, _PFLOOR] == 1, pt[i, _PDEFER] == 1, pt[i, _PUSEREFR] == 1,
+                                 pt[i, _PRAISE] == 1)
                 else:
                     ps.linear_step(l_state[pt[i, _PV]], x, has_x, l_coef[pt[i, _PC0]], l_coef[pt[i, _PC1]],
                                    l_f64[pt[i, _PGAIN]], l_f64[pt[i, _PTHETA]], l_f64[pt[i, _PVRESET]],
                                    l_f64[pt[i, _PVMIN]], l_f64[pt[i, _PPREV]], spk, l_f64[pt[i, _PREFR]],
                                    l_coef[pt[i, _PREFRC]], spiking, pt[i, _PGE] == 1, pt[i, _PMULTI] == 1,
-                                   pt[i, _PSUB] == 1, pt[i, _PFLOOR] == 1, pt[i, _PDEFER] == 1, pt[i, _PUSEREFR] == 1)
+                                   pt[i, _PSUB] == 1, pt[i, _PFLOOR] == 1, pt[i, _PDEFER] == 1, pt[i, _PUSEREFR] == 1,
+                                   pt[i, _PRAISE] == 1)
                 if not spiking:
                     continue
                 na = _nonzero(spk[0], act)
@@ -1022,7 +1025,8 @@ class _FastPlan:
             pt[i, _PVMIN] = add(self.l_f64, w["v_min"])
             spiking = bool(p.spiking)
             use_refr = spiking and p.refractory_s > 0
-            pt[i, _PPREV] = add(self.l_f64, np.zeros((1, p.size)), zero=True) if p.deferred_reset else dummy
+            pt[i, _PPREV] = (add(self.l_f64, np.zeros((1, p.size)), zero=True) if p.deferred_reset or p.raise_test
+                             else dummy)
             pt[i, _PREFR] = add(self.l_f64, np.zeros((1, p.size)), zero=True) if use_refr else dummy
             rule = p.rule
             pt[i, _PSPIKING] = spiking
@@ -1031,6 +1035,7 @@ class _FastPlan:
             pt[i, _PSUB] = bool(spiking and rule.subtract)
             pt[i, _PFLOOR] = bool(spiking and p.v_min is not None)
             pt[i, _PDEFER] = bool(p.deferred_reset)
+            pt[i, _PRAISE] = bool(p.raise_test)
             pt[i, _PUSEREFR] = bool(use_refr)
             keys = list(_CUBA_COEFFS[p.family] if p.kind == KIND_CUBA else ("a", "c"))
             keys += ["refr" if use_refr else None]
@@ -1114,7 +1119,9 @@ class _FastPlan:
                 l_coef.append(_writable(c[key] if key is not None else p._wide["zero"]))
             theta_ok = not p.spiking or (p.theta is not None and bool(np.all(p.theta > 0)))
             floor_ok = not p.spiking or p.v_min is None or bool(np.all(p.v_min <= 0))
-            if (p.kind == KIND_INTEGRATOR and "refr" not in c and theta_ok and floor_ok
+            # (snnTorch's raised test after a residual, reset_delay=False with subtraction, can fire
+            # a neuron without input: such populations take the dense update)
+            if (p.kind == KIND_INTEGRATOR and "refr" not in c and theta_ok and floor_ok and not p.raise_test
                     and np.all(c["a"] == 1.0) and np.all(c["c"] == 0.0)):
                 static[i] = 2 if p.spiking and not p.deferred_reset else 1
         self._by_width[width_us] = (l_coef, static)
