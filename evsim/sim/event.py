@@ -22,6 +22,7 @@ from ..kernels import abi
 from ..kernels.abi import READOUT_COUNTS
 from ..errors import OptionError, RecordingError
 from ..input.events import check_sorted, input_indices
+from ..input.stream import check_chunk, shift_index
 from ..model.linear import engine_to_nir, nir_to_engine, to_nir_order
 from .result import SPIKE_RECORD_DTYPE, TRACE_DTYPE, Cutoff, Result, predict, truncation_status
 
@@ -88,10 +89,19 @@ class Simulator:
         self.stopped = False
 
     # ------------------------------------------------------------------------------------
-    def feed(self, events: np.ndarray, *, source: str | None = None) -> bool:
+    def feed(self, events: np.ndarray, *, source: str | None = None, first_index: int = 0) -> bool:
         """Consume a chunk of events (sorted, within the input shape). Returns False once the
-        sample has stopped (cutoff or budget): later chunks are counted but not consumed."""
-        check_sorted(events, source=source)
+        sample has stopped (cutoff or budget): later chunks are counted but not consumed.
+        ``first_index`` is the index of the chunk's first event in the whole recording: error
+        messages name events by their index there."""
+        try:
+            check_sorted(events, source=source)
+        except RecordingError as exc:
+            raise shift_index(exc, first_index) from None
+        return self._feed(events, source, first_index)
+
+    def _feed(self, events: np.ndarray, source: str | None, first_index: int) -> bool:
+        """:meth:`feed` after the chunk's values and order were checked."""
         n = int(events.shape[0])
         self.events_total += n
         if n == 0 or self.stopped:
@@ -100,7 +110,10 @@ class Simulator:
             raise RecordingError(
                 f"chunk starts at t={int(events['t'][0])} us, before the previous chunk ended "
                 f"(t={self._t_last_us} us)", path=source, field="t")
-        flat = input_indices(events, self.model.input_shape, source=source)
+        try:
+            flat = input_indices(events, self.model.input_shape, source=source)
+        except RecordingError as exc:
+            raise shift_index(exc, first_index) from None
         index = self._input_map[flat]
         if self._t0_us is None:
             self._t0_us = int(events["t"][0])
@@ -205,6 +218,35 @@ class Simulator:
         return out
 
     # ------------------------------------------------------------------------------------
+    def run_stream(self, chunks, *, t_end_us: float | None = None, source: str | None = None) -> Result:
+        """Simulate one sample whose events come in chunks: an iterable of EVENT_DTYPE arrays, such
+        as an :class:`~evsim.input.stream.EventStream` (``evsim.input.stream.open_stream(path)``).
+
+        The result is bit for bit that of :meth:`run` on the concatenated events, and so are the
+        errors: every chunk is checked (values, order within and across chunks, addresses within
+        the input shape), also the chunks after a cutoff or the budget stopped consumption, and
+        messages name events by their index in the whole recording. Memory stays that of one
+        chunk, except what the records keep (``record_spikes``, ``trace``, ``record_output``
+        grow with the activity, not with the input; leave them off for unbounded streams)."""
+        self.reset()
+        offset, t_prev = 0, None
+        for chunk in chunks:
+            check_chunk(chunk, offset, t_prev, source=source)
+            n = int(chunk.shape[0])
+            if not n:
+                continue
+            if self.stopped:  # as run(): events never consumed must still address the input
+                try:
+                    input_indices(chunk, self.model.input_shape, source=source)
+                except RecordingError as exc:
+                    raise shift_index(exc, offset) from None
+            self._feed(chunk, source, offset)
+            offset += n
+            t_prev = int(chunk["t"][-1])
+        if t_end_us is not None:
+            self.advance(t_end_us)
+        return self.result()
+
     def run(self, events: np.ndarray, *, t_end_us: float | None = None, source: str | None = None) -> Result:
         """Simulate one sample from scratch: reset, feed all events, optionally process queued
         items up to ``t_end_us`` (µs since the first event), and return the :class:`Result`."""
