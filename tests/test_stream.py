@@ -107,7 +107,8 @@ def test_npy_npz_hdf5_in_chunks_with_global_polarity(tmp_path):
     for name in ("cols.h5", "compound.h5"):
         _same_as_whole(tmp_path / name, 2)
     # one value alone outside {0, 1} maps to 0 as in the whole read; {1, 2} maps 1 -> 0
-    for values in ([5, 5, 5, 5, 5], [1, 2, 2, 1, 1]):
+    # more than two values over the file are channels, kept, even in a chunk holding only two
+    for values in ([5, 5, 5, 5, 5], [1, 2, 2, 1, 1], [3, 5, 7, 5, 3]):
         b = a.copy()
         b["p"] = values
         np.save(tmp_path / "v.npy", b)

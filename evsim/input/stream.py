@@ -45,10 +45,14 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import RecordingError
-from .events import EVENT_DTYPE, _integral_column, _FIELD_LIMITS, check_event_values, check_sorted, normalise_polarity
+from .events import _FIELD_LIMITS, EVENT_DTYPE, _check_range, _first_bad, _integral_column, check_sorted
 
 #: Events per chunk unless told otherwise (about 13 MiB of EVENT_DTYPE).
 DEFAULT_CHUNK_EVENTS = 1 << 20
+
+#: ``evsim run`` reads a recording file at least this large in chunks (when it needs nothing
+#: whole: event mode, no transform, no --sort, no --raster); smaller files are read whole.
+STREAM_FILE_BYTES = 64 << 20
 
 _INDEX = re.compile(r"\bevent (\d+)\b")
 
@@ -343,15 +347,15 @@ class EventStream:
         from .events import as_events
 
         with _open(p, self.path) as fh:
-            head = fh.read(1 << 16)
-            start, lines = r._prophesee_header(head)
-            while start == len(head) and head.endswith(b"\n") and len(head) == fh.tell() and head:
-                more = fh.read(1 << 16)  # a header longer than the first block
-                if not more:
-                    break
-                head += more
-                start, lines = r._prophesee_header(head)
             size_bytes = os.fstat(fh.fileno()).st_size
+            block = 1 << 16
+            while True:  # read until the header is over (it may be longer than a block)
+                fh.seek(0)
+                head = fh.read(block)
+                start, lines = r._prophesee_header(head)
+                if start < len(head) or len(head) >= size_bytes:
+                    break
+                block *= 4
         payload = size_bytes - start
         if fmt == "raw":
             fmt = r._evt_version(lines)
@@ -388,9 +392,10 @@ class EventStream:
     # -- shared --------------------------------------------------------------------------
     def _polarity_map(self, dtype: np.dtype, p_blocks, columns_only: bool = False):
         """How to map the file's ``p`` values, decided over the whole file as
-        :func:`~evsim.input.events.normalise_polarity` decides over a whole array: None (keep,
-        channel indices or {0, 1}), or the sorted array of the file's 1 or 2 distinct values
-        (mapped to {0, 1}: the larger one is 1; one value alone maps to 0)."""
+        :func:`~evsim.input.events.normalise_polarity` decides over a whole array: None (kept:
+        the file's values lie in {0, 1}, or there are more than two, channel indices), or the
+        sorted array of the file's 1 or 2 distinct values (mapped to {0, 1}: the larger one is 1;
+        one value alone maps to 0)."""
         if "p" not in (dtype.names or ()) or dtype["p"].kind == "b":
             return None
         seen = np.zeros(0, dtype=dtype["p"])
@@ -423,8 +428,8 @@ class EventStream:
                     continue
                 if name == "p":
                     column = _integral_column(np.asarray(block["p"]), "p", self.path, -(2**62), 2**62)
-                    if mapping is None:
-                        events["p"] = normalise_polarity(column, source=self.path)
+                    if mapping is None:  # the file holds {0, 1} (or a part of it), or channels
+                        events["p"] = _channels(column, self.path)
                     elif mapping.size == 2:
                         events["p"] = (column == mapping[1]).astype(np.int8)
                     else:
@@ -524,7 +529,18 @@ def _aedat_header(fh, source: str):
         version, start, lines = parse(head)
         if start < len(head) or len(head) < size:
             return version, start, lines
-        size *= 4
+        size *= 4  # the header goes on past this block
+
+
+def _channels(p: np.ndarray, source: str) -> np.ndarray:
+    """``p`` kept as it is (bool, {0, 1} or channel indices 0..127), checked as
+    :func:`~evsim.input.events.normalise_polarity` checks channel indices."""
+    if p.dtype == np.bool_ or p.size == 0:
+        return p.astype(np.int8)
+    if p.min() < 0:
+        _first_bad(p, p < 0, "negative channel index", "p", source)
+    _check_range(p, "p", 0, _FIELD_LIMITS["p"], source)
+    return p.astype(np.int8)
 
 
 def _binary_polarity(events: np.ndarray, source: str, offset: int, what: str) -> None:

@@ -30,6 +30,42 @@ from .result import SPIKE_RECORD_DTYPE, TRACE_DTYPE, Cutoff, Result, predict, tr
 #: recurrent activity with a flagged result instead of a hang.
 DEFAULT_BUDGET = 20_000_000
 
+#: Print a one-line notice on stderr before numba compiles the event loop for lack of a cached
+#: copy (the command line turns it on; the API stays silent).
+COMPILE_NOTICE = False
+
+#: What the notice announces: CPU time of the first compile of the event loop on the reference
+#: machine (benchmarks/bench_first_run.py; benchmarks/README.md#first-run).
+COMPILE_ESTIMATE = "about 3 minutes"
+
+_announced = False
+
+
+def compile_pending(args) -> bool:
+    """True when calling the event loop with ``args`` would compile it: no compiled version in
+    this process and none in numba's on-disk cache for these argument types, this source and this
+    numba (numba's own cache index, read without loading anything). False when unsure."""
+    run = eng.run
+    try:
+        sig = tuple(run.typeof_pyval(a) for a in args)
+        if sig in run.overloads:
+            return False
+        cache = run._cache
+        key = cache._index_key(sig, run.targetctx.codegen())
+        return key not in cache._cache_file._load_index()
+    except Exception:  # numba internals changed: say nothing rather than something wrong
+        return False
+
+
+def _announce_compile(args) -> None:
+    global _announced
+    if COMPILE_NOTICE and not _announced and compile_pending(args):
+        _announced = True
+        import sys
+
+        print(f"evsim: compiling the simulator for first use (once, {COMPILE_ESTIMATE} of CPU; "
+              "later runs load it from numba's cache)...", file=sys.stderr, flush=True)
+
 
 class Simulator:
     """Event-driven simulation of one compiled model, one sample at a time.
@@ -125,6 +161,8 @@ class Simulator:
         if self.cutoff.max_events is not None:
             keep = min(keep, max(0, self.cutoff.max_events - int(self.state.counters[abi.C_CONSUMED])))
         times = t_rel_us[:keep].astype(np.float64)  # the engine counts microseconds
+        if COMPILE_NOTICE and not _announced:
+            _announce_compile((self.model.arrays, self.state, self.buffers, index[:keep], times, -np.inf, self._cut))
         status, _, self.buffers = eng.run(self.model.arrays, self.state, self.buffers, index[:keep], times,
                                           -np.inf, self._cut)
         self._t_last_us = int(events["t"][-1])
