@@ -1181,6 +1181,9 @@ def main(argv=None) -> int:
     try:
         return _main(argv)
     finally:
+        event = sys.modules.get("evsim.sim.event")
+        if event is not None:
+            event.COMPILE_NOTICE = False  # `run` turned it on for itself, not for API users after it
         if in_main_thread:
             signal.signal(signal.SIGTERM, saved_term)
 

@@ -265,3 +265,34 @@ def test_chunked_simulation_refuses_like_the_whole(bundled, tmp_path):
         sim.run(ev)
     with pytest.raises(RecordingError, match="event 12 has t=5 us after t=110 us"):
         sim.run_stream(ev[i:i + 4] for i in range(0, 30, 4))
+
+
+# ---------------------------------------------------------------------------------------------
+# evsim run on a long recording: read in chunks, same record as the whole read
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cutoff", [[], ["--cutoff", "topk", "--threshold", "5"]])
+def test_cli_run_streams_a_long_file_with_the_same_record(capsys, nmnist_dir, tmp_path, monkeypatch, cutoff):
+    import json
+
+    import evsim.input.stream as st
+    from evsim.cli import BUNDLED_MODEL, main
+
+    path = tmp_path / "long.npy"
+    np.save(path, read_recording(sorted(nmnist_dir.glob("*/*.bin"))[5]).events)
+    opened = []
+    real_open = st.open_stream
+    monkeypatch.setattr(st, "open_stream", lambda *a, **k: opened.append(a) or real_open(*a, **k))
+    outputs = {}
+    for name, threshold in (("whole", 1 << 60), ("stream", 0)):
+        monkeypatch.setattr(st, "STREAM_FILE_BYTES", threshold)
+        code = main(["run", str(BUNDLED_MODEL), str(path), "--profile", "speck", "--json", str(tmp_path / f"{name}.json"),
+                     *cutoff])
+        out = capsys.readouterr()
+        assert code == 0, out.err
+        outputs[name] = (out.out, json.loads((tmp_path / f"{name}.json").read_text()))
+    assert len(opened) == 1  # only the second run streamed
+    assert outputs["stream"] == outputs["whole"]
+    if cutoff:
+        assert outputs["stream"][1]["events_consumed"] < outputs["stream"][1]["events_total"]

@@ -266,6 +266,8 @@ class Simulator:
         messages name events by their index in the whole recording. Memory stays that of one
         chunk, except what the records keep (``record_spikes``, ``trace``, ``record_output``
         grow with the activity, not with the input; leave them off for unbounded streams)."""
+        if source is None:
+            source = getattr(chunks, "path", None)  # an EventStream names its file
         self.reset()
         offset, t_prev = 0, None
         for chunk in chunks:
