@@ -89,6 +89,14 @@ model_options = _options(
     click.option("--recurrent-delay-us", type=float, default=None,
                  help="Delay of edges that close a cycle, microseconds (default: the profile's dt; strict NIR "
                       "needs it for recurrent graphs)."),
+    click.option("--reset-delay/--no-reset-delay", default=None,
+                 help="snnTorch's reset_delay (profile snntorch, clock mode): apply a spike's reset in the next "
+                      "step, after its decay. Default: --no-reset-delay, as snnTorch's import_from_nir builds "
+                      "its neurons (docs/SEMANTICS.md#profile-snntorch)."),
+    click.option("--min-spike-interval-us", type=float, default=None,
+                 help="Event mode: a neuron fires at most once per this many microseconds (0: no limit). "
+                      "Default: the profile's dt for the discrete-time profiles snntorch and norse, else 0 "
+                      "(docs/SEMANTICS.md#discrete-in-event-time)."),
     click.option("--precision", type=click.Choice(["float32", "float64"]), default="float32", show_default=True,
                  help="Membrane state and weights precision."),
     click.option("--quantize", type=click.Choice(["speck"]), default=None,
@@ -101,6 +109,14 @@ mode_options = _options(
                  help="Fully event-driven, or the clock-driven baseline (docs/SEMANTICS.md#clock)."),
     click.option("--bin-us", type=float, default=None, help="Clock mode: bin width (time step), microseconds."),
     click.option("--n-bins", type=int, default=None, help="Clock mode: number of bins per recording."),
+    click.option("--time-origin", type=click.Choice(["first-event", "zero"]), default=None,
+                 help="Time 0 of a sample: its first event, or t = 0 of the recording (a fixed frame that starts "
+                      "before the first event). Default: first-event, or what the dataset folder declares "
+                      "(docs/SEMANTICS.md#time-window)."),
+    click.option("--duration-us", type=float, default=None,
+                 help="The sample spans [origin, origin + D) µs: clock bins cover it all, event mode advances the "
+                      "state to its end; later events are not part of it. Default: up to the last event, or what "
+                      "the dataset folder declares."),
 )
 
 cutoff_options = _options(
@@ -159,6 +175,8 @@ def _overrides(o: dict) -> dict:
         "refractory_us": o.get("refractory_us") or 0.0,
         "dt_us": o.get("dt_us"),
         "recurrent_delay_us": o.get("recurrent_delay_us"),
+        "reset_delay": o.get("reset_delay"),
+        "min_spike_interval_us": o.get("min_spike_interval_us"),
         "quantize": o.get("quantize"),
     }
 
@@ -227,10 +245,14 @@ def _cutoff(o: dict, model, mode: str):
 
 def _calibration_options(o: dict) -> dict:
     """Options that change what the model computes: a calibration only holds for the same ones."""
-    opts = {k: v for k, v in _overrides(o).items() if v not in (None, 0.0)}
-    for key in ("bin_us", "n_bins"):
+    # None leaves the profile's value; refractory 0 is the default (False and 0.0 are kept: they
+    # can differ from a profile's default)
+    opts = {k: v for k, v in _overrides(o).items() if v is not None and not (k == "refractory_us" and v == 0.0)}
+    for key in ("bin_us", "n_bins", "duration_us"):
         if o.get(key) is not None:
             opts[key] = o[key]
+    if o.get("time_origin") not in (None, "first-event"):
+        opts["time_origin"] = o["time_origin"]
     opts.update(_transform_spec(o))
     return {k: list(v) if isinstance(v, tuple) else v for k, v in opts.items()}
 
@@ -252,8 +274,10 @@ def _config(model_path, o: dict, cutoff, **kwargs):
     """The EvalConfig of a command's options (model, profile, overrides, mode, cutoff, input)."""
     from .analysis.evaluate import EvalConfig
 
+    window = {"time_origin": o.get("time_origin") or "first-event", "duration_us": o.get("duration_us")}
+    window.update(kwargs.pop("window", None) or {})
     return EvalConfig(str(model_path), o["profile"], _overrides(o), o["precision"], o["mode"], o["bin_us"],
-                      o["n_bins"], cutoff, _transform_spec(o), o["sort"], o["budget"], **kwargs)
+                      o["n_bins"], cutoff, _transform_spec(o), o["sort"], o["budget"], **window, **kwargs)
 
 
 def _given(name: str) -> bool:
@@ -374,13 +398,17 @@ def run(model, recording, raster_path, json_path, label, **o):
         result = sim.run_stream(stream, source=str(recording))
         full = result if config.cutoff.mode == "none" else \
             runner.simulator(Cutoff(), record_output=True).run_stream(stream, source=str(recording))
-        duration = float(stream.t_last_us - stream.t_first_us) if stream.n_events else 0.0
+        ends = np.zeros(2 if stream.n_events else 0, dtype=[("t", "<i8")])
+        if stream.n_events:
+            ends["t"] = [stream.t_first_us, stream.t_last_us]
+        span = runner.span_us(ends)
     else:
         rec = runner.events(str(recording))
         result = sim.run(rec.events, source=str(recording))
         full = result if config.cutoff.mode == "none" else runner.simulator(Cutoff(), record_output=True).run(rec.events)
-        duration = float(rec.events["t"][-1] - rec.events["t"][0]) if rec.events.size else 0.0
-    record = sample_record(str(recording), label, result, Trajectory.from_result(full, label=label, duration_us=duration))
+        span = runner.span_us(rec.events)
+
+    record = sample_record(str(recording), label, result, Trajectory.from_result(full, label=label, duration_us=span))
     if o.get("quantize"):
         record["quantize"] = o["quantize"]
     _print_run(compiled, str(model), str(recording), rec, result, record, config)
@@ -446,7 +474,7 @@ def _clock_text(config):
     return f"{config.bin_us:g} µs bins" if config.bin_us else f"{config.n_bins} bins"
 
 
-def _samples(data: str, subset, limit, seed: int = 0):
+def _samples(data: str, subset, limit, seed: int = 0, options: dict | None = None):
     """(path, label) list from a folder dataset, optionally restricted to a subset file and to a
     stratified sample of ``limit`` recordings (classes in proportion, drawn with ``seed``)."""
     from .analysis.evaluate import stratified_subset
@@ -457,6 +485,10 @@ def _samples(data: str, subset, limit, seed: int = 0):
         raise RecordingError("dataset folder does not exist", path=data)
     ds = FolderDataset(root)
     samples = ds.samples
+    if options is not None:  # the folder's declared sample window, unless given
+        for key, value in ds.window.items():
+            if options.get(key) is None:
+                options[key] = value
     if subset:
         wanted = {str((root / w).resolve()) for w in read_subset(subset, "--subset")}
         samples = [s for s in samples if str(Path(s[0]).resolve()) in wanted]
@@ -541,7 +573,7 @@ def eval_command(model, data, json_path, csv_path, resume, on_error, anytime, wo
         security = _security({"tls_ca_file": tls_ca_file, "tls_cert": tls_cert, "tls_key": tls_key,
                               "scheduler": scheduler})
         compiled = _load(model, o)
-        samples = _samples(data, subset, limit, seed)
+        samples = _samples(data, subset, limit, seed, options=o)
         config = _config(model, o, _cutoff(o, compiled, o["mode"]), anytime=anytime)
         try:
             doc = evaluate(samples, config, workers=workers, scheduler=scheduler, security=security,
@@ -637,7 +669,7 @@ def calibrate(model, data, output, calib_bin_us, calib_bins, workers, scheduler,
         security = _security({"tls_ca_file": tls_ca_file, "tls_cert": tls_cert, "tls_key": tls_key,
                               "scheduler": scheduler})
         compiled = _load(model, o)
-        samples = _samples(data, subset, limit, seed)
+        samples = _samples(data, subset, limit, seed, options=o)
         counts = class_counts([label for _, label in samples])
         n_outputs = int(compiled.populations[compiled.readout[0]].size)
         if cutoff == "topk" and temperature is not None:

@@ -438,7 +438,7 @@ def test_nmnist_reference_model_matches_its_training_metrics(nmnist_dir, width):
 def test_refractory_period_holds_the_membrane_for_whole_steps(profile, kind):
     """--refractory-us 2000 with 1 ms bins: after a spike the membrane is held (no leak, input
     discarded) for round(2000/1000) = 2 steps. Reference written out per step; snnTorch's reset
-    of a spike comes one step late, so the first held step applies it."""
+    of a spike comes one step late (reset_delay=True), so the first held step applies it."""
     rng = np.random.default_rng(8)
     n, bin_us, n_steps, w, theta = 3, 1000, 60, 0.7, 1.0
     tau_steps = 6.0
@@ -462,7 +462,8 @@ def test_refractory_period_holds_the_membrane_for_whole_steps(profile, kind):
     events = events_at(np.array(times)[order], np.array(flat)[order], (n,))
     k0 = int(np.array(times).min()) // bin_us  # bins start at the first event
     frames = counts[k0:k0 + (int(np.array(times).max()) - int(np.array(times).min())) // bin_us + 1]
-    model = evsim.load_model(g, profile=profile, precision="float64", refractory_us=2000)
+    timing = {"reset": "subtract", "reset_delay": True} if profile == "snntorch" else {}  # the rule written below
+    model = evsim.load_model(g, profile=profile, precision="float64", refractory_us=2000, **timing)
     result = ClockSimulator(model, bin_us=bin_us, record_spikes=True, keep_state=True).run(events)
 
     # the reference: decay a (1 for IF, exp(-1/τ) for sinabs, β = 1 − 1/τ for snnTorch)
@@ -495,5 +496,5 @@ def test_refractory_period_holds_the_membrane_for_whole_steps(profile, kind):
     np.testing.assert_allclose(result.extra["state"]["l1"]["v"], v, rtol=1e-12, atol=1e-12)
     assert 0 < np.count_nonzero(expected) < expected.size
     # without the refractory period the same input gives more spikes: the hold is exercised
-    free = ClockSimulator(evsim.load_model(g, profile=profile, precision="float64"), bin_us=bin_us).run(events)
+    free = ClockSimulator(evsim.load_model(g, profile=profile, precision="float64", **timing), bin_us=bin_us).run(events)
     assert free.spikes_per_node["l1"] > expected.sum()

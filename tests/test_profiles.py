@@ -19,6 +19,7 @@ import evsim
 from evsim.sim.clock import ClockSimulator
 
 from _nirgraphs import events_at, graph, inp, out
+from evsim.input.events import make_events
 
 N_IN, N_HID, N_OUT = 6, 5, 4
 N_STEPS = 60
@@ -175,41 +176,52 @@ class SinabsRef(Ref):
 
 
 class SnntorchRef(Ref):
-    """snnTorch with reset_delay=True (snntorch/_neurons/leaky.py, synaptic.py, rsynaptic.py,
-    neurons.py): reset = H(mem[t−1] − θ), spk = H(mem[t] − θ), H(u) = [u > 0];
-    Leaky:    subtract mem = β·mem + input − reset·θ ; zero mem = β·(1 − reset)·mem + input
-    Synaptic: syn = α·syn + input; subtract mem = β·mem + syn − reset·θ ;
-              zero mem = (1 − reset)·(β·mem + syn).
+    """snnTorch's forward pass written out (snntorch/_neurons/neurons.py, leaky.py, synaptic.py,
+    rsynaptic.py at the NIR paper's version 40ad136), H(u) = [u > 0] (every surrogate's forward):
+
+        reset = H(mem − θ)                       # mem: the *stored* membrane of the last step
+        Leaky:    subtract mem = β·mem + x − reset·θ ; zero mem = β·((1 − reset)·mem) + x
+        Synaptic: syn = α·syn + x; base = β·mem + syn
+                  subtract mem = base − reset·θ    ; zero mem = base − reset·base
+        spk = H(mem − θ)
+        if not reset_delay:                      # the reset follows the spike in the same step
+            do_reset = spk − reset
+            subtract mem = mem − do_reset·θ      ; zero mem = mem − do_reset·mem
+
     β, α from the exported τ and dt = τ/r (snntorch/export_nir.py: τ = dt/(1 − β))."""
 
-    def __init__(self, kind, p, reset, dt):
+    def __init__(self, kind, p, reset, dt, reset_delay=False):
         super().__init__(np.size(p["v_threshold"]))
-        self.kind, self.p, self.reset, self.dt = kind, p, reset, dt
+        self.kind, self.p, self.reset, self.dt, self.reset_delay = kind, p, reset, dt, reset_delay
 
     def step(self, syn, bias):
         p, x, dt = self.p, syn + bias, self.dt
         th = p["v_threshold"]
-        reset = (self.v - th > 0).astype(float)
+        H = lambda u: (u > 0).astype(float)  # noqa: E731
+        reset = H(self.v - th)
         if self.kind == "LIF":
             beta = 1.0 - dt / p["tau"]
             if self.reset == "subtract":
-                self.v = beta * self.v + x - reset * th
+                mem = beta * self.v + x - reset * th
             else:
-                self.v = beta * (1.0 - reset) * self.v + x
+                mem = beta * ((1.0 - reset) * self.v) + x
         else:
             alpha, beta = 1.0 - dt / p["tau_syn"], 1.0 - dt / p["tau_mem"]
             self.i = alpha * self.i + x
-            if self.reset == "subtract":
-                self.v = beta * self.v + self.i - reset * th
-            else:
-                self.v = (1.0 - reset) * (beta * self.v + self.i)
-        return (self.v - th > 0).astype(float)
+            base = beta * self.v + self.i
+            mem = base - reset * th if self.reset == "subtract" else base - reset * base
+        spk = H(mem - th)
+        if not self.reset_delay:
+            do_reset = spk - reset
+            mem = mem - do_reset * th if self.reset == "subtract" else mem - do_reset * mem
+        self.v = mem
+        return spk
 
 
 class NorseRef(Ref):
     """norse, forward Euler with dt = 1 ms. CubaLIF = LIFCell, norse/torch/functional/lif.py
-    (_lif_feed_forward_step_jit): dv = dt·τm⁻¹·((v_leak − v) + i); v_dec = v + dv;
-    i_dec = i − dt·τs⁻¹·i; z = H(v_dec − θ); v = (1 − z)·v_dec + z·v_reset; i = i_dec + input.
+    (``lif_feed_forward_step``, norse 065a3b4): i_new = i + input; dv = dt·τm⁻¹·((v_leak − v) +
+    i_new); v_dec = v + dv; i = i_new − dt·τs⁻¹·i_new; z = H(v_dec − θ); v = (1 − z)·v_dec + z·v_reset.
     LIF = LIFBoxCell, norse/torch/functional/lif_box.py: dv = dt·τ⁻¹·(input + v_leak − v),
     z = H(v_dec − θ), reset to v_reset. IF = IAFCell, norse/torch/functional/iaf.py:
     v = v + input, z = H(v − θ), reset to v_reset. (norse.torch.utils.export_nir writes r = 1,
@@ -223,11 +235,11 @@ class NorseRef(Ref):
         p, x, dt = self.p, syn + bias, self.dt
         th = p["v_threshold"]
         if self.kind == "CubaLIF":
-            v_dec = self.v + dt / p["tau_mem"] * ((p["v_leak"] - self.v) + self.i)
-            i_dec = self.i - dt / p["tau_syn"] * self.i
+            i_new = self.i + x
+            v_dec = self.v + dt / p["tau_mem"] * ((p["v_leak"] - self.v) + i_new)
+            self.i = i_new - dt / p["tau_syn"] * i_new
             z = (v_dec - th > 0).astype(float)
             self.v = (1 - z) * v_dec + z * p["v_reset"]
-            self.i = i_dec + x
             return z
         if self.kind == "LIF":
             v_dec = self.v + dt / p["tau"] * (x + p["v_leak"] - self.v)
@@ -238,13 +250,14 @@ class NorseRef(Ref):
         return z
 
 
-def reference(profile: str, kind: str, p: dict, *, dt: float, reset: str = "subtract"):
+def reference(profile: str, kind: str, p: dict, *, dt: float, reset: str | None = None, reset_delay: bool = False):
+    """The framework's update; ``reset`` None: the profile's default (snnTorch's importer: zero)."""
     if profile == "nir":
         return NirRef(kind, p, dt)
     if profile in ("sinabs", "speck"):
         return SinabsRef(kind, p, multi=profile == "sinabs")
     if profile == "snntorch":
-        return SnntorchRef(kind, p, reset, dt)
+        return SnntorchRef(kind, p, reset or "zero", dt, reset_delay)
     return NorseRef(kind, p, dt)
 
 
@@ -385,23 +398,60 @@ def test_feed_forward_with_biases_matches_the_framework(profile, kind):
         assert 0 < np.count_nonzero(s) < s.size, (profile, kind, np.count_nonzero(s))
 
 
-def test_snntorch_reset_zero():
-    """snnTorch reset_mechanism="zero" (``--reset zero``): Leaky zeroes the decayed membrane
-    and still adds the input; Synaptic zeroes the whole update (syn and input included)."""
-    for kind in ("LIF", "CubaLIF"):
-        rng = np.random.default_rng(11 if kind == "LIF" else 12)
-        events, frames = random_input(rng, 100)
-        (node1, node2), (p1, p2), (w1, w2), (b1, b2) = two_layer_net("snntorch", (kind, kind), rng)
-        refs = [reference("snntorch", kind, p1, dt=SNNTORCH_DT, reset="zero"),
-                reference("snntorch", kind, p2, dt=SNNTORCH_DT, reset="zero")]
+TIMINGS = [("zero", False), ("zero", True), ("subtract", False), ("subtract", True)]
+
+
+@pytest.mark.parametrize("kind", ["LIF", "CubaLIF"])
+def test_snntorch_reset_modes_and_timings(kind):
+    """snnTorch Leaky / Synaptic with each reset_mechanism and reset_delay (``--reset``,
+    ``--reset-delay/--no-reset-delay``) against the framework's forward pass written out; the four
+    spike trains really differ (except Leaky's two zero resets, equal by algebra), and the profile's default is snnTorch's importer's (zero, no delay)."""
+    rng = np.random.default_rng(11 if kind == "LIF" else 12)
+    events, frames = random_input(rng, 100)
+    (node1, node2), (p1, p2), (w1, w2), (b1, b2) = two_layer_net("snntorch", (kind, kind), rng)
+    # stronger drive so that one subtraction is sometimes not enough (u > 2θ): snnTorch's raised
+    # test in the next step (reset_delay=False) is exercised
+    w1 = 2.0 * w1
+    trains = {}
+    for reset, delay in TIMINGS:
+        refs = [reference("snntorch", kind, p1, dt=SNNTORCH_DT, reset=reset, reset_delay=delay),
+                reference("snntorch", kind, p2, dt=SNNTORCH_DT, reset=reset, reset_delay=delay)]
         ref_spikes = run_reference(refs, [w1, w2], [b1, b2], frames)
         model = evsim.load_model(ff_graph(w1, b1, node1, w2, b2, node2), profile="snntorch", precision="float64",
-                                 reset="zero")
-        result = run_clock(model, 100, events)
-        check(result, ["l1", "l2"], refs, ref_spikes, 100, [N_HID, N_OUT])
-        # reset-to-zero and subtraction really differ here
-        sub = [reference("snntorch", kind, p1, dt=SNNTORCH_DT), reference("snntorch", kind, p2, dt=SNNTORCH_DT)]
-        assert not all(np.array_equal(a, b) for a, b in zip(run_reference(sub, [w1, w2], [b1, b2], frames), ref_spikes))
+                                 reset=reset, reset_delay=delay)
+        check(run_clock(model, 100, events), ["l1", "l2"], refs, ref_spikes, 100, [N_HID, N_OUT])
+        trains[(reset, delay)] = np.concatenate([s.ravel() for s in ref_spikes])
+    for a in range(len(TIMINGS)):
+        for b in range(a):
+            if kind == "LIF" and TIMINGS[a][0] == TIMINGS[b][0] == "zero":
+                continue  # Leaky zero: β·((1 − reset)·mem) + x gives the same spikes either way
+            assert not np.array_equal(trains[TIMINGS[a]], trains[TIMINGS[b]]), (TIMINGS[a], TIMINGS[b])
+    default = evsim.load_model(ff_graph(w1, b1, node1, w2, b2, node2), profile="snntorch", precision="float64")
+    pops = {p.name: p for p in default.populations}
+    assert not pops["l1"].rule.subtract and not pops["l1"].rule.reset_delay
+
+
+def test_snntorch_raised_test_after_a_residual_above_threshold():
+    """reset_delay=False with subtraction: a stored membrane still above θ after its spike
+    (u > 2θ) raises the next step's test by θ (snnTorch subtracts reset·θ before firing and adds it
+    back). One neuron, input 2.5θ then 0.9θ, β = 0.5, θ = 1: step 0 fires (u = 2.5, stored 1.5);
+    step 1 has u = 0.75 + 0.9 = 1.65 > θ, but the test is 1.65 − 1 > 1: no spike."""
+    dt = SNNTORCH_DT
+    tau = dt / 0.5
+    node = nir.LIF(tau=np.array([tau]), r=np.array([tau / dt]), v_leak=np.zeros(1), v_threshold=np.ones(1))
+    g = graph({"input": inp((1,)), "fc": nir.Linear(weight=np.array([[0.1]])), "lif": node, "output": out((1,))},
+              [("input", "fc"), ("fc", "lif"), ("lif", "output")])
+    model = evsim.load_model(g, profile="snntorch", precision="float64", reset="subtract")
+    sim = ClockSimulator(model, bin_us=100, record_spikes=True, keep_state=True)
+    events = make_events(t=np.array([0] * 25 + [100] * 9), x=np.zeros(34, dtype=int))
+    result = sim.run(events)
+    lif = result.node_names.index("lif")
+    spikes = result.spikes[result.spikes["node"] == lif]
+    assert spikes.size == 1 and spikes["t_us"][0] == 100.0  # only step 0 (its end: 100 µs)
+    np.testing.assert_allclose(result.extra["state"]["lif"]["v"], [1.65], rtol=1e-12)
+    # the written-out forward pass agrees (a plain test v > θ would have fired in step 1)
+    ref = SnntorchRef("LIF", dict(tau=np.array([tau]), v_threshold=np.ones(1)), "subtract", dt, False)
+    assert ref.step(np.array([2.5]), 0.0)[0] == 1.0 and ref.step(np.array([0.9]), 0.0)[0] == 0.0
 
 
 RECURRENT = ["nir", "sinabs", "speck", "snntorch", "norse"]

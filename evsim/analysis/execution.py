@@ -62,8 +62,13 @@ class EvalConfig:
     sort: bool = False
     budget: int | None = None
     anytime: bool = True  # also record the uncut trajectory (OCT, anytime curves)
+    time_origin: str = "first-event"  # the sample window (docs/SEMANTICS.md#time-window)
+    duration_us: float | None = None
 
     def __post_init__(self):
+        from ..input.window import SampleWindow
+
+        SampleWindow(self.time_origin, self.duration_us)  # validates both
         if self.mode not in ("event", "clock"):
             raise OptionError(f"must be event or clock, got {self.mode!r}", option="--mode")
         if self.mode == "clock" and (self.bin_us is None) == (self.n_bins is None):
@@ -113,11 +118,14 @@ class SampleRunner:
             from ..sim.clock import ClockSimulator
 
             return ClockSimulator(self.model, bin_us=self.config.bin_us, n_bins=self.config.n_bins, cutoff=cutoff,
-                                  record_output=record_output)
+                                  record_output=record_output, **self._window())
         from ..sim.event import Simulator
 
         kwargs = {} if self.config.budget is None else {"budget": self.config.budget}
-        return Simulator(self.model, cutoff=cutoff, record_output=record_output, **kwargs)
+        return Simulator(self.model, cutoff=cutoff, record_output=record_output, **self._window(), **kwargs)
+
+    def _window(self) -> dict:
+        return {"time_origin": self.config.time_origin, "duration_us": self.config.duration_us}
 
     def simulator(self, cutoff: Cutoff, record_output: bool, record_spikes: bool = False):
         """A simulator of this runner's model for other uses (``evsim run``, ``evsim raster``),
@@ -128,13 +136,13 @@ class SampleRunner:
                 from ..sim.clock import ClockSimulator
 
                 sim = ClockSimulator(self.model, bin_us=self.config.bin_us, n_bins=self.config.n_bins, cutoff=cutoff,
-                                     record_output=record_output, record_spikes=record_spikes)
+                                     record_output=record_output, record_spikes=record_spikes, **self._window())
             else:
                 from ..sim.event import Simulator
 
                 kwargs = {} if self.config.budget is None else {"budget": self.config.budget}
                 sim = Simulator(self.model, cutoff=cutoff, record_output=record_output, record_spikes=record_spikes,
-                                **kwargs)
+                                **self._window(), **kwargs)
             self._extra_sims[key] = sim
         return self._extra_sims[key]
 
@@ -170,39 +178,27 @@ class SampleRunner:
         if self.config.cutoff.mode != "none" or self.config.cutoff.max_time_us is not None \
                 or self.config.cutoff.max_events is not None:
             full = self._continue_uncut(events, source)
-        duration = float(events["t"][-1] - events["t"][0]) if events.size else 0.0
-        self.last_trajectory = Trajectory.from_result(full, label=None, duration_us=duration)
+        self.last_trajectory = Trajectory.from_result(full, label=None, duration_us=self.span_us(events))
         return result, self.last_trajectory
 
+    def span_us(self, events: np.ndarray) -> float:
+        """The sample's length in µs: its duration, else from its time origin to its last event."""
+        if self.config.duration_us is not None:
+            return float(self.config.duration_us)
+        if not events.size:
+            return 0.0
+        origin = 0 if self.config.time_origin == "zero" else int(events["t"][0])
+        return float(int(events["t"][-1]) - origin)
+
     def _continue_uncut(self, events: np.ndarray, source: str):
-        """Continue the stopped run of ``self.simulator`` without cutoff to the end of the input;
-        return the uncut result (its output record is the whole trajectory)."""
-        from ..sim import engine as eng
-
-        sim = self.sim
-        try:
-            state, counters = sim.state, sim.state.counters
-            consumed = int(counters[eng.C_CONSUMED])
-            run_on = (sim.status != eng.STATUS_BUDGET and consumed < events.shape[0]
-                      and counters[eng.C_PROCESSED] < counters[eng.C_BUDGET])
-            if run_on:
-                from ..input.events import input_indices
-
-                rest = events[consumed:]
-                index = sim._input_map[input_indices(rest, sim.model.input_shape, source=source)]
-                times = (rest["t"].astype(np.int64) - sim._t0_us).astype(np.float64)
-                status, _, sim.buffers = eng.run(sim.model.arrays, state, sim.buffers, index, times, -np.inf,
-                                                 Cutoff().as_array())
-                sim.status = status
-            sim.cutoff, saved = Cutoff(), sim.cutoff  # result() reads the rule's limits
-            try:
-                return sim.result()
-            finally:
-                sim.cutoff = saved
-        except AttributeError:  # the simulator's internals changed: fall back to a second run
-            if self._uncut_fallback is None:
-                self._uncut_fallback = self._build(Cutoff(), record_output=True)
-            return self._uncut_fallback.run(events, source=source)
+        """The uncut result of the sample whose cut run ``self.sim`` just made: the event engine
+        goes on from the same state (:meth:`evsim.sim.event.Simulator.continue_uncut`); the clock
+        mode (which records no anytime trajectory under a cutoff) runs again."""
+        if hasattr(self.sim, "continue_uncut"):
+            return self.sim.continue_uncut(events, source=source)
+        if self._uncut_fallback is None:
+            self._uncut_fallback = self._build(Cutoff(), record_output=True)
+        return self._uncut_fallback.run(events, source=source)
 
     def __call__(self, item) -> dict:
         """Record (or error record) of one work item ``(index, path or events, label)``."""

@@ -53,6 +53,7 @@ from ..kernels.abi import (
     F_FLOOR,
     F_GE,
     F_MAY_CROSS,
+    F_MIN_INTERVAL,
     F_MULTI,
     F_REFRACTORY,
     F_SPIKING,
@@ -97,7 +98,7 @@ EngineModel = namedtuple(
     "EngineModel",
     [
         # populations
-        "pop_kind", "pop_offset", "pop_size", "pop_flags", "pop_refractory",
+        "pop_kind", "pop_offset", "pop_size", "pop_flags", "pop_refractory", "pop_min_interval",
         "pop_param_base", "pop_param_stride", "params", "pop_proj_ptr", "pop_proj", "pop_reserve",
         # projections
         "proj_src", "proj_dst", "proj_op_start", "proj_n_ops", "proj_delay", "proj_delay_base", "delays",
@@ -308,7 +309,7 @@ class _Builder:
             shape = g.shapes[name]
             model, spiking = neuron_model(self.profile, self.overrides, self.dt, kind, g.nodes[name], shape,
                                           constants.get(name, np.zeros(1)), name, self.path)
-            rule = spike_rule(self.profile, self.overrides) if spiking else None
+            rule = spike_rule(self.profile, self.overrides, self.dt) if spiking else None
             add(Population(name, kind, model.kind, shape, 0, spiking, model, rule,
                            _compact(constants.get(name, np.zeros(1)))))
 
@@ -514,6 +515,7 @@ class _Builder:
         pop_size = np.array([p.size for p in pops], dtype=np.int64)
         pop_flags = np.zeros(n_pop, dtype=np.int64)
         pop_refr = np.zeros(n_pop, dtype=np.float64)
+        pop_min_interval = np.zeros(n_pop, dtype=np.float64)
         base = np.zeros((n_pop, N_PARAMS), dtype=np.int64)
         stride = np.zeros((n_pop, N_PARAMS), dtype=np.int64)
         param_chunks = []
@@ -531,6 +533,14 @@ class _Builder:
                 if p.rule.refractory_s > 0:
                     flags |= F_REFRACTORY
                     pop_refr[i] = p.rule.refractory_s * 1e6
+                if p.rule.min_interval_s > p.rule.refractory_s:
+                    if p.rule.refractory_s > 0:
+                        raise OptionError(
+                            f"a refractory period of {p.rule.refractory_s * 1e6:g} µs is shorter than the shortest "
+                            f"spike interval ({p.rule.min_interval_s * 1e6:g} µs): give --min-spike-interval-us 0 "
+                            "or a refractory period at least as long", option="--refractory-us")
+                    flags |= F_MIN_INTERVAL
+                    pop_min_interval[i] = p.rule.min_interval_s * 1e6
             if p.model is not None:
                 if np.any(np.isfinite(slots[P_V_MIN])):
                     flags |= F_FLOOR
@@ -633,7 +643,7 @@ class _Builder:
         arr = lambda chunks, dtype: np.concatenate(chunks).astype(dtype) if chunks else np.zeros(1, dtype=dtype)  # noqa: E731
         self.n_scratch = n_scratch
         return EngineModel(
-            pop_kind, pop_offset, pop_size, pop_flags, pop_refr, base, stride, params, proj_ptr, pop_proj, reserve,
+            pop_kind, pop_offset, pop_size, pop_flags, pop_refr, pop_min_interval, base, stride, params, proj_ptr, pop_proj, reserve,
             np.array([pr.source for pr in projections], dtype=np.int64),
             np.array([pr.target for pr in projections], dtype=np.int64),
             proj_op_start, proj_n_ops, proj_delay, proj_delay_base, delays,

@@ -6,9 +6,10 @@ the file list is built once, recordings are read lazily on indexing.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from ..errors import OptionError, RecordingError
+from ..errors import EvsimError, OptionError, RecordingError
 from .recordings import SUPPORTED_EXTENSIONS, Recording, read_recording
 
 
@@ -30,6 +31,11 @@ class FolderDataset:
     ignored; nested folders below ``<label>/`` are not searched.
 
     Samples are sorted by label, then file name, so indices are deterministic.
+
+    The folder may declare the time window of its samples once, in ``root/evsim-dataset.json``:
+    ``{"time_origin": "zero", "duration_us": 300000}`` (either key; docs/SEMANTICS.md#time-window).
+    It is read into ``window`` (a dict, empty when there is no such file); command-line options
+    win over it.
 
     Args:
         root: the dataset folder.
@@ -67,6 +73,8 @@ class FolderDataset:
             )
         #: list of (path, label), sorted by label then file name.
         self.samples: list[tuple[str, int]] = samples
+        #: the sample window the folder declares ({} = none): time_origin, duration_us
+        self.window: dict = read_declared_window(self.root)
 
     def _scan(self):
         names = sorted(d.name for d in self.root.iterdir() if d.is_dir() and not d.name.startswith("."))
@@ -121,3 +129,31 @@ def _normalise_extensions(extensions) -> tuple[str, ...]:
             )
         result.append(ext)
     return tuple(result)
+
+
+DATASET_FILE = "evsim-dataset.json"
+
+
+def read_declared_window(root: Path) -> dict:
+    """The time window ``root/evsim-dataset.json`` declares ({} when there is no such file)."""
+    from .window import SampleWindow
+
+    path = Path(root) / DATASET_FILE
+    if not path.is_file():
+        return {}
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RecordingError(f"cannot read the dataset description ({exc})", path=str(path)) from None
+    if not isinstance(doc, dict):
+        raise RecordingError("the dataset description must be a JSON object", path=str(path))
+    unknown = sorted(set(doc) - {"time_origin", "duration_us", "description"})
+    if unknown:
+        raise RecordingError(f"unknown key(s) {', '.join(unknown)} (known: time_origin, duration_us, description)",
+                             path=str(path))
+    window = {k: doc[k] for k in ("time_origin", "duration_us") if k in doc}
+    try:
+        SampleWindow(**window)
+    except EvsimError as exc:
+        raise RecordingError(f"{exc}", path=str(path)) from None
+    return window

@@ -38,6 +38,7 @@ F_DYNAMIC = 16  # the state evolves between inputs
 F_MAY_CROSS = 32  # the state can reach θ without input (crossings are predicted)
 F_REFRACTORY = 64  # an absolute refractory period
 F_FLOOR = 128  # v is clipped at v_min
+F_MIN_INTERVAL = 256  # at most one firing per pop_min_interval µs (discrete-time profiles)
 
 # ------------------------------------------------------------------------------------------
 # linear operators (``EngineModel.op_kind``, ``op_geom``)

@@ -3,8 +3,10 @@
 The equations are listed in :mod:`evsim.sim.clock` (module docstring); the coefficients for a
 bin width come from ``_Pop.coeffs`` there. After the family's linear update, every family applies
 the same spike rule as the event engine (:mod:`evsim.kernels.neuron`: threshold test, number of
-spikes, reset, floor, refractory hold) through :func:`fire_reset_floor`; only snnTorch's deferred
-reset (applied one step late) is particular to its family.
+spikes, reset, floor, refractory hold) through :func:`fire_reset_floor`; only snnTorch's reset
+timings are particular to its family: the deferred reset (``reset_delay=True``, applied one step
+late) and, with ``reset_delay=False`` and subtraction, the test of the step after a residual
+above θ, which snnTorch raises by θ (``raised``, see :func:`fire_reset_floor`).
 
 Parameters and coefficients are (1 or B, n) float64 arrays (one row shared by every sample, or
 one per sample); states are (B, n) arrays in the model's precision; arithmetic is float64. Each
@@ -22,7 +24,7 @@ from . import neuron as nk
 FAMILY_NIR = 0  # exact integration over the bin, input at its end
 FAMILY_SINABS = 1  # sinabs / speck: the new input decays with the current
 FAMILY_SNNTORCH = 2  # snn.Synaptic, reset one step late
-FAMILY_NORSE = 3  # forward Euler, the input reaches v one step later
+FAMILY_NORSE = 3  # forward Euler (norse LIFCell): the current jumps, then reaches v in the same step
 
 
 @njit(cache=True, inline="always")
@@ -32,12 +34,14 @@ def _row(a, b):
 
 
 @njit(cache=True, inline="always")
-def fire_reset_floor(v, held, theta, v_reset, v_min, ge, multi, subtract, use_floor, deferred):
+def fire_reset_floor(v, held, theta, v_reset, v_min, ge, multi, subtract, use_floor, deferred, raised=0.0):
     """The spike rule after a step: (new v, spikes). A held neuron does not fire; with
-    ``deferred`` (snnTorch) the reset is left to the next step."""
+    ``deferred`` (snnTorch) the reset is left to the next step. ``raised`` (0 or 1, snnTorch
+    reset_delay=False): the test is made on ``v − raised·θ`` and the reset on v, as snnTorch
+    subtracts ``H(stored v − θ)·θ`` from the membrane before its test and adds it back after."""
     n = 0.0
-    if not held and nk.above(v, theta, ge):
-        n = nk.spike_count(v, theta, ge, multi)
+    if not held and nk.above(v - raised * theta, theta, ge):
+        n = nk.spike_count(v - raised * theta, theta, ge, multi)
     if not deferred and n > 0.0:
         v = nk.reset(v, n, theta, v_reset, subtract)
     if use_floor:
@@ -58,9 +62,11 @@ def deferred_reset(u, prev, theta, v_reset, subtract):
 
 @njit(cache=True)
 def linear_step(v, x, has_x, a, c, g, theta, v_reset, v_min, prev, spikes, refr, refr_steps,
-                spiking, ge, multi, subtract, use_floor, deferred, use_refr):
+                spiking, ge, multi, subtract, use_floor, deferred, use_refr, raise_test):
     """One step of an integrator / leaky population: ``v ← a·v + c (− prev·θ) + g·x``, then the
     spike rule. ``deferred``: snnTorch's reset of the previous step's spikes (``prev``).
+    ``raise_test``: snnTorch's immediate subtraction; ``prev`` holds H(stored v − θ) and raises
+    the next test (:func:`fire_reset_floor`).
     ``use_refr``: a neuron with ``refr`` > 0 steps left is held (v kept, input discarded, no
     spike); a spike holds it for ``refr_steps``."""
     n_b, n = v.shape
@@ -92,10 +98,13 @@ def linear_step(v, x, has_x, a, c, g, theta, v_reset, v_min, prev, spikes, refr,
             if has_x and not held:
                 vv = vv + rg[j] * x[b, j]
             if spiking:
-                vv, nsp = fire_reset_floor(vv, held, rt[j], rr[j], rm[j], ge, multi, subtract, use_floor, deferred)
+                raised = prev[b, j] if raise_test else 0.0
+                vv, nsp = fire_reset_floor(vv, held, rt[j], rr[j], rm[j], ge, multi, subtract, use_floor, deferred, raised)
                 spikes[b, j] = nsp
                 if deferred:
                     prev[b, j] = nsp
+                elif raise_test:
+                    prev[b, j] = 1.0 if vv > rt[j] else 0.0
                 if use_refr and nsp > 0.0:
                     refr[b, j] = rs[j]
             v[b, j] = vv
@@ -103,15 +112,17 @@ def linear_step(v, x, has_x, a, c, g, theta, v_reset, v_min, prev, spikes, refr,
 
 @njit(cache=True)
 def cuba_step(family, v, i, x, has_x, c0, c1, c2, c3, c4, g, theta, v_reset, v_min, prev, spikes, refr, refr_steps,
-              spiking, ge, multi, subtract, use_floor, deferred, use_refr):
+              spiking, ge, multi, subtract, use_floor, deferred, use_refr, raise_test):
     """One step of a CubaLI(F) population. The coefficients c0..c4 per family:
 
     * nir: (vv, vi, vc, ii, ic): ``v ← vv·v + vi·I + vc``, ``I ← ii·I + ic``, then ``I ← I + g·x``;
     * sinabs: (am, as, vc, k, ic): ``I ← as·(I + g·x + ic)``, ``v ← am·v + vc + k·I``;
     * snntorch: (am, as, vc, k, ic): ``I ← as·I + g·x + ic``, ``v ← deferred(am·v + vc + k·I)``;
-    * norse: (fm, fs, vl, r, ic): ``v ← v + fm·((vl − v) + r·I)``, ``I ← I − fs·I + ic + g·x``.
+    * norse: (fm, fs, vl, r, ic): ``I ← I + g·x + ic``, ``v ← v + fm·((vl − v) + r·I)``,
+      ``I ← I − fs·I`` (norse/torch/functional/lif.py ``lif_feed_forward_step``).
 
     The current integrates during a refractory hold; v is held (after snnTorch's pending reset).
+    ``raise_test``: as in :func:`linear_step`.
     """
     n_b, n = v.shape
     for b in range(n_b):
@@ -143,17 +154,21 @@ def cuba_step(family, v, i, x, has_x, c0, c1, c2, c3, c4, g, theta, v_reset, v_m
                 if deferred:
                     vv = deferred_reset(vv, p, rt[j], rr[j], subtract)
             else:  # FAMILY_NORSE
+                ii = ii + gx + r4[j]
                 vv = v_old + r0[j] * ((r2[j] - v_old) + r3[j] * ii)
-                ii = ii - r1[j] * ii + r4[j] + gx
+                ii = ii - r1[j] * ii
             i[b, j] = ii
             held = use_refr and refr[b, j] > 0.0
             if held:
                 vv = deferred_reset(v_old, p, rt[j], rr[j], subtract) if deferred else v_old
             if spiking:
-                vv, nsp = fire_reset_floor(vv, held, rt[j], rr[j], rm[j], ge, multi, subtract, use_floor, deferred)
+                raised = prev[b, j] if raise_test else 0.0
+                vv, nsp = fire_reset_floor(vv, held, rt[j], rr[j], rm[j], ge, multi, subtract, use_floor, deferred, raised)
                 spikes[b, j] = nsp
                 if deferred:
                     prev[b, j] = nsp
+                elif raise_test:
+                    prev[b, j] = 1.0 if vv > rt[j] else 0.0
                 if use_refr:
                     refr[b, j] = rs[j] if nsp > 0.0 else max(refr[b, j] - 1.0, 0.0)
             v[b, j] = vv

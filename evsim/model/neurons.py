@@ -49,13 +49,20 @@ class SpikeRule:
       applied at update times (inputs and crossings), as clock-driven frameworks apply it per step;
     * refractory period ``refractory_s`` (seconds, 0 = none): for that long after a spike the
       membrane is held at its post-reset value and inputs are discarded (a CubaLIF's synaptic
-      current keeps integrating and decaying; only v is held).
+      current keeps integrating and decaying; only v is held);
+    * ``reset_delay`` (clock mode, snnTorch only): the reset of a step's spike is applied in the
+      next step, after its decay (snnTorch's ``reset_delay=True``);
+    * ``min_interval_s`` (event mode, 0 = none): after a firing the neuron keeps integrating
+      but cannot fire again for this long; if it is still at threshold when the interval ends it
+      fires then (a discrete-time model fires at most once per step).
     """
 
     threshold_ge: bool = False
     subtract: bool = False
     multi_spike: bool = False
     refractory_s: float = 0.0
+    reset_delay: bool = False
+    min_interval_s: float = 0.0
 
 
 @dataclass

@@ -23,14 +23,17 @@ speck       as sinabs, with the chip's asynchronous semantics: one spike per inp
             residual above θ waits for the next input); floor ``−θ``.
 snntorch    snn.Leaky / snn.Synaptic as exported by snntorch.export_nir: dt = τ/r (1e-4 in the
             exporter), β = 1 − dt/τ (α likewise for the synaptic current);
-            ``I ← αI + x``, ``v ← βv + I − s·θ`` (Synaptic: current reaches v in the same step;
-            Leaky: ``v ← βv + x − s·θ``), reset by subtraction after decay (``reset="zero"``:
-            v ← 0), v > θ, one spike, no floor.
+            ``I ← αI + x``, ``v ← βv + I`` (Synaptic: current reaches v in the same step;
+            Leaky: ``v ← βv + x``), v > θ, one spike, no floor; reset to 0 in the spike's step
+            (``reset_mechanism="zero"``, ``reset_delay=False``: what ``snntorch.import_nir``
+            builds); ``reset="subtract"``, ``reset_delay=True`` as snnTorch computes them.
+            Event mode: at most one firing per dt.
 norse       norse LIF/LIFBox as exported (dt = 1 ms unless given), forward Euler:
-            ``v ← v + dt/τm (v_leak − v + R·I)``, ``I ← I − dt/τs I + x`` (the current jumps by
-            the input), v > θ, v ← v_reset, one spike, no floor. IF as norse's IAFCell:
+            ``I ← I + x``, ``v ← v + dt/τm (v_leak − v + R·I)``, ``I ← I − dt/τs I`` (LIFCell's
+            ``lif_feed_forward_step``: the current jumps by the input and reaches v in the same
+            step), v > θ, v ← v_reset, one spike, no floor. IF as norse's IAFCell:
             ``v ← v + r·x`` per input (the exporter writes r = 1); I (no norse module):
-            forward Euler ``v ← v + dt·R·x``.
+            forward Euler ``v ← v + dt·R·x``. Event mode: at most one firing per dt.
 ==========  ======================================================================================
 """
 
@@ -60,6 +63,12 @@ class Overrides:
         dt_us: the profile's time step in microseconds (sinabs/speck/norse; snntorch reads it
             from the file).
         recurrent_delay_us: delay of edges that close a cycle, microseconds (default: dt).
+        reset_delay: snnTorch's ``reset_delay`` (profile snntorch only; clock mode): True applies
+            the reset of a spike at step t−1 inside step t, after the decay; False (the profile's
+            default, as ``snntorch.import_nir`` builds its neurons) resets in the spike's own step.
+        min_spike_interval_us: event mode: a neuron fires at most once per this many microseconds
+            (default: the profile's dt for the discrete-time profiles snntorch and norse, 0 =
+            no limit for the others; docs/SEMANTICS.md#discrete-in-event-time).
     """
 
     reset: str | None = None
@@ -69,6 +78,8 @@ class Overrides:
     refractory_us: float = 0.0
     dt_us: float | None = None
     recurrent_delay_us: float | None = None
+    reset_delay: bool | None = None
+    min_spike_interval_us: float | None = None
 
     def __post_init__(self):
         if self.reset not in (None, "zero", "subtract"):
@@ -80,7 +91,8 @@ class Overrides:
         if self.v_min is not None and not (np.isfinite(self.v_min) and abs(self.v_min) <= 1e30):
             raise OptionError("must be a finite number of magnitude <= 1e30", option="--v-min")
         for value, option in ((self.refractory_us, "--refractory-us"), (self.dt_us, "--dt-us"),
-                              (self.recurrent_delay_us, "--recurrent-delay-us")):
+                              (self.recurrent_delay_us, "--recurrent-delay-us"),
+                              (self.min_spike_interval_us, "--min-spike-interval-us")):
             if value is None:
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
@@ -93,6 +105,10 @@ class Overrides:
             raise OptionError("must be > 0", option="--dt-us")
         if self.recurrent_delay_us is not None and not self.recurrent_delay_us > 0:
             raise OptionError("must be > 0", option="--recurrent-delay-us")
+        if self.min_spike_interval_us is not None and self.min_spike_interval_us < 0:
+            raise OptionError("must be >= 0", option="--min-spike-interval-us")
+        if self.reset_delay not in (None, True, False):
+            raise OptionError(f"must be True or False, got {self.reset_delay!r}", option="--reset-delay")
 
 
 @dataclass(frozen=True)
@@ -105,14 +121,17 @@ class Profile:
     multi_spike: bool
     floor_at_minus_threshold: bool  # IF (and I) only, as sinabs.from_nir builds IAF
     default_dt_s: float | None
+    discrete: bool = False  # a discrete-time framework: event mode fires at most once per dt
 
 
 PROFILES = {
     "nir": Profile("nir", threshold_ge=False, subtract=False, multi_spike=False, floor_at_minus_threshold=False, default_dt_s=None),
     "sinabs": Profile("sinabs", threshold_ge=True, subtract=True, multi_spike=True, floor_at_minus_threshold=True, default_dt_s=1e-3),
     "speck": Profile("speck", threshold_ge=True, subtract=True, multi_spike=False, floor_at_minus_threshold=True, default_dt_s=1e-3),
-    "snntorch": Profile("snntorch", threshold_ge=False, subtract=True, multi_spike=False, floor_at_minus_threshold=False, default_dt_s=None),
-    "norse": Profile("norse", threshold_ge=False, subtract=False, multi_spike=False, floor_at_minus_threshold=False, default_dt_s=1e-3),
+    # snnTorch's own importer (snntorch/import_nir.py) builds every LIF/CubaLIF with
+    # reset_mechanism="zero" and reset_delay=False: the profile's defaults
+    "snntorch": Profile("snntorch", threshold_ge=False, subtract=False, multi_spike=False, floor_at_minus_threshold=False, default_dt_s=None, discrete=True),
+    "norse": Profile("norse", threshold_ge=False, subtract=False, multi_spike=False, floor_at_minus_threshold=False, default_dt_s=1e-3, discrete=True),
 }
 
 
@@ -189,12 +208,25 @@ def resolve_dt(profile: Profile, overrides: Overrides, graph) -> float | None:
     return profile.default_dt_s
 
 
-def spike_rule(profile: Profile, overrides: Overrides) -> SpikeRule:
+def spike_rule(profile: Profile, overrides: Overrides, dt: float | None = None) -> SpikeRule:
     """The profile's firing rule with the explicit options applied."""
     subtract = profile.subtract if overrides.reset is None else overrides.reset == "subtract"
     multi = profile.multi_spike if overrides.spikes_per_update is None else overrides.spikes_per_update == "multi"
     ge = profile.threshold_ge if overrides.threshold_ge is None else overrides.threshold_ge
-    return SpikeRule(threshold_ge=ge, subtract=subtract, multi_spike=multi, refractory_s=overrides.refractory_us * 1e-6)
+    if overrides.reset_delay and profile.name != "snntorch":
+        raise OptionError(f"is snnTorch's reset timing; profile {profile.name} resets in the spike's own step",
+                          option="--reset-delay")
+    return SpikeRule(threshold_ge=ge, subtract=subtract, multi_spike=multi, refractory_s=overrides.refractory_us * 1e-6,
+                     reset_delay=bool(overrides.reset_delay), min_interval_s=min_spike_interval(profile, overrides, dt))
+
+
+def min_spike_interval(profile: Profile, overrides: Overrides, dt: float | None) -> float:
+    """Event mode: the shortest time between two firings of one neuron, seconds (0 = no limit).
+    A discrete-time framework fires a neuron at most once per step; its model in event time
+    keeps that bound unless the user sets another (docs/SEMANTICS.md#discrete-in-event-time)."""
+    if overrides.min_spike_interval_us is not None:
+        return overrides.min_spike_interval_us * 1e-6
+    return float(dt) if profile.discrete and dt else 0.0
 
 
 def _continuous_tau(decay: np.ndarray, dt: float, field: str, name: str, path) -> np.ndarray:
@@ -230,7 +262,7 @@ def neuron_model(profile: Profile, overrides: Overrides, dt: float | None, kind:
     if spiking:
         threshold = p("v_threshold")
         v_reset = p("v_reset", 0.0)
-        rule = spike_rule(profile, overrides)
+        rule = spike_rule(profile, overrides, dt)
         if rule.subtract and np.any(threshold <= 0):
             raise ModelError("reset by subtraction needs v_threshold > 0", node=name, path=path)
         if overrides.v_min is not None:

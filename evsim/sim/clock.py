@@ -59,7 +59,10 @@ engine model's parameters (:mod:`evsim.model.neurons`, as :mod:`evsim.model.prof
     spikes ``v ≥ θ``: ``floor(v/θ)`` (sinabs MultiSpike) or one per step (speck); ``v ← v − n·θ``;
     IF floor ``v ← max(v, −θ)`` (``min_v_mem = −v_threshold``).
 
-``snntorch`` (snn.Leaky / snn.Synaptic / snn.RSynaptic with ``reset_delay=True``, read from
+``snntorch`` with ``reset_delay=False`` (the default): the update below without the ``reset``
+terms, then spike, and the reset in the same step (plus snnTorch's raised test after a residual
+above θ, docs/SEMANTICS.md#profile-snntorch). With ``reset_delay=True``
+(snn.Leaky / snn.Synaptic / snn.RSynaptic, read from
 snntorch/_neurons/leaky.py, synaptic.py, rsynaptic.py and neurons.py; β = 1 − dt_p/τ,
 α = 1 − dt_p/τ_syn, dt_p = τ/r from the file; the engine model holds τ_s = −dt_p/ln β, so
 exp(−dt_p/τ_s) = β)
@@ -74,13 +77,13 @@ exp(−dt_p/τ_s) = β)
     equivalent) is Leaky with β = 1.
 
 ``norse`` (forward Euler, dt = dt_p = 1 ms unless given)
-    CubaLIF (norse/torch/functional/lif.py, ``_lif_feed_forward_step_jit``)::
+    CubaLIF (norse/torch/functional/lif.py, ``lif_feed_forward_step``)::
+        I ← I + w_in·(x + b)
         v_dec = v + dt/τ_mem·((v_leak − v) + R·I)
-        I_dec = I − dt/τ_syn·I
+        I ← I − dt/τ_syn·I
         z = H(v_dec − θ)        (strictly >)
         v ← (1 − z)·v_dec + z·v_reset
-        I ← I_dec + w_in·(x + b)
-    (the input of a step reaches v one step later).
+    (the input of a step reaches v in the same step).
     LIF, LI (norse/torch/functional/lif_box.py): ``v_dec = v + dt/τ·(v_leak + R·b − v) + g·x``
     (g = R·dt_p/τ), then z, reset as above.
     IF (norse's ``IAFCell``, which ``from_nir`` builds for IF): ``v ← v + r·(x + b)``.
@@ -125,6 +128,7 @@ from ..kernels.abi import KIND_CUBA, KIND_INPUT, KIND_INTEGRATOR, KIND_LEAKY, RE
 from ..kernels.readout import decide_rows
 from ..errors import OptionError
 from ..input.events import check_sorted, input_indices
+from ..input.window import SampleWindow
 from ..model.linear import ConvOp, DenseOp, ReshapeOp, ScaleOp, as_spatial, to_nir_order
 from ..model.profiles import expand_parameter
 from .result import SPIKE_RECORD_DTYPE, Cutoff, Result, predict, truncation_status
@@ -143,12 +147,17 @@ __all__ = ["ClockSimulator", "bin_steps"]
 MAX_CLOCK_STEPS = 10_000_000
 
 
-def bin_steps(t_us, *, bin_us: float | None = None, n_bins: int | None = None) -> tuple:
+def bin_steps(t_us, *, bin_us: float | None = None, n_bins: int | None = None, origin_us: int | None = None,
+              duration_us: float | None = None) -> tuple:
     """Step index of every event (see the module docstring).
 
     Args:
-        t_us: sorted timestamps (µs).
+        t_us: sorted timestamps (µs), all within the window (at or after the origin, before
+            origin + duration).
         bin_us / n_bins: exactly one.
+        origin_us: time 0 of the sample (default: the first event).
+        duration_us: the sample's span D (default: up to the last event): ``ceil(D / bin_us)``
+            steps of ``bin_us``, or ``n_bins`` steps of ``D / n_bins``.
 
     Returns:
         (k, n_steps, width_us): int64 step index per event, the number of steps, the bin width
@@ -170,9 +179,11 @@ def bin_steps(t_us, *, bin_us: float | None = None, n_bins: int | None = None) -
         n_bins = int(n_bins)
         if n_bins > MAX_CLOCK_STEPS:
             raise OptionError(f"at most {MAX_CLOCK_STEPS:,} steps per sample", option="--n-bins")
+    if duration_us is not None:
+        return _bin_steps_of_window(t, bin_us, n_bins, 0 if origin_us is None else int(origin_us), float(duration_us))
     if t.size == 0:
         return np.zeros(0, dtype=np.int64), 0, (w if bin_us is not None else 0.0)
-    rel = t - t[0]
+    rel = t - (t[0] if origin_us is None else int(origin_us))
     span = int(rel[-1])
     if bin_us is not None:
         n_steps = int(span // w) + 1
@@ -192,6 +203,23 @@ def bin_steps(t_us, *, bin_us: float | None = None, n_bins: int | None = None) -
     else:  # the product would overflow int64: exact integers, element by element (rare)
         k = np.array([min(int(r) * n_bins // span, n_bins - 1) for r in rel], dtype=np.int64)
     return k.astype(np.int64), n_bins, span / n_bins
+
+
+def _bin_steps_of_window(t, bin_us, n_bins, origin_us: int, duration_us: float) -> tuple:
+    """:func:`bin_steps` for a sample of fixed duration D: the bins cover [0, D)."""
+    rel = t - origin_us
+    if bin_us is not None:
+        w = float(bin_us)
+        n_steps = int(np.ceil(duration_us / w))
+        if n_steps > MAX_CLOCK_STEPS:
+            raise OptionError(f"a duration of {duration_us:g} µs makes {n_steps:,} bins of {w:g} µs, above the limit "
+                              f"of {MAX_CLOCK_STEPS:,} steps per sample", option="--duration-us")
+        k = rel // int(w) if w == int(w) else np.floor(rel / w).astype(np.int64)
+        return np.minimum(k.astype(np.int64), n_steps - 1), n_steps, w
+    n_bins = int(n_bins)
+    w = duration_us / n_bins
+    k = np.floor(rel * (n_bins / duration_us)).astype(np.int64) if rel.size else np.zeros(0, dtype=np.int64)
+    return np.minimum(k, n_bins - 1), n_bins, w
 
 
 # --------------------------------------------------------------------------------------------
@@ -449,7 +477,12 @@ class _Pop:
             node = model.graph.nodes.get(pop.name)
             self.v_leak = _row(expand_parameter(node, "v_leak", pop.shape, pop.name, model.source_path, 0.0)
                                if node is not None else np.zeros(1))
-        self.deferred_reset = self.family == "snntorch" and self.spiking
+        # snnTorch's reset timings (docs/SEMANTICS.md#profile-snntorch): reset_delay=True defers
+        # the reset to the next step; reset_delay=False with subtraction raises the next test
+        # while the stored membrane is still above θ
+        self.deferred_reset = self.family == "snntorch" and self.spiking and pop.rule.reset_delay
+        self.raise_test = (self.family == "snntorch" and self.spiking and not pop.rule.reset_delay
+                           and pop.rule.subtract)
         self.refractory_s = pop.rule.refractory_s if self.spiking else 0.0
         zero = np.zeros((1, self.size))
         self._wide = {  # (1, n) contiguous rows for the fused kernel
@@ -507,7 +540,7 @@ class _Pop:
         st = {"v": np.zeros((n_b, self.size), dtype=dtype)}
         if self.kind == KIND_CUBA:
             st["i"] = np.zeros((n_b, self.size), dtype=dtype)
-        if self.deferred_reset:
+        if self.deferred_reset or self.raise_test:
             st["prev"] = np.zeros((n_b, self.size))
         if self.spiking and self.refractory_s > 0:
             st["refr"] = np.zeros((n_b, self.size))
@@ -525,10 +558,11 @@ class _Pop:
         dummy = w["zero"]
         spikes = np.empty(v.shape) if spiking else dummy
         use_refr = "refr" in st
-        rule_args = (w["gain"], w["theta"], w["v_reset"], w["v_min"], st["prev"] if self.deferred_reset else dummy, spikes,
+        rule_args = (w["gain"], w["theta"], w["v_reset"], w["v_min"], st["prev"] if "prev" in st else dummy, spikes,
                      st["refr"] if use_refr else dummy, c["refr"] if use_refr else dummy,
                      spiking, bool(spiking and rule.threshold_ge), bool(spiking and rule.multi_spike),
-                     bool(spiking and rule.subtract), spiking and self.v_min is not None, self.deferred_reset, use_refr)
+                     bool(spiking and rule.subtract), spiking and self.v_min is not None, self.deferred_reset, use_refr,
+                     self.raise_test)
         has_x = x is not None
         if self.kind == KIND_CUBA:
             keys = _CUBA_COEFFS[self.family]
@@ -659,15 +693,19 @@ class ClockSimulator:
         record_output: keep the output vector after every step (Result.output_record).
         keep_state: put every population's final state in ``Result.extra["state"]``
             ({population name: {"v": ..., "i": ...}}, NIR C-order, float64; "i" for CubaLI(F)).
+        time_origin, duration_us: the sample window (:class:`evsim.input.window.SampleWindow`):
+            bins start at the origin (the first event, or t = 0) and, with a duration, cover
+            [origin, origin + duration) whatever the events.
     """
 
     def __init__(self, model, *, bin_us: float | None = None, n_bins: int | None = None, cutoff: Cutoff | None = None,
                  record_spikes: bool = False, record_output: bool = False, keep_state: bool = False,
-                 profile: str = "nir"):
+                 profile: str = "nir", time_origin: str = "first-event", duration_us: float | None = None):
         if not isinstance(model, CompiledModel):
             model = compile_model(model, profile=profile)
         bin_steps(np.zeros(0, dtype=np.int64), bin_us=bin_us, n_bins=n_bins)  # validates the options
         self.model = model
+        self.window = SampleWindow(time_origin, duration_us)
         self.bin_us = bin_us
         self.n_bins = n_bins
         self.cutoff = cutoff or Cutoff()
@@ -720,12 +758,16 @@ class ClockSimulator:
 
     def _prepare(self, index: int, events: np.ndarray, source) -> _Sample:
         check_sorted(events, source=source)
+        origin = self.window.origin_us(int(events["t"][0]) if events.shape[0] else None)
+        if self.window.duration_us is not None and events.shape[0]:
+            events = events[:self.window.n_inside(events["t"], origin)]  # later events lie outside the sample
         n = int(events.shape[0])
-        k, n_steps, width = bin_steps(events["t"], bin_us=self.bin_us, n_bins=self.n_bins)
+        k, n_steps, width = bin_steps(events["t"], bin_us=self.bin_us, n_bins=self.n_bins, origin_us=origin,
+                                      duration_us=self.window.duration_us)
         flat = input_indices(events, self.model.input_shape, source=source) if n else np.zeros(0, dtype=np.int64)
         keep = n
         if n:
-            rel = events["t"].astype(np.int64) - int(events["t"][0])
+            rel = events["t"].astype(np.int64) - origin
             if self.cutoff.max_time_us is not None:
                 keep = int(np.searchsorted(rel, self.cutoff.max_time_us, side="right"))
         if self.cutoff.max_events is not None:

@@ -50,6 +50,7 @@ from ..kernels.abi import (
     F_FLOOR,
     F_GE,
     F_MAY_CROSS,
+    F_MIN_INTERVAL,
     F_MULTI,
     F_REFRACTORY,
     F_SPIKING,
@@ -96,7 +97,7 @@ from ..kernels.readout import cutoff_decision
 EngineState = namedtuple(
     "EngineState",
     [
-        "v", "isyn", "t_last", "refr_until", "sched_time", "sched_version",
+        "v", "isyn", "t_last", "refr_until", "dead_until", "sched_time", "sched_version",
         "spikes_per_pop", "out_counts", "counters", "clock",
         "scratch_val", "scratch_mark", "scratch_list", "scratch_count",
         "pop_traced", "trace_flag", "readout_buf", "runs", "cast",
@@ -293,6 +294,19 @@ def advance(m, s, pop, kind, flags, j, g, t):
 
 
 @njit(cache=True, _nrt=False)
+def state_at(m, pop, kind, j, v, i, dt):
+    """(v, I) of neuron j of ``pop`` dt µs after the state (v, I), without input (closed form)."""
+    if kind == KIND_INTEGRATOR:
+        return nk.integrator_evolve(v, param(m, pop, P_DRIVE, j), dt), i
+    if kind == KIND_LEAKY:
+        return nk.leaky_evolve(v, param(m, pop, P_V_REST, j), param(m, pop, P_TAU_MEM, j), dt), i
+    if kind == KIND_CUBA:
+        return nk.cuba_evolve(v, i, param(m, pop, P_V_REST, j), param(m, pop, P_R, j), param(m, pop, P_I_REST, j),
+                              param(m, pop, P_TAU_MEM, j), param(m, pop, P_TAU_SYN, j), dt)
+    return v, i
+
+
+@njit(cache=True, _nrt=False)
 def crossing_time(m, s, pop, kind, flags, j, g):
     """Absolute time of the next threshold crossing without further input (inf if none),
     computed from the neuron's state at its last update."""
@@ -305,6 +319,13 @@ def crossing_time(m, s, pop, kind, flags, j, g):
             i_rest = param(m, pop, P_I_REST, j)
             i0 = nk.current_decay(i0, i_rest, param(m, pop, P_TAU_SYN, j), s.refr_until[g] - t0)
         t0 = s.refr_until[g]
+    if flags & F_MIN_INTERVAL and s.dead_until[g] > t0:
+        # no firing before dead_until: from the state then, at once if at threshold
+        t_end = s.dead_until[g]
+        v, i0 = state_at(m, pop, kind, j, v, i0, t_end - t0)
+        t0 = t_end
+        if _above(v, theta, flags):
+            return t0
     if v >= theta:
         return np.inf  # already above: fires on its next input (one spike per update)
     if kind == KIND_INTEGRATOR:
@@ -374,6 +395,8 @@ def spike_and_reset(m, s, b, pop, flags, j, g, t, theta):
     s.v[g] = nk.reset(v, n, theta, v_reset, subtract)
     if flags & F_REFRACTORY:
         s.refr_until[g] = t + m.pop_refractory[pop]
+    if flags & F_MIN_INTERVAL:
+        s.dead_until[g] = t + m.pop_min_interval[pop]
     emit(m, s, b, pop, j, int(n), t)
 
 
@@ -405,13 +428,13 @@ def receive(m, s, b, pop, j, x, t):
             s.isyn[g] += gain * x
         else:
             s.v[g] += gain * x
-        if flags & F_SPIKING:
+        if flags & F_SPIKING and not (flags & F_MIN_INTERVAL and t < s.dead_until[g]):
             theta = param(m, pop, P_THRESHOLD, j)
             if _above(s.v[g], theta, flags):
                 spike_and_reset(m, s, b, pop, flags, j, g, t, theta)
         if flags & F_FLOOR:
             s.v[g] = nk.apply_floor(s.v[g], param(m, pop, P_V_MIN, j))
-    if flags & F_MAY_CROSS:
+    if flags & F_MAY_CROSS or (flags & F_MIN_INTERVAL and s.dead_until[g] > t):
         schedule_crossing(m, s, b, pop, kind, flags, j, g)
     if pop == m.readout[0]:
         s.counters[C_OUT_CHANGED] = 1
@@ -571,7 +594,7 @@ def _deliver(m, s, b, op, last, dst, n_runs, run_len, val, t, count):
     weights = m.weights
     if last:
         s.counters[C_SYNOPS] += n_runs * run_len * count
-        if m.pop_flags[dst] & (F_DYNAMIC | F_REFRACTORY | F_MAY_CROSS) == 0 and s.pop_traced[dst] == 0:
+        if m.pop_flags[dst] & (F_DYNAMIC | F_REFRACTORY | F_MAY_CROSS | F_MIN_INTERVAL) == 0 and s.pop_traced[dst] == 0:
             _deliver_static(m, s, b, dst, n_runs, run_len, val, t)
             return
         for r in range(n_runs):
@@ -868,6 +891,27 @@ def run(m, s, b, ev_index, ev_time, t_drain, cut):
         b = _ensure(m, s, b, room)
 
 
+@njit(cache=True)
+def schedule_initial_crossings(m, s, b):
+    """Queue the first threshold crossing of every neuron that may reach threshold without input
+    (a bias drive, a resting potential above θ), from its initial state at time 0: such a neuron
+    fires on time even if no input ever reaches it. Returns the (possibly regrown) buffers."""
+    n = 0
+    for pop in range(m.pop_flags.shape[0]):
+        if m.pop_flags[pop] & F_MAY_CROSS:
+            n += m.pop_size[pop]
+    if n == 0:
+        return b
+    b = _ensure(m, s, b, n)
+    for pop in range(m.pop_flags.shape[0]):
+        flags = m.pop_flags[pop]
+        if flags & F_MAY_CROSS:
+            kind = m.pop_kind[pop]
+            for j in range(m.pop_size[pop]):
+                schedule_crossing(m, s, b, pop, kind, flags, j, m.pop_offset[pop] + j)
+    return b
+
+
 # ------------------------------------------------------------------------------------------
 # construction (plain Python)
 # ------------------------------------------------------------------------------------------
@@ -882,6 +926,7 @@ def new_state(m, n_neurons: int, n_scratch: int, n_ops: int, n_pops: int, precis
         isyn=np.zeros(n_neurons, dtype=dtype),
         t_last=np.zeros(n_neurons, dtype=np.float64),
         refr_until=np.full(n_neurons, -np.inf),
+        dead_until=np.full(n_neurons, -np.inf),
         sched_time=np.full(n_neurons, np.inf),
         sched_version=np.zeros(n_neurons, dtype=np.int64),
         spikes_per_pop=np.zeros(n_pops, dtype=np.int64),

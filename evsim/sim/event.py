@@ -23,6 +23,7 @@ from ..kernels.abi import READOUT_COUNTS
 from ..errors import OptionError, RecordingError
 from ..input.events import check_sorted, input_indices
 from ..input.stream import check_chunk, shift_index
+from ..input.window import SampleWindow
 from ..model.linear import engine_to_nir, nir_to_engine, to_nir_order
 from .result import SPIKE_RECORD_DTYPE, TRACE_DTYPE, Cutoff, Result, predict, truncation_status
 
@@ -77,15 +78,21 @@ class Simulator:
         record_output: keep the output vector every time it changes (anytime analysis).
         cutoff: a :class:`Cutoff` (default: none).
         budget: maximum processed spikes + queued items per sample.
+        time_origin: time 0 of a sample: its first event ("first-event") or t = 0 of the
+            recording ("zero") (docs/SEMANTICS.md#time-window).
+        duration_us: the sample spans [origin, origin + duration_us): later events are not part of
+            it, and the state is advanced to its end after the last event.
     """
 
     def __init__(self, model, *, profile: str = "nir", record_spikes: bool = False, trace: dict | None = None,
-                 record_output: bool = False, cutoff: Cutoff | None = None, budget: int = DEFAULT_BUDGET):
+                 record_output: bool = False, cutoff: Cutoff | None = None, budget: int = DEFAULT_BUDGET,
+                 time_origin: str = "first-event", duration_us: float | None = None):
         if not isinstance(model, CompiledModel):
             model = compile_model(model, profile=profile)
         if budget <= 0:
             raise OptionError("must be > 0", option="--budget")
         self.model = model
+        self.window = SampleWindow(time_origin, duration_us)
         self.record_spikes = record_spikes
         self.record_output = record_output
         self.cutoff = cutoff or Cutoff()
@@ -118,11 +125,13 @@ class Simulator:
             s.trace_flag[pop.offset + eng_idx] = 1
             s.pop_traced[p] = 1
             s.counters[abi.C_ANY_TRACE] = 1
-        self._t0_us = None
+        self._t0_us = self.window.origin_us(None)
         self._t_last_us = None
         self.events_total = 0
         self.status = abi.STATUS_INPUT_DONE
         self.stopped = False
+        # neurons driven to threshold without input (biases) fire on time from t = 0
+        self.buffers = eng.schedule_initial_crossings(self.model.arrays, s, self.buffers)
 
     # ------------------------------------------------------------------------------------
     def feed(self, events: np.ndarray, *, source: str | None = None, first_index: int = 0) -> bool:
@@ -136,11 +145,22 @@ class Simulator:
             raise shift_index(exc, first_index) from None
         return self._feed(events, source, first_index)
 
-    def _feed(self, events: np.ndarray, source: str | None, first_index: int) -> bool:
-        """:meth:`feed` after the chunk's values and order were checked."""
+    def _feed(self, events: np.ndarray, source: str | None, first_index: int, check_stopped: bool = False) -> bool:
+        """:meth:`feed` after the chunk's values and order were checked; ``check_stopped``: once
+        stopped, still check that the chunk's events address the input (as :meth:`run` does for
+        the events after a cutoff)."""
+        if self._t0_us is None and events.shape[0]:
+            self._t0_us = int(events["t"][0])
+        if self.window.duration_us is not None and events.shape[0]:
+            events = events[:self.window.n_inside(events["t"], self._t0_us)]  # later events lie outside the sample
         n = int(events.shape[0])
         self.events_total += n
         if n == 0 or self.stopped:
+            if n and check_stopped:
+                try:
+                    input_indices(events, self.model.input_shape, source=source)
+                except RecordingError as exc:
+                    raise shift_index(exc, first_index) from None
             return not self.stopped
         if self._t_last_us is not None and int(events["t"][0]) < self._t_last_us:
             raise RecordingError(
@@ -151,8 +171,6 @@ class Simulator:
         except RecordingError as exc:
             raise shift_index(exc, first_index) from None
         index = self._input_map[flat]
-        if self._t0_us is None:
-            self._t0_us = int(events["t"][0])
         t_rel_us = events["t"].astype(np.int64) - self._t0_us
         # time and event budgets: input beyond them is never consumed
         keep = n
@@ -256,6 +274,41 @@ class Simulator:
         return out
 
     # ------------------------------------------------------------------------------------
+    def finish(self) -> None:
+        """End the sample at the end of its window: with a duration, process queued items up to
+        it and take the readout there (a no-op without a duration)."""
+        if self.window.duration_us is not None:
+            if self._t0_us is None:  # an empty sample: the window still spans the duration
+                self._t0_us = 0
+            self.advance(float(self.window.duration_us))
+
+    def continue_uncut(self, events: np.ndarray, *, source: str | None = None) -> Result:
+        """After a run stopped by its cutoff (or a time/event budget), go on without any cutoff over
+        the rest of ``events`` (the same whole recording), from the same state, to the end of the
+        sample; return that uncut result. Its counters and output record are those of one
+        uncut run (the anytime trajectory) bit for bit."""
+        c = self.state.counters
+        consumed = int(c[abi.C_CONSUMED])
+        self.cutoff, saved = Cutoff(), self.cutoff
+        try:
+            if self.status != abi.STATUS_BUDGET and c[abi.C_PROCESSED] < c[abi.C_BUDGET]:
+                if self.window.duration_us is not None and events.shape[0] and self._t0_us is not None:
+                    events = events[:self.window.n_inside(events["t"], self._t0_us)]
+                rest = events[consumed:]
+                if rest.shape[0]:
+                    index = self._input_map[input_indices(rest, self.model.input_shape, source=source)]
+                    times = (rest["t"].astype(np.int64) - self._t0_us).astype(np.float64)
+                    status, _, self.buffers = eng.run(self.model.arrays, self.state, self.buffers, index, times,
+                                                      -np.inf, Cutoff().as_array())
+                    self.status = status
+                if self.status == abi.STATUS_CUTOFF:
+                    self.status = abi.STATUS_INPUT_DONE
+                self.stopped = self.status != abi.STATUS_INPUT_DONE
+                self.finish()
+            return self.result()
+        finally:
+            self.cutoff = saved
+
     def run_stream(self, chunks, *, t_end_us: float | None = None, source: str | None = None) -> Result:
         """Simulate one sample whose events come in chunks: an iterable of EVENT_DTYPE arrays, such
         as an :class:`~evsim.input.stream.EventStream` (``evsim.input.stream.open_stream(path)``).
@@ -266,6 +319,8 @@ class Simulator:
         messages name events by their index in the whole recording. Memory stays that of one
         chunk, except what the records keep (``record_spikes``, ``trace``, ``record_output``
         grow with the activity, not with the input; leave them off for unbounded streams)."""
+        if t_end_us is not None and self.window.duration_us is not None:
+            raise OptionError("give either t_end_us or the simulator's duration_us", option="t_end_us")
         if source is None:
             source = getattr(chunks, "path", None)  # an EventStream names its file
         self.reset()
@@ -275,23 +330,24 @@ class Simulator:
             n = int(chunk.shape[0])
             if not n:
                 continue
-            if self.stopped:  # as run(): events never consumed must still address the input
-                try:
-                    input_indices(chunk, self.model.input_shape, source=source)
-                except RecordingError as exc:
-                    raise shift_index(exc, offset) from None
-            self._feed(chunk, source, offset)
+            # as run(): events never consumed (within the window) must still address the input
+            self._feed(chunk, source, offset, check_stopped=True)
             offset += n
             t_prev = int(chunk["t"][-1])
         if t_end_us is not None:
             self.advance(t_end_us)
+        self.finish()
         return self.result()
 
     def run(self, events: np.ndarray, *, t_end_us: float | None = None, source: str | None = None) -> Result:
-        """Simulate one sample from scratch: reset, feed all events, optionally process queued
-        items up to ``t_end_us`` (µs since the first event), and return the :class:`Result`."""
+        """Simulate one sample from scratch: reset, feed all events, process queued items up to
+        the end of the sample's window (``duration_us``) or to ``t_end_us`` (µs since the time
+        origin), and return the :class:`Result`."""
+        if t_end_us is not None and self.window.duration_us is not None:
+            raise OptionError("give either t_end_us or the simulator's duration_us", option="t_end_us")
         self.reset()
         self.feed(events, source=source)
         if t_end_us is not None:
             self.advance(t_end_us)
+        self.finish()
         return self.result()
