@@ -299,3 +299,39 @@ def test_cli_run_streams_a_long_file_with_the_same_record(capsys, nmnist_dir, tm
     assert outputs["stream"] == outputs["whole"]
     if cutoff:
         assert outputs["stream"][1]["events_consumed"] < outputs["stream"][1]["events_total"]
+
+
+# ---------------------------------------------------------------------------------------------
+# the first run's compile notice
+# ---------------------------------------------------------------------------------------------
+
+
+def test_compile_pending_reads_numba_s_state(bundled):
+    import evsim
+    from evsim.sim import event
+
+    sim = evsim.Simulator(bundled)
+    ev = np.zeros(3, dtype=EVENT_DTYPE)
+    ev["t"] = [0, 5, 9]
+    sim.run(ev)  # compiled (or loaded) now: nothing pending for these argument types
+    index = np.zeros(0, dtype=np.int64)
+    times = np.zeros(0, dtype=np.float64)
+    args = (bundled.arrays, sim.state, sim.buffers, index, times, -np.inf, sim._cut)
+    assert event.compile_pending(args) is False
+    # argument types the event loop was never compiled for: neither in memory nor on disk
+    assert event.compile_pending(args[:3] + (index.astype(np.int32),) + args[4:]) is True
+
+
+def test_evsim_run_announces_a_compile_once_and_only_when_pending(capsys, monkeypatch):
+    from evsim.cli import main
+    from evsim.sim import event
+
+    monkeypatch.setattr(event, "_announced", False)
+    for pending, expected in ((False, 0), (True, 1)):
+        monkeypatch.setattr(event, "compile_pending", lambda args, p=pending: p)
+        assert main(["run", "--cutoff", "none"]) == 0
+        err = capsys.readouterr().err
+        assert err.count("evsim: compiling the simulator for first use") == expected, err
+    assert main(["run", "--cutoff", "none"]) == 0  # once per process
+    assert "compiling" not in capsys.readouterr().err
+    assert event.COMPILE_NOTICE is False  # the API stays silent after the command
