@@ -117,6 +117,7 @@ class EventStream:
             raise RecordingError("not a regular file", path=self.path)
 
     def __iter__(self):
+        _fix_mmap_threshold()
         offset, t_prev, first = 0, None, None
         for chunk in self._raw_chunks():
             check_chunk(chunk, offset, t_prev, source=self.path)
@@ -530,6 +531,31 @@ def _aedat_header(fh, source: str):
         if start < len(head) or len(head) < size:
             return version, start, lines
         size *= 4  # the header goes on past this block
+
+
+_MMAP_FIXED = False
+
+
+def _fix_mmap_threshold() -> None:
+    """Keep glibc's malloc from raising its mmap threshold. glibc serves blocks above the threshold
+    with mmap and returns them to the system when freed, but after such a block is freed it raises
+    the threshold to that block's size (up to 32 MiB): later chunk-sized arrays then come from
+    the heap, which fragments as chunks of slightly different sizes come and go and kept growing
+    with the recording (measured: 10^7 EVT3 events, peak RSS 502 MiB instead of 256). Fixing the
+    threshold at glibc's default (128 KiB) keeps memory flat; blocks that large are allocated
+    rarely (per chunk), so the cost is nil. Process-wide, done once; nothing elsewhere."""
+    global _MMAP_FIXED
+    if _MMAP_FIXED:
+        return
+    _MMAP_FIXED = True
+    import platform
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL(None).mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
 
 
 def _channels(p: np.ndarray, source: str) -> np.ndarray:
