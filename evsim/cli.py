@@ -369,6 +369,9 @@ def run(model, recording, raster_path, json_path, label, **o):
         raise OptionError("give a RECORDING after the MODEL (or no arguments for the bundled demo)", option="RECORDING")
     _check_outputs(json=("--json", json_path), figure=("--raster", raster_path))
     compiled = _load(model, o)
+    from .sim import event as _event
+
+    _event.COMPILE_NOTICE = True  # a first run says why it is silent for minutes
     why = None
     if bundled and not _given("cutoff") and not o.get("calibration"):
         changed = _options_changing_the_model()
@@ -382,19 +385,30 @@ def run(model, recording, raster_path, json_path, label, **o):
     config = _config(model, o, _cutoff(o, compiled, o["mode"]), anytime=True)
     click.echo(f"cutoff      {_describe_cutoff(config.cutoff, o)}" + (f"; {why}" if why else ""))
     runner = SampleRunner(config)
-    rec = runner.events(str(recording))
     if label is None:
         label = _label_from_path(Path(recording))
     want_raster = raster_path is not None
-    sim = runner.simulator(config.cutoff, record_output=True, record_spikes=want_raster)
-    result = sim.run(rec.events, source=str(recording))
     from .analysis.trajectory import Trajectory
     from .sim.result import Cutoff
 
-    full = result if config.cutoff.mode == "none" else runner.simulator(Cutoff(), record_output=True).run(rec.events)
+    sim = runner.simulator(config.cutoff, record_output=True, record_spikes=want_raster)
+    stream = _long_recording_stream(recording, config, want_raster)
+    if stream is not None:  # read and simulated in chunks (docs/SEMANTICS.md#long-recordings)
+        rec = stream
+        result = sim.run_stream(stream, source=str(recording))
+        full = result if config.cutoff.mode == "none" else \
+            runner.simulator(Cutoff(), record_output=True).run_stream(stream, source=str(recording))
+        ends = np.zeros(2 if stream.n_events else 0, dtype=[("t", "<i8")])
+        if stream.n_events:
+            ends["t"] = [stream.t_first_us, stream.t_last_us]
+        span = runner.span_us(ends)
+    else:
+        rec = runner.events(str(recording))
+        result = sim.run(rec.events, source=str(recording))
+        full = result if config.cutoff.mode == "none" else runner.simulator(Cutoff(), record_output=True).run(rec.events)
+        span = runner.span_us(rec.events)
 
-    record = sample_record(str(recording), label, result,
-                           Trajectory.from_result(full, label=label, duration_us=runner.span_us(rec.events)))
+    record = sample_record(str(recording), label, result, Trajectory.from_result(full, label=label, duration_us=span))
     if o.get("quantize"):
         record["quantize"] = o["quantize"]
     _print_run(compiled, str(model), str(recording), rec, result, record, config)
@@ -411,9 +425,27 @@ def run(model, recording, raster_path, json_path, label, **o):
         click.echo(f"raster      {raster_path}")
 
 
+def _long_recording_stream(recording, config, want_raster: bool):
+    """An EventStream of ``recording`` when it is long enough to be read in chunks
+    (:data:`evsim.input.stream.STREAM_FILE_BYTES`) and nothing needs it whole: event mode, no
+    transform, no --sort, no --raster. Else None (read whole)."""
+    from .input import stream as st
+
+    try:
+        size = Path(recording).stat().st_size
+    except OSError:
+        return None  # the whole read reports the file
+    if size < st.STREAM_FILE_BYTES or config.mode != "event" or config.transform or config.sort or want_raster:
+        return None
+    return st.open_stream(recording)
+
+
 def _print_run(model, model_path, rec_path, rec, result, record, config):
-    ev = rec.events
-    duration_ms = (ev["t"][-1] - ev["t"][0]) / 1000 if ev.size else 0.0
+    if hasattr(rec, "events"):
+        ev = rec.events
+        duration_ms = (ev["t"][-1] - ev["t"][0]) / 1000 if ev.size else 0.0
+    else:  # a stream, iterated to its end
+        duration_ms = (rec.t_last_us - rec.t_first_us) / 1000 if rec.n_events else 0.0
     mode = "event-driven" if config.mode == "event" else f"clock-driven ({_clock_text(config)})"
     quantized = f", quantized {record['quantize']}" if record.get("quantize") else ""
     click.echo(f"model       {model_path} (profile {model.profile.name}{quantized}, {mode})")
@@ -1200,6 +1232,9 @@ def main(argv=None) -> int:
     try:
         return _main(argv)
     finally:
+        event = sys.modules.get("evsim.sim.event")
+        if event is not None:
+            event.COMPILE_NOTICE = False  # `run` turned it on for itself, not for API users after it
         if in_main_thread:
             signal.signal(signal.SIGTERM, saved_term)
 

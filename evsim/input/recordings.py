@@ -456,7 +456,12 @@ def _read_aedat(p: Path, source: str, fmt: str):
             f"{record.itemsize}-byte events",
             path=source,
         )
-    raw = np.frombuffer(body, dtype=record)
+    events = _aedat2_events(np.frombuffer(body, dtype=record), camera, w)
+    return events, (w, h, 2), f"aedat{int(version)}"
+
+
+def _aedat2_events(raw: np.ndarray, camera: str, w: int) -> np.ndarray:
+    """Events of AEDAT 1/2 records (fields a, t): the camera's address layout, special events dropped."""
     a = raw["a"].astype(np.int64)
     t = raw["t"].astype(np.int64)
     if camera == "dvs128":
@@ -474,7 +479,7 @@ def _read_aedat(p: Path, source: str, fmt: str):
     events["y"] = y[keep]
     events["t"] = t[keep]
     events["p"] = pol[keep]
-    return events, (w, h, 2), f"aedat{int(version)}"
+    return events
 
 
 _AEDAT3_PACKET = struct.Struct("<hhiiiiii")  # type, source, size, tsOffset, tsOverflow, capacity, number, valid
@@ -675,8 +680,17 @@ def _expelliarmus_read(p: Path, source: str, encoding: str):
                 raise RecordingError(f"cannot decode {what}: {printed or 'malformed file'}", path=source)
             return arr
 
+    with _expelliarmus_path(p, source, suffix) as target:
+        return read(target)
+
+
+@contextlib.contextmanager
+def _expelliarmus_path(p: Path, source: str, suffix: str):
+    """``p`` itself when its extension is the one expelliarmus insists on, else a hard link (or a
+    copy) with that extension in a temporary folder, for the duration of the block."""
     if p.suffix.lower() == suffix:
-        return read(p)
+        yield p
+        return
     # expelliarmus resolves symlinks before checking the extension: hard link or copy.
     with tempfile.TemporaryDirectory(prefix="evsim-") as tmp:
         link = Path(tmp) / f"recording{suffix}"
@@ -687,7 +701,45 @@ def _expelliarmus_read(p: Path, source: str, encoding: str):
                 shutil.copyfile(p, link)
             except OSError as exc:
                 raise RecordingError(f"cannot read file: {_one_line(exc)}", path=source) from None
-        return read(link)
+        yield link
+
+
+def _expelliarmus_chunks(p: Path, source: str, encoding: str, chunk_events: int):
+    """Decoded arrays of about ``chunk_events`` events (expelliarmus's chunked reader), in file
+    order: ``Wizard.read_chunk``'s loop with the decoder's status checked after every chunk (the
+    library's generator ends silently on an error) and its output captured."""
+    from expelliarmus import Wizard
+    from expelliarmus.wizard.wizard_wrapper import c_read_chunk_wrapper
+
+    suffix = ".dat" if encoding == "dat" else ".raw"
+    what = encoding.upper()
+    with _expelliarmus_path(p, source, suffix) as target:
+        with _captured_output() as captured:
+            try:
+                wizard = Wizard(encoding=encoding, fpath=str(target), chunk_size=max(int(chunk_events), 16))
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as exc:  # noqa: B036 - narrowly around the C decoder
+                raise RecordingError(f"cannot decode {what}: {_one_line(exc)}", path=source) from None
+        cargo = wizard.cargo
+        cargo.events_info.is_chunk = 1
+        cargo.events_info.is_time_window = 0
+        while cargo.events_info.finished == 0:
+            cargo.events_info.dim = wizard.chunk_size
+            with _captured_output() as captured:
+                try:
+                    arr, cargo, status = c_read_chunk_wrapper(encoding=wizard.encoding, fpath=wizard.fpath,
+                                                              cargo=cargo, buff_size=wizard.buff_size)
+                except (KeyboardInterrupt, SystemExit):
+                    raise
+                except BaseException as exc:  # noqa: B036 - narrowly around the C decoder
+                    raise RecordingError(f"cannot decode {what}: {_one_line(exc)}", path=source) from None
+                if status != 0:
+                    printed = _first_line(captured())
+                    raise RecordingError(f"cannot decode {what}: {printed or 'malformed file'}", path=source)
+            if arr is None:
+                break
+            yield arr
 
 
 # --------------------------------------------------------------------------------------------

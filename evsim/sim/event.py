@@ -22,6 +22,7 @@ from ..kernels import abi
 from ..kernels.abi import READOUT_COUNTS
 from ..errors import OptionError, RecordingError
 from ..input.events import check_sorted, input_indices
+from ..input.stream import check_chunk, shift_index
 from ..input.window import SampleWindow
 from ..model.linear import engine_to_nir, nir_to_engine, to_nir_order
 from .result import SPIKE_RECORD_DTYPE, TRACE_DTYPE, Cutoff, Result, predict, truncation_status
@@ -29,6 +30,42 @@ from .result import SPIKE_RECORD_DTYPE, TRACE_DTYPE, Cutoff, Result, predict, tr
 #: Default per-sample budget on processed items (spikes and queued items): stops runaway
 #: recurrent activity with a flagged result instead of a hang.
 DEFAULT_BUDGET = 20_000_000
+
+#: Print a one-line notice on stderr before numba compiles the event loop for lack of a cached
+#: copy (the command line turns it on; the API stays silent).
+COMPILE_NOTICE = False
+
+#: What the notice announces: CPU time of the first compile of the event loop on the reference
+#: machine (benchmarks/bench_first_run.py; benchmarks/README.md#first-run).
+COMPILE_ESTIMATE = "2-4 minutes"
+
+_announced = False
+
+
+def compile_pending(args) -> bool:
+    """True when calling the event loop with ``args`` would compile it: no compiled version in
+    this process and none in numba's on-disk cache for these argument types, this source and this
+    numba (numba's own cache index, read without loading anything). False when unsure."""
+    run = eng.run
+    try:
+        sig = tuple(run.typeof_pyval(a) for a in args)
+        if sig in run.overloads:
+            return False
+        cache = run._cache
+        key = cache._index_key(sig, run.targetctx.codegen())
+        return key not in cache._cache_file._load_index()
+    except Exception:  # numba internals changed: say nothing rather than something wrong
+        return False
+
+
+def _announce_compile(args) -> None:
+    global _announced
+    if COMPILE_NOTICE and not _announced and compile_pending(args):
+        _announced = True
+        import sys
+
+        print(f"evsim: compiling the simulator for first use (once, {COMPILE_ESTIMATE} of CPU; "
+              "later runs load it from numba's cache)...", file=sys.stderr, flush=True)
 
 
 class Simulator:
@@ -97,10 +134,21 @@ class Simulator:
         self.buffers = eng.schedule_initial_crossings(self.model.arrays, s, self.buffers)
 
     # ------------------------------------------------------------------------------------
-    def feed(self, events: np.ndarray, *, source: str | None = None) -> bool:
+    def feed(self, events: np.ndarray, *, source: str | None = None, first_index: int = 0) -> bool:
         """Consume a chunk of events (sorted, within the input shape). Returns False once the
-        sample has stopped (cutoff or budget): later chunks are counted but not consumed."""
-        check_sorted(events, source=source)
+        sample has stopped (cutoff or budget): later chunks are counted but not consumed.
+        ``first_index`` is the index of the chunk's first event in the whole recording: error
+        messages name events by their index there."""
+        try:
+            check_sorted(events, source=source)
+        except RecordingError as exc:
+            raise shift_index(exc, first_index) from None
+        return self._feed(events, source, first_index)
+
+    def _feed(self, events: np.ndarray, source: str | None, first_index: int, check_stopped: bool = False) -> bool:
+        """:meth:`feed` after the chunk's values and order were checked; ``check_stopped``: once
+        stopped, still check that the chunk's events address the input (as :meth:`run` does for
+        the events after a cutoff)."""
         if self._t0_us is None and events.shape[0]:
             self._t0_us = int(events["t"][0])
         if self.window.duration_us is not None and events.shape[0]:
@@ -108,12 +156,20 @@ class Simulator:
         n = int(events.shape[0])
         self.events_total += n
         if n == 0 or self.stopped:
+            if n and check_stopped:
+                try:
+                    input_indices(events, self.model.input_shape, source=source)
+                except RecordingError as exc:
+                    raise shift_index(exc, first_index) from None
             return not self.stopped
         if self._t_last_us is not None and int(events["t"][0]) < self._t_last_us:
             raise RecordingError(
                 f"chunk starts at t={int(events['t'][0])} us, before the previous chunk ended "
                 f"(t={self._t_last_us} us)", path=source, field="t")
-        flat = input_indices(events, self.model.input_shape, source=source)
+        try:
+            flat = input_indices(events, self.model.input_shape, source=source)
+        except RecordingError as exc:
+            raise shift_index(exc, first_index) from None
         index = self._input_map[flat]
         t_rel_us = events["t"].astype(np.int64) - self._t0_us
         # time and event budgets: input beyond them is never consumed
@@ -123,6 +179,8 @@ class Simulator:
         if self.cutoff.max_events is not None:
             keep = min(keep, max(0, self.cutoff.max_events - int(self.state.counters[abi.C_CONSUMED])))
         times = t_rel_us[:keep].astype(np.float64)  # the engine counts microseconds
+        if COMPILE_NOTICE and not _announced:
+            _announce_compile((self.model.arrays, self.state, self.buffers, index[:keep], times, -np.inf, self._cut))
         status, _, self.buffers = eng.run(self.model.arrays, self.state, self.buffers, index[:keep], times,
                                           -np.inf, self._cut)
         self._t_last_us = int(events["t"][-1])
@@ -250,6 +308,36 @@ class Simulator:
             return self.result()
         finally:
             self.cutoff = saved
+
+    def run_stream(self, chunks, *, t_end_us: float | None = None, source: str | None = None) -> Result:
+        """Simulate one sample whose events come in chunks: an iterable of EVENT_DTYPE arrays, such
+        as an :class:`~evsim.input.stream.EventStream` (``evsim.input.stream.open_stream(path)``).
+
+        The result is bit for bit that of :meth:`run` on the concatenated events, and so are the
+        errors: every chunk is checked (values, order within and across chunks, addresses within
+        the input shape), also the chunks after a cutoff or the budget stopped consumption, and
+        messages name events by their index in the whole recording. Memory stays that of one
+        chunk, except what the records keep (``record_spikes``, ``trace``, ``record_output``
+        grow with the activity, not with the input; leave them off for unbounded streams)."""
+        if t_end_us is not None and self.window.duration_us is not None:
+            raise OptionError("give either t_end_us or the simulator's duration_us", option="t_end_us")
+        if source is None:
+            source = getattr(chunks, "path", None)  # an EventStream names its file
+        self.reset()
+        offset, t_prev = 0, None
+        for chunk in chunks:
+            check_chunk(chunk, offset, t_prev, source=source)
+            n = int(chunk.shape[0])
+            if not n:
+                continue
+            # as run(): events never consumed (within the window) must still address the input
+            self._feed(chunk, source, offset, check_stopped=True)
+            offset += n
+            t_prev = int(chunk["t"][-1])
+        if t_end_us is not None:
+            self.advance(t_end_us)
+        self.finish()
+        return self.result()
 
     def run(self, events: np.ndarray, *, t_end_us: float | None = None, source: str | None = None) -> Result:
         """Simulate one sample from scratch: reset, feed all events, process queued items up to
