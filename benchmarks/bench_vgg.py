@@ -13,9 +13,9 @@ Built here with ``nir`` (nothing is read from disk):
   edge IF_a → IF_c (two edges into one neuron node: their inputs add), at 64, 128, 256 channels,
   pools between the stages, and the same head.
 
-Weights: random normal, per layer mean ``gain · θ / (kh·kw·C_out)`` and standard deviation of
-the same size, so that a spike of the layer below adds on average ``gain`` thresholds' worth of
-input to its targets in total: the layers neither die out nor run away (IF neurons, the
+Weights: random normal, per layer mean ``gain · θ / n_targets`` (n_targets = kh·kw·C_out/stride²,
+the targets of one input spike) and standard deviation of the same size, so that a spike of the
+layer below adds on average ``gain`` thresholds' worth of input to its targets in total: the layers neither die out nor run away (IF neurons, the
 ``speck`` profile: θ = 1, reset by subtraction, floor at −θ); the spike counts per layer are
 printed. Input: a synthetic moving object (a ring of radius 12 px circling the field of view;
 each event a random point on the ring, ON on the leading half, OFF on the trailing one),
@@ -64,7 +64,7 @@ def _conv(rng, c_in, c_out, gain, stride=1):
     import nir
 
     k = 3
-    mean = gain * THETA / (k * k * c_out)
+    mean = gain * THETA / (k * k * c_out / stride**2)  # targets of one input spike (away from edges)
     w = rng.normal(mean, mean, (c_out, c_in, k, k))
     return nir.Conv2d(input_shape=None, weight=w, stride=stride, padding=1, dilation=1, groups=1,
                       bias=np.zeros(c_out))
@@ -82,7 +82,7 @@ def _pool():
     return nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0]))
 
 
-def vgg_graph(seed: int = 0, gain: float = 1.0):
+def vgg_graph(seed: int = 0, gain: float = 1.4):
     """The VGG described in the module docstring (NIR shapes C, H, W)."""
     import nir
 
@@ -111,7 +111,7 @@ def vgg_graph(seed: int = 0, gain: float = 1.0):
     return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
 
 
-def resnet_graph(seed: int = 0, gain: float = 1.0):
+def resnet_graph(seed: int = 0, gain: float = 1.4):
     """Stem (stride-2 conv to 32 channels) then per stage a transition conv to C channels and a
     residual block IF_a → conv → IF_b → conv → IF_c with the skip IF_a → IF_c; pool between
     stages. The skip's and the second conv's inputs to IF_c add (NIR: two edges into a node)."""
@@ -184,7 +184,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--gain", type=float, default=1.0, help="input per spike, in thresholds, summed over its targets")
+    parser.add_argument("--gain", type=float, default=1.4, help="input per spike, in thresholds, summed over its targets")
     parser.add_argument("--profile", default="speck")
     parser.add_argument("--graphs", default="vgg,resnet")
     parser.add_argument("--core", type=int, default=None, help="CPU core to pin to (default: the last one)")
