@@ -486,11 +486,20 @@ def _deliver_uniform(m, s, b, dst, flags, n_runs, run_len, scaled, theta, v_min,
                 hit |= _above(x, theta, flags)
         if hit:
             for sb in range(n_sub - 1, -1, -1):
-                for co in range(sb * run_len, (sb + 1) * run_len):
-                    if _above(vv[co], theta, flags):
-                        spike_and_reset(m, s, b, dst, flags, j0 + co, g0 + co, t, theta)
-                        if vv[co] < v_min:
-                            vv[co] = v_min
+                lo = sb * run_len
+                vs = vv[lo:lo + run_len]
+                # a merged run: find the sub-runs that reached θ with a vectorised pass first, so
+                # the neuron-by-neuron test (scalar) runs on them only
+                sub_hit = n_sub == 1
+                if not sub_hit:
+                    for co in range(run_len):
+                        sub_hit |= _above(vs[co], theta, flags)
+                if sub_hit:
+                    for co in range(run_len):
+                        if _above(vs[co], theta, flags):
+                            spike_and_reset(m, s, b, dst, flags, j0 + lo + co, g0 + lo + co, t, theta)
+                            if vs[co] < v_min:
+                                vs[co] = v_min
 
 
 @njit(cache=True, _nrt=False, inline="always")
