@@ -144,7 +144,7 @@ class EngineOp:
     max_targets: int = 1
     label: str = ""
     row_table: np.ndarray | None = None  # conv: per input row, the (ky, oy) pairs that see it
-    col_table: np.ndarray | None = None  # conv: per input column, the (kx, ox) pairs
+    col_table: np.ndarray | None = None  # conv: per input column, merged runs (see _encode_conv)
 
 
 @dataclass
@@ -716,23 +716,64 @@ def _fold(pending: list, shape: tuple) -> tuple:
 
 
 def _encode_conv(op: ConvOp, in_map, in_scale, wdtype) -> EngineOp:
+    """Weights and offset tables of a convolution, laid out for delivery by *merged runs*.
+
+    Per input column x, the kernel columns kx that see it (ascending kx, as in
+    :func:`conv_offset_table`) reach output columns ox that, with groups = 1 and a dilation that
+    divides the stride, are consecutive (ox falls by one per step of kx). In channel-last layout
+    their output channels then form ONE contiguous run of n × c_out neurons, so the engine updates
+    a whole kernel row with one vectorised loop instead of n short ones. The weights are packed to
+    match: per column *pattern* (the list of kx seen by a column; interior columns share one, edge
+    columns have shorter ones) a block [ky, c_in, n, cout_g] with the n kernel columns in ascending
+    ox order (descending kx).
+
+    Column table, per input column x: [n_groups, (pattern weight offset, first ox, n_sub) × n_groups];
+    a group is one run of n_sub sub-runs of cout_g outputs. Where columns cannot merge (groups > 1,
+    dilation not dividing the stride) every kx is its own group with n_sub = 1, in ascending kx.
+    Row table: as :func:`conv_offset_table` ([n, ky, oy, ...] per input row).
+
+    Order: the engine tests thresholds of a merged run sub-run by sub-run from the LAST to the first
+    (ascending kx), groups in order, rows in order: the order of the per-offset delivery, so spikes
+    enter the FIFO exactly as before.
+    """
     g = op.geometry
     c_in, h, w = as_spatial(g.in_shape)
     c_out, oh, ow = as_spatial(g.out_shape)
     _, cin_g, kh, kw = g.weight.shape
     cout_g = c_out // g.groups
-    # weights[ky, kx, c_in, co_local]: for input channel c (group c // cin_g) all its output
-    # channels are contiguous, so one kernel offset updates them with one unit-stride loop
-    packed = np.zeros((kh, kw, c_in, cout_g), dtype=np.float64)
+    # full[ky, kx, c, co_local]: for input channel c (group c // cin_g) its output channels
+    full = np.zeros((kh, kw, c_in, cout_g), dtype=np.float64)
     for c in range(c_in):
         grp = c // cin_g
-        packed[:, :, c, :] = g.weight[grp * cout_g:(grp + 1) * cout_g, c - grp * cin_g].transpose(1, 2, 0)
+        full[:, :, c, :] = g.weight[grp * cout_g:(grp + 1) * cout_g, c - grp * cin_g].transpose(1, 2, 0)
     geom = np.zeros(N_GEOM, dtype=np.int64)
     geom[[G_CIN, G_H, G_W, G_COUT, G_OH, G_OW, G_KH, G_KW]] = [c_in, h, w, c_out, oh, ow, kh, kw]
     geom[[G_SY, G_SX, G_PT, G_PL, G_DY, G_DX, G_GROUPS]] = [g.stride[0], g.stride[1], g.pad_top, g.pad_left,
                                                            g.dilation[0], g.dilation[1], g.groups]
     rows = conv_offset_table(h, kh, g.stride[0], g.pad_top, g.dilation[0], oh)
-    cols = conv_offset_table(w, kw, g.stride[1], g.pad_left, g.dilation[1], ow)
+    cols_plain = conv_offset_table(w, kw, g.stride[1], g.pad_left, g.dilation[1], ow)
+    mergeable = g.groups == 1
+    patterns: dict = {}  # tuple of kx (ascending ox) -> weight offset of its block
+    blocks = []
+    n_w = 0
+    cols = np.zeros((w, 1 + 3 * kw), dtype=np.int64)
+    for x in range(w):
+        n = int(cols_plain[x, 0])
+        kxs = [int(cols_plain[x, 1 + 2 * q]) for q in range(n)]
+        oxs = [int(cols_plain[x, 2 + 2 * q]) for q in range(n)]
+        if n > 1 and mergeable and all(oxs[q + 1] == oxs[q] - 1 for q in range(n - 1)):
+            groups = [(tuple(reversed(kxs)), oxs[-1])]
+        else:
+            groups = [((kx,), ox) for kx, ox in zip(kxs, oxs)]
+        cols[x, 0] = len(groups)
+        for q, (pattern, ox0) in enumerate(groups):
+            if pattern not in patterns:
+                patterns[pattern] = n_w
+                # [ky, c, sub-run, co_local]
+                blocks.append(np.ascontiguousarray(full[:, list(pattern)].transpose(0, 2, 1, 3)).reshape(-1))
+                n_w += blocks[-1].size
+            cols[x, 1 + 3 * q: 4 + 3 * q] = [patterns[pattern], ox0, len(pattern)]
+    packed = np.concatenate(blocks) if blocks else np.zeros(0)
     return EngineOp(OP_CONV, c_in * h * w, c_out * oh * ow, in_map, in_scale, packed.astype(wdtype), geom,
                     max_targets(op), op.name, rows, cols)
 

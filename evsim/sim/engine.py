@@ -492,25 +492,37 @@ def _deliver_uniform(m, s, b, dst, flags, n_runs, run_len, scaled, theta, v_min,
     for r in range(n_runs):
         j0 = runs[r, 0]
         w0 = runs[r, 1]
+        n_sub = runs[r, 2]
+        length = n_sub * run_len
         g0 = off + j0
-        vv = v[g0:g0 + run_len]
+        vv = v[g0:g0 + length]
         hit = False
         if w0 < 0:  # an index map: one neuron, weight 1
             x = max(vv[0] + scaled, v_min)
             vv[0] = x
             hit = _above(x, theta, flags)
         else:
-            ww = weights[w0:w0 + run_len]
-            for co in range(run_len):
+            ww = weights[w0:w0 + length]
+            for co in range(length):
                 x = max(vv[co] + scaled * ww[co], v_min)
                 vv[co] = x
                 hit |= _above(x, theta, flags)
         if hit:
-            for co in range(run_len):
-                if _above(vv[co], theta, flags):
-                    spike_and_reset(m, s, b, dst, flags, j0 + co, g0 + co, t, theta)
-                    if vv[co] < v_min:
-                        vv[co] = v_min
+            for sb in range(n_sub - 1, -1, -1):
+                lo = sb * run_len
+                vs = vv[lo:lo + run_len]
+                # a merged run: find the sub-runs that reached θ with a vectorised pass first, so
+                # the neuron-by-neuron test (scalar) runs on them only
+                sub_hit = n_sub == 1
+                if not sub_hit:
+                    for co in range(run_len):
+                        sub_hit |= _above(vs[co], theta, flags)
+                if sub_hit:
+                    for co in range(run_len):
+                        if _above(vs[co], theta, flags):
+                            spike_and_reset(m, s, b, dst, flags, j0 + lo + co, g0 + lo + co, t, theta)
+                            if vs[co] < v_min:
+                                vs[co] = v_min
 
 
 @njit(cache=True, _nrt=False, inline="always")
@@ -546,18 +558,20 @@ def _deliver_static(m, s, b, dst, n_runs, run_len, val, t):
     for r in range(n_runs):
         j0 = runs[r, 0]
         w0 = runs[r, 1]
+        n_sub = runs[r, 2]
+        length = n_sub * run_len
         g0 = off + j0
         # views with non-negative loop indices let LLVM vectorise these loops
-        vv = v[g0:g0 + run_len]
+        vv = v[g0:g0 + length]
         if w0 < 0:
             vv[0] += scaled if g_stride == 0 else params[g_base + j0 * g_stride] * val
         elif g_stride == 0:
-            ww = weights[w0:w0 + run_len]
-            for co in range(run_len):
+            ww = weights[w0:w0 + length]
+            for co in range(length):
                 vv[co] += scaled * ww[co]
         else:
-            ww = weights[w0:w0 + run_len]
-            for co in range(run_len):
+            ww = weights[w0:w0 + length]
+            for co in range(length):
                 vv[co] += params[g_base + (j0 + co) * g_stride] * (val * ww[co])
         if flags & F_SPIKING:
             # with one threshold for the population, a max over the run (vectorised) rules
@@ -565,66 +579,72 @@ def _deliver_static(m, s, b, dst, n_runs, run_len, val, t):
             scan = True
             if t_stride == 0:
                 v_max = vv[0]
-                for co in range(1, run_len):
+                for co in range(1, length):
                     v_max = max(v_max, vv[co])
                 scan = v_max >= params[t_base]
             if scan:
-                for co in range(run_len):
-                    theta = params[t_base + (j0 + co) * t_stride]
-                    if _above(vv[co], theta, flags):
-                        spike_and_reset(m, s, b, dst, flags, j0 + co, g0 + co, t, theta)
+                for sb in range(n_sub - 1, -1, -1):  # ascending kernel column (see apply_op)
+                    for co in range(sb * run_len, (sb + 1) * run_len):
+                        theta = params[t_base + (j0 + co) * t_stride]
+                        if _above(vv[co], theta, flags):
+                            spike_and_reset(m, s, b, dst, flags, j0 + co, g0 + co, t, theta)
         if flags & F_FLOOR:
             if f_stride == 0:
                 s.cast[0] = params[f_base]
                 v_min = s.cast[0]
-                for co in range(run_len):
+                for co in range(length):
                     vv[co] = max(vv[co], v_min)
             else:
-                for co in range(run_len):
+                for co in range(length):
                     v_min = params[f_base + (j0 + co) * f_stride]
                     if vv[co] < v_min:
                         vv[co] = v_min
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def _deliver(m, s, b, op, last, dst, n_runs, run_len, val, t, count):
+def _deliver(m, s, b, op, last, dst, n_runs, n_sub_total, run_len, val, t, count):
     """Send val × weight along the runs found by :func:`apply_op`: to the target neurons
     (last operator) or into the next operator's accumulator."""
     runs = s.runs
     weights = m.weights
     if last:
-        s.counters[C_SYNOPS] += n_runs * run_len * count
+        s.counters[C_SYNOPS] += n_sub_total * run_len * count
         if m.pop_flags[dst] & (F_DYNAMIC | F_REFRACTORY | F_MAY_CROSS | F_MIN_INTERVAL) == 0 and s.pop_traced[dst] == 0:
             _deliver_static(m, s, b, dst, n_runs, run_len, val, t)
             return
         for r in range(n_runs):
-            o0 = runs[r, 0]
-            w0 = runs[r, 1]
-            for co in range(run_len):
-                x = val if w0 < 0 else val * weights[w0 + co]
-                receive(m, s, b, dst, o0 + co, x, t)
+            for sb in range(runs[r, 2] - 1, -1, -1):
+                o0 = runs[r, 0] + sb * run_len
+                w0 = runs[r, 1]
+                for co in range(run_len):
+                    x = val if w0 < 0 else val * weights[w0 + sb * run_len + co]
+                    receive(m, s, b, dst, o0 + co, x, t)
     else:
         base = m.op_scratch_base[op]
         for r in range(n_runs):
-            o0 = runs[r, 0]
-            w0 = runs[r, 1]
-            for co in range(run_len):
-                o = o0 + co
-                if s.scratch_mark[base + o] == 0:
-                    s.scratch_mark[base + o] = 1
-                    s.scratch_list[base + s.scratch_count[op]] = o
-                    s.scratch_count[op] += 1
-                s.scratch_val[base + o] += val if w0 < 0 else val * weights[w0 + co]
+            for sb in range(runs[r, 2] - 1, -1, -1):
+                o0 = runs[r, 0] + sb * run_len
+                w0 = runs[r, 1]
+                for co in range(run_len):
+                    o = o0 + co
+                    if s.scratch_mark[base + o] == 0:
+                        s.scratch_mark[base + o] = 1
+                        s.scratch_list[base + s.scratch_count[op]] = o
+                        s.scratch_count[op] += 1
+                    s.scratch_val[base + o] += val if w0 < 0 else val * weights[w0 + sb * run_len + co]
 
 
 @njit(cache=True, _nrt=False, inline="always")
 def apply_op(m, s, b, op, i, val, last, dst, t, count):
     """Fan out input element i (value val) of operator ``op``.
 
-    The targets come as *runs*: (first output index, first weight index) pairs, each followed by
-    ``run_len`` contiguous outputs and weights. A dense row is one run of n_out; a convolution
-    gives one run of Cout/groups output channels per kernel offset that lands inside the output
-    (channel-last layout); an index map gives one run of length 1 with weight 1.
+    The targets come as *runs*: (first output index, first weight index, sub-runs n_sub), each
+    followed by n_sub × ``run_len`` contiguous outputs and weights. A dense row is one run of
+    n_out; a convolution gives, per kernel row that lands inside the output, one run covering
+    all kernel columns that land inside it (n_sub of them, Cout output channels each; channel-last
+    layout; see :func:`evsim.compile.builder._encode_conv`); an index map gives one run of length
+    1 with weight 1. Sub-runs are visited from the last to the first wherever order matters
+    (threshold tests, receive, scratch lists): that is the order of ascending kernel column.
     """
     map_base = m.op_map_base[op]
     scale_base = m.op_scale_base[op]
@@ -637,16 +657,21 @@ def apply_op(m, s, b, op, i, val, last, dst, t, count):
     kind = m.op_kind[op]
     runs = s.runs
     n_runs = 0
+    n_sub_total = 0
     run_len = 1
     if kind == OP_IDENTITY:
         runs[0, 0] = i
         runs[0, 1] = -1
+        runs[0, 2] = 1
         n_runs = 1
+        n_sub_total = 1
     elif kind == OP_DENSE:
         run_len = m.op_out_size[op]
         runs[0, 0] = 0
         runs[0, 1] = m.op_weight_base[op] + i * run_len
+        runs[0, 2] = 1
         n_runs = 1
+        n_sub_total = 1
     elif kind == OP_CONV:
         geo = m.op_geom
         tab = m.conv_tables
@@ -656,29 +681,37 @@ def apply_op(m, s, b, op, i, val, last, dst, t, count):
         ow = geo[op, G_OW]
         kh = geo[op, G_KH]
         kw = geo[op, G_KW]
-        run_len = c_out // geo[op, G_GROUPS]
-        cin_g = c_in // geo[op, G_GROUPS]
-        c = i % c_in
+        groups = geo[op, G_GROUPS]
         pos = i // c_in
+        c = i - pos * c_in
         y = pos // w_in
         x = pos - y * w_in
-        group_out = (c // cin_g) * run_len
-        wbase = m.op_weight_base[op] + c * run_len
-        # the kernel offsets (ky, kx) and outputs (oy, ox) that see input (y, x): precomputed
-        # per row and per column by the builder
+        run_len = c_out
+        group_out = 0
+        if groups != 1:  # (integer divisions cost ~15 cycles each: none for the usual groups = 1)
+            run_len = c_out // groups
+            group_out = (c // (c_in // groups)) * run_len
+        wbase = m.op_weight_base[op]
+        # the kernel rows ky and output rows oy that see input row y, and per input column x the
+        # merged runs (pattern weight block, first output column, sub-runs): precomputed by the
+        # builder (evsim.compile.builder._encode_conv)
         row = geo[op, G_ROWS] + y * (1 + 2 * kh)
-        col = geo[op, G_COLS] + x * (1 + 2 * kw)
+        col = geo[op, G_COLS] + x * (1 + 3 * kw)
+        n_groups = tab[col]
         for a in range(tab[row]):
             ky = tab[row + 1 + 2 * a]
             oy = tab[row + 2 + 2 * a]
-            for q in range(tab[col]):
-                kx = tab[col + 1 + 2 * q]
-                ox = tab[col + 2 + 2 * q]
-                runs[n_runs, 0] = (oy * ow + ox) * c_out + group_out
-                runs[n_runs, 1] = wbase + (ky * kw + kx) * c_in * run_len
+            for q in range(n_groups):
+                pbase = tab[col + 1 + 3 * q]
+                ox0 = tab[col + 2 + 3 * q]
+                n_sub = tab[col + 3 + 3 * q]
+                runs[n_runs, 0] = (oy * ow + ox0) * c_out + group_out
+                runs[n_runs, 1] = wbase + pbase + (ky * c_in + c) * n_sub * run_len
+                runs[n_runs, 2] = n_sub
+                n_sub_total += n_sub
                 n_runs += 1
     if n_runs > 0:
-        _deliver(m, s, b, op, last, dst, n_runs, run_len, val, t, count)
+        _deliver(m, s, b, op, last, dst, n_runs, n_sub_total, run_len, val, t, count)
 
 
 @njit(cache=True, _nrt=False, inline="always")
@@ -940,7 +973,7 @@ def new_state(m, n_neurons: int, n_scratch: int, n_ops: int, n_pops: int, precis
         pop_traced=np.zeros(n_pops, dtype=np.uint8),
         trace_flag=np.zeros(n_neurons, dtype=np.uint8),
         readout_buf=np.zeros(n_out, dtype=np.float64),
-        runs=np.zeros((max(1, int(np.max(m.op_geom[:, G_KH] * m.op_geom[:, G_KW]))), 2), dtype=np.int64),
+        runs=np.zeros((max(1, int(np.max(m.op_geom[:, G_KH] * m.op_geom[:, G_KW]))), 3), dtype=np.int64),
         cast=np.zeros(1, dtype=dtype),
     )
 
