@@ -78,7 +78,8 @@ C_CROSSINGS = 14
 C_DELAYED = 15
 C_ANY_TRACE = 16
 C_IN_CASCADE = 17
-N_COUNTERS = 18
+C_STARTED = 18  # 1 once the sample's initial crossings are queued
+N_COUNTERS = 19
 
 # clock (float64 state array)
 T_NOW = 0

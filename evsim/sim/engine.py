@@ -40,6 +40,7 @@ from ..kernels.abi import (
     C_RECORD_OUTPUT,
     C_RECORD_SPIKES,
     C_SEQ,
+    C_STARTED,
     C_SYNOPS,
     C_TRACE_N,
     CONFIDENCE,
@@ -916,7 +917,11 @@ def run(m, s, b, ev_index, ev_time, t_drain, cut):
         stopped) or STATUS_BUDGET (processing budget exhausted); the number of input events
         consumed by this call; the possibly regrown buffers.
     """
-    k = 0
+    # an int64 from the start: a literal 0 made numba compile the loop twice (Literal[int] and int64)
+    k = np.int64(0)
+    if s.counters[C_STARTED] == 0:  # the sample's first call: neurons that fire without input
+        s.counters[C_STARTED] = 1
+        b = schedule_initial_crossings(m, s, b)
     while True:
         status, k, room = _process(m, s, b, ev_index, ev_time, k, t_drain, cut)
         if status != STATUS_NEED_ROOM:

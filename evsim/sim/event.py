@@ -130,8 +130,6 @@ class Simulator:
         self.events_total = 0
         self.status = abi.STATUS_INPUT_DONE
         self.stopped = False
-        # neurons driven to threshold without input (biases) fire on time from t = 0
-        self.buffers = eng.schedule_initial_crossings(self.model.arrays, s, self.buffers)
 
     # ------------------------------------------------------------------------------------
     def feed(self, events: np.ndarray, *, source: str | None = None, first_index: int = 0) -> bool:
