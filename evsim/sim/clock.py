@@ -458,7 +458,8 @@ class _Pop:
             return
         m = pop.model
         self.kind = m.kind
-        families = {"nir": "nir", "sinabs": "sinabs", "speck": "sinabs", "snntorch": "snntorch", "norse": "norse"}
+        families = {"nir": "nir", "sinabs": "sinabs", "speck": "sinabs", "snntorch": "snntorch", "norse": "norse",
+                    "rockpool": "rockpool", "spyx": "spyx", "lava-dl": "lava-dl"}
         if model.profile.name not in families:
             raise OptionError(f"the clock-driven mode has no discrete update for profile '{model.profile.name}'",
                               option="--profile")
@@ -477,10 +478,14 @@ class _Pop:
             node = model.graph.nodes.get(pop.name)
             self.v_leak = _row(expand_parameter(node, "v_leak", pop.shape, pop.name, model.source_path, 0.0)
                                if node is not None else np.zeros(1))
+        elif self.kind == KIND_LEAKY and self.family in ("spyx", "lava-dl"):
+            self.v_leak = _row(0.0)  # neither framework reads v_leak
         # snnTorch's reset timings (docs/SEMANTICS.md#profile-snntorch): reset_delay=True defers
         # the reset to the next step; reset_delay=False with subtraction raises the next test
         # while the stored membrane is still above θ
         self.deferred_reset = self.family == "snntorch" and self.spiking and pop.rule.reset_delay
+        # Spyx's LIF/IF subtract the spike of the previous state after the decay (spyx/nn.py LIF)
+        self.deferred_reset |= self.family == "spyx" and self.spiking and self.kind != KIND_CUBA
         self.raise_test = (self.family == "snntorch" and self.spiking and not pop.rule.reset_delay
                            and pop.rule.subtract)
         self.refractory_s = pop.rule.refractory_s if self.spiking else 0.0
@@ -502,10 +507,10 @@ class _Pop:
             c["c"] = _row(m.drive) * dt
         elif self.kind == KIND_LEAKY:
             tau = _row(m.tau_mem)
-            if fam == "nir":
+            if fam in ("nir", "rockpool"):  # rockpool: v_rest holds the per-step bias
                 a = np.exp(-dt / tau)
                 c["a"], c["c"] = a, (1.0 - a) * _row(m.v_rest)
-            elif fam in ("sinabs", "snntorch"):
+            elif fam in ("sinabs", "snntorch", "spyx", "lava-dl"):
                 a = np.exp(-dt / tau)
                 c["a"], c["c"] = a, (1.0 - a) * self.v_leak + self.gain * b_step
             else:  # norse: forward Euler
@@ -521,7 +526,7 @@ class _Pop:
                 v_inf = v_leak + r * i_rest
                 c["vv"], c["vi"], c["vc"] = em, k, v_inf * (1.0 - em) - k * i_rest
                 c["ii"], c["ic"] = es, (1.0 - es) * i_rest
-            elif fam in ("sinabs", "snntorch"):
+            elif fam in ("sinabs", "snntorch", "rockpool", "spyx", "lava-dl"):
                 am, as_ = np.exp(-dt / tm), np.exp(-dt / ts)
                 c["am"], c["as"] = am, as_
                 c["vc"] = (1.0 - am) * v_leak
@@ -572,10 +577,13 @@ class _Pop:
         return spikes if spiking else None
 
 
-_FAMILY_CODE = {"nir": ps.FAMILY_NIR, "sinabs": ps.FAMILY_SINABS, "snntorch": ps.FAMILY_SNNTORCH, "norse": ps.FAMILY_NORSE}
+_FAMILY_CODE = {"nir": ps.FAMILY_NIR, "sinabs": ps.FAMILY_SINABS, "snntorch": ps.FAMILY_SNNTORCH, "norse": ps.FAMILY_NORSE,
+                "rockpool": ps.FAMILY_SINABS, "spyx": ps.FAMILY_SNNTORCH, "lava-dl": ps.FAMILY_SNNTORCH}
 # the coefficients of :func:`evsim.kernels.profile_step.cuba_step` (c0..c4) per family
 _CUBA_COEFFS = {"nir": ("vv", "vi", "vc", "ii", "ic"), "sinabs": ("am", "as", "vc", "k", "ic"),
                 "snntorch": ("am", "as", "vc", "k", "ic"), "norse": ("fm", "fs", "vl", "r", "ic")}
+for _fam in ("rockpool", "spyx", "lava-dl"):
+    _CUBA_COEFFS[_fam] = _CUBA_COEFFS["sinabs"]
 
 
 # --------------------------------------------------------------------------------------------
