@@ -801,3 +801,54 @@ def test_threshold_rule_at_the_edge(profile, x, fires):
     lif = result.node_names.index("lif")
     s = result.spikes[(result.spikes["node"] == lif) & (result.spikes["t_us"] == bin_us)]
     assert int(s["count"].sum()) == fires
+
+
+@pytest.mark.parametrize("profile,dt", [("rockpool", 1e-3), ("rockpool", 1e-4), ("spyx", 1.0), ("spyx", 1e-4),
+                                        ("lava-dl", 1e-4)])
+def test_exporter_dt_read_back_from_float32_parameters(profile, dt):
+    """Each exporter's τ–r relation, written in float32 with a different τ per neuron (β up to
+    0.99), gives back the dt it was written with (rounded to 6 digits); two nodes written with
+    different dt's are refused unless --dt-us chooses one."""
+    def node(dt_w):
+        beta = np.linspace(0.5, 0.99, 7)
+        tau = dt_w / (1.0 - beta)
+        r = {"rockpool": tau * np.exp(-dt_w / tau) / dt_w, "spyx": beta, "lava-dl": tau / dt_w}[profile]
+        f32 = lambda a: np.asarray(a, dtype=np.float32)  # noqa: E731
+        return nir.CubaLIF(tau_mem=f32(tau), tau_syn=f32(0.7 * tau), r=f32(r), v_leak=f32(np.zeros(7)),
+                           v_threshold=f32(np.ones(7)), w_in=f32(np.ones(7)))
+
+    def net(dt2):
+        return graph({"input": inp((7,)), "fc": nir.Linear(weight=np.eye(7)), "a": node(dt), "fc2": nir.Linear(weight=np.eye(7)),
+                      "b": node(dt2), "output": out((7,))},
+                     [("input", "fc"), ("fc", "a"), ("a", "fc2"), ("fc2", "b"), ("b", "output")])
+
+    assert evsim.load_model(net(dt), profile=profile).dt_s == dt
+    with pytest.raises(evsim.errors.ModelError, match="exporter's dt"):
+        evsim.load_model(net(2 * dt), profile=profile)
+    assert abs(evsim.load_model(net(2 * dt), profile=profile, dt_us=dt * 1e6).dt_s - dt) < 1e-12 * dt
+
+
+@pytest.mark.parametrize("profile,expected", [
+    # floor(v/θ) spikes at once: a gets 2.5 (2 spikes, 0.5 left), b 2·1.5 = 3; at 5 ms a 0.5 + 2.5 → 3, b 4.5 → 4
+    ("rockpool", {"a": [(0, 2), (5000, 3)], "b": [(0, 3), (5000, 4)]}),
+    # one spike per dt, subtract θ: a 2.5 → fires at 0 and 1 ms; 3.0 at 5 ms → 5 and 6 ms; b receives each
+    # of a's spikes one dt later (1.5 each): 1.5 → 1 ms, 0.5 + 1.5 → 2 ms, 6 ms, 1.5 + 1.5 → 7 ms
+    ("spyx", {"a": [(0, 1), (1000, 1), (5000, 1), (6000, 1)], "b": [(1000, 1), (2000, 1), (6000, 1), (7000, 1)]}),
+    # reset to 0: one spike per input in each layer, no delay
+    ("lava-dl", {"a": [(0, 1), (5000, 1)], "b": [(0, 1), (5000, 1)]})])
+def test_event_mode_spike_rules_and_spyx_delay(profile, expected):
+    """Event mode under the new profiles (dt = 1 ms, two IF layers, θ = 1, weights 2.5 and 1.5,
+    input events at 0 and 5 ms, the sample's window 7.5 ms): Rockpool's floor(v/θ) spikes per
+    firing, at most one firing per dt with subtraction for Spyx, whose spikes reach the next
+    layer one dt after the crossing, and lava-dl's reset to 0. Expected times by hand."""
+    from evsim.sim.event import Simulator
+    g = graph({"input": inp((1,)), "fc": nir.Linear(weight=np.array([[2.5]])), "a": nir.IF(r=np.ones(1), v_threshold=np.ones(1)),
+               "fc2": nir.Linear(weight=np.array([[1.5]])), "b": nir.IF(r=np.ones(1), v_threshold=np.ones(1)),
+               "output": out((1,))},
+              [("input", "fc"), ("fc", "a"), ("a", "fc2"), ("fc2", "b"), ("b", "output")])
+    model = evsim.load_model(g, profile=profile, dt_us=1000, precision="float64")
+    result = Simulator(model, record_spikes=True, time_origin="zero", duration_us=7500).run(
+        make_events(t=np.array([0, 5000]), x=np.zeros(2, dtype=int)))
+    for name, want in expected.items():
+        s = result.spikes[result.spikes["node"] == result.node_names.index(name)]
+        assert [(float(t), int(c)) for t, c in zip(s["t_us"], s["count"])] == [(float(t), c) for t, c in want], name

@@ -34,6 +34,19 @@ norse       norse LIF/LIFBox as exported (dt = 1 ms unless given), forward Euler
             step), v > θ, v ← v_reset, one spike, no floor. IF as norse's IAFCell:
             ``v ← v + r·x`` per input (the exporter writes r = 1); I (no norse module):
             forward Euler ``v ← v + dt·R·x``. Event mode: at most one firing per dt.
+rockpool    LIFTorch / LIFNeuronTorch / ExpSynTorch as rockpool/nn/modules/torch/nir.py exports them
+            (r = τ·exp(−dt/τ)/dt: dt solved from the file): ``I ← exp(−dt/τs)·(I + x)``,
+            ``v ← exp(−dt/τm)·v + I + bias`` (the input decays in its step; LIF
+            ``v ← exp(−dt/τ)·v + x + bias``); v ≥ θ; floor(v/θ) spikes; subtract n·θ; no floor;
+            v_leak read as the bias (Rockpool's importer). Event mode: at most one firing per dt.
+spyx        spyx.nn IF/LIF/CuBaLIF as spyx.nir exports them (r = β, dt = τ(1 − r), 1 by default):
+            ``s = H(V − θ)`` on the state *before* the step's input, subtract θ, one spike; CuBaLIF
+            ``V ← V − sθ; I ← αI + x; V ← βV + I``, LIF ``V ← βV + x − sθ``. evsim tests at the end
+            of the step and delays every projection out of a Spyx neuron by dt (its spikes leave
+            one step after the crossing). Event mode: the same delay; at most one firing per dt.
+lava-dl     slayer CUBA as lava_to_nir / nir_to_lava map it (dt = τ/r = 1e-4):
+            ``u ← (1 − dt/τs)u + x``, ``v ← (1 − dt/τm)v + u``, v ≥ θ + 0.01/4096, v ← 0, one
+            spike; floating point (slayer's fixed-point truncation is not reproduced).
 ==========  ======================================================================================
 """
 
@@ -198,7 +211,8 @@ def _exporter_dt(tau: np.ndarray, r: np.ndarray, profile: str) -> np.ndarray:
 
 def node_dt(node, kind: str, name: str, path, profile: str = "snntorch") -> float | None:
     """The exporter's dt written into a node's (τ, r) (:func:`_exporter_dt`; the same for every
-    neuron of the node), or None when the node has no τ or no positive solution."""
+    neuron of the node, to :data:`DT_TOLERANCE`), or None when the node has no τ or no positive
+    solution."""
     tau = getattr(node, "tau", None) if kind in ("LI", "LIF") else getattr(node, "tau_mem", None)
     if tau is None or getattr(node, "r", None) is None:
         return None
@@ -208,13 +222,20 @@ def node_dt(node, kind: str, name: str, path, profile: str = "snntorch") -> floa
     dt = dt[np.isfinite(dt) & (dt > 0)]
     if dt.size == 0:
         return None
-    if np.max(np.abs(dt - dt[0])) > 1e-9 * abs(dt[0]):
+    tol = DT_TOLERANCE.get(profile, 1e-9)
+    if np.max(np.abs(dt - dt[0])) > tol * abs(dt[0]):
         raise ModelError(f"{profile} profile: the exporter's dt implied by tau and r differs between neurons", node=name, path=path)
     return float(dt[0])
 
 
 #: profiles whose exporter writes its time step into τ and r (resolve_dt reads it back)
 DT_FROM_FILE = ("snntorch", "lava-dl", "rockpool", "spyx")
+#: relative tolerance between the dt's of different neurons and nodes. The exporters write float32:
+#: r = β carries a relative error up to 6e-8·β/(1 − β) into Spyx's τ(1 − r) (6e-6 at β = 0.99),
+#: Rockpool's and lava-dl's τ–r relations about 1e-7. The value read back is rounded to 6
+#: significant digits (the exporters' dt are round numbers: 1e-4, 1e-3, 1), so a float32 file gives
+#: exactly the dt it was written with. (snntorch: unchanged, 1e-9 and no rounding.)
+DT_TOLERANCE = {"rockpool": 1e-4, "spyx": 1e-4, "lava-dl": 1e-4}
 
 
 def resolve_dt(profile: Profile, overrides: Overrides, graph) -> float | None:
@@ -232,10 +253,13 @@ def resolve_dt(profile: Profile, overrides: Overrides, graph) -> float | None:
                     found.append((name, dt))
         if not found:
             return profile.default_dt_s  # snntorch.export_nir and lava_to_nir hard-code dt = 1e-4
+        tol = DT_TOLERANCE.get(profile.name, 1e-9)
         for name, dt in found:
-            if abs(dt - found[0][1]) > 1e-9 * found[0][1]:
+            if abs(dt - found[0][1]) > tol * found[0][1]:
                 raise ModelError(f"{profile.name} profile: the exporter's dt is {dt:g} s here but {found[0][1]:g} s in "
                                  f"'{found[0][0]}' (pass --dt-us to choose one)", node=name, path=graph.path)
+        if profile.name in DT_TOLERANCE:
+            return float(f"{found[0][1]:.6g}")
         return found[0][1]
     return profile.default_dt_s
 

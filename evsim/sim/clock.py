@@ -88,6 +88,20 @@ exp(−dt_p/τ_s) = β)
     (g = R·dt_p/τ), then z, reset as above.
     IF (norse's ``IAFCell``, which ``from_nir`` builds for IF): ``v ← v + r·(x + b)``.
 
+``rockpool`` (LIFTorch, rockpool/nn/modules/torch/lif_torch.py; the sinabs update with τ in seconds)
+    CubaLIF:    ``I ← α_s·(I + x + b)``, ``v ← α_m·v + bias + I``   (α = exp(−dt/τ))
+    LIF:        ``v ← α·v + x + b + bias`` (LIFNeuronTorch); LI: ``v ← α·(v + x + b)`` (ExpSynTorch)
+    spikes ``v ≥ θ``, ``floor(v/θ)``, ``v ← v − n·θ``; bias = the file's v_leak, held by the
+    model as the rest potential bias/(1 − α).
+
+``spyx`` (spyx/nn.py) the snntorch update with ``reset_delay=False``, subtract, one spike, no raised
+    test for CubaLIF; LIF/IF with the reset one step late (``V ← βV + x − s[t−1]·θ``). Spyx tests the
+    state before the step's input; the builder delays every projection out of a Spyx neuron by one
+    step, so each layer's state equals Spyx's and a spike is recorded one step before Spyx emits it.
+
+``lava-dl`` (slayer CUBA) the snntorch update (α = 1 − dt/τ_syn, β = 1 − dt/τ_mem), spike
+    ``v ≥ θ + 0.01/4096`` (in the model's threshold), ``v ← 0`` in the same step.
+
 In every profile the threshold test, the number of spikes (one; MultiSpike ``floor(v/θ)`` for
 ``≥``, ``ceil(v/θ) − 1`` for ``>``), the reset (``v − n·θ`` or ``v_reset``) and the floor follow
 the population's :class:`evsim.model.neurons.SpikeRule` and model (so ``--reset``, ``--v-min`` etc.
