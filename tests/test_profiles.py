@@ -852,3 +852,32 @@ def test_event_mode_spike_rules_and_spyx_delay(profile, expected):
     for name, want in expected.items():
         s = result.spikes[result.spikes["node"] == result.node_names.index(name)]
         assert [(float(t), int(c)) for t, c in zip(s["t_us"], s["count"])] == [(float(t), c) for t, c in want], name
+
+
+@pytest.mark.parametrize("profile", ["rockpool", "spyx"])
+def test_li_readout_state_rockpool_and_spyx(profile):
+    """A non-spiking LI readout as each framework integrates it: Rockpool's ExpSynTorch
+    (rockpool/nn/modules/torch/exp_syn_torch.py l.129-130: isyn += input; isyn *= exp(−dt/τ), the
+    input decaying in its step; exported with r = τ·exp(−dt/τ)/dt), Spyx's LI (spyx/nn.py
+    l.135-136: V = beta·V + x, beta = 1 − dt/τ; exported with r = 1, so dt is the profile's
+    default 1 unless given). The Result's output is the state after the last step."""
+    rng = np.random.default_rng(31)
+    bin_us = BIN_US[profile]
+    dt = exporter_dt(profile, bin_us)
+    events, frames = random_input(rng, bin_us)
+    w = rng.normal(size=(3, N_IN))
+    b = rng.normal(scale=0.1, size=3)
+    tau = rng.uniform(3e-3, 8e-3, size=3) if profile == "rockpool" else rng.uniform(3.0, 8.0, size=3)
+    r = tau * np.exp(-dt / tau) / dt if profile == "rockpool" else np.ones(3)
+    g = graph({"input": inp((N_IN,)), "fc": nir.Affine(weight=w, bias=b),
+               "li": nir.LI(tau=tau, r=r, v_leak=np.zeros(3)), "output": out((3,))},
+              [("input", "fc"), ("fc", "li"), ("li", "output")])
+    v = np.zeros(3)
+    for t in range(frames.shape[0]):
+        x = w @ frames[t] + b
+        if profile == "rockpool":
+            v = (v + x) * np.exp(-dt / tau)
+        else:
+            v = (1.0 - dt / tau) * v + x
+    result = ClockSimulator(evsim.load_model(g, profile=profile, precision="float64"), bin_us=bin_us).run(events)
+    np.testing.assert_allclose(result.output, v, rtol=1e-9, atol=1e-12)
