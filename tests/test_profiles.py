@@ -881,3 +881,19 @@ def test_li_readout_state_rockpool_and_spyx(profile):
             v = (1.0 - dt / tau) * v + x
     result = ClockSimulator(evsim.load_model(g, profile=profile, precision="float64"), bin_us=bin_us).run(events)
     np.testing.assert_allclose(result.output, v, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("x,fires", [(1.0, 0), (1.0 + 0.02 / 262144, 1)])
+def test_lava_dl_if_threshold_is_theta_times_r(x, fires):
+    """paper/nir_to_lava.py (l.336-353) builds an IF as a slayer CUBA neuron with current_decay 1,
+    voltage_decay 0, threshold v_threshold·r and scale 4096 (threshold_eps = 0.01/(4096·64)):
+    θ = 0.5, r = 2 fires on v ≥ 1 + 0.01/262144, and resets to 0."""
+    node = nir.IF(r=np.array([2.0]), v_threshold=np.array([0.5]))
+    g = graph({"input": inp((1,)), "fc": nir.Linear(weight=np.array([[x]])), "if": node, "output": out((1,))},
+              [("input", "fc"), ("fc", "if"), ("if", "output")])
+    model = evsim.load_model(g, profile="lava-dl", precision="float64")
+    result = ClockSimulator(model, bin_us=100, record_spikes=True, keep_state=True).run(
+        make_events(t=np.array([0]), x=np.zeros(1, dtype=int)))
+    s = result.spikes[result.spikes["node"] == result.node_names.index("if")]
+    assert int(s["count"].sum()) == fires
+    assert result.extra["state"]["if"]["v"][0] == (0.0 if fires else x)

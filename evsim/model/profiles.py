@@ -64,6 +64,8 @@ PROFILE_NAMES = ("nir", "sinabs", "speck", "snntorch", "norse", "rockpool", "spy
 #: lava-dl's threshold offset (lava/lib/dl/slayer/neuron/cuba.py: threshold_eps = 0.01/s_scale,
 #: s_scale = 4096 with the default scale 1 << 6): slayer fires on v ≥ θ + eps, as Loihi on v > θ
 LAVA_DL_THRESHOLD_EPS = 0.01 / 4096
+#: nir_to_lava.py builds an IF as a CUBA neuron with scale=4096: s_scale = 4096·64
+LAVA_DL_IF_THRESHOLD_EPS = 0.01 / (4096 * 64)
 
 
 @dataclass(frozen=True)
@@ -320,9 +322,13 @@ def neuron_model(profile: Profile, overrides: Overrides, dt: float | None, kind:
         v_reset = p("v_reset", 0.0)
         if profile.name == "lava-dl":
             # slayer's CUBA resets to 0 whatever the file says (nir_to_lava.py does not read v_reset)
-            # and fires on v ≥ θ + eps (cuba.py threshold_eps)
+            # and fires on v ≥ θ + eps (cuba.py threshold_eps); an IF is a CUBA neuron with
+            # current_decay 1, voltage_decay 0, threshold θ·r and scale 4096 (nir_to_lava.py l.336-353)
             v_reset = np.zeros(1)
-            threshold = threshold + LAVA_DL_THRESHOLD_EPS
+            if kind == "IF":
+                threshold = threshold * p("r", 1.0) + LAVA_DL_IF_THRESHOLD_EPS
+            else:
+                threshold = threshold + LAVA_DL_THRESHOLD_EPS
         rule = spike_rule(profile, overrides, dt)
         if rule.subtract and np.any(threshold <= 0):
             raise ModelError("reset by subtraction needs v_threshold > 0", node=name, path=path)
