@@ -70,7 +70,7 @@ def _interruptible(command):
 
 
 model_options = _options(
-    click.option("--profile", type=click.Choice(["nir", "sinabs", "speck", "snntorch", "norse"]), default=None,
+    click.option("--profile", type=click.Choice(["nir", "sinabs", "speck", "snntorch", "norse", "rockpool", "spyx", "lava-dl"]), default=None,
                  help="How to read the exporter's parameters (docs/SEMANTICS.md#profiles). Default: the profile "
                       "the model declares (<model>.evsim.json or NIR metadata), else nir (strict)."),
     click.option("--reset", type=click.Choice(["zero", "subtract"]), default=None,
@@ -85,7 +85,8 @@ model_options = _options(
     click.option("--refractory-us", type=float, default=0.0, show_default=True,
                  help="Absolute refractory period, microseconds."),
     click.option("--dt-us", type=float, default=None,
-                 help="The profile's time step, microseconds (sinabs/speck/norse; snntorch reads τ/r from the file)."),
+                 help="The profile's time step, microseconds (sinabs/speck/norse; snntorch and lava-dl read τ/r, "
+                      "rockpool and spyx their own τ–r relation from the file)."),
     click.option("--recurrent-delay-us", type=float, default=None,
                  help="Delay of edges that close a cycle, microseconds (default: the profile's dt; strict NIR "
                       "needs it for recurrent graphs)."),
@@ -95,7 +96,8 @@ model_options = _options(
                       "its neurons (docs/SEMANTICS.md#profile-snntorch)."),
     click.option("--min-spike-interval-us", type=float, default=None,
                  help="Event mode: a neuron fires at most once per this many microseconds (0: no limit). "
-                      "Default: the profile's dt for the discrete-time profiles snntorch and norse, else 0 "
+                      "Default: the profile's dt for the discrete-time profiles (snntorch, norse, rockpool, spyx, "
+                      "lava-dl), else 0 "
                       "(docs/SEMANTICS.md#discrete-in-event-time)."),
     click.option("--precision", type=click.Choice(["float32", "float64"]), default="float32", show_default=True,
                  help="Membrane state and weights precision."),
@@ -765,7 +767,7 @@ def _fmt(v):
 @cli.command()
 @click.argument("path", type=click.Path())
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the description (JSON).")
-@click.option("--profile", type=click.Choice(["nir", "sinabs", "speck", "snntorch", "norse"]), default=None,
+@click.option("--profile", type=click.Choice(["nir", "sinabs", "speck", "snntorch", "norse", "rockpool", "spyx", "lava-dl"]), default=None,
               help="Profile used to compile a model. Default: the one the model declares (else nir), or speck with "
                    "--quantize/--chip.")
 @click.option("--recurrent-delay-us", type=float, default=None, help="Delay of recurrent edges, µs (strict NIR).")

@@ -282,3 +282,26 @@ def test_calibrate_conf_fits_its_temperature_and_warns_about_a_small_set(capsys,
     # --temperature is refused for topk
     assert_user_error(*evsim_cli(capsys, "calibrate", BUNDLED_MODEL, sevens, "--cutoff", "topk",
                                  "--temperature", "2", "-o", tmp_path / "x.json", "--quiet")[::2], "--temperature")
+
+
+def test_profile_rockpool_from_the_command_line(capsys, tmp_path):
+    """``--profile rockpool`` reads dt back from r = τ·exp(−dt/τ)/dt (here 1 ms) and applies
+    Rockpool's LIFNeuronTorch update: with weight 0.6 and τ = 4 ms, step 0 gets two events
+    (v = 1.2 ≥ 1: a spike, 0.2 left), steps 1 and 2 one and none (0.756, 0.589), step 3 one
+    (0.459 + 0.6 = 1.059 ≥ 1): 2 spikes. An unknown profile lists the new names."""
+    from evsim.input.events import make_events
+
+    dt, tau = 1e-3, np.array([4e-3])
+    g = nir.NIRGraph(nodes={"input": nir.Input(input_type=np.array([1])), "fc": nir.Linear(weight=np.array([[0.6]])),
+                            "lif": nir.LIF(tau=tau, r=tau * np.exp(-dt / tau) / dt, v_leak=np.zeros(1), v_threshold=np.ones(1)),
+                            "output": nir.Output(output_type=np.array([1]))},
+                     edges=[("input", "fc"), ("fc", "lif"), ("lif", "output")], type_check=False)
+    model = tmp_path / "rockpool.nir"
+    nir.write(str(model), g)
+    rec = tmp_path / "rec.npy"
+    np.save(rec, make_events(t=np.array([0, 500, 1000, 3000]), x=np.zeros(4, dtype=int)))
+    code, out, err = evsim_cli(capsys, "run", model, rec, "--profile", "rockpool", "--mode", "clock", "--bin-us", "1000")
+    assert code == 0, err
+    assert "profile rockpool" in out and "lif 2" in out
+    code, out, err = evsim_cli(capsys, "run", model, rec, "--profile", "bogus")
+    assert_user_error(code, err, "--profile", "rockpool", "spyx", "lava-dl")

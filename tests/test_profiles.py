@@ -250,6 +250,103 @@ class NorseRef(Ref):
         return z
 
 
+class RockpoolRef(Ref):
+    """Rockpool's torch modules as rockpool/nn/modules/torch/nir.py imports and exports them
+    (synsense/rockpool 42cee1c). CubaLIF = LIFTorch, lif_torch.py l.687-709::
+
+        isyn = isyn + input              # (+ w_rec·spikes of the previous step, l.690-695)
+        vmem *= alpha; isyn *= beta      # alpha = exp(−dt/τ_mem), beta = exp(−dt/τ_syn) (l.128-129, l.524)
+        vmem = vmem + isyn + bias        # bias = the node's v_leak (nir.py l.126-136)
+        spikes = (vmem >= θ)·floor(vmem/θ)   (StepPWL, l.43; clamp at 2**16 never reached here)
+        vmem = vmem − spikes·θ
+
+    LIF = LIFNeuronTorch, lif_neuron_torch.py l.258-272: vmem *= exp(−dt/τ); vmem += input;
+    vmem += bias; the same spikes and reset. dt: the exporter's (nir.py l.265-270: r = τ·exp(−dt/τ)/dt)."""
+
+    def __init__(self, kind, p, dt):
+        super().__init__(np.size(p["v_threshold"]))
+        self.kind, self.p, self.dt = kind, p, dt
+
+    def step(self, syn, bias):
+        p, x, dt = self.p, syn + bias, self.dt
+        th = p["v_threshold"]
+        if self.kind == "CubaLIF":
+            self.i = self.i + x
+            self.v = self.v * np.exp(-dt / p["tau_mem"])
+            self.i = self.i * np.exp(-dt / p["tau_syn"])
+            self.v = self.v + self.i + p["v_leak"]
+        else:
+            self.v = self.v * np.exp(-dt / p["tau"])
+            self.v = self.v + x
+            self.v = self.v + p["v_leak"]
+        n = (self.v >= th) * np.floor(self.v / th)
+        self.v = self.v - n * th
+        return n
+
+
+class SpyxRef(Ref):
+    """Spyx's neurons (kmheckel/spyx 38374e9, src/spyx/nn.py) with the parameters spyx/nir.py
+    ``from_nir(graph, dt=1)`` derives (beta = 1 − dt/τ, alpha = 1 − dt/τ_syn; r, w_in, v_leak
+    ignored); spike = heaviside(V − θ) = [V − θ > 0] (axn.py). The spike comes from the state
+    *before* this step's input::
+
+        IF      (l.167-168): s = H(V − θ); V = V + x − s·θ
+        LIF     (l.215-216): s = H(V − θ); V = beta·V + x − s·θ
+        CuBaLIF (l.451-454): s = H(V − θ); V = V − s·θ; I = alpha·I + x; V = beta·V + I
+        RCuBaLIF(l.591-595): as CuBaLIF with I = alpha·I + x + s·W_rec (this step's s)
+
+    ``step`` returns s, the spikes the layer emits in this step (fed to the next layer in the same
+    step). ``w_rec``: the recurrent matrix of an RCuBaLIF (row = target)."""
+
+    def __init__(self, kind, p, dt, w_rec=None):
+        super().__init__(np.size(p["v_threshold"]))
+        self.kind, self.p, self.dt, self.w_rec = kind, p, dt, w_rec
+
+    def step(self, syn, bias):
+        p, x, dt = self.p, syn + bias, self.dt
+        th = p["v_threshold"]
+        s = (self.v - th > 0).astype(float)
+        if self.kind == "IF":
+            self.v = self.v + x - s * th
+        elif self.kind == "LIF":
+            self.v = (1.0 - dt / p["tau"]) * self.v + x - s * th
+        else:
+            self.v = self.v - s * th
+            feedback = self.w_rec @ s if self.w_rec is not None else 0.0
+            self.i = (1.0 - dt / p["tau_syn"]) * self.i + x + feedback
+            self.v = (1.0 - dt / p["tau_mem"]) * self.v + self.i
+        return s
+
+
+class LavaDlRef(Ref):
+    """lava-dl's slayer CUBA neuron in floating point (lava-nc/lava-dl d825ac5,
+    src/lava/lib/dl/slayer/neuron/cuba.py l.52-62 and l.356-374; threshold_eps l.129-134)::
+
+        u[t] = (1 − α_u)·u[t−1] + x[t]
+        v[t] = (1 − α_v)·v[t−1] + u[t]
+        s[t] = v[t] ≥ θ + 0.01/4096
+        v[t] = v[t]·(1 − s[t])
+
+    with the parameters paper/nir_to_lava.py (neuromorphs/NIR) derives: α_u = dt/τ_syn,
+    α_v = dt/τ_mem, the input weights scaled by w_in·dt/τ_syn (= 1 from lava_to_nir.py), dt = 1e-4.
+    LIF: a CUBA neuron without current state (α_u = 1, u = x)."""
+
+    def __init__(self, kind, p, dt):
+        super().__init__(np.size(p["v_threshold"]))
+        self.kind, self.p, self.dt = kind, p, dt
+
+    def step(self, syn, bias):
+        p, x, dt = self.p, syn + bias, self.dt
+        if self.kind == "CubaLIF":
+            self.i = (1.0 - dt / p["tau_syn"]) * self.i + p["w_in"] * dt / p["tau_syn"] * x
+            self.v = (1.0 - dt / p["tau_mem"]) * self.v + self.i
+        else:
+            self.v = (1.0 - dt / p["tau"]) * self.v + x
+        s = (self.v >= p["v_threshold"] + 0.01 / 4096).astype(float)
+        self.v = self.v * (1.0 - s)
+        return s
+
+
 def reference(profile: str, kind: str, p: dict, *, dt: float, reset: str | None = None, reset_delay: bool = False):
     """The framework's update; ``reset`` None: the profile's default (snnTorch's importer: zero)."""
     if profile == "nir":
@@ -258,6 +355,12 @@ def reference(profile: str, kind: str, p: dict, *, dt: float, reset: str | None 
         return SinabsRef(kind, p, multi=profile == "sinabs")
     if profile == "snntorch":
         return SnntorchRef(kind, p, reset or "zero", dt, reset_delay)
+    if profile == "rockpool":
+        return RockpoolRef(kind, p, dt)
+    if profile == "spyx":
+        return SpyxRef(kind, p, dt)
+    if profile == "lava-dl":
+        return LavaDlRef(kind, p, dt)
     return NorseRef(kind, p, dt)
 
 
@@ -265,8 +368,15 @@ def reference(profile: str, kind: str, p: dict, *, dt: float, reset: str | None 
 # Parameters as each exporter writes them
 # --------------------------------------------------------------------------------------------
 
-BIN_US = {"nir": 500, "sinabs": 1000, "speck": 1000, "snntorch": 100, "norse": 1000}
+BIN_US = {"nir": 500, "sinabs": 1000, "speck": 1000, "snntorch": 100, "norse": 1000, "rockpool": 1000,
+          "spyx": 1_000_000, "lava-dl": 100}
 SNNTORCH_DT = 1e-4
+
+
+def exporter_dt(profile: str, bin_us: int) -> float:
+    """The framework's time step the reference runs at: snnTorch's and lava_to_nir's 1e-4 s,
+    Spyx's 1 (its exporter's default; evsim reads it as 1 s), else the bin width."""
+    return {"snntorch": SNNTORCH_DT, "lava-dl": SNNTORCH_DT, "spyx": 1.0}.get(profile, bin_us * 1e-6)
 
 
 def layer_params(profile: str, kind: str, n: int, rng) -> tuple:
@@ -309,6 +419,38 @@ def layer_params(profile: str, kind: str, n: int, rng) -> tuple:
         p = dict(tau_syn=tau_syn, tau_mem=tau_mem, r=tau_mem / dt, v_leak=np.zeros(n), v_threshold=theta,
                  w_in=tau_syn / dt)
         return nir.CubaLIF(**p), p, 0.25
+    if profile == "rockpool":  # rockpool/nn/modules/torch/nir.py l.253-296: r = τ·exp(−dt/τ)/dt, no w_in
+        dt = BIN_US["rockpool"] * 1e-6
+        if kind == "LIF":  # LIFNeuronTorch; v_leak (0 in exported files) is the bias Rockpool's importer makes of it
+            tau = u(4e-3, 20e-3)
+            p = dict(tau=tau, r=tau * np.exp(-dt / tau) / dt, v_leak=u(-0.03, 0.03), v_threshold=theta)
+            return nir.LIF(**p), p, 0.6
+        tau_syn, tau_mem = u(2e-3, 5e-3), u(5e-3, 20e-3)
+        p = dict(tau_syn=tau_syn, tau_mem=tau_mem, r=tau_mem * np.exp(-dt / tau_mem) / dt, v_leak=np.zeros(n),
+                 v_threshold=theta)
+        return nir.CubaLIF(**p), p, 0.2
+    if profile == "spyx":  # spyx/nir.py to_nir (dt = 1): τ = dt/(1 − β), r = β
+        if kind == "IF":
+            p = dict(r=np.ones(n), v_threshold=theta)
+            return nir.IF(**p), p, 0.6
+        if kind == "LIF":
+            beta = u(0.75, 0.95)
+            p = dict(tau=1.0 / (1.0 - beta), r=beta, v_leak=np.zeros(n), v_threshold=theta)
+            return nir.LIF(**p), p, 0.6
+        alpha, beta = u(0.5, 0.9), u(0.75, 0.95)
+        p = dict(tau_syn=1.0 / (1.0 - alpha), tau_mem=1.0 / (1.0 - beta), r=beta, v_leak=np.zeros(n),
+                 v_threshold=theta, w_in=np.ones(n))
+        return nir.CubaLIF(**p), p, 0.25
+    if profile == "lava-dl":  # lava_to_nir.py read_cuba_lif: τ = dt/decay, r = τ_mem/dt, w_in = τ_syn/dt
+        dt = SNNTORCH_DT
+        if kind == "LIF":
+            tau = dt / u(0.05, 0.25)
+            p = dict(tau=tau, r=tau / dt, v_leak=np.zeros(n), v_threshold=theta, v_reset=np.zeros(n))
+            return nir.LIF(**p), p, 0.6
+        tau_syn, tau_mem = dt / u(0.1, 0.5), dt / u(0.05, 0.25)
+        p = dict(tau_syn=tau_syn, tau_mem=tau_mem, r=tau_mem / dt, v_leak=np.zeros(n), v_threshold=theta,
+                 v_reset=np.zeros(n), w_in=tau_syn / dt)
+        return nir.CubaLIF(**p), p, 0.25
     # norse (norse/torch/utils/export_nir.py): τ = 1/τ_inv in seconds, r = w_in = 1
     v_reset = u(-0.4, -0.1)  # norse writes v_reset; here deliberately ≠ 0
     if kind == "IF":
@@ -326,7 +468,8 @@ CASES = [("nir", "IF"), ("nir", "LIF"), ("nir", "CubaLIF"),
          ("sinabs", "IF"), ("sinabs", "LIF"), ("sinabs", "CubaLIF"),
          ("speck", "IF"), ("speck", "LIF"), ("speck", "CubaLIF"),
          ("snntorch", "LIF"), ("snntorch", "CubaLIF"),
-         ("norse", "LIF"), ("norse", "CubaLIF")]
+         ("norse", "LIF"), ("norse", "CubaLIF"),
+         ("rockpool", "LIF"), ("rockpool", "CubaLIF"), ("lava-dl", "LIF"), ("lava-dl", "CubaLIF")]
 
 
 def run_reference(refs, weights, biases, frames, recurrent=None) -> list:
@@ -383,13 +526,13 @@ def test_feed_forward_with_biases_matches_the_framework(profile, kind):
         b1, b2 = b1 / (bin_us * 1e-6), b2 / (bin_us * 1e-6)
     g = ff_graph(w1, b1, node1, w2, b2, node2)
 
-    dt = SNNTORCH_DT if profile == "snntorch" else bin_us * 1e-6
+    dt = exporter_dt(profile, bin_us)
     refs = [reference(profile, kind, p1, dt=dt), reference(profile, kind, p2, dt=dt)]
     ref_spikes = run_reference(refs, [w1, w2], [b1, b2], frames)
 
     model = evsim.load_model(g, profile=profile, precision="float64")
-    if profile == "snntorch":
-        assert abs(model.dt_s - SNNTORCH_DT) < 1e-15  # dt = τ/r read from the file
+    if profile in ("snntorch", "lava-dl", "rockpool"):
+        assert abs(model.dt_s - dt) < 1e-12 * dt  # the exporter's dt read back from τ and r
     result = run_clock(model, bin_us, events)
     assert result.extra["n_steps"] == N_STEPS
     check(result, ["l1", "l2"], refs, ref_spikes, bin_us, [N_HID, N_OUT])
@@ -454,7 +597,7 @@ def test_snntorch_raised_test_after_a_residual_above_threshold():
     assert ref.step(np.array([2.5]), 0.0)[0] == 1.0 and ref.step(np.array([0.9]), 0.0)[0] == 0.0
 
 
-RECURRENT = ["nir", "sinabs", "speck", "snntorch", "norse"]
+RECURRENT = ["nir", "sinabs", "speck", "snntorch", "norse", "rockpool", "lava-dl"]
 
 
 @pytest.mark.parametrize("profile", RECURRENT)
@@ -467,7 +610,7 @@ def test_recurrent_rsynaptic_subgraph_uses_the_previous_steps_spikes(profile):
     b_in = rng.normal(scale=0.1 * scale, size=N_HID)
     w_rec = rng.normal(scale=scale, size=(N_HID, N_HID))
     g = rsynaptic_graph(w_in, b_in, node, w_rec)
-    dt = SNNTORCH_DT if profile == "snntorch" else bin_us * 1e-6
+    dt = exporter_dt(profile, bin_us)
     ref = reference(profile, "CubaLIF", p, dt=dt)
     ref_spikes = run_reference([ref], [w_in], [b_in], frames, recurrent=w_rec)
     opts = {"recurrent_delay_us": bin_us} if profile == "nir" else {}
@@ -557,3 +700,200 @@ def test_bias_of_a_recurrent_affine_reaches_its_neuron(profile):
     # the recurrent bias matters here: without it the spikes differ
     without = run_reference([reference(profile, "CubaLIF", p, dt=dt)], [w_in], [b_in], frames, recurrent=w_rec)
     assert not np.array_equal(without[0], ref_spikes[0])
+
+
+def run_spyx(refs, weights, biases, frames):
+    """Step Spyx layers (``SpyxRef``) one step more than the input (a silent last step, so that
+    the spikes of the last input step are emitted): (emitted spikes per layer, (n_steps + 1, n)),
+    and the layers' states after the input's last step."""
+    n_steps = frames.shape[0]
+    frames = np.vstack([frames, np.zeros((1, frames.shape[1]))])
+    spikes = [np.zeros((n_steps + 1, w.shape[0])) for w in weights]
+    states = None
+    for t in range(n_steps + 1):
+        if t == n_steps:
+            states = [(ref.v.copy(), ref.i.copy()) for ref in refs]
+        s = frames[t]
+        for l, (ref, w, b) in enumerate(zip(refs, weights, biases)):
+            s = ref.step(w @ s, b)
+            spikes[l][t] = s
+    return spikes, states
+
+
+def check_spyx(result, names, kind, ps, ref_spikes, states, sizes):
+    """evsim records a Spyx neuron's spike in the step its state crosses θ; Spyx emits it in the
+    next step: evsim's step t equals Spyx's step t + 1 in every layer. evsim's stored v is after
+    the reset for CubaLIF (Spyx subtracts at the start of the next step) and before it for LIF/IF
+    (Spyx subtracts after the decay: the pending reset, as snnTorch's reset_delay)."""
+    bin_us = BIN_US["spyx"]
+    for name, p, expected, (v, i), n in zip(names, ps, ref_spikes, states, sizes):
+        got = per_step_spikes(result, name, n, bin_us, expected.shape[0] - 1)
+        assert not expected[0].any()  # nothing is emitted in the first step
+        np.testing.assert_array_equal(got, expected[1:], err_msg=f"spikes of {name}")
+        th = p["v_threshold"]
+        v_evsim = v - (v - th > 0) * th if kind == "CubaLIF" else v
+        np.testing.assert_allclose(result.extra["state"][name]["v"], v_evsim, rtol=1e-9, atol=1e-12, err_msg=name)
+        if kind == "CubaLIF":
+            np.testing.assert_allclose(result.extra["state"][name]["i"], i, rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("kind", ["IF", "LIF", "CubaLIF"])
+def test_spyx_feed_forward_with_biases_matches_spyx_one_step_later(kind):
+    """Spyx (docs/SEMANTICS.md#profile-spyx): the state sequence of every layer is Spyx's, the
+    spikes of layer l reach layer l + 1 one step after its state crossed θ (evsim: a delay of one
+    dt on every projection out of a Spyx neuron), and the recorded spikes are Spyx's output one step
+    early."""
+    rng = np.random.default_rng(400 + ["IF", "LIF", "CubaLIF"].index(kind))
+    bin_us = BIN_US["spyx"]
+    events, frames = random_input(rng, bin_us)
+    (node1, node2), (p1, p2), (w1, w2), (b1, b2) = two_layer_net("spyx", (kind, kind), rng)
+    refs = [reference("spyx", kind, p1, dt=1.0), reference("spyx", kind, p2, dt=1.0)]
+    ref_spikes, states = run_spyx(refs, [w1, w2], [b1, b2], frames)
+    model = evsim.load_model(ff_graph(w1, b1, node1, w2, b2, node2), profile="spyx", precision="float64")
+    if kind != "IF":
+        assert abs(model.dt_s - 1.0) < 1e-12  # dt = τ(1 − r): Spyx's exporter writes dt = 1
+    delays = sorted(pr.delay_s for pr in model.projections)
+    assert delays[0] == 0.0 and abs(delays[1] - model.dt_s) < 1e-15  # input → l1 none, l1 → l2 one step
+    result = run_clock(model, bin_us, events)
+    check_spyx(result, ["l1", "l2"], kind, [p1, p2], ref_spikes, states, [N_HID, N_OUT])
+    for s in ref_spikes:
+        assert 0 < np.count_nonzero(s) < s.size, (kind, np.count_nonzero(s))
+
+
+def test_spyx_recurrent_feedback_is_the_spike_of_the_same_step():
+    """Spyx's RCuBaLIF feeds back the spike it emits in this step (computed from the previous
+    state) into this step's current: in evsim's terms the spike of the previous step, the delay
+    of every recurrent edge."""
+    rng = np.random.default_rng(410)
+    bin_us = BIN_US["spyx"]
+    events, frames = random_input(rng, bin_us, n_in=4)
+    node, p, scale = layer_params("spyx", "CubaLIF", N_HID, rng)
+    w_in = rng.normal(scale=scale, size=(N_HID, 4)) + 0.3 * scale
+    b_in = rng.normal(scale=0.1 * scale, size=N_HID)
+    w_rec = rng.normal(scale=scale, size=(N_HID, N_HID))
+    ref = SpyxRef("CubaLIF", p, 1.0, w_rec=w_rec)
+    ref_spikes, states = run_spyx([ref], [w_in], [b_in], frames)
+    model = evsim.load_model(rsynaptic_graph(w_in, b_in, node, w_rec), profile="spyx", precision="float64")
+    result = run_clock(model, bin_us, events)
+    check_spyx(result, ["rec.lif"], "CubaLIF", [p], ref_spikes, states, [N_HID])
+    assert 0 < np.count_nonzero(ref_spikes[0]) < ref_spikes[0].size
+    alone, _ = run_spyx([SpyxRef("CubaLIF", p, 1.0)], [w_in], [b_in], frames)
+    assert not np.array_equal(alone[0], ref_spikes[0])
+
+
+@pytest.mark.parametrize("profile,x,fires", [
+    ("rockpool", 1.0, 1), ("rockpool", 2.0, 2), ("rockpool", 3.5, 3),  # (v >= θ)·floor(v/θ)
+    ("lava-dl", 1.0, 0), ("lava-dl", 1.0 + 0.02 / 4096, 1), ("lava-dl", 2.5, 1),  # v ≥ θ + 0.01/4096, one spike
+    ("spyx", 1.0, 0), ("spyx", 1.0 + 1e-9, 1), ("spyx", 2.5, 1)])  # strict >, one spike
+def test_threshold_rule_at_the_edge(profile, x, fires):
+    """One LIF neuron (θ = 1) receiving exactly x in its first step: Rockpool fires
+    floor(x/θ) times on x ≥ θ, lava-dl once on x ≥ θ + 0.01/4096, Spyx once on x > θ. The
+    weight is a power of two times x so that v is exactly x."""
+    dt = 1e-3 if profile == "rockpool" else (1.0 if profile == "spyx" else SNNTORCH_DT)
+    tau = np.array([4 * dt])
+    r = {"rockpool": tau * np.exp(-dt / tau) / dt, "spyx": 1.0 - dt / tau, "lava-dl": tau / dt}[profile]
+    node = nir.LIF(tau=tau, r=r, v_leak=np.zeros(1), v_threshold=np.ones(1))
+    g = graph({"input": inp((1,)), "fc": nir.Linear(weight=np.array([[x]])), "lif": node, "output": out((1,))},
+              [("input", "fc"), ("fc", "lif"), ("lif", "output")])
+    model = evsim.load_model(g, profile=profile, precision="float64")
+    bin_us = round(model.dt_s * 1e6)
+    result = ClockSimulator(model, bin_us=bin_us, record_spikes=True).run(make_events(t=np.array([0]), x=np.zeros(1, dtype=int)))
+    lif = result.node_names.index("lif")
+    s = result.spikes[(result.spikes["node"] == lif) & (result.spikes["t_us"] == bin_us)]
+    assert int(s["count"].sum()) == fires
+
+
+@pytest.mark.parametrize("profile,dt", [("rockpool", 1e-3), ("rockpool", 1e-4), ("spyx", 1.0), ("spyx", 1e-4),
+                                        ("lava-dl", 1e-4)])
+def test_exporter_dt_read_back_from_float32_parameters(profile, dt):
+    """Each exporter's τ–r relation, written in float32 with a different τ per neuron (β up to
+    0.99), gives back the dt it was written with (rounded to 6 digits); two nodes written with
+    different dt's are refused unless --dt-us chooses one."""
+    def node(dt_w):
+        beta = np.linspace(0.5, 0.99, 7)
+        tau = dt_w / (1.0 - beta)
+        r = {"rockpool": tau * np.exp(-dt_w / tau) / dt_w, "spyx": beta, "lava-dl": tau / dt_w}[profile]
+        f32 = lambda a: np.asarray(a, dtype=np.float32)  # noqa: E731
+        return nir.CubaLIF(tau_mem=f32(tau), tau_syn=f32(0.7 * tau), r=f32(r), v_leak=f32(np.zeros(7)),
+                           v_threshold=f32(np.ones(7)), w_in=f32(np.ones(7)))
+
+    def net(dt2):
+        return graph({"input": inp((7,)), "fc": nir.Linear(weight=np.eye(7)), "a": node(dt), "fc2": nir.Linear(weight=np.eye(7)),
+                      "b": node(dt2), "output": out((7,))},
+                     [("input", "fc"), ("fc", "a"), ("a", "fc2"), ("fc2", "b"), ("b", "output")])
+
+    assert evsim.load_model(net(dt), profile=profile).dt_s == dt
+    with pytest.raises(evsim.errors.ModelError, match="exporter's dt"):
+        evsim.load_model(net(2 * dt), profile=profile)
+    assert abs(evsim.load_model(net(2 * dt), profile=profile, dt_us=dt * 1e6).dt_s - dt) < 1e-12 * dt
+
+
+@pytest.mark.parametrize("profile,expected", [
+    # floor(v/θ) spikes at once: a gets 2.5 (2 spikes, 0.5 left), b 2·1.5 = 3; at 5 ms a 0.5 + 2.5 → 3, b 4.5 → 4
+    ("rockpool", {"a": [(0, 2), (5000, 3)], "b": [(0, 3), (5000, 4)]}),
+    # one spike per dt, subtract θ: a 2.5 → fires at 0 and 1 ms; 3.0 at 5 ms → 5 and 6 ms; b receives each
+    # of a's spikes one dt later (1.5 each): 1.5 → 1 ms, 0.5 + 1.5 → 2 ms, 6 ms, 1.5 + 1.5 → 7 ms
+    ("spyx", {"a": [(0, 1), (1000, 1), (5000, 1), (6000, 1)], "b": [(1000, 1), (2000, 1), (6000, 1), (7000, 1)]}),
+    # reset to 0: one spike per input in each layer, no delay
+    ("lava-dl", {"a": [(0, 1), (5000, 1)], "b": [(0, 1), (5000, 1)]})])
+def test_event_mode_spike_rules_and_spyx_delay(profile, expected):
+    """Event mode under the new profiles (dt = 1 ms, two IF layers, θ = 1, weights 2.5 and 1.5,
+    input events at 0 and 5 ms, the sample's window 7.5 ms): Rockpool's floor(v/θ) spikes per
+    firing, at most one firing per dt with subtraction for Spyx, whose spikes reach the next
+    layer one dt after the crossing, and lava-dl's reset to 0. Expected times by hand."""
+    from evsim.sim.event import Simulator
+    g = graph({"input": inp((1,)), "fc": nir.Linear(weight=np.array([[2.5]])), "a": nir.IF(r=np.ones(1), v_threshold=np.ones(1)),
+               "fc2": nir.Linear(weight=np.array([[1.5]])), "b": nir.IF(r=np.ones(1), v_threshold=np.ones(1)),
+               "output": out((1,))},
+              [("input", "fc"), ("fc", "a"), ("a", "fc2"), ("fc2", "b"), ("b", "output")])
+    model = evsim.load_model(g, profile=profile, dt_us=1000, precision="float64")
+    result = Simulator(model, record_spikes=True, time_origin="zero", duration_us=7500).run(
+        make_events(t=np.array([0, 5000]), x=np.zeros(2, dtype=int)))
+    for name, want in expected.items():
+        s = result.spikes[result.spikes["node"] == result.node_names.index(name)]
+        assert [(float(t), int(c)) for t, c in zip(s["t_us"], s["count"])] == [(float(t), c) for t, c in want], name
+
+
+@pytest.mark.parametrize("profile", ["rockpool", "spyx"])
+def test_li_readout_state_rockpool_and_spyx(profile):
+    """A non-spiking LI readout as each framework integrates it: Rockpool's ExpSynTorch
+    (rockpool/nn/modules/torch/exp_syn_torch.py l.129-130: isyn += input; isyn *= exp(−dt/τ), the
+    input decaying in its step; exported with r = τ·exp(−dt/τ)/dt), Spyx's LI (spyx/nn.py
+    l.135-136: V = beta·V + x, beta = 1 − dt/τ; exported with r = 1, so dt is the profile's
+    default 1 unless given). The Result's output is the state after the last step."""
+    rng = np.random.default_rng(31)
+    bin_us = BIN_US[profile]
+    dt = exporter_dt(profile, bin_us)
+    events, frames = random_input(rng, bin_us)
+    w = rng.normal(size=(3, N_IN))
+    b = rng.normal(scale=0.1, size=3)
+    tau = rng.uniform(3e-3, 8e-3, size=3) if profile == "rockpool" else rng.uniform(3.0, 8.0, size=3)
+    r = tau * np.exp(-dt / tau) / dt if profile == "rockpool" else np.ones(3)
+    g = graph({"input": inp((N_IN,)), "fc": nir.Affine(weight=w, bias=b),
+               "li": nir.LI(tau=tau, r=r, v_leak=np.zeros(3)), "output": out((3,))},
+              [("input", "fc"), ("fc", "li"), ("li", "output")])
+    v = np.zeros(3)
+    for t in range(frames.shape[0]):
+        x = w @ frames[t] + b
+        if profile == "rockpool":
+            v = (v + x) * np.exp(-dt / tau)
+        else:
+            v = (1.0 - dt / tau) * v + x
+    result = ClockSimulator(evsim.load_model(g, profile=profile, precision="float64"), bin_us=bin_us).run(events)
+    np.testing.assert_allclose(result.output, v, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("x,fires", [(1.0, 0), (1.0 + 0.02 / 262144, 1)])
+def test_lava_dl_if_threshold_is_theta_times_r(x, fires):
+    """paper/nir_to_lava.py (l.336-353) builds an IF as a slayer CUBA neuron with current_decay 1,
+    voltage_decay 0, threshold v_threshold·r and scale 4096 (threshold_eps = 0.01/(4096·64)):
+    θ = 0.5, r = 2 fires on v ≥ 1 + 0.01/262144, and resets to 0."""
+    node = nir.IF(r=np.array([2.0]), v_threshold=np.array([0.5]))
+    g = graph({"input": inp((1,)), "fc": nir.Linear(weight=np.array([[x]])), "if": node, "output": out((1,))},
+              [("input", "fc"), ("fc", "if"), ("if", "output")])
+    model = evsim.load_model(g, profile="lava-dl", precision="float64")
+    result = ClockSimulator(model, bin_us=100, record_spikes=True, keep_state=True).run(
+        make_events(t=np.array([0]), x=np.zeros(1, dtype=int)))
+    s = result.spikes[result.spikes["node"] == result.node_names.index("if")]
+    assert int(s["count"].sum()) == fires
+    assert result.extra["state"]["if"]["v"][0] == (0.0 if fires else x)

@@ -478,6 +478,10 @@ class _Builder:
                     f"recurrent edge '{path_nodes[-2]}' -> '{dst_name}' needs a delay: strict NIR has no time step, "
                     "pass --recurrent-delay-us (or use a profile with a dt)", node=dst_name, path=self.path)
             delays_uniform += rec
+        elif self.profile.name == "spyx" and pops[src].kind != KIND_INPUT and pops[src].spiking and not recurrent:
+            # a Spyx neuron emits the spike of its previous state (spyx/nn.py: s = H(V − θ) before
+            # the update): its spikes leave one step after the crossing (docs/SEMANTICS.md#profile-spyx)
+            delays_uniform += self.dt
         ops = self._encode(chain, src_shape, dst_shape)
         return Projection(src, dst, path_nodes, ops, delays_uniform, per_source, recurrent, chain)
 

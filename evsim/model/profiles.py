@@ -34,6 +34,19 @@ norse       norse LIF/LIFBox as exported (dt = 1 ms unless given), forward Euler
             step), v > θ, v ← v_reset, one spike, no floor. IF as norse's IAFCell:
             ``v ← v + r·x`` per input (the exporter writes r = 1); I (no norse module):
             forward Euler ``v ← v + dt·R·x``. Event mode: at most one firing per dt.
+rockpool    LIFTorch / LIFNeuronTorch / ExpSynTorch as rockpool/nn/modules/torch/nir.py exports them
+            (r = τ·exp(−dt/τ)/dt: dt solved from the file): ``I ← exp(−dt/τs)·(I + x)``,
+            ``v ← exp(−dt/τm)·v + I + bias`` (the input decays in its step; LIF
+            ``v ← exp(−dt/τ)·v + x + bias``); v ≥ θ; floor(v/θ) spikes; subtract n·θ; no floor;
+            v_leak read as the bias (Rockpool's importer). Event mode: at most one firing per dt.
+spyx        spyx.nn IF/LIF/CuBaLIF as spyx.nir exports them (r = β, dt = τ(1 − r), 1 by default):
+            ``s = H(V − θ)`` on the state *before* the step's input, subtract θ, one spike; CuBaLIF
+            ``V ← V − sθ; I ← αI + x; V ← βV + I``, LIF ``V ← βV + x − sθ``. evsim tests at the end
+            of the step and delays every projection out of a Spyx neuron by dt (its spikes leave
+            one step after the crossing). Event mode: the same delay; at most one firing per dt.
+lava-dl     slayer CUBA as lava_to_nir / nir_to_lava map it (dt = τ/r = 1e-4):
+            ``u ← (1 − dt/τs)u + x``, ``v ← (1 − dt/τm)v + u``, v ≥ θ + 0.01/4096, v ← 0, one
+            spike; floating point (slayer's fixed-point truncation is not reproduced).
 ==========  ======================================================================================
 """
 
@@ -46,7 +59,13 @@ import numpy as np
 from ..errors import ModelError, OptionError
 from .neurons import CubaModel, IntegratorModel, LeakyModel, SpikeRule
 
-PROFILE_NAMES = ("nir", "sinabs", "speck", "snntorch", "norse")
+PROFILE_NAMES = ("nir", "sinabs", "speck", "snntorch", "norse", "rockpool", "spyx", "lava-dl")
+
+#: lava-dl's threshold offset (lava/lib/dl/slayer/neuron/cuba.py: threshold_eps = 0.01/s_scale,
+#: s_scale = 4096 with the default scale 1 << 6): slayer fires on v ≥ θ + eps, as Loihi on v > θ
+LAVA_DL_THRESHOLD_EPS = 0.01 / 4096
+#: nir_to_lava.py builds an IF as a CUBA neuron with scale=4096: s_scale = 4096·64
+LAVA_DL_IF_THRESHOLD_EPS = 0.01 / (4096 * 64)
 
 
 @dataclass(frozen=True)
@@ -67,7 +86,7 @@ class Overrides:
             the reset of a spike at step t−1 inside step t, after the decay; False (the profile's
             default, as ``snntorch.import_nir`` builds its neurons) resets in the spike's own step.
         min_spike_interval_us: event mode: a neuron fires at most once per this many microseconds
-            (default: the profile's dt for the discrete-time profiles snntorch and norse, 0 =
+            (default: the profile's dt for the discrete-time profiles snntorch, norse, rockpool, spyx and lava-dl, 0 =
             no limit for the others; docs/SEMANTICS.md#discrete-in-event-time).
     """
 
@@ -130,8 +149,14 @@ PROFILES = {
     "speck": Profile("speck", threshold_ge=True, subtract=True, multi_spike=False, floor_at_minus_threshold=True, default_dt_s=1e-3),
     # snnTorch's own importer (snntorch/import_nir.py) builds every LIF/CubaLIF with
     # reset_mechanism="zero" and reset_delay=False: the profile's defaults
-    "snntorch": Profile("snntorch", threshold_ge=False, subtract=False, multi_spike=False, floor_at_minus_threshold=False, default_dt_s=None, discrete=True),
+    "snntorch": Profile("snntorch", threshold_ge=False, subtract=False, multi_spike=False, floor_at_minus_threshold=False, default_dt_s=1e-4, discrete=True),
     "norse": Profile("norse", threshold_ge=False, subtract=False, multi_spike=False, floor_at_minus_threshold=False, default_dt_s=1e-3, discrete=True),
+    # rockpool/nn/modules/torch/lif_torch.py StepPWL: (v >= θ)·floor(v/θ) spikes, v − n·θ
+    "rockpool": Profile("rockpool", threshold_ge=True, subtract=True, multi_spike=True, floor_at_minus_threshold=False, default_dt_s=1e-3, discrete=True),
+    # spyx/nn.py: s = H(V − θ) (strict), V − s·θ; dt = τ(1 − r) from the file (spyx writes dt = 1)
+    "spyx": Profile("spyx", threshold_ge=False, subtract=True, multi_spike=False, floor_at_minus_threshold=False, default_dt_s=1.0, discrete=True),
+    # lava-dl slayer CUBA: v ≥ θ + eps, v ← 0; dt = τ/r (lava_to_nir.py writes dt = 1e-4)
+    "lava-dl": Profile("lava-dl", threshold_ge=True, subtract=False, multi_spike=False, floor_at_minus_threshold=False, default_dt_s=1e-4, discrete=True),
 }
 
 
@@ -169,41 +194,74 @@ def expand_parameter(node, field: str, shape: tuple, name: str, path, default=No
     return np.ascontiguousarray(flat)
 
 
-def node_dt(node, kind: str, name: str, path) -> float | None:
-    """snnTorch writes r = τ/dt: recover dt = τ/r (the same for every neuron of the node)."""
+def _exporter_dt(tau: np.ndarray, r: np.ndarray, profile: str) -> np.ndarray:
+    """The time step each neuron's (τ, r) implies under an exporter's convention, seconds:
+    snnTorch and lava_to_nir write r = τ/dt; Spyx r = β = 1 − dt/τ; Rockpool r = τ·exp(−dt/τ)/dt,
+    solved for dt: with x = dt/τ, x·exp(x) = 1/r (Lambert W, by Newton's method)."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if profile == "spyx":
+            return tau * (1.0 - r)
+        if profile == "rockpool":
+            c = 1.0 / r
+            x = np.where(c > 1.0, np.log(np.maximum(c, 1.0)), c)  # start on the right side of the root
+            for _ in range(60):
+                ex = np.exp(x)
+                x = x - (x * ex - c) / (ex * (1.0 + x))
+            return tau * x
+        return tau / r
+
+
+def node_dt(node, kind: str, name: str, path, profile: str = "snntorch") -> float | None:
+    """The exporter's dt written into a node's (τ, r) (:func:`_exporter_dt`; the same for every
+    neuron of the node, to :data:`DT_TOLERANCE`), or None when the node has no τ or no positive
+    solution."""
     tau = getattr(node, "tau", None) if kind in ("LI", "LIF") else getattr(node, "tau_mem", None)
-    if tau is None:
+    if tau is None or getattr(node, "r", None) is None:
         return None
     tau = np.asarray(tau, dtype=np.float64).ravel()
     r = np.asarray(node.r, dtype=np.float64).ravel()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        dt = np.broadcast_arrays(tau / r)[0]
+    dt = np.broadcast_arrays(_exporter_dt(tau, r, profile))[0]
     dt = dt[np.isfinite(dt) & (dt > 0)]
     if dt.size == 0:
         return None
-    if np.max(np.abs(dt - dt[0])) > 1e-9 * abs(dt[0]):
-        raise ModelError("snntorch profile: tau/r (the exporter's dt) differs between neurons", node=name, path=path)
+    tol = DT_TOLERANCE.get(profile, 1e-9)
+    if np.max(np.abs(dt - dt[0])) > tol * abs(dt[0]):
+        raise ModelError(f"{profile} profile: the exporter's dt implied by tau and r differs between neurons", node=name, path=path)
     return float(dt[0])
 
 
+#: profiles whose exporter writes its time step into τ and r (resolve_dt reads it back)
+DT_FROM_FILE = ("snntorch", "lava-dl", "rockpool", "spyx")
+#: relative tolerance between the dt's of different neurons and nodes. The exporters write float32:
+#: r = β carries a relative error up to 6e-8·β/(1 − β) into Spyx's τ(1 − r) (6e-6 at β = 0.99),
+#: Rockpool's and lava-dl's τ–r relations about 1e-7. The value read back is rounded to 6
+#: significant digits (the exporters' dt are round numbers: 1e-4, 1e-3, 1), so a float32 file gives
+#: exactly the dt it was written with. (snntorch: unchanged, 1e-9 and no rounding.)
+DT_TOLERANCE = {"rockpool": 1e-4, "spyx": 1e-4, "lava-dl": 1e-4}
+
+
 def resolve_dt(profile: Profile, overrides: Overrides, graph) -> float | None:
-    """The profile's time step in seconds: the option, else the file (snntorch), else the
-    profile's default; None for strict NIR."""
+    """The profile's time step in seconds: the option, else the file (snntorch, lava-dl: τ/r;
+    rockpool: r·dt = τ·exp(−dt/τ); spyx: τ(1 − r)), else the profile's default; None for strict NIR."""
     if overrides.dt_us is not None:
         return overrides.dt_us * 1e-6
-    if profile.name == "snntorch":
+    if profile.name in DT_FROM_FILE:
         found = []
         for name in graph.order:
             kind = graph.type_of(name)
             if kind in ("LI", "LIF", "CubaLI", "CubaLIF"):
-                dt = node_dt(graph.nodes[name], kind, name, graph.path)
+                dt = node_dt(graph.nodes[name], kind, name, graph.path, profile.name)
                 if dt is not None:
                     found.append((name, dt))
         if not found:
-            return 1e-4  # snntorch.export_nir hard-codes dt = 1e-4
+            return profile.default_dt_s  # snntorch.export_nir and lava_to_nir hard-code dt = 1e-4
+        tol = DT_TOLERANCE.get(profile.name, 1e-9)
         for name, dt in found:
-            if abs(dt - found[0][1]) > 1e-9 * found[0][1]:
-                raise ModelError(f"snntorch profile: dt = tau/r is {dt:g} s here but {found[0][1]:g} s in '{found[0][0]}'", node=name, path=graph.path)
+            if abs(dt - found[0][1]) > tol * found[0][1]:
+                raise ModelError(f"{profile.name} profile: the exporter's dt is {dt:g} s here but {found[0][1]:g} s in "
+                                 f"'{found[0][0]}' (pass --dt-us to choose one)", node=name, path=graph.path)
+        if profile.name in DT_TOLERANCE:
+            return float(f"{found[0][1]:.6g}")
         return found[0][1]
     return profile.default_dt_s
 
@@ -262,6 +320,15 @@ def neuron_model(profile: Profile, overrides: Overrides, dt: float | None, kind:
     if spiking:
         threshold = p("v_threshold")
         v_reset = p("v_reset", 0.0)
+        if profile.name == "lava-dl":
+            # slayer's CUBA resets to 0 whatever the file says (nir_to_lava.py does not read v_reset)
+            # and fires on v ≥ θ + eps (cuba.py threshold_eps); an IF is a CUBA neuron with
+            # current_decay 1, voltage_decay 0, threshold θ·r and scale 4096 (nir_to_lava.py l.336-353)
+            v_reset = np.zeros(1)
+            if kind == "IF":
+                threshold = threshold * p("r", 1.0) + LAVA_DL_IF_THRESHOLD_EPS
+            else:
+                threshold = threshold + LAVA_DL_THRESHOLD_EPS
         rule = spike_rule(profile, overrides, dt)
         if rule.subtract and np.any(threshold <= 0):
             raise ModelError("reset by subtraction needs v_threshold > 0", node=name, path=path)
@@ -272,7 +339,7 @@ def neuron_model(profile: Profile, overrides: Overrides, dt: float | None, kind:
 
     if kind in ("I", "IF"):
         r = p("r", 1.0)
-        if profile.name in ("sinabs", "speck", "snntorch"):
+        if profile.name in ("sinabs", "speck", "snntorch", "rockpool", "spyx", "lava-dl"):
             gain, drive = np.ones(1), bias / dt  # v += w per spike; bias b per step
         elif profile.name == "norse" and kind == "IF":
             # norse's IAFCell (what from_nir builds for IF; its exporter writes r = 1):
@@ -299,6 +366,22 @@ def neuron_model(profile: Profile, overrides: Overrides, dt: float | None, kind:
             tau_s = _continuous_tau(beta, dt, "tau", name, path)
             gain = r * dt / tau  # = 1 for snntorch files (r = tau/dt)
             v_rest = v_leak + gain * bias * tau_s / dt
+        elif profile.name in ("spyx", "lava-dl"):
+            # spyx/nir.py from_nir: beta = 1 − dt/tau, r, w_in and v_leak ignored; nir_to_lava.py
+            # (lava-dl): voltage_decay = dt/tau, w_scale = r·dt/tau folded into the weights
+            beta = 1.0 - dt / tau
+            tau_s = _continuous_tau(beta, dt, "tau", name, path)
+            gain = np.ones(1) if profile.name == "spyx" else r * dt / tau
+            v_rest = gain * bias * tau_s / dt
+        elif profile.name == "rockpool":
+            # LIFNeuronTorch: v ← exp(−dt/τ)·v + x + bias (Rockpool's importer loads v_leak as
+            # the bias); ExpSynTorch (LI): v ← exp(−dt/τ)·(v + x) (the input decays in its step)
+            alpha = np.exp(-dt / tau)
+            tau_s = tau
+            if kind == "LI":
+                gain, v_rest = alpha, alpha * bias / (1.0 - alpha)
+            else:
+                gain, v_rest = np.ones(1), (bias + v_leak) / (1.0 - alpha)
         elif profile.name == "norse":
             tau_s = tau
             gain = r * dt / tau
@@ -326,6 +409,25 @@ def neuron_model(profile: Profile, overrides: Overrides, dt: float | None, kind:
         gain = w_in * dt / tau_syn  # = 1 for snntorch files (w_in = tau_syn/dt)
         coupling = tau_m / dt  # the current reaches v in the same step: R / tau_m = 1 / dt
         i_rest = gain * bias * tau_s / dt
+    elif profile.name in ("spyx", "lava-dl"):
+        # the same discrete update as snn.Synaptic: I ← αI + x, v ← βv + I; α = 1 − dt/τs,
+        # β = 1 − dt/τm (spyx/nir.py from_nir; nir_to_lava.py current/voltage_decay = dt/τ)
+        alpha, beta = 1.0 - dt / tau_syn, 1.0 - dt / tau_mem
+        tau_s = _continuous_tau(alpha, dt, "tau_syn", name, path)
+        tau_m = _continuous_tau(beta, dt, "tau_mem", name, path)
+        # spyx ignores w_in and r; nir_to_lava folds w_scale = w_in·dt/τs into the input weights
+        gain = np.ones(1) if profile.name == "spyx" else w_in * dt / tau_syn
+        coupling = tau_m / dt
+        i_rest = gain * bias * tau_s / dt
+        v_leak = np.zeros(1)  # neither reads v_leak (nir_to_lava.py asserts it is 0)
+    elif profile.name == "rockpool":
+        # LIFTorch: I ← exp(−dt/τs)·(I + x), v ← exp(−dt/τm)·v + I + bias: sinabs' update with
+        # τ in seconds; w_in and r ignored (r only carries dt); v_leak is loaded as the bias
+        tau_m, tau_s = tau_mem, tau_syn
+        gain = np.ones(1)
+        coupling = tau_m / dt  # the current reaches v once per step
+        i_rest = bias * tau_s / dt
+        v_leak = v_leak / (1.0 - np.exp(-dt / tau_m))  # rest potential of a bias added every step
     elif profile.name == "norse":
         tau_m, tau_s = tau_mem, tau_syn
         gain = w_in  # norse: the current jumps by the input

@@ -94,6 +94,20 @@ exp(−dt_p/τ_s) = β)
     (g = R·dt_p/τ), then z, reset as above.
     IF (norse's ``IAFCell``, which ``from_nir`` builds for IF): ``v ← v + r·(x + b)``.
 
+``rockpool`` (LIFTorch, rockpool/nn/modules/torch/lif_torch.py; the sinabs update with τ in seconds)
+    CubaLIF:    ``I ← α_s·(I + x + b)``, ``v ← α_m·v + bias + I``   (α = exp(−dt/τ))
+    LIF:        ``v ← α·v + x + b + bias`` (LIFNeuronTorch); LI: ``v ← α·(v + x + b)`` (ExpSynTorch)
+    spikes ``v ≥ θ``, ``floor(v/θ)``, ``v ← v − n·θ``; bias = the file's v_leak, held by the
+    model as the rest potential bias/(1 − α).
+
+``spyx`` (spyx/nn.py) the snntorch update with ``reset_delay=False``, subtract, one spike, no raised
+    test for CubaLIF; LIF/IF with the reset one step late (``V ← βV + x − s[t−1]·θ``). Spyx tests the
+    state before the step's input; the builder delays every projection out of a Spyx neuron by one
+    step, so each layer's state equals Spyx's and a spike is recorded one step before Spyx emits it.
+
+``lava-dl`` (slayer CUBA) the snntorch update (α = 1 − dt/τ_syn, β = 1 − dt/τ_mem), spike
+    ``v ≥ θ + 0.01/4096`` (in the model's threshold), ``v ← 0`` in the same step.
+
 In every profile the threshold test, the number of spikes (one; MultiSpike ``floor(v/θ)`` for
 ``≥``, ``ceil(v/θ) − 1`` for ``>``), the reset (``v − n·θ`` or ``v_reset``) and the floor follow
 the population's :class:`evsim.model.neurons.SpikeRule` and model (so ``--reset``, ``--v-min`` etc.
@@ -465,7 +479,8 @@ class _Pop:
             return
         m = pop.model
         self.kind = m.kind
-        families = {"nir": "nir", "sinabs": "sinabs", "speck": "sinabs", "snntorch": "snntorch", "norse": "norse"}
+        families = {"nir": "nir", "sinabs": "sinabs", "speck": "sinabs", "snntorch": "snntorch", "norse": "norse",
+                    "rockpool": "rockpool", "spyx": "spyx", "lava-dl": "lava-dl"}
         if model.profile.name not in families:
             raise OptionError(f"the clock-driven mode has no discrete update for profile '{model.profile.name}'",
                               option="--profile")
@@ -484,10 +499,14 @@ class _Pop:
             node = model.graph.nodes.get(pop.name)
             self.v_leak = _row(expand_parameter(node, "v_leak", pop.shape, pop.name, model.source_path, 0.0)
                                if node is not None else np.zeros(1))
+        elif self.kind == KIND_LEAKY and self.family in ("spyx", "lava-dl"):
+            self.v_leak = _row(0.0)  # neither framework reads v_leak
         # snnTorch's reset timings (docs/SEMANTICS.md#profile-snntorch): reset_delay=True defers
         # the reset to the next step; reset_delay=False with subtraction raises the next test
         # while the stored membrane is still above θ
         self.deferred_reset = self.family == "snntorch" and self.spiking and pop.rule.reset_delay
+        # Spyx's LIF/IF subtract the spike of the previous state after the decay (spyx/nn.py LIF)
+        self.deferred_reset |= self.family == "spyx" and self.spiking and self.kind != KIND_CUBA
         self.raise_test = (self.family == "snntorch" and self.spiking and not pop.rule.reset_delay
                            and pop.rule.subtract)
         self.refractory_s = pop.rule.refractory_s if self.spiking else 0.0
@@ -509,10 +528,10 @@ class _Pop:
             c["c"] = _row(m.drive) * dt
         elif self.kind == KIND_LEAKY:
             tau = _row(m.tau_mem)
-            if fam == "nir":
+            if fam in ("nir", "rockpool"):  # rockpool: v_rest holds the per-step bias
                 a = np.exp(-dt / tau)
                 c["a"], c["c"] = a, (1.0 - a) * _row(m.v_rest)
-            elif fam in ("sinabs", "snntorch"):
+            elif fam in ("sinabs", "snntorch", "spyx", "lava-dl"):
                 a = np.exp(-dt / tau)
                 c["a"], c["c"] = a, (1.0 - a) * self.v_leak + self.gain * b_step
             else:  # norse: forward Euler
@@ -528,7 +547,7 @@ class _Pop:
                 v_inf = v_leak + r * i_rest
                 c["vv"], c["vi"], c["vc"] = em, k, v_inf * (1.0 - em) - k * i_rest
                 c["ii"], c["ic"] = es, (1.0 - es) * i_rest
-            elif fam in ("sinabs", "snntorch"):
+            elif fam in ("sinabs", "snntorch", "rockpool", "spyx", "lava-dl"):
                 am, as_ = np.exp(-dt / tm), np.exp(-dt / ts)
                 c["am"], c["as"] = am, as_
                 c["vc"] = (1.0 - am) * v_leak
@@ -579,10 +598,13 @@ class _Pop:
         return spikes if spiking else None
 
 
-_FAMILY_CODE = {"nir": ps.FAMILY_NIR, "sinabs": ps.FAMILY_SINABS, "snntorch": ps.FAMILY_SNNTORCH, "norse": ps.FAMILY_NORSE}
+_FAMILY_CODE = {"nir": ps.FAMILY_NIR, "sinabs": ps.FAMILY_SINABS, "snntorch": ps.FAMILY_SNNTORCH, "norse": ps.FAMILY_NORSE,
+                "rockpool": ps.FAMILY_SINABS, "spyx": ps.FAMILY_SNNTORCH, "lava-dl": ps.FAMILY_SNNTORCH}
 # the coefficients of :func:`evsim.kernels.profile_step.cuba_step` (c0..c4) per family
 _CUBA_COEFFS = {"nir": ("vv", "vi", "vc", "ii", "ic"), "sinabs": ("am", "as", "vc", "k", "ic"),
                 "snntorch": ("am", "as", "vc", "k", "ic"), "norse": ("fm", "fs", "vl", "r", "ic")}
+for _fam in ("rockpool", "spyx", "lava-dl"):
+    _CUBA_COEFFS[_fam] = _CUBA_COEFFS["sinabs"]
 
 
 # --------------------------------------------------------------------------------------------
