@@ -37,7 +37,7 @@ COMPILE_NOTICE = False
 
 #: What the notice announces: CPU time of the first compile of the event loop on the reference
 #: machine (benchmarks/bench_first_run.py; benchmarks/README.md#first-run).
-COMPILE_ESTIMATE = "2-4 minutes"
+COMPILE_ESTIMATE = "1-2 minutes"
 
 _announced = False
 
