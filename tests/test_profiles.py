@@ -597,6 +597,30 @@ def test_snntorch_raised_test_after_a_residual_above_threshold():
     assert ref.step(np.array([2.5]), 0.0)[0] == 1.0 and ref.step(np.array([0.9]), 0.0)[0] == 0.0
 
 
+@pytest.mark.parametrize("kind", ["LIF", "CubaLIF"])
+def test_snntorch_recurrent_reset_modes_and_timings(kind):
+    """snnTorch RLeaky / RSynaptic (the recurrent term W_rec·spk[t−1] enters the membrane input,
+    resp. the synaptic current) with each reset and reset_delay, against the forward pass written
+    out (SnntorchRef, run_reference's recurrence)."""
+    rng = np.random.default_rng(31 if kind == "LIF" else 32)
+    events, frames = random_input(rng, 100, n_in=4)
+    node, p, scale = layer_params("snntorch", kind, N_HID, rng)
+    w_in = (2.0 if kind == "LIF" else 1.0) * (rng.normal(scale=scale, size=(N_HID, 4)) + 0.3 * scale)
+    b_in = rng.normal(scale=0.1 * scale, size=N_HID)
+    w_rec = rng.normal(scale=scale, size=(N_HID, N_HID))
+    g = rsynaptic_graph(w_in, b_in, node, w_rec)
+    trains = {}
+    for reset, delay in TIMINGS:
+        ref = reference("snntorch", kind, p, dt=SNNTORCH_DT, reset=reset, reset_delay=delay)
+        ref_spikes = run_reference([ref], [w_in], [b_in], frames, recurrent=w_rec)
+        model = evsim.load_model(g, profile="snntorch", precision="float64", reset=reset, reset_delay=delay)
+        check(run_clock(model, 100, events), ["rec.lif"], [ref], ref_spikes, 100, [N_HID])
+        assert 0 < np.count_nonzero(ref_spikes[0]) < ref_spikes[0].size
+        trains[(reset, delay)] = ref_spikes[0]
+    assert not np.array_equal(trains[("subtract", False)], trains[("subtract", True)])
+    assert not np.array_equal(trains[("zero", False)], trains[("subtract", False)])
+
+
 RECURRENT = ["nir", "sinabs", "speck", "snntorch", "norse", "rockpool", "lava-dl"]
 
 
