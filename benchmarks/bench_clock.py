@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -40,24 +39,11 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_machine.py
+from _machine import machine  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-
-
-def machine() -> dict:
-    import numba
-
-    info = {"python": platform.python_version(), "platform": platform.platform(), "logical_cpus": os.cpu_count(),
-            "numpy": np.__version__, "numba": numba.__version__}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                info["cpu"] = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info["load_average_at_start"] = os.getloadavg()
-    return info
 
 
 def time_runs(sim, events: list, repeats: int) -> tuple:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import shutil
 import statistics
@@ -35,27 +34,12 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_machine.py
+from _machine import machine  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 MODEL = REPO / "evsim" / "bundled" / "nmnist_cnn" / "model.nir"
-
-
-def machine() -> dict:
-    import numba
-    import numpy as np
-
-    info = {"python": platform.python_version(), "platform": platform.platform(), "logical_cpus": os.cpu_count(),
-            "numpy": np.__version__, "numba": numba.__version__}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                info["cpu"] = line.split(":", 1)[1].strip()
-                break
-        info["memory_gib"] = round(int(Path("/proc/meminfo").read_text().split()[1]) / 2**20, 1)
-    except OSError:
-        pass
-    info["load_average_at_start"] = os.getloadavg()
-    return info
 
 
 def env() -> dict:

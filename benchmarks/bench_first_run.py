@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import shutil
 import statistics
@@ -33,23 +32,10 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_machine.py
+from _machine import machine  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def machine() -> dict:
-    info = {"python": platform.python_version(), "platform": platform.platform(), "logical_cpus": os.cpu_count()}
-    try:
-        import numba
-
-        info["numba"] = numba.__version__
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                info["cpu"] = line.split(":", 1)[1].strip()
-                break
-    except (OSError, ImportError):
-        pass
-    info["load_average_at_start"] = os.getloadavg()
-    return info
 
 
 def child(out: str, argv: list) -> int:

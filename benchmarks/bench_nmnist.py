@@ -17,35 +17,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_machine.py
+from _machine import machine  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def machine() -> dict:
-    info = {"python": platform.python_version(), "platform": platform.platform(), "logical_cpus": os.cpu_count()}
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-        for line in text.splitlines():
-            if line.startswith("model name"):
-                info["cpu"] = line.split(":", 1)[1].strip()
-                break
-        flags = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
-        info["avx512f"] = " avx512f" in flags
-        mem = Path("/proc/meminfo").read_text().splitlines()[0].split()[1]
-        info["memory_gib"] = round(int(mem) / 2**20, 1)
-    except OSError:
-        pass
-    import numba
-
-    info["numpy"] = np.__version__
-    info["numba"] = numba.__version__
-    return info
 
 
 def main(argv=None) -> int:

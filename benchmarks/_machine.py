@@ -1,0 +1,31 @@
+"""The machine a benchmark ran on, recorded next to its figures (shared by the benchmark scripts)."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+
+def machine() -> dict:
+    """Python, platform, logical CPUs, CPU model and AVX-512, memory, numpy/numba versions and the
+    load average at the start (a shared machine makes wall times meaningless; it is recorded)."""
+    info = {"python": platform.python_version(), "platform": platform.platform(), "logical_cpus": os.cpu_count()}
+    try:
+        import numba
+        import numpy as np
+
+        info["numpy"] = np.__version__
+        info["numba"] = numba.__version__
+    except ImportError:
+        pass
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        info["cpu"] = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")), None)
+        flags = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
+        info["avx512f"] = " avx512f" in flags
+        info["memory_gib"] = round(int(Path("/proc/meminfo").read_text().split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    info["load_average_at_start"] = os.getloadavg()
+    return info
