@@ -57,5 +57,11 @@ class SampleWindow:
             return int(t_us.size)
         return int(np.searchsorted(np.asarray(t_us, dtype=np.int64) - origin_us, self.duration_us, side="left"))
 
+    def clip(self, events: np.ndarray, origin_us: int | None) -> np.ndarray:
+        """The sorted events that are part of the sample (a prefix: later events lie outside)."""
+        if self.duration_us is None or origin_us is None or events.shape[0] == 0:
+            return events
+        return events[:self.n_inside(events["t"], origin_us)]
+
     def describe(self) -> dict:
         return {"time_origin": self.time_origin, "duration_us": self.duration_us}

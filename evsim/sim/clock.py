@@ -1420,8 +1420,7 @@ class ClockSimulator:
     def _prepare(self, index: int, events: np.ndarray, source) -> _Sample:
         check_sorted(events, source=source)
         origin = self.window.origin_us(int(events["t"][0]) if events.shape[0] else None)
-        if self.window.duration_us is not None and events.shape[0]:
-            events = events[:self.window.n_inside(events["t"], origin)]  # later events lie outside the sample
+        events = self.window.clip(events, origin)
         n = int(events.shape[0])
         k, n_steps, width = bin_steps(events["t"], bin_us=self.bin_us, n_bins=self.n_bins, origin_us=origin,
                                       duration_us=self.window.duration_us)

@@ -149,8 +149,7 @@ class Simulator:
         the events after a cutoff)."""
         if self._t0_us is None and events.shape[0]:
             self._t0_us = int(events["t"][0])
-        if self.window.duration_us is not None and events.shape[0]:
-            events = events[:self.window.n_inside(events["t"], self._t0_us)]  # later events lie outside the sample
+        events = self.window.clip(events, self._t0_us)
         n = int(events.shape[0])
         self.events_total += n
         if n == 0 or self.stopped:
@@ -290,8 +289,7 @@ class Simulator:
         self.cutoff, saved = Cutoff(), self.cutoff
         try:
             if self.status != abi.STATUS_BUDGET and c[abi.C_PROCESSED] < c[abi.C_BUDGET]:
-                if self.window.duration_us is not None and events.shape[0] and self._t0_us is not None:
-                    events = events[:self.window.n_inside(events["t"], self._t0_us)]
+                events = self.window.clip(events, self._t0_us)
                 rest = events[consumed:]
                 if rest.shape[0]:
                     index = self._input_map[input_indices(rest, self.model.input_shape, source=source)]
