@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import nir
 import numpy as np
-import pytest
 
 import evsim
 from evsim.input.events import make_events

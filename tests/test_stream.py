@@ -10,7 +10,6 @@ Memory is measured by benchmarks/bench_long.py, not here.
 
 from __future__ import annotations
 
-import struct
 
 import h5py
 import numpy as np

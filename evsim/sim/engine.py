@@ -281,20 +281,14 @@ def advance(m, s, pop, kind, flags, j, g, t):
             if t <= t_last:
                 s.t_last[g] = t_last
                 return
-    dt = t - t_last
-    if kind == KIND_INTEGRATOR:
-        s.v[g] = nk.integrator_evolve(s.v[g], param(m, pop, P_DRIVE, j), dt)
-    elif kind == KIND_LEAKY:
-        s.v[g] = nk.leaky_evolve(s.v[g], param(m, pop, P_V_REST, j), param(m, pop, P_TAU_MEM, j), dt)
-    elif kind == KIND_CUBA:
-        v, i = nk.cuba_evolve(s.v[g], s.isyn[g], param(m, pop, P_V_REST, j), param(m, pop, P_R, j),
-                           param(m, pop, P_I_REST, j), param(m, pop, P_TAU_MEM, j), param(m, pop, P_TAU_SYN, j), dt)
-        s.v[g] = v
+    v, i = state_at(m, pop, kind, j, s.v[g], s.isyn[g], t - t_last)
+    s.v[g] = v
+    if kind == KIND_CUBA:
         s.isyn[g] = i
     s.t_last[g] = t
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, inline="always")
 def state_at(m, pop, kind, j, v, i, dt):
     """(v, I) of neuron j of ``pop`` dt µs after the state (v, I), without input (closed form)."""
     if kind == KIND_INTEGRATOR:
