@@ -31,6 +31,11 @@ import numpy as np  # noqa: E402
 
 from .bundled import BUNDLED_CALIBRATION, BUNDLED_MODEL, BUNDLED_SAMPLES  # noqa: E402
 from .errors import EvsimError, OptionError, RecordingError  # noqa: E402
+from .chip.speck import CHIPS, QUANTIZE_SCHEMES  # noqa: E402
+from .kernels.abi import CUTOFF_RULES  # noqa: E402
+from .input.window import TIME_ORIGINS  # noqa: E402
+from .model.profiles import PROFILE_NAMES, RESET_MODES, SPIKES_PER_UPDATE, THRESHOLD_RULES  # noqa: E402
+from .sim import MODES, PRECISIONS  # noqa: E402
 from .paths import check_json_file, check_output_path, read_subset  # noqa: E402
 
 
@@ -70,17 +75,17 @@ def _interruptible(command):
 
 
 model_options = _options(
-    click.option("--profile", type=click.Choice(["nir", "sinabs", "speck", "snntorch", "norse", "rockpool", "spyx", "lava-dl"]), default=None,
+    click.option("--profile", type=click.Choice(PROFILE_NAMES), default=None,
                  help="How to read the exporter's parameters (docs/SEMANTICS.md#profiles). Default: the profile "
                       "the model declares (<model>.evsim.json or NIR metadata), else nir (strict)."),
-    click.option("--reset", type=click.Choice(["zero", "subtract"]), default=None,
+    click.option("--reset", type=click.Choice(RESET_MODES), default=None,
                  help="Reset after a spike: to v_reset (NIR's reset potential, 0 by default) or subtract θ. "
                       "Default: the profile's."),
     click.option("--v-min", type=float, default=None, help="Floor of the membrane potential (state units). "
                                                            "Default: the profile's (none, or −θ for sinabs/speck IF)."),
-    click.option("--spikes-per-update", type=click.Choice(["one", "multi"]), default=None,
+    click.option("--spikes-per-update", type=click.Choice(SPIKES_PER_UPDATE), default=None,
                  help="One spike per update, or floor(v/θ) spikes (MultiSpike). Default: the profile's."),
-    click.option("--threshold-rule", type=click.Choice(["gt", "ge"]), default=None,
+    click.option("--threshold-rule", type=click.Choice(list(THRESHOLD_RULES)), default=None,
                  help="Fire on v > θ (gt) or v ≥ θ (ge). Default: the profile's."),
     click.option("--refractory-us", type=float, default=0.0, show_default=True,
                  help="Absolute refractory period, microseconds."),
@@ -99,19 +104,19 @@ model_options = _options(
                       "Default: the profile's dt for the discrete-time profiles (snntorch, norse, rockpool, spyx, "
                       "lava-dl), else 0 "
                       "(docs/SEMANTICS.md#discrete-in-event-time)."),
-    click.option("--precision", type=click.Choice(["float32", "float64"]), default="float32", show_default=True,
+    click.option("--precision", type=click.Choice(PRECISIONS), default="float32", show_default=True,
                  help="Membrane state and weights precision."),
-    click.option("--quantize", type=click.Choice(["speck"]), default=None,
+    click.option("--quantize", type=click.Choice(QUANTIZE_SCHEMES), default=None,
                  help="Simulate the network as sinabs deploys it on Speck: 8-bit weights and integer thresholds, "
                       "one scale per layer (profiles speck and sinabs)."),
 )
 
 mode_options = _options(
-    click.option("--mode", type=click.Choice(["event", "clock"]), default="event", show_default=True,
+    click.option("--mode", type=click.Choice(MODES), default="event", show_default=True,
                  help="Fully event-driven, or the clock-driven baseline (docs/SEMANTICS.md#clock)."),
     click.option("--bin-us", type=float, default=None, help="Clock mode: bin width (time step), microseconds."),
     click.option("--n-bins", type=int, default=None, help="Clock mode: number of bins per recording."),
-    click.option("--time-origin", type=click.Choice(["first-event", "zero"]), default=None,
+    click.option("--time-origin", type=click.Choice(TIME_ORIGINS), default=None,
                  help="Time 0 of a sample: its first event, or t = 0 of the recording (a fixed frame that starts "
                       "before the first event). Default: first-event, or what the dataset folder declares "
                       "(docs/SEMANTICS.md#time-window)."),
@@ -122,7 +127,7 @@ mode_options = _options(
 )
 
 cutoff_options = _options(
-    click.option("--cutoff", type=click.Choice(["none", "conf", "topk"]), default="none", show_default=True,
+    click.option("--cutoff", type=click.Choice(list(CUTOFF_RULES)), default="none", show_default=True,
                  help="Stop consuming input once the output is confident: max softmax(a/T) ≥ 1 − ε (conf) or "
                       "top1 − top2 ≥ β (topk)."),
     click.option("--threshold", type=float, default=None,
@@ -173,7 +178,7 @@ def _overrides(o: dict) -> dict:
         "reset": o.get("reset"),
         "v_min": o.get("v_min"),
         "spikes_per_update": o.get("spikes_per_update"),
-        "threshold_ge": None if o.get("threshold_rule") is None else o["threshold_rule"] == "ge",
+        "threshold_ge": None if o.get("threshold_rule") is None else THRESHOLD_RULES[o["threshold_rule"]],
         "refractory_us": o.get("refractory_us") or 0.0,
         "dt_us": o.get("dt_us"),
         "recurrent_delay_us": o.get("recurrent_delay_us"),
@@ -644,7 +649,7 @@ def _print_eval(doc):
 @data_options
 @model_options
 @mode_options
-@click.option("--cutoff", type=click.Choice(["topk", "conf"]), required=True, help="The rule to calibrate.")
+@click.option("--cutoff", type=click.Choice([r for r in CUTOFF_RULES if r != "none"]), required=True, help="The rule to calibrate.")
 @click.option("--epsilon", type=float, default=0.01, show_default=True,
               help="Tolerated rate of decisions that are wrong or change later (about the accuracy a held-out "
                    "set may lose).")
@@ -767,13 +772,13 @@ def _fmt(v):
 @cli.command()
 @click.argument("path", type=click.Path())
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the description (JSON).")
-@click.option("--profile", type=click.Choice(["nir", "sinabs", "speck", "snntorch", "norse", "rockpool", "spyx", "lava-dl"]), default=None,
+@click.option("--profile", type=click.Choice(PROFILE_NAMES), default=None,
               help="Profile used to compile a model. Default: the one the model declares (else nir), or speck with "
                    "--quantize/--chip.")
 @click.option("--recurrent-delay-us", type=float, default=None, help="Delay of recurrent edges, µs (strict NIR).")
-@click.option("--quantize", type=click.Choice(["speck"]), default=None,
+@click.option("--quantize", type=click.Choice(QUANTIZE_SCHEMES), default=None,
               help="Show the Speck quantisation: scale per layer and bits used.")
-@click.option("--chip", type=click.Choice(["speck"]), default=None,
+@click.option("--chip", type=click.Choice(CHIPS), default=None,
               help="Check whether the model fits the chip: per-layer memory, cores, a verdict.")
 def info(path, json_path, profile, recurrent_delay_us, quantize, chip):
     """Describe a MODEL (nodes, shapes, neurons, parameters), a RECORDING (events, time span,

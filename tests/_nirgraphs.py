@@ -284,3 +284,67 @@ def h5_edit(path, fn) -> None:
 
     with h5py.File(str(path), "r+") as f:
         fn(f)
+
+
+# --------------------------------------------------------------------------------------------
+# SynOps per source spike from the operators' structure (numpy, NIR order)
+# --------------------------------------------------------------------------------------------
+
+from evsim.model.linear import ConvOp, DenseOp, ReshapeOp, ScaleOp, as_spatial  # noqa: E402
+
+
+def _ref_conv_transposed_structure(op: ConvOp, g_out: np.ndarray, nonzero_only: bool) -> np.ndarray:
+    """G_in[i] = Σ over the outputs o that input i reaches through a kernel tap (non-zero taps
+    only if ``nonzero_only``) of G_out[o]. NIR layout, flat."""
+    geo = op.geometry
+    c_in, h, w = as_spatial(geo.in_shape)
+    c_out, oh, ow = as_spatial(geo.out_shape)
+    _, cin_g, kh, kw = geo.weight.shape
+    cout_g = c_out // geo.groups
+    mask = (geo.weight != 0).astype(np.float64) if nonzero_only else np.ones(geo.weight.shape)
+    go = g_out.reshape(c_out, oh, ow)
+    g_in = np.zeros((c_in, h, w))
+    ys, xs = np.arange(h), np.arange(w)
+    for ky in range(kh):
+        num = ys + geo.pad_top - ky * geo.dilation[0]
+        oky = num // geo.stride[0]
+        vy = (num >= 0) & (num % geo.stride[0] == 0) & (oky < oh)
+        for kx in range(kw):
+            numx = xs + geo.pad_left - kx * geo.dilation[1]
+            okx = numx // geo.stride[1]
+            vx = (numx >= 0) & (numx % geo.stride[1] == 0) & (okx < ow)
+            if not vy.any() or not vx.any():
+                continue
+            yy, xx = ys[vy], xs[vx]
+            sub = go[:, oky[vy]][:, :, okx[vx]]  # (c_out, ny, nx)
+            for grp in range(geo.groups):
+                m = mask[grp * cout_g:(grp + 1) * cout_g, :, ky, kx]  # (cout_g, cin_g)
+                contrib = np.einsum("oc,oyx->cyx", m, sub[grp * cout_g:(grp + 1) * cout_g])
+                g_in[grp * cin_g:(grp + 1) * cin_g, yy[:, None], xx[None, :]] += contrib
+    return g_in.reshape(-1)
+
+
+def ref_synops_per_spike(chain: list, dst_size: int) -> np.ndarray:
+    """Independent reference for :func:`evsim.kernels.fanout.synops_table`: target additions one
+    spike of each source element causes (NIR order), from the NIR operators' structure in numpy: the last engine operator counts every target of its fan-out (zero
+    weights included); earlier weighted operators pass through their non-zero weights only.
+    Index maps (Flatten, Scale, non-overlapping pools) are folded as in the builder."""
+    weighted = [k for k, op in enumerate(chain) if not op.is_index_map]
+    last_weighted = weighted[-1] if weighted else None
+    trailing_maps = last_weighted is None or last_weighted < len(chain) - 1
+    g = np.ones(dst_size)
+    for k in range(len(chain) - 1, -1, -1):
+        op = chain[k]
+        if isinstance(op, ReshapeOp) or isinstance(op, ScaleOp):
+            continue  # flat layout unchanged; scales do not change the count
+        all_taps = (k == last_weighted) and not trailing_maps
+        if isinstance(op, DenseOp):
+            w = np.asarray(op.weight)
+            g = np.full(w.shape[1], g.sum()) if all_taps else (w != 0).T.astype(np.float64) @ g
+        elif isinstance(op, ConvOp):
+            g = _ref_conv_transposed_structure(op, g, nonzero_only=not all_taps and not op.is_index_map)
+        else:  # unknown operator: structure from its dense matrix
+            n_in = int(np.prod(op.in_shape))
+            mat = np.asarray(op.apply(np.eye(n_in).reshape((n_in,) + tuple(op.in_shape)), with_bias=False)).reshape(n_in, -1)
+            g = (mat != 0).astype(np.float64) @ g
+    return g

@@ -594,3 +594,52 @@ def test_reference_matches_torch():
         x = rng.normal(size=(c, h, w))
         theirs = fn.avg_pool2d(torch.tensor(x)[None], kernel, stride, padding, count_include_pad=True)[0].numpy()
         np.testing.assert_allclose(ref_pool2d(x, kernel, stride, padding, average=True), theirs, rtol=1e-10, atol=1e-12)
+
+
+# --------------------------------------------------------------------------------------------
+# The SynOp table of evsim.kernels.fanout (what the clock mode counts per source spike)
+# --------------------------------------------------------------------------------------------
+
+
+def _synop_chains():
+    rng = np.random.default_rng(40)
+    wz = rng.normal(size=(4, 2, 3, 3))
+    wz[:, :, 1, 1] = 0.0  # zero taps: counted in the last operator, not in an intermediate one
+    w2 = rng.normal(size=(6, 2, 3, 3))
+    return {
+        "conv": ((2, 7, 6), [("c", conv2d(wz, padding=1))], (4, 7, 6)),
+        "strided conv, groups": ((4, 9, 8), [("c", conv2d(rng.normal(size=(6, 2, 3, 3)), stride=2, padding=1, groups=2))],
+                                 (6, 5, 4)),
+        "conv → conv (zero taps in the first)": ((2, 8, 8), [("c1", conv2d(wz, padding=1)),
+                                                            ("c2", conv2d(w2, stride=2, groups=2))], (6, 3, 3)),
+        "overlapping avgpool → conv": ((2, 10, 9), [("p", avgpool(3, 1, 1)), ("c", conv2d(w2[:4, :2], stride=2))],
+                                       (4, 4, 4)),
+        "conv → pool → flatten → affine": ((2, 8, 8), [("c", conv2d(rng.normal(size=(3, 2, 3, 3)), padding=1)),
+                                                       ("p", sumpool(2)), ("f", nir.Flatten(input_type=None, start_dim=1)),
+                                                       ("fc", nir.Affine(weight=rng.normal(size=(5, 48)), bias=np.zeros(5)))],
+                                          (5,)),
+        "conv → non-overlapping pool": ((2, 9, 9), [("c", conv2d(wz, stride=2, padding=1)), ("p", avgpool(2))], (4, 2, 2)),
+        "linear → linear": ((10,), [("l1", nir.Linear(weight=rng.normal(size=(6, 10)))),
+                                   ("l2", nir.Linear(weight=rng.normal(size=(4, 6))))], (4,)),
+    }
+
+
+@pytest.mark.parametrize("name", list(_synop_chains()))
+def test_synop_table_matches_the_operator_structure_and_the_engine(name):
+    """evsim.kernels.fanout.synops_table (the clock mode's SynOps per source spike) equals an
+    independent numpy count from the NIR operators' structure, and the engine's own count for
+    one spike of a sample of source elements."""
+    from _nirgraphs import ref_synops_per_spike
+    from evsim.kernels.fanout import synops_table
+    from evsim.model.linear import to_nir_order
+
+    in_shape, chain, target_shape = _synop_chains()[name]
+    model = evsim.load_model(chain_to_integrator(in_shape, chain, target_shape), profile="nir", precision="float64")
+    (j, proj), = [(j, p) for j, p in enumerate(model.projections) if p.source == model.input_population]
+    table = to_nir_order(synops_table(model.arrays, j, int(np.prod(in_shape))), in_shape)
+    expected = ref_synops_per_spike(proj.linear_ops, int(np.prod(target_shape)))
+    np.testing.assert_array_equal(table, expected)
+    assert table.sum() > 0
+    sim = evsim.Simulator(model)
+    for flat in np.random.default_rng(41).choice(table.size, size=5, replace=False):
+        assert sim.run(events_at([T0_US], [flat], in_shape)).synops == table[flat]

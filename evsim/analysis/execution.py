@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..errors import EvsimError, OptionError
+from ..sim import MODES
 from ..sim.result import Cutoff
 from .records import error_record, sample_record
 from .trajectory import Trajectory
@@ -69,8 +70,8 @@ class EvalConfig:
         from ..input.window import SampleWindow
 
         SampleWindow(self.time_origin, self.duration_us)  # validates both
-        if self.mode not in ("event", "clock"):
-            raise OptionError(f"must be event or clock, got {self.mode!r}", option="--mode")
+        if self.mode not in MODES:
+            raise OptionError(f"must be {' or '.join(MODES)}, got {self.mode!r}", option="--mode")
         if self.mode == "clock" and (self.bin_us is None) == (self.n_bins is None):
             raise OptionError("clock mode needs exactly one of --bin-us and --n-bins", option="--mode")
         if self.bin_us is not None and not self.bin_us > 0:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import OptionError
-from ..kernels.abi import CUT_CONF, CUT_TOPK
+from ..kernels.abi import CUT_CONF, CUT_NONE, CUT_TOPK, CUTOFF_RULES
 from ..kernels.readout import confidence_rows
 
 __all__ = ["Trajectory", "predictions_of", "gap_of", "softmax_confidence_of", "confidence_of", "oracle_cutoff_time",
@@ -64,7 +64,8 @@ def predictions_of(vectors: np.ndarray) -> np.ndarray:
     return np.where(active, pred, -1)
 
 
-CUTOFF_MODES = {"conf": CUT_CONF, "topk": CUT_TOPK}
+#: the rules that have a confidence (every cutoff rule but "none")
+CUTOFF_MODES = {name: code for name, code in CUTOFF_RULES.items() if code != CUT_NONE}
 
 
 def cutoff_mode(cutoff: str) -> int:

@@ -87,6 +87,8 @@ WEIGHT_TYPES = ("Conv2d", "Conv1d", "Affine", "Linear")
 POOL_TYPES = ("SumPool2d", "AvgPool2d")
 ROUTE_TYPES = POOL_TYPES + ("Flatten",)
 QUANTIZE_SCHEMES = ("speck",)
+#: the chips `evsim info --chip` can map a network to
+CHIPS = ("speck",)
 QUANTIZE_PROFILES = ("speck", "sinabs")
 
 

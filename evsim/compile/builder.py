@@ -47,6 +47,7 @@ from ..model.linear import (
     to_engine_order,
 )
 from ..model.profiles import Overrides, get_profile, neuron_model, resolve_dt, spike_rule
+from ..sim import PRECISIONS
 
 from ..kernels.abi import (
     F_DYNAMIC,
@@ -235,8 +236,8 @@ def compile_model(source, profile: str = "nir", overrides: Overrides | None = No
         ModelError: the graph cannot be compiled (message names the node).
         OptionError: an option is invalid.
     """
-    if precision not in ("float32", "float64"):
-        raise OptionError(f"must be float32 or float64, got {precision!r}", option="--precision")
+    if precision not in PRECISIONS:
+        raise OptionError(f"must be {' or '.join(PRECISIONS)}, got {precision!r}", option="--precision")
     overrides = overrides or Overrides()
     prof = get_profile(profile)
     graph = load_graph(source)

@@ -106,6 +106,8 @@ CROSSING_TOLERANCE_US = 1e-3
 CUT_NONE = 0
 CUT_CONF = 1  # confidence = max softmax(a/T)
 CUT_TOPK = 2  # confidence = top1 − top2
+#: the cutoff rules by name (the CLI's --cutoff choices, Cutoff.mode, calibration, replay)
+CUTOFF_RULES = {"none": CUT_NONE, "conf": CUT_CONF, "topk": CUT_TOPK}
 
 # slots of the packed cutoff array; the threshold table follows from CUT_TABLE on
 CUT_MODE = 0

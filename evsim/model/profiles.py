@@ -60,6 +60,10 @@ from ..errors import ModelError, OptionError
 from .neurons import CubaModel, IntegratorModel, LeakyModel, SpikeRule
 
 PROFILE_NAMES = ("nir", "sinabs", "speck", "snntorch", "norse", "rockpool", "spyx", "lava-dl")
+#: the values of the spike-rule overrides (``--reset``, ``--spikes-per-update``, ``--threshold-rule``)
+RESET_MODES = ("zero", "subtract")
+SPIKES_PER_UPDATE = ("one", "multi")
+THRESHOLD_RULES = {"gt": False, "ge": True}  # name → threshold_ge
 
 #: lava-dl's threshold offset (lava/lib/dl/slayer/neuron/cuba.py: threshold_eps = 0.01/s_scale,
 #: s_scale = 4096 with the default scale 1 << 6): slayer fires on v ≥ θ + eps, as Loihi on v > θ
@@ -101,10 +105,11 @@ class Overrides:
     min_spike_interval_us: float | None = None
 
     def __post_init__(self):
-        if self.reset not in (None, "zero", "subtract"):
-            raise OptionError(f"must be 'zero' or 'subtract', got {self.reset!r}", option="--reset")
-        if self.spikes_per_update not in (None, "one", "multi"):
-            raise OptionError(f"must be 'one' or 'multi', got {self.spikes_per_update!r}", option="--spikes-per-update")
+        if self.reset is not None and self.reset not in RESET_MODES:
+            raise OptionError(f"must be {' or '.join(RESET_MODES)}, got {self.reset!r}", option="--reset")
+        if self.spikes_per_update is not None and self.spikes_per_update not in SPIKES_PER_UPDATE:
+            raise OptionError(f"must be {' or '.join(SPIKES_PER_UPDATE)}, got {self.spikes_per_update!r}",
+                              option="--spikes-per-update")
         # the same bounds as model parameters and timestamps (docs/SEMANTICS.md#cli): values beyond
         # them overflow float32 state or the µs clock
         if self.v_min is not None and not (np.isfinite(self.v_min) and abs(self.v_min) <= 1e30):

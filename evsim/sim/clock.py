@@ -145,6 +145,7 @@ from numba.typed import List
 
 from ..compile.builder import CompiledModel, compile_model, conv_offset_table
 from ..kernels import profile_step as ps
+from ..kernels.fanout import synops_table
 from ..kernels.abi import KIND_CUBA, KIND_INPUT, KIND_INTEGRATOR, KIND_LEAKY, READOUT_COUNTS
 from ..kernels.readout import cutoff_decision, decide_rows
 from ..errors import OptionError
@@ -362,68 +363,6 @@ def _kernel_of(op, wdtype):
     if isinstance(op, ScaleOp):
         return _Scale(op)
     return _Apply(op)
-
-
-# --------------------------------------------------------------------------------------------
-# SynOps per source spike (the event engine's definition, computed from the operator structure)
-# --------------------------------------------------------------------------------------------
-
-
-def _conv_transposed_structure(op: ConvOp, g_out: np.ndarray, nonzero_only: bool) -> np.ndarray:
-    """G_in[i] = Σ over the outputs o that input i reaches through a kernel tap (non-zero taps
-    only if ``nonzero_only``) of G_out[o]. NIR layout, flat."""
-    geo = op.geometry
-    c_in, h, w = as_spatial(geo.in_shape)
-    c_out, oh, ow = as_spatial(geo.out_shape)
-    _, cin_g, kh, kw = geo.weight.shape
-    cout_g = c_out // geo.groups
-    mask = (geo.weight != 0).astype(np.float64) if nonzero_only else np.ones(geo.weight.shape)
-    go = g_out.reshape(c_out, oh, ow)
-    g_in = np.zeros((c_in, h, w))
-    ys, xs = np.arange(h), np.arange(w)
-    for ky in range(kh):
-        num = ys + geo.pad_top - ky * geo.dilation[0]
-        oky = num // geo.stride[0]
-        vy = (num >= 0) & (num % geo.stride[0] == 0) & (oky < oh)
-        for kx in range(kw):
-            numx = xs + geo.pad_left - kx * geo.dilation[1]
-            okx = numx // geo.stride[1]
-            vx = (numx >= 0) & (numx % geo.stride[1] == 0) & (okx < ow)
-            if not vy.any() or not vx.any():
-                continue
-            yy, xx = ys[vy], xs[vx]
-            sub = go[:, oky[vy]][:, :, okx[vx]]  # (c_out, ny, nx)
-            for grp in range(geo.groups):
-                m = mask[grp * cout_g:(grp + 1) * cout_g, :, ky, kx]  # (cout_g, cin_g)
-                contrib = np.einsum("oc,oyx->cyx", m, sub[grp * cout_g:(grp + 1) * cout_g])
-                g_in[grp * cin_g:(grp + 1) * cin_g, yy[:, None], xx[None, :]] += contrib
-    return g_in.reshape(-1)
-
-
-def _fanout(chain: list, dst_size: int) -> np.ndarray:
-    """Target additions one spike of each source element causes (NIR order), as the event
-    engine counts them: the last engine operator counts every target of its fan-out (zero
-    weights included); earlier weighted operators pass through their non-zero weights only.
-    Index maps (Flatten, Scale, non-overlapping pools) are folded as in the builder."""
-    weighted = [k for k, op in enumerate(chain) if not op.is_index_map]
-    last_weighted = weighted[-1] if weighted else None
-    trailing_maps = last_weighted is None or last_weighted < len(chain) - 1
-    g = np.ones(dst_size)
-    for k in range(len(chain) - 1, -1, -1):
-        op = chain[k]
-        if isinstance(op, ReshapeOp) or isinstance(op, ScaleOp):
-            continue  # flat layout unchanged; scales do not change the count
-        all_taps = (k == last_weighted) and not trailing_maps
-        if isinstance(op, DenseOp):
-            w = np.asarray(op.weight)
-            g = np.full(w.shape[1], g.sum()) if all_taps else (w != 0).T.astype(np.float64) @ g
-        elif isinstance(op, ConvOp):
-            g = _conv_transposed_structure(op, g, nonzero_only=not all_taps and not op.is_index_map)
-        else:  # unknown operator: structure from its dense matrix
-            n_in = int(np.prod(op.in_shape))
-            mat = np.asarray(op.apply(np.eye(n_in).reshape((n_in,) + tuple(op.in_shape)), with_bias=False)).reshape(n_in, -1)
-            g = (mat != 0).astype(np.float64) @ g
-    return g
 
 
 # --------------------------------------------------------------------------------------------
@@ -1295,13 +1234,14 @@ class ClockSimulator:
         self.dtype = np.float32 if model.precision == "float32" else np.float64
         self.pops = [_Pop(model, i) for i in range(len(model.populations))]
         self.projs = []
-        for pr in model.projections:
+        for j, pr in enumerate(model.projections):
             kernels = [k for k in (_kernel_of(op, self.dtype) for op in pr.linear_ops) if k is not None]
             src_shape = model.populations[pr.source].shape
             per_source = None
             if pr.delay_per_source is not None:
                 per_source = to_nir_order(np.asarray(pr.delay_per_source, dtype=np.float64), src_shape)
-            fan = _fanout(pr.linear_ops, model.populations[pr.target].size)
+            # SynOps per source spike: the engine's own count (one definition, evsim.kernels.fanout)
+            fan = to_nir_order(synops_table(model.arrays, j, model.populations[pr.source].size), src_shape)
             self.projs.append(_Proj(pr.source, pr.target, kernels, fan, float(pr.delay_s), per_source, bool(pr.recurrent)))
         self.incoming = [[j for j, p in enumerate(self.projs) if p.dst == i] for i in range(len(self.pops))]
         self.synapses_per_step = float(sum(p.fanout.sum() for p in self.projs))

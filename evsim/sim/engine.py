@@ -23,6 +23,7 @@ import numpy as np
 from numba import njit
 
 from ..kernels import neuron as nk
+from ..kernels.fanout import op_input, op_runs
 from ..kernels.abi import (
     C_ANY_TRACE,
     C_BUDGET,
@@ -56,15 +57,8 @@ from ..kernels.abi import (
     F_REFRACTORY,
     F_SPIKING,
     F_SUBTRACT,
-    G_CIN,
-    G_COLS,
-    G_COUT,
-    G_GROUPS,
     G_KH,
     G_KW,
-    G_OW,
-    G_ROWS,
-    G_W,
     ITEM_CROSSING,
     ITEM_DELAYED,
     KIND_CUBA,
@@ -72,9 +66,6 @@ from ..kernels.abi import (
     KIND_LEAKY,
     N_CLOCK,
     N_COUNTERS,
-    OP_CONV,
-    OP_DENSE,
-    OP_IDENTITY,
     P_DRIVE,
     P_GAIN,
     P_I_REST,
@@ -631,80 +622,14 @@ def _deliver(m, s, b, op, last, dst, n_runs, n_sub_total, run_len, val, t, count
 
 @njit(cache=True, _nrt=False, inline="always")
 def apply_op(m, s, b, op, i, val, last, dst, t, count):
-    """Fan out input element i (value val) of operator ``op``.
-
-    The targets come as *runs*: (first output index, first weight index, sub-runs n_sub), each
-    followed by n_sub × ``run_len`` contiguous outputs and weights. A dense row is one run of
-    n_out; a convolution gives, per kernel row that lands inside the output, one run covering
-    all kernel columns that land inside it (n_sub of them, Cout output channels each; channel-last
-    layout; see :func:`evsim.compile.builder._encode_conv`); an index map gives one run of length
-    1 with weight 1. Sub-runs are visited from the last to the first wherever order matters
-    (threshold tests, receive, scratch lists): that is the order of ascending kernel column.
-    """
-    map_base = m.op_map_base[op]
-    scale_base = m.op_scale_base[op]
-    if scale_base >= 0:
-        val = val * m.scales[scale_base + i]
-    if map_base >= 0:
-        i = m.maps[map_base + i]
-        if i < 0:
-            return
-    kind = m.op_kind[op]
-    runs = s.runs
-    n_runs = 0
-    n_sub_total = 0
-    run_len = 1
-    if kind == OP_IDENTITY:
-        runs[0, 0] = i
-        runs[0, 1] = -1
-        runs[0, 2] = 1
-        n_runs = 1
-        n_sub_total = 1
-    elif kind == OP_DENSE:
-        run_len = m.op_out_size[op]
-        runs[0, 0] = 0
-        runs[0, 1] = m.op_weight_base[op] + i * run_len
-        runs[0, 2] = 1
-        n_runs = 1
-        n_sub_total = 1
-    elif kind == OP_CONV:
-        geo = m.op_geom
-        tab = m.conv_tables
-        c_in = geo[op, G_CIN]
-        w_in = geo[op, G_W]
-        c_out = geo[op, G_COUT]
-        ow = geo[op, G_OW]
-        kh = geo[op, G_KH]
-        kw = geo[op, G_KW]
-        groups = geo[op, G_GROUPS]
-        pos = i // c_in
-        c = i - pos * c_in
-        y = pos // w_in
-        x = pos - y * w_in
-        run_len = c_out
-        group_out = 0
-        if groups != 1:  # (integer divisions cost ~15 cycles each: none for the usual groups = 1)
-            run_len = c_out // groups
-            group_out = (c // (c_in // groups)) * run_len
-        wbase = m.op_weight_base[op]
-        # the kernel rows ky and output rows oy that see input row y, and per input column x the
-        # merged runs (pattern weight block, first output column, sub-runs): precomputed by the
-        # builder (evsim.compile.builder._encode_conv)
-        row = geo[op, G_ROWS] + y * (1 + 2 * kh)
-        col = geo[op, G_COLS] + x * (1 + 3 * kw)
-        n_groups = tab[col]
-        for a in range(tab[row]):
-            ky = tab[row + 1 + 2 * a]
-            oy = tab[row + 2 + 2 * a]
-            for q in range(n_groups):
-                pbase = tab[col + 1 + 3 * q]
-                ox0 = tab[col + 2 + 3 * q]
-                n_sub = tab[col + 3 + 3 * q]
-                runs[n_runs, 0] = (oy * ow + ox0) * c_out + group_out
-                runs[n_runs, 1] = wbase + pbase + (ky * c_in + c) * n_sub * run_len
-                runs[n_runs, 2] = n_sub
-                n_sub_total += n_sub
-                n_runs += 1
+    """Fan out input element i (value val) of operator ``op`` along its runs
+    (:func:`evsim.kernels.fanout.op_runs`: dense rows, merged convolution kernel rows, index maps).
+    Sub-runs are visited from the last to the first wherever order matters (threshold tests,
+    receive, scratch lists): that is the order of ascending kernel column."""
+    i, val = op_input(m, op, i, val)
+    if i < 0:
+        return
+    n_runs, n_sub_total, run_len = op_runs(m, op, i, s.runs)
     if n_runs > 0:
         _deliver(m, s, b, op, last, dst, n_runs, n_sub_total, run_len, val, t, count)
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..kernels.abi import CUT_CONF, CUT_NONE, CUT_TOPK
+from ..kernels.abi import CUTOFF_RULES
 from ..kernels.readout import cutoff_array
 from ..errors import OptionError
 
@@ -40,8 +40,8 @@ class Cutoff:
     max_events: int | None = None
 
     def __post_init__(self):
-        if self.mode not in ("none", "conf", "topk"):
-            raise OptionError(f"must be none, conf or topk, got {self.mode!r}", option="--cutoff")
+        if self.mode not in CUTOFF_RULES:
+            raise OptionError(f"must be {', '.join(CUTOFF_RULES)}, got {self.mode!r}", option="--cutoff")
         if self.mode == "conf" and self.threshold is None and self.table is None and not (0.0 < self.epsilon < 1.0):
             raise OptionError("must be in (0, 1)", option="--epsilon")
         if self.mode == "topk" and self.threshold is None and self.table is None:
@@ -64,7 +64,7 @@ class Cutoff:
         return 1.0 - self.epsilon if self.mode == "conf" else 0.0
 
     def as_array(self) -> np.ndarray:
-        mode = {"none": CUT_NONE, "conf": CUT_CONF, "topk": CUT_TOPK}[self.mode]
+        mode = CUTOFF_RULES[self.mode]
         table = None
         if self.table is not None:
             table = [np.inf if v is None else float(v) for v in self.table]

@@ -1,0 +1,156 @@
+"""Synaptic fan-out: which targets one input element of an operator reaches, and what a SynOp is.
+
+The single definition of an operator's fan-out geometry (:func:`op_runs`) and of the SynOp count
+(:func:`synops_per_spike`). The event engine delivers along the runs of :func:`op_runs`
+(``evsim.sim.engine.apply_op``) and counts one SynOp per target of the last operator; the clock
+mode takes its per-source SynOp table from :func:`synops_per_spike`, which walks the same runs, so
+both modes count the same thing by construction (docs/SEMANTICS.md#synops).
+
+Runs: ``runs[r] = (first output index, first weight index, n_sub)``, each followed by
+``n_sub × run_len`` contiguous outputs and weights (a weight index < 0: an index map, one output of
+weight 1). A dense row is one run of all outputs; a convolution one run per kernel row that lands
+inside the output, covering every kernel column that lands inside it (n_sub sub-runs of c_out
+channels, channel-last layout; see :func:`evsim.compile.builder._encode_conv`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .abi import G_CIN, G_COLS, G_COUT, G_GROUPS, G_KH, G_KW, G_OW, G_ROWS, G_W, OP_CONV, OP_DENSE, OP_IDENTITY
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def op_runs(m, op, i, runs):
+    """The runs of element i (after the operator's input map) of operator ``op`` into ``runs``.
+
+    Returns ``(n_runs, n_sub_total, run_len)``: n_sub_total × run_len targets in all."""
+    kind = m.op_kind[op]
+    n_runs = 0
+    n_sub_total = 0
+    run_len = 1
+    if kind == OP_IDENTITY:
+        runs[0, 0] = i
+        runs[0, 1] = -1
+        runs[0, 2] = 1
+        n_runs = 1
+        n_sub_total = 1
+    elif kind == OP_DENSE:
+        run_len = m.op_out_size[op]
+        runs[0, 0] = 0
+        runs[0, 1] = m.op_weight_base[op] + i * run_len
+        runs[0, 2] = 1
+        n_runs = 1
+        n_sub_total = 1
+    elif kind == OP_CONV:
+        geo = m.op_geom
+        tab = m.conv_tables
+        c_in = geo[op, G_CIN]
+        w_in = geo[op, G_W]
+        c_out = geo[op, G_COUT]
+        ow = geo[op, G_OW]
+        kh = geo[op, G_KH]
+        kw = geo[op, G_KW]
+        groups = geo[op, G_GROUPS]
+        pos = i // c_in
+        c = i - pos * c_in
+        y = pos // w_in
+        x = pos - y * w_in
+        run_len = c_out
+        group_out = 0
+        if groups != 1:  # (integer divisions cost ~15 cycles each: none for the usual groups = 1)
+            run_len = c_out // groups
+            group_out = (c // (c_in // groups)) * run_len
+        wbase = m.op_weight_base[op]
+        # the kernel rows ky and output rows oy that see input row y, and per input column x the
+        # merged runs (pattern weight block, first output column, sub-runs): precomputed by the
+        # builder (evsim.compile.builder._encode_conv)
+        row = geo[op, G_ROWS] + y * (1 + 2 * kh)
+        col = geo[op, G_COLS] + x * (1 + 3 * kw)
+        n_groups = tab[col]
+        for a in range(tab[row]):
+            ky = tab[row + 1 + 2 * a]
+            oy = tab[row + 2 + 2 * a]
+            for q in range(n_groups):
+                pbase = tab[col + 1 + 3 * q]
+                ox0 = tab[col + 2 + 3 * q]
+                n_sub = tab[col + 3 + 3 * q]
+                runs[n_runs, 0] = (oy * ow + ox0) * c_out + group_out
+                runs[n_runs, 1] = wbase + pbase + (ky * c_in + c) * n_sub * run_len
+                runs[n_runs, 2] = n_sub
+                n_sub_total += n_sub
+                n_runs += 1
+    return n_runs, n_sub_total, run_len
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def op_input(m, op, i, val):
+    """Element i of the previous layout as this operator's input: ``(index, value)`` after its
+    index map and scale (index < 0: dropped)."""
+    scale_base = m.op_scale_base[op]
+    if scale_base >= 0:
+        val = val * m.scales[scale_base + i]
+    map_base = m.op_map_base[op]
+    if map_base >= 0:
+        i = m.maps[map_base + i]
+    return i, val
+
+
+@njit(cache=True)
+def synops_per_spike(m, proj, runs, val_in, val_out, list_in, list_out, mark, out):
+    """``out[i]``: the SynOps one spike of source element i (engine order) causes through
+    projection ``proj``, as the engine counts them (``evsim.sim.engine.project``): every target of
+    the last operator's fan-out, zero weights included, from each element that reaches it. An
+    intermediate element reaches the next operator when its accumulated value is non-zero (the
+    engine skips the others). ``runs``: the engine's run buffer; ``val_*`` (float64 zeros),
+    ``list_*``, ``mark`` (int64 zeros): scratch of the largest operator size."""
+    op0 = m.proj_op_start[proj]
+    last = op0 + m.proj_n_ops[proj] - 1
+    for src in range(out.shape[0]):
+        list_in[0] = src
+        val_in[src] = 1.0
+        n_items = 1
+        total = 0
+        for op in range(op0, last + 1):
+            n_next = 0
+            for q in range(n_items):
+                e_prev = list_in[q]
+                val = val_in[e_prev]
+                val_in[e_prev] = 0.0
+                if val == 0.0:
+                    continue
+                e, val = op_input(m, op, e_prev, val)
+                if e < 0:
+                    continue
+                n_runs, n_sub_total, run_len = op_runs(m, op, e, runs)
+                if op == last:
+                    total += n_sub_total * run_len
+                    continue
+                for r in range(n_runs):  # (order: as the engine's scratch list)
+                    w0 = runs[r, 1]
+                    for sb in range(runs[r, 2] - 1, -1, -1):
+                        for co in range(run_len):
+                            o = runs[r, 0] + sb * run_len + co
+                            if mark[o] == 0:
+                                mark[o] = 1
+                                list_out[n_next] = o
+                                n_next += 1
+                            val_out[o] += val if w0 < 0 else val * m.weights[w0 + sb * run_len + co]
+            for q in range(n_next):
+                mark[list_out[q]] = 0
+            val_in, val_out = val_out, val_in
+            list_in, list_out = list_out, list_in
+            n_items = n_next
+        out[src] = total
+
+
+def synops_table(m, proj: int, n_src: int) -> np.ndarray:
+    """:func:`synops_per_spike` for every source element of projection ``proj`` (engine order), float64."""
+    ops = range(int(m.proj_op_start[proj]), int(m.proj_op_start[proj] + m.proj_n_ops[proj]))
+    size = max([n_src] + [int(m.op_in_size[op]) for op in ops] + [int(m.op_out_size[op]) for op in ops])
+    runs = np.zeros((max(1, int(np.max(m.op_geom[:, G_KH] * m.op_geom[:, G_KW]))), 3), dtype=np.int64)
+    out = np.zeros(n_src)
+    synops_per_spike(m, proj, runs, np.zeros(size), np.zeros(size), np.zeros(size, dtype=np.int64),
+                     np.zeros(size, dtype=np.int64), np.zeros(size, dtype=np.int64), out)
+    return out
