@@ -145,7 +145,7 @@ class EngineOp:
     max_targets: int = 1
     label: str = ""
     row_table: np.ndarray | None = None  # conv: per input row, the (ky, oy) pairs that see it
-    col_table: np.ndarray | None = None  # conv: per input column, merged runs (see _encode_conv)
+    col_table: np.ndarray | None = None  # conv: per input column, merged runs (see encode_conv)
 
 
 @dataclass
@@ -242,8 +242,7 @@ def compile_model(source, profile: str = "nir", overrides: Overrides | None = No
     prof = get_profile(profile)
     graph = load_graph(source)
     dt = resolve_dt(prof, overrides, graph)
-    builder = _Builder(graph, prof, overrides, dt, precision)
-    return builder.build(_hash_source(source, profile, overrides, precision))
+    return build(graph, prof, overrides, dt, precision, _hash_source(source, profile, overrides, precision))
 
 
 def _hash_source(source, profile, overrides, precision) -> str:
@@ -271,391 +270,439 @@ def _hash_source(source, profile, overrides, precision) -> str:
     return h.hexdigest()
 
 
-class _Builder:
-    def __init__(self, graph: Graph, profile, overrides: Overrides, dt, precision: str):
-        self.g = graph
-        self.profile = profile
-        self.overrides = overrides
-        self.dt = dt
-        self.precision = precision
-        self.path = graph.path
+def build(g: Graph, profile, overrides: Overrides, dt, precision: str, model_hash: str) -> CompiledModel:
+    """Compile a validated graph: its phases in order (operators, constant inputs, populations and
+    readout, projections with their delays and engine encoding, packing into flat arrays)."""
+    wdtype = np.float32 if precision == "float32" else np.float64
+    ops = linear_operators(g)
+    constants = constant_inputs(g, ops)
 
-    # ---------------------------------------------------------------------------------------
-    def build(self, model_hash: str) -> CompiledModel:
-        g = self.g
-        self.ops = {}
+    pops, pop_of, readout, readout_target = populations(g, profile, overrides, dt, constants)
+
+    # projections
+    projections = []
+    for src_name in [p.name for p in pops]:
+        if src_name == readout_target:
+            continue
+        for path_nodes, recurrent in paths_from(g, src_name, pop_of, readout_target):
+            projections.append(projection(g, ops, profile, overrides, dt, pops, pop_of, src_name, path_nodes, recurrent,
+                                          wdtype))
+    for pop in pops:
+        if pop.kind != KIND_INPUT and not pop.spiking and any(pr.source == pop_of[pop.name] for pr in projections):
+            raise ModelError(
+                f"{pop.nir_type} is not spiking but drives other nodes; in an event engine only spikes travel",
+                node=pop.name, path=g.path)
+    arrays = pack_model(pops, projections, readout, wdtype, g.path)
+    return CompiledModel(g, profile, overrides, dt, pops, projections, 0, readout, arrays,
+                         precision, model_hash, g.path)
+
+
+def populations(g: Graph, profile, overrides: Overrides, dt, constants: dict) -> tuple:
+    """The populations (Input first, then the neuron nodes in topological order; an integrating
+    Output population when the readout is not a single neuron node) and the readout.
+
+    Returns ``(pops, pop_of, readout, readout_target)``: ``pop_of`` maps a node name to its
+    population index, ``readout`` is (population, READOUT_COUNTS or READOUT_STATE) and
+    ``readout_target`` the Output's name when projections must reach it (else None)."""
+    # populations: Input first, then neurons in topological order
+    pops: list = []
+    pop_of: dict = {}
+    offset = 0
+
+    def add(pop):
+        nonlocal offset
+        pop.offset = offset
+        offset += pop.size
+        pop_of[pop.name] = len(pops)
+        pops.append(pop)
+
+    add(Population(g.input_name, "Input", KIND_INPUT, g.shapes[g.input_name], 0, True))
+    for name in g.order:
+        kind = g.type_of(name)
+        if kind not in NEURON_TYPES:
+            continue
+        shape = g.shapes[name]
+        model, spiking = neuron_model(profile, overrides, dt, kind, g.nodes[name], shape,
+                                      constants.get(name, np.zeros(1)), name, g.path)
+        rule = spike_rule(profile, overrides, dt) if spiking else None
+        add(Population(name, kind, model.kind, shape, 0, spiking, model, rule,
+                       _compact(constants.get(name, np.zeros(1)))))
+
+    # readout
+    out = g.output_name
+    preds = g.predecessors(out)
+    if len(preds) == 1 and preds[0] in pop_of and (preds[0], out) not in g.back_edges:
+        src = pop_of[preds[0]]
+        readout = (src, READOUT_COUNTS if pops[src].spiking else READOUT_STATE)
+        readout_target = None
+    else:
+        shape = g.input_shapes[out]
+        bias = constants.get(out, np.zeros(1))
+        drive = bias / dt if dt else bias
+        model = nm.IntegratorModel(gain=np.ones(1), drive=_compact(drive))
+        add(Population(out, "Output", KIND_INTEGRATOR, shape, 0, False, model, None, _compact(bias)))
+        readout = (pop_of[out], READOUT_STATE)
+        readout_target = out
+    return pops, pop_of, readout, readout_target
+
+
+def linear_operators(g: Graph) -> dict:
+    """The linear nodes of the graph as :class:`evsim.model.linear.LinearOp` objects, by node name."""
+    ops = {}
+    for name in g.order:
+        kind = g.type_of(name)
+        if kind in ("Affine", "Linear", "Conv1d", "Conv2d", "SumPool2d", "AvgPool2d", "Flatten", "Scale"):
+            ops[name] = make_op(g.nodes[name], kind, name, g.input_shapes[name], g.shapes[name], g.path)
+    return ops
+
+
+def constant_inputs(g: Graph, ops: dict) -> dict:
+    """Constant input each node receives when every population outputs zero (biases).
+
+    Populations output zero here, so constants flow only along chains of linear nodes. A
+    chain may close a cycle through a back edge (an Affine ``w_rec`` feeding the neuron that
+    feeds it): its bias reaches a node that comes *earlier* in the topological order, so the
+    outputs of the linear nodes are computed first (repeated until they settle: one pass
+    for an acyclic chain) and each node's input is summed from them afterwards."""
+    out_const: dict = {}
+
+    def summed_input(name):
+        total = None
+        for p in g.predecessors(name):
+            if p in out_const:
+                value = out_const[p]
+                total = value if total is None else total + value.reshape(total.shape)
+        return total
+
+    for _ in range(len(g.order) + 1):
+        changed = False
         for name in g.order:
             kind = g.type_of(name)
-            if kind in ("Affine", "Linear", "Conv1d", "Conv2d", "SumPool2d", "AvgPool2d", "Flatten", "Scale"):
-                self.ops[name] = make_op(g.nodes[name], kind, name, g.input_shapes[name], g.shapes[name], self.path)
-        constants = self._constant_inputs()
-
-        # populations: Input first, then neurons in topological order
-        pops: list = []
-        pop_of: dict = {}
-        offset = 0
-
-        def add(pop):
-            nonlocal offset
-            pop.offset = offset
-            offset += pop.size
-            pop_of[pop.name] = len(pops)
-            pops.append(pop)
-
-        add(Population(g.input_name, "Input", KIND_INPUT, g.shapes[g.input_name], 0, True))
-        for name in g.order:
-            kind = g.type_of(name)
-            if kind not in NEURON_TYPES:
+            if kind in NEURON_TYPES or kind in ("Input", "Output"):
                 continue
-            shape = g.shapes[name]
-            model, spiking = neuron_model(self.profile, self.overrides, self.dt, kind, g.nodes[name], shape,
-                                          constants.get(name, np.zeros(1)), name, self.path)
-            rule = spike_rule(self.profile, self.overrides, self.dt) if spiking else None
-            add(Population(name, kind, model.kind, shape, 0, spiking, model, rule,
-                           _compact(constants.get(name, np.zeros(1)))))
-
-        # readout
-        out = g.output_name
-        preds = g.predecessors(out)
-        if len(preds) == 1 and preds[0] in pop_of and (preds[0], out) not in g.back_edges:
-            src = pop_of[preds[0]]
-            readout = (src, READOUT_COUNTS if pops[src].spiking else READOUT_STATE)
-            readout_target = None
-        else:
-            shape = g.input_shapes[out]
-            bias = constants.get(out, np.zeros(1))
-            drive = bias / self.dt if self.dt else bias
-            model = nm.IntegratorModel(gain=np.ones(1), drive=_compact(drive))
-            add(Population(out, "Output", KIND_INTEGRATOR, shape, 0, False, model, None, _compact(bias)))
-            readout = (pop_of[out], READOUT_STATE)
-            readout_target = out
-
-        # projections
-        projections = []
-        for src_name in [p.name for p in pops]:
-            if src_name == readout_target:
-                continue
-            for path_nodes, recurrent in self._paths_from(src_name, pop_of, readout_target):
-                projections.append(self._projection(pops, pop_of, src_name, path_nodes, recurrent))
-        for pop in pops:
-            if pop.kind != KIND_INPUT and not pop.spiking and any(pr.source == pop_of[pop.name] for pr in projections):
-                raise ModelError(
-                    f"{pop.nir_type} is not spiking but drives other nodes; in an event engine only spikes travel",
-                    node=pop.name, path=self.path)
-        arrays = self._pack(pops, projections, readout)
-        return CompiledModel(g, self.profile, self.overrides, self.dt, pops, projections, 0, readout, arrays,
-                             self.precision, model_hash, self.path)
-
-    # ---------------------------------------------------------------------------------------
-    def _constant_inputs(self) -> dict:
-        """Constant input each node receives when every population outputs zero (biases).
-
-        Populations output zero here, so constants flow only along chains of linear nodes. A
-        chain may close a cycle through a back edge (an Affine ``w_rec`` feeding the neuron that
-        feeds it): its bias reaches a node that comes *earlier* in the topological order, so the
-        outputs of the linear nodes are computed first (repeated until they settle: one pass
-        for an acyclic chain) and each node's input is summed from them afterwards."""
-        g = self.g
-        out_const: dict = {}
-
-        def summed_input(name):
-            total = None
-            for p in g.predecessors(name):
-                if p in out_const:
-                    value = out_const[p]
-                    total = value if total is None else total + value.reshape(total.shape)
-            return total
-
-        for _ in range(len(g.order) + 1):
-            changed = False
-            for name in g.order:
-                kind = g.type_of(name)
-                if kind in NEURON_TYPES or kind in ("Input", "Output"):
-                    continue
-                total = summed_input(name)
-                if name in self.ops:
-                    op = self.ops[name]
-                    has_bias = isinstance(op, DenseOp) and op.bias is not None and np.any(op.bias) or \
-                        isinstance(op, ConvOp) and op.has_bias and np.any(op.geometry.bias)
-                    if total is None and not has_bias:
-                        continue
-                    x = np.zeros(op.in_shape)
-                    if total is not None:
-                        x = x + (total.reshape(op.in_shape) if total.size == x.size else total)
-                    value = op.apply(x)
-                elif total is not None:  # Delay, Passthrough: identity for constants
-                    value = total
-                else:
-                    continue
-                if name not in out_const or not np.array_equal(out_const[name], value):
-                    out_const[name] = value
-                    changed = True
-            if not changed:
-                break
-        in_const: dict = {}
-        for name in g.order:
             total = summed_input(name)
-            if total is not None:
-                in_const[name] = total.reshape(g.input_shapes[name]) if total.size > 1 else total
-        return {k: np.asarray(v, dtype=np.float64).reshape(-1) for k, v in in_const.items()}
-
-    # ---------------------------------------------------------------------------------------
-    def _paths_from(self, src: str, pop_of: dict, readout_target):
-        """All paths src -> (non-population nodes)* -> population, with a recurrent flag."""
-        g = self.g
-        results = []
-
-        def is_target(name):
-            return name in pop_of or (name == g.output_name and readout_target is not None)
-
-        def walk(node, path, recurrent, on_path):
-            for nxt in sorted(g.successors(node)):
-                rec = recurrent or (node, nxt) in g.back_edges
-                if nxt == g.output_name and readout_target is None:
-                    continue  # direct readout: the Output needs no projection
-                if is_target(nxt):
-                    results.append((path + [nxt], rec))
+            if name in ops:
+                op = ops[name]
+                has_bias = isinstance(op, DenseOp) and op.bias is not None and np.any(op.bias) or \
+                    isinstance(op, ConvOp) and op.has_bias and np.any(op.geometry.bias)
+                if total is None and not has_bias:
                     continue
-                if nxt in on_path:
-                    raise ModelError("cycle through linear nodes only (algebraic loop)", node=nxt, path=self.path)
-                walk(nxt, path + [nxt], rec, on_path | {nxt})
-
-        walk(src, [src], False, {src})
-        return results
-
-    # ---------------------------------------------------------------------------------------
-    def _projection(self, pops, pop_of, src_name, path_nodes, recurrent) -> Projection:
-        g = self.g
-        src = pop_of[src_name]
-        dst_name = path_nodes[-1]
-        dst = pop_of[dst_name]
-        src_shape = pops[src].shape
-        dst_shape = pops[dst].shape
-
-        # the linear operators along the path, with implicit reshapes where shapes differ
-        chain: list = []
-        delays_uniform = 0.0
-        delay_nodes = []
-        shape = src_shape
-        for name in path_nodes[1:-1]:
-            kind = g.type_of(name)
-            if kind == "Delay":
-                delay_nodes.append((name, len(chain), shape))
-                continue
-            if kind == "Passthrough":
-                continue
-            op = self.ops[name]
-            if tuple(op.in_shape) != tuple(shape):
-                chain.append(ReshapeOp(f"reshape:{name}", tuple(shape), tuple(op.in_shape)))
-            chain.append(op)
-            shape = tuple(op.out_shape)
-        if tuple(shape) != tuple(dst_shape):
-            chain.append(ReshapeOp(f"reshape:{dst_name}", tuple(shape), tuple(dst_shape)))
-
-        # delays: uniform ones move to the source (linear operators are time-invariant);
-        # per-element ones are allowed where the signal is still a spike train
-        per_source = None
-        for name, position, shape_at in delay_nodes:
-            d = np.asarray(g.nodes[name].delay, dtype=np.float64)
-            if np.any(d < 0):
-                raise ModelError("negative delay", node=name, path=self.path)
-            if d.size == 1 or np.all(d == d.ravel()[0]):
-                delays_uniform += float(d.ravel()[0])
-                continue
-            if any(not op.is_index_map for op in chain[:position]):
-                raise ModelError(
-                    "per-element delays after a weighted node are not supported; put the Delay directly "
-                    "after the spiking layer or use one delay value", node=name, path=self.path)
-            d_full = np.broadcast_to(d.reshape(shape_at) if d.size == int(np.prod(shape_at)) else d, shape_at)
-            idx, _ = _compose_index_maps(chain[:position], src_shape)
-            d_eng = to_engine_order(d_full, shape_at)
-            contrib = np.where(idx >= 0, d_eng[np.maximum(idx, 0)], 0.0)
-            per_source = contrib if per_source is None else per_source + contrib
-
-        if recurrent and delays_uniform == 0.0 and (per_source is None or np.any(per_source <= 0)):
-            rec = self.overrides.recurrent_delay_us * 1e-6 if self.overrides.recurrent_delay_us else self.dt
-            if rec is None:
-                raise ModelError(
-                    f"recurrent edge '{path_nodes[-2]}' -> '{dst_name}' needs a delay: strict NIR has no time step, "
-                    "pass --recurrent-delay-us (or use a profile with a dt)", node=dst_name, path=self.path)
-            delays_uniform += rec
-        elif self.profile.name == "spyx" and pops[src].kind != KIND_INPUT and pops[src].spiking and not recurrent:
-            # a Spyx neuron emits the spike of its previous state (spyx/nn.py: s = H(V − θ) before
-            # the update): its spikes leave one step after the crossing (docs/SEMANTICS.md#profile-spyx)
-            delays_uniform += self.dt
-        ops = self._encode(chain, src_shape, dst_shape)
-        return Projection(src, dst, path_nodes, ops, delays_uniform, per_source, recurrent, chain)
-
-    # ---------------------------------------------------------------------------------------
-    def _encode(self, chain: list, src_shape: tuple, dst_shape: tuple) -> list:
-        """Turn a chain of LinearOps into engine operators, folding index maps forward."""
-        wdtype = np.float32 if self.precision == "float32" else np.float64
-        ops: list = []
-        pending: list = []  # index-map ops not yet folded
-        shape = src_shape
-        for op in chain:
-            if op.is_index_map:
-                pending.append(op)
-                continue
-            in_map, in_scale = _fold(pending, shape)
-            pending = []
-            if isinstance(op, DenseOp):
-                ops.append(EngineOp(OP_DENSE, op.in_shape[0], op.out_shape[0], in_map, in_scale,
-                                    np.ascontiguousarray(op.weight.T, dtype=wdtype), None, op.weight.shape[0], op.name))
+                x = np.zeros(op.in_shape)
+                if total is not None:
+                    x = x + (total.reshape(op.in_shape) if total.size == x.size else total)
+                value = op.apply(x)
+            elif total is not None:  # Delay, Passthrough: identity for constants
+                value = total
             else:
-                ops.append(_encode_conv(op, in_map, in_scale, wdtype))
-            shape = tuple(op.out_shape)
-        if pending or not ops:
-            in_map, in_scale = _fold(pending, shape)
-            n_in = int(np.prod(shape))
-            ops.append(EngineOp(OP_IDENTITY, n_in, int(np.prod(dst_shape)), in_map, in_scale, None, None, 1, "map"))
-        return ops
+                continue
+            if name not in out_const or not np.array_equal(out_const[name], value):
+                out_const[name] = value
+                changed = True
+        if not changed:
+            break
+    in_const: dict = {}
+    for name in g.order:
+        total = summed_input(name)
+        if total is not None:
+            in_const[name] = total.reshape(g.input_shapes[name]) if total.size > 1 else total
+    return {k: np.asarray(v, dtype=np.float64).reshape(-1) for k, v in in_const.items()}
 
-    # ---------------------------------------------------------------------------------------
-    def _pack(self, pops: list, projections: list, readout: tuple) -> EngineModel:
-        wdtype = np.float32 if self.precision == "float32" else np.float64
-        n_pop = len(pops)
-        pop_kind = np.array([p.kind for p in pops], dtype=np.int64)
-        pop_offset = np.array([p.offset for p in pops], dtype=np.int64)
-        pop_size = np.array([p.size for p in pops], dtype=np.int64)
-        pop_flags = np.zeros(n_pop, dtype=np.int64)
-        pop_refr = np.zeros(n_pop, dtype=np.float64)
-        pop_min_interval = np.zeros(n_pop, dtype=np.float64)
-        base = np.zeros((n_pop, N_PARAMS), dtype=np.int64)
-        stride = np.zeros((n_pop, N_PARAMS), dtype=np.int64)
-        param_chunks = []
-        n_params = 0
-        for i, p in enumerate(pops):
-            flags = 0
-            slots = nm.parameter_table(p.model) if p.model is not None else {k: np.zeros(1) for k in range(N_PARAMS)}
-            if p.kind == KIND_INPUT:
-                flags |= F_SPIKING
-            if p.spiking and p.rule is not None:
-                flags |= F_SPIKING
-                flags |= F_GE if p.rule.threshold_ge else 0
-                flags |= F_SUBTRACT if p.rule.subtract else 0
-                flags |= F_MULTI if p.rule.multi_spike else 0
-                if p.rule.refractory_s > 0:
-                    flags |= F_REFRACTORY
-                    pop_refr[i] = p.rule.refractory_s * 1e6
-                if p.rule.min_interval_s > p.rule.refractory_s:
-                    if p.rule.refractory_s > 0:
-                        raise OptionError(
-                            f"a refractory period of {p.rule.refractory_s * 1e6:g} µs is shorter than the shortest "
-                            f"spike interval ({p.rule.min_interval_s * 1e6:g} µs): give --min-spike-interval-us 0 "
-                            "or a refractory period at least as long", option="--refractory-us")
-                    flags |= F_MIN_INTERVAL
-                    pop_min_interval[i] = p.rule.min_interval_s * 1e6
-            if p.model is not None:
-                if np.any(np.isfinite(slots[P_V_MIN])):
-                    flags |= F_FLOOR
-                if p.kind == KIND_INTEGRATOR:
-                    if np.any(slots[P_DRIVE] != 0):
-                        flags |= F_DYNAMIC
-                    if p.spiking and np.any(slots[P_DRIVE] > 0):
-                        flags |= F_MAY_CROSS
-                elif p.kind == KIND_LEAKY:
-                    flags |= F_DYNAMIC
-                    if p.spiking and np.any(slots[P_V_REST] > slots[P_THRESHOLD]):
-                        flags |= F_MAY_CROSS
-                elif p.kind == KIND_CUBA:
-                    flags |= F_DYNAMIC
-                    if p.spiking:
-                        flags |= F_MAY_CROSS
-            pop_flags[i] = flags
-            for k in range(N_PARAMS):
-                # the engine's time unit is the microsecond (input timestamps stay exact)
-                values = np.asarray(slots[k], dtype=np.float64).reshape(-1) * _TIME_SCALE.get(k, 1.0)
-                if values.size > 1:
-                    if values.size != p.size:
-                        raise ModelError(f"parameter slot {k} has {values.size} values for {p.size} neurons", node=p.name, path=self.path)
-                    values = to_engine_order(values, p.shape)
-                    stride[i, k] = 1
-                base[i, k] = n_params
-                param_chunks.append(values)
-                n_params += values.size
-        params = np.concatenate(param_chunks) if param_chunks else np.zeros(1)
 
-        # projections grouped by source population, in creation order
-        order = sorted(range(len(projections)), key=lambda j: (projections[j].source, j))
-        proj_ptr = np.zeros(n_pop + 1, dtype=np.int64)
-        for j in order:
-            proj_ptr[projections[j].source + 1] += 1
-        proj_ptr = np.cumsum(proj_ptr)
-        pop_proj = np.array(order, dtype=np.int64)
-        reserve = np.ones(n_pop, dtype=np.int64) * 4
-        for pr in projections:
-            reserve[pr.source] += pr.deliveries_bound + 1
+def paths_from(g: Graph, src: str, pop_of: dict, readout_target) -> list:
+    """All paths src -> (non-population nodes)* -> population, with a recurrent flag."""
+    results = []
 
-        all_ops = []
-        proj_op_start = np.zeros(len(projections), dtype=np.int64)
-        proj_n_ops = np.zeros(len(projections), dtype=np.int64)
-        proj_delay = np.zeros(len(projections), dtype=np.float64)
-        proj_delay_base = -np.ones(len(projections), dtype=np.int64)
-        delay_chunks = []
-        n_delays = 0
-        for j, pr in enumerate(projections):
-            proj_op_start[j] = len(all_ops)
-            proj_n_ops[j] = len(pr.ops)
-            all_ops.extend(pr.ops)
-            proj_delay[j] = pr.delay_s * 1e6
-            if pr.delay_per_source is not None:
-                proj_delay_base[j] = n_delays
-                delay_chunks.append(np.asarray(pr.delay_per_source, dtype=np.float64) * 1e6)
-                n_delays += pr.delay_per_source.size
-        delays = np.concatenate(delay_chunks) if delay_chunks else np.zeros(1)
+    def is_target(name):
+        return name in pop_of or (name == g.output_name and readout_target is not None)
 
-        n_ops = len(all_ops)
-        op_kind = np.zeros(n_ops, dtype=np.int64)
-        op_in = np.zeros(n_ops, dtype=np.int64)
-        op_out = np.zeros(n_ops, dtype=np.int64)
-        op_map = -np.ones(n_ops, dtype=np.int64)
-        op_scale = -np.ones(n_ops, dtype=np.int64)
-        op_wbase = np.zeros(n_ops, dtype=np.int64)
-        op_geom = np.zeros((max(n_ops, 1), N_GEOM), dtype=np.int64)
-        op_scratch = -np.ones(n_ops, dtype=np.int64)
-        maps, scales, weights, tables = [], [], [], []
-        n_map = n_scale = n_w = n_scratch = n_tab = 0
-        for j, pr in enumerate(projections):
-            for k, op in enumerate(pr.ops):
-                i = proj_op_start[j] + k
-                op_kind[i] = op.kind
-                op_in[i] = op.in_size
-                op_out[i] = op.out_size
-                if op.in_map is not None:
-                    op_map[i] = n_map
-                    maps.append(op.in_map.astype(np.int64))
-                    n_map += op.in_map.size
-                if op.in_scale is not None:
-                    op_scale[i] = n_scale
-                    scales.append(op.in_scale.astype(np.float64))
-                    n_scale += op.in_scale.size
-                if op.weights is not None:
-                    op_wbase[i] = n_w
-                    weights.append(op.weights.reshape(-1).astype(wdtype))
-                    n_w += op.weights.size
-                if op.geometry is not None:
-                    op_geom[i] = op.geometry
-                    op_geom[i, G_ROWS] = n_tab
-                    tables.append(op.row_table.ravel())
-                    n_tab += op.row_table.size
-                    op_geom[i, G_COLS] = n_tab
-                    tables.append(op.col_table.ravel())
-                    n_tab += op.col_table.size
-                if k < len(pr.ops) - 1:
-                    op_scratch[i] = n_scratch
-                    n_scratch += op.out_size
-        arr = lambda chunks, dtype: np.concatenate(chunks).astype(dtype) if chunks else np.zeros(1, dtype=dtype)  # noqa: E731
-        self.n_scratch = n_scratch
-        return EngineModel(
-            pop_kind, pop_offset, pop_size, pop_flags, pop_refr, pop_min_interval, base, stride, params, proj_ptr, pop_proj, reserve,
-            np.array([pr.source for pr in projections], dtype=np.int64),
-            np.array([pr.target for pr in projections], dtype=np.int64),
-            proj_op_start, proj_n_ops, proj_delay, proj_delay_base, delays,
-            op_kind, op_in, op_out, op_map, op_scale, op_wbase, op_geom, op_scratch,
-            arr(maps, np.int64), arr(scales, np.float64), arr(weights, wdtype), arr(tables, np.int64),
-            np.array([readout[0], readout[1], pops[readout[0]].size], dtype=np.int64),
-        )
+    def walk(node, path, recurrent, on_path):
+        for nxt in sorted(g.successors(node)):
+            rec = recurrent or (node, nxt) in g.back_edges
+            if nxt == g.output_name and readout_target is None:
+                continue  # direct readout: the Output needs no projection
+            if is_target(nxt):
+                results.append((path + [nxt], rec))
+                continue
+            if nxt in on_path:
+                raise ModelError("cycle through linear nodes only (algebraic loop)", node=nxt, path=g.path)
+            walk(nxt, path + [nxt], rec, on_path | {nxt})
+
+    walk(src, [src], False, {src})
+    return results
+
+
+def projection(g: Graph, ops: dict, profile, overrides: Overrides, dt, pops, pop_of, src_name, path_nodes,
+               recurrent, wdtype) -> Projection:
+    """One path src → linear nodes → target as a :class:`Projection`: its operator chain (with
+    implicit reshapes), delays (uniform ones moved to the source; the recurrent default) and the
+    chain encoded for the engine."""
+    src = pop_of[src_name]
+    dst_name = path_nodes[-1]
+    dst = pop_of[dst_name]
+    src_shape = pops[src].shape
+    dst_shape = pops[dst].shape
+
+    # the linear operators along the path, with implicit reshapes where shapes differ
+    chain: list = []
+    delays_uniform = 0.0
+    delay_nodes = []
+    shape = src_shape
+    for name in path_nodes[1:-1]:
+        kind = g.type_of(name)
+        if kind == "Delay":
+            delay_nodes.append((name, len(chain), shape))
+            continue
+        if kind == "Passthrough":
+            continue
+        op = ops[name]
+        if tuple(op.in_shape) != tuple(shape):
+            chain.append(ReshapeOp(f"reshape:{name}", tuple(shape), tuple(op.in_shape)))
+        chain.append(op)
+        shape = tuple(op.out_shape)
+    if tuple(shape) != tuple(dst_shape):
+        chain.append(ReshapeOp(f"reshape:{dst_name}", tuple(shape), tuple(dst_shape)))
+
+    # delays: uniform ones move to the source (linear operators are time-invariant);
+    # per-element ones are allowed where the signal is still a spike train
+    per_source = None
+    for name, position, shape_at in delay_nodes:
+        d = np.asarray(g.nodes[name].delay, dtype=np.float64)
+        if np.any(d < 0):
+            raise ModelError("negative delay", node=name, path=g.path)
+        if d.size == 1 or np.all(d == d.ravel()[0]):
+            delays_uniform += float(d.ravel()[0])
+            continue
+        if any(not op.is_index_map for op in chain[:position]):
+            raise ModelError(
+                "per-element delays after a weighted node are not supported; put the Delay directly "
+                "after the spiking layer or use one delay value", node=name, path=g.path)
+        d_full = np.broadcast_to(d.reshape(shape_at) if d.size == int(np.prod(shape_at)) else d, shape_at)
+        idx, _ = _compose_index_maps(chain[:position], src_shape)
+        d_eng = to_engine_order(d_full, shape_at)
+        contrib = np.where(idx >= 0, d_eng[np.maximum(idx, 0)], 0.0)
+        per_source = contrib if per_source is None else per_source + contrib
+
+    if recurrent and delays_uniform == 0.0 and (per_source is None or np.any(per_source <= 0)):
+        rec = overrides.recurrent_delay_us * 1e-6 if overrides.recurrent_delay_us else dt
+        if rec is None:
+            raise ModelError(
+                f"recurrent edge '{path_nodes[-2]}' -> '{dst_name}' needs a delay: strict NIR has no time step, "
+                "pass --recurrent-delay-us (or use a profile with a dt)", node=dst_name, path=g.path)
+        delays_uniform += rec
+    elif profile.name == "spyx" and pops[src].kind != KIND_INPUT and pops[src].spiking and not recurrent:
+        # a Spyx neuron emits the spike of its previous state (spyx/nn.py: s = H(V − θ) before
+        # the update): its spikes leave one step after the crossing (docs/SEMANTICS.md#profile-spyx)
+        delays_uniform += dt
+    engine_ops = encode_chain(chain, src_shape, dst_shape, wdtype)
+    return Projection(src, dst, path_nodes, engine_ops, delays_uniform, per_source, recurrent, chain)
+
+
+def encode_chain(chain: list, src_shape: tuple, dst_shape: tuple, wdtype) -> list:
+    """Turn a chain of LinearOps into engine operators, folding index maps forward."""
+    ops: list = []
+    pending: list = []  # index-map ops not yet folded
+    shape = src_shape
+    for op in chain:
+        if op.is_index_map:
+            pending.append(op)
+            continue
+        in_map, in_scale = _fold(pending, shape)
+        pending = []
+        if isinstance(op, DenseOp):
+            ops.append(encode_dense(op, in_map, in_scale, wdtype))
+        else:
+            ops.append(encode_conv(op, in_map, in_scale, wdtype))
+        shape = tuple(op.out_shape)
+    if pending or not ops:
+        in_map, in_scale = _fold(pending, shape)
+        n_in = int(np.prod(shape))
+        ops.append(EngineOp(OP_IDENTITY, n_in, int(np.prod(dst_shape)), in_map, in_scale, None, None, 1, "map"))
+    return ops
+
+
+def pack_model(pops: list, projections: list, readout: tuple, wdtype, path) -> EngineModel:
+    """Populations (kinds, flags, parameters in engine order and µs), projections and their
+    operators as the flat arrays of :data:`EngineModel`."""
+    n_pop = len(pops)
+    pop_kind = np.array([p.kind for p in pops], dtype=np.int64)
+    pop_offset = np.array([p.offset for p in pops], dtype=np.int64)
+    pop_size = np.array([p.size for p in pops], dtype=np.int64)
+    pop_flags = np.zeros(n_pop, dtype=np.int64)
+    pop_refr = np.zeros(n_pop, dtype=np.float64)
+    pop_min_interval = np.zeros(n_pop, dtype=np.float64)
+    base = np.zeros((n_pop, N_PARAMS), dtype=np.int64)
+    stride = np.zeros((n_pop, N_PARAMS), dtype=np.int64)
+    param_chunks = []
+    n_params = 0
+    for i, p in enumerate(pops):
+        flags, pop_refr[i], pop_min_interval[i], slots = population_flags(p)
+        pop_flags[i] = flags
+        for k in range(N_PARAMS):
+            # the engine's time unit is the microsecond (input timestamps stay exact)
+            values = np.asarray(slots[k], dtype=np.float64).reshape(-1) * _TIME_SCALE.get(k, 1.0)
+            if values.size > 1:
+                if values.size != p.size:
+                    raise ModelError(f"parameter slot {k} has {values.size} values for {p.size} neurons", node=p.name, path=path)
+                values = to_engine_order(values, p.shape)
+                stride[i, k] = 1
+            base[i, k] = n_params
+            param_chunks.append(values)
+            n_params += values.size
+    params = np.concatenate(param_chunks) if param_chunks else np.zeros(1)
+
+    # projections grouped by source population, in creation order
+    order = sorted(range(len(projections)), key=lambda j: (projections[j].source, j))
+    proj_ptr = np.zeros(n_pop + 1, dtype=np.int64)
+    for j in order:
+        proj_ptr[projections[j].source + 1] += 1
+    proj_ptr = np.cumsum(proj_ptr)
+    pop_proj = np.array(order, dtype=np.int64)
+    reserve = np.ones(n_pop, dtype=np.int64) * 4
+    for pr in projections:
+        reserve[pr.source] += pr.deliveries_bound + 1
+
+    all_ops = []
+    proj_op_start = np.zeros(len(projections), dtype=np.int64)
+    proj_n_ops = np.zeros(len(projections), dtype=np.int64)
+    proj_delay = np.zeros(len(projections), dtype=np.float64)
+    proj_delay_base = -np.ones(len(projections), dtype=np.int64)
+    delay_chunks = []
+    n_delays = 0
+    for j, pr in enumerate(projections):
+        proj_op_start[j] = len(all_ops)
+        proj_n_ops[j] = len(pr.ops)
+        all_ops.extend(pr.ops)
+        proj_delay[j] = pr.delay_s * 1e6
+        if pr.delay_per_source is not None:
+            proj_delay_base[j] = n_delays
+            delay_chunks.append(np.asarray(pr.delay_per_source, dtype=np.float64) * 1e6)
+            n_delays += pr.delay_per_source.size
+    delays = np.concatenate(delay_chunks) if delay_chunks else np.zeros(1)
+
+    ops = pack_operators([pr.ops for pr in projections], wdtype)
+    return EngineModel(
+        pop_kind, pop_offset, pop_size, pop_flags, pop_refr, pop_min_interval, base, stride, params, proj_ptr, pop_proj, reserve,
+        np.array([pr.source for pr in projections], dtype=np.int64),
+        np.array([pr.target for pr in projections], dtype=np.int64),
+        proj_op_start, proj_n_ops, proj_delay, proj_delay_base, delays,
+        ops.op_kind, ops.op_in_size, ops.op_out_size, ops.op_map_base, ops.op_scale_base, ops.op_weight_base,
+        ops.op_geom, ops.op_scratch_base, ops.maps, ops.scales, ops.weights, ops.conv_tables,
+        np.array([readout[0], readout[1], pops[readout[0]].size], dtype=np.int64),
+    )
+
+
+def population_flags(p: Population) -> tuple:
+    """The kernel flags of a population (F_*: spiking, threshold rule, reset, multi-spike,
+    refractory, shortest interval, floor, dynamics between events, crossings without input) and
+    its refractory period and shortest spike interval in µs; also its parameter table."""
+    refractory_us = 0.0
+    min_interval_us = 0.0
+    flags = 0
+    slots = nm.parameter_table(p.model) if p.model is not None else {k: np.zeros(1) for k in range(N_PARAMS)}
+    if p.kind == KIND_INPUT:
+        flags |= F_SPIKING
+    if p.spiking and p.rule is not None:
+        flags |= F_SPIKING
+        flags |= F_GE if p.rule.threshold_ge else 0
+        flags |= F_SUBTRACT if p.rule.subtract else 0
+        flags |= F_MULTI if p.rule.multi_spike else 0
+        if p.rule.refractory_s > 0:
+            flags |= F_REFRACTORY
+            refractory_us = p.rule.refractory_s * 1e6
+        if p.rule.min_interval_s > p.rule.refractory_s:
+            if p.rule.refractory_s > 0:
+                raise OptionError(
+                    f"a refractory period of {p.rule.refractory_s * 1e6:g} µs is shorter than the shortest "
+                    f"spike interval ({p.rule.min_interval_s * 1e6:g} µs): give --min-spike-interval-us 0 "
+                    "or a refractory period at least as long", option="--refractory-us")
+            flags |= F_MIN_INTERVAL
+            min_interval_us = p.rule.min_interval_s * 1e6
+    if p.model is not None:
+        if np.any(np.isfinite(slots[P_V_MIN])):
+            flags |= F_FLOOR
+        if p.kind == KIND_INTEGRATOR:
+            if np.any(slots[P_DRIVE] != 0):
+                flags |= F_DYNAMIC
+            if p.spiking and np.any(slots[P_DRIVE] > 0):
+                flags |= F_MAY_CROSS
+        elif p.kind == KIND_LEAKY:
+            flags |= F_DYNAMIC
+            if p.spiking and np.any(slots[P_V_REST] > slots[P_THRESHOLD]):
+                flags |= F_MAY_CROSS
+        elif p.kind == KIND_CUBA:
+            flags |= F_DYNAMIC
+            if p.spiking:
+                flags |= F_MAY_CROSS
+    return flags, refractory_us, min_interval_us, slots
+
+
+OperatorArrays = namedtuple(
+    "OperatorArrays",
+    ["op_kind", "op_in_size", "op_out_size", "op_map_base", "op_scale_base", "op_weight_base", "op_geom",
+     "op_scratch_base", "maps", "scales", "weights", "conv_tables", "n_scratch"],
+)
+OperatorArrays.__doc__ = """The operators of several chains packed into flat arrays, as
+:func:`evsim.kernels.fanout.op_runs` reads them (the same fields as :data:`EngineModel`)."""
+
+
+def pack_operators(chains: list, wdtype) -> OperatorArrays:
+    """Pack chains of :class:`EngineOp` (one chain per projection, in order) into flat arrays:
+    operator ``k`` of chain ``j`` is number ``Σ_{j' < j} len(chains[j']) + k``. Every operator but
+    the last of its chain gets a scratch block of its output size (the engine accumulates there)."""
+    all_ops = [op for chain in chains for op in chain]
+    n_ops = len(all_ops)
+    op_kind = np.zeros(n_ops, dtype=np.int64)
+    op_in = np.zeros(n_ops, dtype=np.int64)
+    op_out = np.zeros(n_ops, dtype=np.int64)
+    op_map = -np.ones(n_ops, dtype=np.int64)
+    op_scale = -np.ones(n_ops, dtype=np.int64)
+    op_wbase = np.zeros(n_ops, dtype=np.int64)
+    op_geom = np.zeros((max(n_ops, 1), N_GEOM), dtype=np.int64)
+    op_scratch = -np.ones(n_ops, dtype=np.int64)
+    maps, scales, weights, tables = [], [], [], []
+    n_map = n_scale = n_w = n_scratch = n_tab = 0
+    i = 0
+    for chain in chains:
+        for k, op in enumerate(chain):
+            op_kind[i] = op.kind
+            op_in[i] = op.in_size
+            op_out[i] = op.out_size
+            if op.in_map is not None:
+                op_map[i] = n_map
+                maps.append(op.in_map.astype(np.int64))
+                n_map += op.in_map.size
+            if op.in_scale is not None:
+                op_scale[i] = n_scale
+                scales.append(op.in_scale.astype(np.float64))
+                n_scale += op.in_scale.size
+            if op.weights is not None:
+                op_wbase[i] = n_w
+                weights.append(op.weights.reshape(-1).astype(wdtype))
+                n_w += op.weights.size
+            if op.geometry is not None:
+                op_geom[i] = op.geometry
+                op_geom[i, G_ROWS] = n_tab
+                tables.append(op.row_table.ravel())
+                n_tab += op.row_table.size
+                op_geom[i, G_COLS] = n_tab
+                tables.append(op.col_table.ravel())
+                n_tab += op.col_table.size
+            if k < len(chain) - 1:
+                op_scratch[i] = n_scratch
+                n_scratch += op.out_size
+            i += 1
+
+    def flat(chunks, dtype):
+        return np.concatenate(chunks).astype(dtype) if chunks else np.zeros(1, dtype=dtype)
+
+    return OperatorArrays(op_kind, op_in, op_out, op_map, op_scale, op_wbase, op_geom, op_scratch, flat(maps, np.int64),
+                          flat(scales, np.float64), flat(weights, wdtype), flat(tables, np.int64), n_scratch)
+
+
+def encode_dense(op: DenseOp, in_map, in_scale, wdtype) -> EngineOp:
+    """A dense operator in engine layout: row i of the weights (W transposed) is what input i reaches."""
+    return EngineOp(OP_DENSE, op.in_shape[0], op.out_shape[0], in_map, in_scale,
+                    np.ascontiguousarray(op.weight.T, dtype=wdtype), None, op.weight.shape[0], op.name)
 
 
 #: parameter slots converted from seconds to the engine's microseconds when packed
@@ -720,7 +767,7 @@ def _fold(pending: list, shape: tuple) -> tuple:
     return in_map, in_scale
 
 
-def _encode_conv(op: ConvOp, in_map, in_scale, wdtype) -> EngineOp:
+def encode_conv(op: ConvOp, in_map, in_scale, wdtype) -> EngineOp:
     """Weights and offset tables of a convolution, laid out for delivery by *merged runs*.
 
     Per input column x, the kernel columns kx that see it (ascending kx, as in
