@@ -32,7 +32,7 @@ import numpy as np
 
 from ..model import neurons as nm
 from ..errors import ModelError, OptionError
-from ..model.graph import NEURON_TYPES, Graph, load_graph
+from ..model.graph import LINEAR_TYPES, NEURON_TYPES, Graph, load_graph
 from ..model.linear import (
     ConvOp,
     DenseOp,
@@ -351,7 +351,7 @@ def linear_operators(g: Graph) -> dict:
     ops = {}
     for name in g.order:
         kind = g.type_of(name)
-        if kind in ("Affine", "Linear", "Conv1d", "Conv2d", "SumPool2d", "AvgPool2d", "Flatten", "Scale"):
+        if kind in LINEAR_TYPES:
             ops[name] = make_op(g.nodes[name], kind, name, g.input_shapes[name], g.shapes[name], g.path)
     return ops
 

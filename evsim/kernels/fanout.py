@@ -10,7 +10,7 @@ Runs: ``runs[r] = (first output index, first weight index, n_sub)``, each follow
 ``n_sub × run_len`` contiguous outputs and weights (a weight index < 0: an index map, one output of
 weight 1). A dense row is one run of all outputs; a convolution one run per kernel row that lands
 inside the output, covering every kernel column that lands inside it (n_sub sub-runs of c_out
-channels, channel-last layout; see :func:`evsim.compile.builder._encode_conv`).
+channels, channel-last layout; see :func:`evsim.compile.builder.encode_conv`).
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def op_runs(m, op, i, runs):
         wbase = m.op_weight_base[op]
         # the kernel rows ky and output rows oy that see input row y, and per input column x the
         # merged runs (pattern weight block, first output column, sub-runs): precomputed by the
-        # builder (evsim.compile.builder._encode_conv)
+        # builder (evsim.compile.builder.encode_conv)
         row = geo[op, G_ROWS] + y * (1 + 2 * kh)
         col = geo[op, G_COLS] + x * (1 + 3 * kw)
         n_groups = tab[col]

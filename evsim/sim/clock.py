@@ -143,10 +143,11 @@ import numpy as np
 from numba import njit
 from numba.typed import List
 
-from ..compile.builder import CompiledModel, compile_model, conv_offset_table
+from ..compile.builder import CompiledModel, compile_model, encode_conv, encode_dense, pack_operators
 from ..kernels import profile_step as ps
-from ..kernels.fanout import synops_table
-from ..kernels.abi import KIND_CUBA, KIND_INPUT, KIND_INTEGRATOR, KIND_LEAKY, READOUT_COUNTS
+from ..kernels.fanout import op_runs, synops_table
+from ..kernels.abi import (G_CIN, G_COUT, G_H, G_KH, G_KW, G_OH, G_OW, G_W, KIND_CUBA, KIND_INPUT, KIND_INTEGRATOR,
+                           KIND_LEAKY, READOUT_COUNTS)
 from ..kernels.readout import cutoff_decision, decide_rows
 from ..errors import OptionError
 from ..input.events import check_sorted, input_indices
@@ -250,88 +251,85 @@ def _bin_steps_of_window(t, bin_us, n_bins, origin_us: int, duration_us: float) 
 
 
 @njit(cache=True)
-def _dense_kernel(x, wt, out):
-    """out[b, j] = Σ_i x[b, i]·wt[i, j], summed over i in increasing order (x[b, i] ≠ 0 only)."""
-    n_b, n_in = x.shape
-    n_out = wt.shape[1]
-    for b in range(n_b):
-        o = out[b]
-        for j in range(n_out):
-            o[j] = 0.0
-        for i in range(n_in):
-            s = x[b, i]
-            if s != 0.0:
-                w = wt[i]
-                for j in range(n_out):
-                    o[j] += s * w[j]
+def _scatter_runs(ops, op, e, s, runs, out):
+    """out += s × the weights of element e's fan-out (:func:`evsim.kernels.fanout.op_runs`,
+    the engine's runs): adds s·w to each target, one addition per target."""
+    n_runs, n_sub_total, run_len = op_runs(ops, op, e, runs)
+    for r in range(n_runs):
+        o0 = runs[r, 0]
+        w0 = runs[r, 1]
+        for k in range(runs[r, 2] * run_len):
+            out[o0 + k] += s * ops.weights[w0 + k]
 
 
 @njit(cache=True)
-def _conv_kernel(x, wt, out, c_in, h, w, c_out, ow, rows, cols, groups):
-    """PyTorch convolution (see evsim.model.linear.ConvGeometry) as a scatter from the non-zero inputs.
-    ``x``: (B, c_in·h·w) NIR order; ``wt``: (c_in, kh, kw, c_out/groups); ``out``: (B, oh·ow·c_out)
-    channel-last. ``rows`` / ``cols``: the builder's offset tables
-    (:func:`evsim.compile.builder.conv_offset_table`): per input row / column, the kernel offsets and
-    output rows / columns it reaches, in increasing kernel offset."""
-    n_b = x.shape[0]
-    cin_g = c_in // groups
-    cout_g = c_out // groups
-    for b in range(n_b):
+def _dense_kernel(x, ops, op, runs, out):
+    """out[b, j] = Σ_i x[b, i]·W[j, i], summed over i in increasing order (x[b, i] ≠ 0 only)."""
+    for b in range(x.shape[0]):
+        o = out[b]
+        for j in range(o.shape[0]):
+            o[j] = 0.0
+        for i in range(x.shape[1]):
+            if x[b, i] != 0.0:
+                _scatter_runs(ops, op, i, x[b, i], runs, o)
+
+
+@njit(cache=True)
+def _conv_kernel(x, ops, op, runs, out, c_in, hw):
+    """PyTorch convolution (see evsim.model.linear.ConvGeometry) as a scatter from the non-zero
+    inputs along the engine's runs. ``x``: (B, c_in·h·w) NIR order, visited in increasing index;
+    ``out``: (B, oh·ow·c_out) channel-last (the engine's layout)."""
+    for b in range(x.shape[0]):
         o = out[b]
         for q in range(o.shape[0]):
             o[q] = 0.0
-        for c in range(c_in):
-            g0 = (c // cin_g) * cout_g
-            for y in range(h):
-                for xx in range(w):
-                    s = x[b, (c * h + y) * w + xx]
-                    if s == 0.0:
-                        continue
-                    for a in range(rows[y, 0]):
-                        ky = rows[y, 1 + 2 * a]
-                        oy = rows[y, 2 + 2 * a]
-                        for q in range(cols[xx, 0]):
-                            kx = cols[xx, 1 + 2 * q]
-                            ox = cols[xx, 2 + 2 * q]
-                            base = (oy * ow + ox) * c_out + g0
-                            wk = wt[c, ky, kx]
-                            for co in range(cout_g):
-                                o[base + co] += s * wk[co]
+        for f in range(x.shape[1]):
+            if x[b, f] != 0.0:
+                c = f // hw
+                _scatter_runs(ops, op, (f - c * hw) * c_in + c, x[b, f], runs, o)
 
 
-class _Dense:
+class _Linear:
+    """A dense or convolution operator of the graph, encoded as the engine encodes it (its
+    weights and runs: :func:`evsim.compile.builder.encode_dense` / ``encode_conv``); its index
+    in the simulator's packed operators is set by :meth:`ClockSimulator.__init__`."""
+
+    def __init__(self, op, wdtype):
+        self.engine_op = encode_dense(op, None, None, wdtype) if isinstance(op, DenseOp) else encode_conv(op, None, None, wdtype)
+        self.ops = None  # OperatorArrays (set once every operator of the model is packed)
+        self.index = -1
+
+
+class _Dense(_Linear):
     def __init__(self, op: DenseOp, wdtype):
-        self.wt = np.ascontiguousarray(np.asarray(op.weight, dtype=np.float64).T.astype(wdtype))
-        self.n_out = self.wt.shape[1]
+        super().__init__(op, wdtype)
+        self.n_out = op.out_shape[0]
 
     def __call__(self, x):
         out = np.empty((x.shape[0], self.n_out))
-        _dense_kernel(x, self.wt, out)
+        _dense_kernel(x, self.ops, self.index, _runs_buffer(self.ops), out)
         return out
 
 
-class _Conv:
+class _Conv(_Linear):
     def __init__(self, op: ConvOp, wdtype):
+        super().__init__(op, wdtype)
         g = op.geometry
         c_in, h, w = as_spatial(g.in_shape)
         c_out, oh, ow = as_spatial(g.out_shape)
-        _, cin_g, kh, kw = g.weight.shape
-        cout_g = c_out // g.groups
-        packed = np.zeros((c_in, kh, kw, cout_g))
-        for c in range(c_in):
-            grp = c // cin_g
-            packed[c] = np.asarray(g.weight[grp * cout_g:(grp + 1) * cout_g, c - grp * cin_g], dtype=np.float64).transpose(1, 2, 0)
-        self.wt = np.ascontiguousarray(packed.astype(wdtype))
-        rows = conv_offset_table(h, kh, g.stride[0], g.pad_top, g.dilation[0], oh)
-        cols = conv_offset_table(w, kw, g.stride[1], g.pad_left, g.dilation[1], ow)
-        self.args = (c_in, h, w, c_out, ow, rows, cols, g.groups)
+        self.c_in, self.hw = c_in, h * w
         self.out_hwc = (oh, ow, c_out)
 
     def __call__(self, x):
         oh, ow, c_out = self.out_hwc
         out = np.empty((x.shape[0], oh * ow * c_out))
-        _conv_kernel(x, self.wt, out, *self.args)
+        _conv_kernel(x, self.ops, self.index, _runs_buffer(self.ops), out, self.c_in, self.hw)
         return np.ascontiguousarray(out.reshape(x.shape[0], oh, ow, c_out).transpose(0, 3, 1, 2)).reshape(x.shape[0], -1)
+
+
+def _runs_buffer(ops) -> np.ndarray:
+    """A run buffer large enough for every operator of ``ops`` (as the engine's ``state.runs``)."""
+    return np.zeros((max(1, int(np.max(ops.op_geom[:, G_KH] * ops.op_geom[:, G_KW]))), 3), dtype=np.int64)
 
 
 class _Scale:
@@ -572,8 +570,9 @@ for _fam in ("rockpool", "spyx", "lava-dl"):
 
 OP_DENSE, OP_CONV, OP_SCALE = 0, 1, 2
 # op table columns
-_OK, _OW, _OCIN, _OH, _OWD, _OCOUT, _OOH, _OOW, _OGROUPS, _OTAB, _OOUT, _OHWC, _OACT, _OMARK, _OPLIST = range(15)
-_OP_COLS = 15
+# (_OW: the operator's index in the simulator's packed operators, or its scale in l_scale)
+_OK, _OW, _OCIN, _OH, _OWD, _OCOUT, _OOH, _OOW, _OOUT, _OHWC, _OACT, _OMARK, _OPLIST = range(13)
+_OP_COLS = 13
 # population table columns
 (_PKIND, _PFAM, _PV, _PI, _PX, _PC0, _PC1, _PC2, _PC3, _PC4, _PGAIN, _PTHETA, _PVRESET, _PVMIN, _PPREV, _PSPK,
  _PREFR, _PREFRC, _PSPIKING, _PGE, _PMULTI, _PSUB, _PFLOOR, _PDEFER, _PUSEREFR, _PACT, _PMARK, _PUPD,
@@ -608,58 +607,45 @@ def _nonzero(x, idx):
 
 
 @njit(cache=True)
-def _dense_active(x, act, n_act, wt, out):
+def _dense_active(x, act, n_act, ops, op, runs, out):
     """:func:`_dense_kernel` for one sample, visiting only the listed non-zero inputs."""
-    n_out = out.shape[0]
-    for j in range(n_out):
+    for j in range(out.shape[0]):
         out[j] = 0.0
     for t in range(n_act):
-        i = act[t]
-        s = x[i]
-        w = wt[i]
-        for j in range(n_out):
-            out[j] += s * w[j]
+        _scatter_runs(ops, op, act[t], x[act[t]], runs, out)
 
 
 @njit(cache=True)
-def _conv_active(x, act, n_act, wt, hwc, out, c_in, h, w, c_out, oh, ow, rows, cols, groups, mark, plist, n_prev):
+def _conv_active(x, act, n_act, ops, op, runs, hwc, out, c_in, hw, c_out, n_pos, mark, plist, n_prev):
     """:func:`_conv_kernel` for one sample, visiting only the listed non-zero inputs. ``hwc`` (the
     channel-last sums) and ``out`` (the same in NIR order) are zero outside the ``n_prev``
     output positions ``plist`` of the previous call, which are cleared first; the output positions
     reached now are listed in ``plist`` (``mark``: all False between calls); returns their number."""
-    n_pos = oh * ow
     for t in range(n_prev):
         pp = plist[t]
         for co in range(c_out):
             hwc[pp * c_out + co] = 0.0
             out[co * n_pos + pp] = 0.0
-    cin_g = c_in // groups
-    cout_g = c_out // groups
-    hw = h * w
     n_new = 0
     for t in range(n_act):
         f = act[t]
-        s = x[f]
         c = f // hw
-        r = f - c * hw
-        y = r // w
-        xx = r - y * w
-        g0 = (c // cin_g) * cout_g
-        for a in range(rows[y, 0]):
-            ky = rows[y, 1 + 2 * a]
-            oy = rows[y, 2 + 2 * a]
-            for q in range(cols[xx, 0]):
-                kx = cols[xx, 1 + 2 * q]
-                ox = cols[xx, 2 + 2 * q]
-                pp = oy * ow + ox
-                if mark[pp] == 0:
-                    mark[pp] = 1
-                    plist[n_new] = pp
+        e = (f - c * hw) * c_in + c  # the engine's (channel-last) input index
+        s = x[f]
+        n_runs, n_sub_total, run_len = op_runs(ops, op, e, runs)
+        for r in range(n_runs):
+            o0 = runs[r, 0]
+            w0 = runs[r, 1]
+            n_sub = runs[r, 2]
+            # sub-run sb of a run: the outputs of one output position (consecutive positions)
+            p0 = o0 // c_out
+            for sb in range(n_sub):
+                if mark[p0 + sb] == 0:
+                    mark[p0 + sb] = 1
+                    plist[n_new] = p0 + sb
                     n_new += 1
-                base = pp * c_out + g0
-                wk = wt[c, ky, kx]
-                for co in range(cout_g):
-                    hwc[base + co] += s * wk[co]
+            for k in range(n_sub * run_len):
+                hwc[o0 + k] += s * ops.weights[w0 + k]
     for t in range(n_new):
         pp = plist[t]
         mark[pp] = 0
@@ -702,13 +688,194 @@ def _scale_all(x, scale, out):
 
 
 @njit(cache=True)
+def _input_frame(flat, e0, e1, frame, act0, n_prev):
+    """The input frame of one bin from its events flat[e0:e1]: event counts per input neuron in
+    ``frame`` (cleared first at the ``n_prev`` neurons listed before) and its non-zero neurons in
+    increasing order in ``act0``; returns their number."""
+    for t in range(n_prev):
+        frame[act0[t]] = 0.0
+    na = 0
+    for e in range(e0, e1):
+        f = flat[e]
+        if frame[f] == 0.0:
+            act0[na] = f
+            na += 1
+        frame[f] += 1.0
+    if na <= 64:
+        _sort_small(act0, na)
+    else:
+        na = _nonzero(frame, act0)
+    return na
+
+
+@njit(cache=True)
+def _record_spikes(pop, act, na, counts, k, rec_pop, rec_neuron, rec_step, rec_count, nr):
+    """Append the ``na`` neurons ``act`` of ``pop`` with their counts in step k to the spike
+    record (next free row nr); returns the next free row."""
+    for t in range(na):
+        rec_pop[nr] = pop
+        rec_neuron[nr] = act[t]
+        rec_step[nr] = k
+        rec_count[nr] = counts[act[t]]
+        nr += 1
+    return nr
+
+
+@njit(cache=True)
+def _through_operators(j, proj, ot, cur, cur_act, cur_n, ops, runs, l_buf, l_idx, l_scale, op_n):
+    """The source spikes ``cur`` (non-zero at the ``cur_n`` neurons ``cur_act``) through the
+    operators of projection j. Returns (output, n_pos, plist): the output is non-zero only at the
+    ``n_pos`` neurons ``plist`` (no operator), at every channel of the ``n_pos`` positions
+    ``plist`` (a convolution last), or anywhere (n_pos = −1)."""
+    n_pos = cur_n if proj[j, 1] == proj[j, 2] else -1
+    plist = cur_act
+    for o in range(proj[j, 1], proj[j, 2]):
+        out = l_buf[ot[o, _OOUT]]
+        kind = ot[o, _OK]
+        n_pos = -1
+        if kind == OP_DENSE:
+            _dense_active(cur, cur_act, cur_n, ops, ot[o, _OW], runs, out)
+        elif kind == OP_CONV:
+            plist = l_idx[ot[o, _OPLIST]]
+            n_pos = _conv_active(cur, cur_act, cur_n, ops, ot[o, _OW], runs, l_buf[ot[o, _OHWC]], out,
+                                 ot[o, _OCIN], ot[o, _OH] * ot[o, _OWD], ot[o, _OCOUT],
+                                 ot[o, _OOH] * ot[o, _OOW], l_idx[ot[o, _OMARK]], plist, op_n[o])
+            op_n[o] = n_pos
+        else:
+            _scale_all(cur, l_scale[ot[o, _OW]], out)
+        if o + 1 < proj[j, 2]:
+            cur_act = l_idx[ot[o, _OACT]]
+            cur_n = _nonzero(out, cur_act)
+        cur = out
+    return cur, n_pos, plist
+
+
+@njit(cache=True)
+def _add_listed(xr, y, p, mark, upd, n_upd):
+    """x[p] += y[p] for a sparse population, listing p among the neurons to update."""
+    xr[p] = xr[p] + y[p]
+    if mark[p] == 0:
+        mark[p] = 1
+        upd[n_upd] = p
+        n_upd += 1
+    return n_upd
+
+
+@njit(cache=True)
+def _gather_input(i, pt, in_ptr, incoming, proj, ot, l_f64, l_buf, l_idx, ops, runs, l_scale, l_fan, op_n, n_act,
+                  sparse, mark, upd, sums):
+    """x of population i in this step: the sum over its incoming projections of their operators
+    applied to the source's spikes, and the SynOps they cost. For a sparse population the neurons
+    reached are listed in ``upd``. Returns (has_x, n_upd)."""
+    xr = l_f64[pt[i, _PX]][0]
+    has_x = False
+    n_upd = 0
+    for q in range(in_ptr[i], in_ptr[i + 1]):
+        j = incoming[q]
+        src = proj[j, 0]
+        na_s = n_act[src]
+        if na_s == 0:
+            continue
+        cur = l_f64[pt[src, _PSPK]][0]
+        cur_act = l_idx[pt[src, _PACT]]
+        fan = l_fan[j]
+        syn = 0.0
+        for t in range(na_s):
+            syn += cur[cur_act[t]] * fan[cur_act[t]]
+        sums[_S_SYNOPS] += syn
+        y, n_pos, plist = _through_operators(j, proj, ot, cur, cur_act, na_s, ops, runs, l_buf, l_idx, l_scale, op_n)
+        if sparse:
+            # x is zero outside the neurons listed in upd: add the output where it is non-zero
+            if n_pos < 0:
+                for p in range(xr.shape[0]):
+                    n_upd = _add_listed(xr, y, p, mark, upd, n_upd)
+            elif proj[j, 1] == proj[j, 2]:
+                for t in range(n_pos):
+                    n_upd = _add_listed(xr, y, plist[t], mark, upd, n_upd)
+            else:  # conv output positions, every channel
+                o_last = proj[j, 2] - 1
+                c_out = ot[o_last, _OCOUT]
+                npos_all = ot[o_last, _OOH] * ot[o_last, _OOW]
+                for t in range(n_pos):
+                    for co in range(c_out):
+                        n_upd = _add_listed(xr, y, co * npos_all + plist[t], mark, upd, n_upd)
+            has_x = True
+        elif has_x:
+            for p in range(xr.shape[0]):
+                xr[p] = xr[p] + y[p]
+        else:
+            for p in range(xr.shape[0]):
+                xr[p] = y[p]
+            has_x = True
+    return has_x, n_upd
+
+
+@njit(cache=True)
+def _update_sparse(i, pt, l_state, l_f64, l_coef, l_idx, has_x, prev_n, n_upd):
+    """The discrete update of a static population (IF without bias or refractory hold) on the
+    neurons with input and those that fired in the previous step (they may fire again); the
+    others keep v and do not fire. Returns the number of neurons that fired, listed in increasing
+    order in the population's active list."""
+    mark = l_idx[pt[i, _PMARK]]
+    upd = l_idx[pt[i, _PUPD]]
+    act = l_idx[pt[i, _PACT]]
+    xr = l_f64[pt[i, _PX]][0]
+    for t in range(prev_n):
+        p = act[t]
+        if mark[p] == 0:
+            mark[p] = 1
+            upd[n_upd] = p
+            n_upd += 1
+    na = _static_update(l_state[pt[i, _PV]], xr, has_x, l_coef[pt[i, _PC0]], l_coef[pt[i, _PC1]],
+                        l_f64[pt[i, _PGAIN]], l_f64[pt[i, _PTHETA]], l_f64[pt[i, _PVRESET]],
+                        l_f64[pt[i, _PVMIN]], l_f64[pt[i, _PSPK]], upd, n_upd, pt[i, _PGE] == 1, pt[i, _PMULTI] == 1,
+                        pt[i, _PSUB] == 1, pt[i, _PFLOOR] == 1, act)
+    for t in range(n_upd):
+        p = upd[t]
+        mark[p] = 0
+        xr[p] = 0.0
+    if na > 64:
+        act[:na].sort()
+    else:
+        _sort_small(act, na)
+    return na
+
+
+@njit(cache=True)
+def _update_dense(i, pt, l_state, l_f64, l_coef, has_x):
+    """The discrete update of every neuron of population i (its profile's step:
+    :func:`evsim.kernels.profile_step.linear_step` / ``cuba_step``)."""
+    x = l_f64[pt[i, _PX]]
+    spiking = pt[i, _PSPIKING] == 1
+    if pt[i, _PKIND] == _KIND_CUBA:
+        ps.cuba_step(pt[i, _PFAM], l_state[pt[i, _PV]], l_state[pt[i, _PI]], x, has_x, l_coef[pt[i, _PC0]],
+                     l_coef[pt[i, _PC1]], l_coef[pt[i, _PC2]], l_coef[pt[i, _PC3]], l_coef[pt[i, _PC4]],
+                     l_f64[pt[i, _PGAIN]], l_f64[pt[i, _PTHETA]], l_f64[pt[i, _PVRESET]],
+                     l_f64[pt[i, _PVMIN]], l_f64[pt[i, _PPREV]], l_f64[pt[i, _PSPK]], l_f64[pt[i, _PREFR]],
+                     l_coef[pt[i, _PREFRC]], spiking, pt[i, _PGE] == 1, pt[i, _PMULTI] == 1,
+                     pt[i, _PSUB] == 1, pt[i, _PFLOOR] == 1, pt[i, _PDEFER] == 1, pt[i, _PUSEREFR] == 1,
+                     pt[i, _PRAISE] == 1)
+    else:
+        ps.linear_step(l_state[pt[i, _PV]], x, has_x, l_coef[pt[i, _PC0]], l_coef[pt[i, _PC1]],
+                       l_f64[pt[i, _PGAIN]], l_f64[pt[i, _PTHETA]], l_f64[pt[i, _PVRESET]],
+                       l_f64[pt[i, _PVMIN]], l_f64[pt[i, _PPREV]], l_f64[pt[i, _PSPK]], l_f64[pt[i, _PREFR]],
+                       l_coef[pt[i, _PREFRC]], spiking, pt[i, _PGE] == 1, pt[i, _PMULTI] == 1,
+                       pt[i, _PSUB] == 1, pt[i, _PFLOOR] == 1, pt[i, _PDEFER] == 1, pt[i, _PUSEREFR] == 1,
+                       pt[i, _PRAISE] == 1)
+
+
+@njit(cache=True)
 def _run_sample(k0, flat, ptr, n_run, width, pt, in_ptr, incoming, proj, ot, l_state, l_f64, l_coef, l_buf, l_idx,
-                l_conv, l_dense, l_tab, l_scale, l_fan, static, op_n, pending, n_act, stepped, readout, counts_mode, cut,
+                ops, runs, l_scale, l_fan, static, op_n, pending, n_act, stepped, readout, counts_mode, cut,
                 record_spikes, record_output, counts, sums, spikes_total, out_vec, out_rec, cons_rec, rec_pop,
                 rec_neuron, rec_step, rec_count, total_size):
     """Steps k0 .. n_run − 1 of one sample (state in the arrays of the plan, zeroed by the caller
     before step 0). Returns (next step, code): code 1 = all steps run, 2 = the cutoff decided
-    (after step next − 1), 0 = the spike record is full (grow it and call again from next)."""
+    (after step next − 1), 0 = the spike record is full (grow it and call again from next).
+
+    One step: the input frame; then per population in compiled order its input x
+    (:func:`_gather_input`), its update (:func:`_update_sparse` or :func:`_update_dense`) and its
+    spikes; then the output vector and the cutoff decision."""
     n_pops = pt.shape[0]
     frame = l_f64[pt[0, _PSPK]][0]
     act0 = l_idx[pt[0, _PACT]]
@@ -717,165 +884,32 @@ def _run_sample(k0, flat, ptr, n_run, width, pt, in_ptr, incoming, proj, ot, l_s
     for k in range(k0, n_run):
         if record_spikes and int(sums[_S_NREC]) + total_size > rec_pop.shape[0]:
             return k, 0
-        # the input frame: event counts of the bin, and its non-zero neurons in increasing order
-        for t in range(n_act[0]):
-            frame[act0[t]] = 0.0
-        e0 = ptr[k]
-        e1 = ptr[k + 1]
-        na = 0
-        for e in range(e0, e1):
-            f = flat[e]
-            if frame[f] == 0.0:
-                act0[na] = f
-                na += 1
-            frame[f] += 1.0
-        if na <= 64:
-            _sort_small(act0, na)
-        else:
-            na = _nonzero(frame, act0)
+        na = _input_frame(flat, ptr[k], ptr[k + 1], frame, act0, n_act[0])
         n_act[0] = na
-        sums[_S_CONSUMED] += e1 - e0
-        spikes_total[0] += e1 - e0
+        sums[_S_CONSUMED] += ptr[k + 1] - ptr[k]
+        spikes_total[0] += ptr[k + 1] - ptr[k]
         if record_spikes:
-            nr = int(sums[_S_NREC])
-            for t in range(na):
-                rec_pop[nr] = 0
-                rec_neuron[nr] = act0[t]
-                rec_step[nr] = k
-                rec_count[nr] = frame[act0[t]]
-                nr += 1
-            sums[_S_NREC] = nr
+            sums[_S_NREC] = _record_spikes(0, act0, na, frame, k, rec_pop, rec_neuron, rec_step, rec_count,
+                                           int(sums[_S_NREC]))
         for i in range(1, n_pops):
-            x = l_f64[pt[i, _PX]]
-            xr = x[0]
-            has_x = False
             sparse = static[i] == 2
-            mark = l_idx[pt[i, _PMARK]]
-            upd = l_idx[pt[i, _PUPD]]
-            n_upd = 0
-            for q in range(in_ptr[i], in_ptr[i + 1]):
-                j = incoming[q]
-                src = proj[j, 0]
-                na_s = n_act[src]
-                if na_s == 0:
-                    continue
-                cur = l_f64[pt[src, _PSPK]][0]
-                cur_act = l_idx[pt[src, _PACT]]
-                fan = l_fan[j]
-                syn = 0.0
-                for t in range(na_s):
-                    syn += cur[cur_act[t]] * fan[cur_act[t]]
-                sums[_S_SYNOPS] += syn
-                cur_n = na_s
-                n_pos = -1  # the output's non-zero part: every element (-1), or n_pos positions (conv)
-                plist = cur_act
-                if proj[j, 1] == proj[j, 2]:  # no operator: the source itself
-                    n_pos = na_s
-                for o in range(proj[j, 1], proj[j, 2]):
-                    out = l_buf[ot[o, _OOUT]]
-                    kind = ot[o, _OK]
-                    n_pos = -1
-                    if kind == OP_DENSE:
-                        _dense_active(cur, cur_act, cur_n, l_dense[ot[o, _OW]], out)
-                    elif kind == OP_CONV:
-                        plist = l_idx[ot[o, _OPLIST]]
-                        n_pos = _conv_active(cur, cur_act, cur_n, l_conv[ot[o, _OW]], l_buf[ot[o, _OHWC]], out,
-                                             ot[o, _OCIN], ot[o, _OH], ot[o, _OWD], ot[o, _OCOUT], ot[o, _OOH],
-                                             ot[o, _OOW], l_tab[ot[o, _OTAB]], l_tab[ot[o, _OTAB] + 1], ot[o, _OGROUPS],
-                                             l_idx[ot[o, _OMARK]], plist, op_n[o])
-                        op_n[o] = n_pos
-                    else:
-                        _scale_all(cur, l_scale[ot[o, _OW]], out)
-                    if o + 1 < proj[j, 2]:
-                        cur_act = l_idx[ot[o, _OACT]]
-                        cur_n = _nonzero(out, cur_act)
-                    cur = out
-                if sparse:
-                    # x is zero outside the neurons listed in upd: add the output where it is non-zero
-                    if n_pos < 0:
-                        for p in range(xr.shape[0]):
-                            xr[p] = xr[p] + cur[p]
-                            if mark[p] == 0:
-                                mark[p] = 1
-                                upd[n_upd] = p
-                                n_upd += 1
-                    elif proj[j, 1] == proj[j, 2]:
-                        for t in range(n_pos):
-                            p = plist[t]
-                            xr[p] = xr[p] + cur[p]
-                            if mark[p] == 0:
-                                mark[p] = 1
-                                upd[n_upd] = p
-                                n_upd += 1
-                    else:  # conv output positions, every channel
-                        o_last = proj[j, 2] - 1
-                        c_out = ot[o_last, _OCOUT]
-                        npos_all = ot[o_last, _OOH] * ot[o_last, _OOW]
-                        for t in range(n_pos):
-                            for co in range(c_out):
-                                p = co * npos_all + plist[t]
-                                xr[p] = xr[p] + cur[p]
-                                if mark[p] == 0:
-                                    mark[p] = 1
-                                    upd[n_upd] = p
-                                    n_upd += 1
-                    has_x = True
-                elif has_x:
-                    for p in range(xr.shape[0]):
-                        xr[p] = xr[p] + cur[p]
-                else:
-                    for p in range(xr.shape[0]):
-                        xr[p] = cur[p]
-                    has_x = True
+            has_x, n_upd = _gather_input(i, pt, in_ptr, incoming, proj, ot, l_f64, l_buf, l_idx, ops, runs, l_scale,
+                                         l_fan, op_n, n_act, sparse, l_idx[pt[i, _PMARK]], l_idx[pt[i, _PUPD]], sums)
             stepped[i] = 0
             prev_n = n_act[i]
             n_act[i] = 0
             if not has_x and static[i] != 0 and pending[i] == 0:
                 continue
             stepped[i] = 1
-            spiking = pt[i, _PSPIKING] == 1
-            spk = l_f64[pt[i, _PSPK]]
             act = l_idx[pt[i, _PACT]]
             if sparse:
-                # the neurons with input, and those that fired in the previous step (they may fire again)
-                for t in range(prev_n):
-                    p = act[t]
-                    if mark[p] == 0:
-                        mark[p] = 1
-                        upd[n_upd] = p
-                        n_upd += 1
-                na = _static_update(l_state[pt[i, _PV]], xr, has_x, l_coef[pt[i, _PC0]], l_coef[pt[i, _PC1]],
-                                    l_f64[pt[i, _PGAIN]], l_f64[pt[i, _PTHETA]], l_f64[pt[i, _PVRESET]],
-                                    l_f64[pt[i, _PVMIN]], spk, upd, n_upd, pt[i, _PGE] == 1, pt[i, _PMULTI] == 1,
-                                    pt[i, _PSUB] == 1, pt[i, _PFLOOR] == 1, act)
-                for t in range(n_upd):
-                    p = upd[t]
-                    mark[p] = 0
-                    xr[p] = 0.0
-                if na > 64:
-                    act[:na].sort()
-                else:
-                    _sort_small(act, na)
+                na = _update_sparse(i, pt, l_state, l_f64, l_coef, l_idx, has_x, prev_n, n_upd)
             else:
-                if pt[i, _PKIND] == _KIND_CUBA:
-                    ps.cuba_step(pt[i, _PFAM], l_state[pt[i, _PV]], l_state[pt[i, _PI]], x, has_x, l_coef[pt[i, _PC0]],
-                                 l_coef[pt[i, _PC1]], l_coef[pt[i, _PC2]], l_coef[pt[i, _PC3]], l_coef[pt[i, _PC4]],
-                                 l_f64[pt[i, _PGAIN]], l_f64[pt[i, _PTHETA]], l_f64[pt[i, _PVRESET]],
-                                 l_f64[pt[i, _PVMIN]], l_f64[pt[i, _PPREV]], spk, l_f64[pt[i, _PREFR]],
-                                 l_coef[pt[i, _PREFRC]], spiking, pt[i, _PGE] == 1, pt[i, _PMULTI] == 1,
-                                 pt[i, _PSUB] == 1, pt[i, _PFLOOR] == 1, pt[i, _PDEFER] == 1, pt[i, _PUSEREFR] == 1,
-                                 pt[i, _PRAISE] == 1)
-                else:
-                    ps.linear_step(l_state[pt[i, _PV]], x, has_x, l_coef[pt[i, _PC0]], l_coef[pt[i, _PC1]],
-                                   l_f64[pt[i, _PGAIN]], l_f64[pt[i, _PTHETA]], l_f64[pt[i, _PVRESET]],
-                                   l_f64[pt[i, _PVMIN]], l_f64[pt[i, _PPREV]], spk, l_f64[pt[i, _PREFR]],
-                                   l_coef[pt[i, _PREFRC]], spiking, pt[i, _PGE] == 1, pt[i, _PMULTI] == 1,
-                                   pt[i, _PSUB] == 1, pt[i, _PFLOOR] == 1, pt[i, _PDEFER] == 1, pt[i, _PUSEREFR] == 1,
-                                   pt[i, _PRAISE] == 1)
-                if not spiking:
+                _update_dense(i, pt, l_state, l_f64, l_coef, has_x)
+                if pt[i, _PSPIKING] != 1:
                     continue
-                na = _nonzero(spk[0], act)
-            sr = spk[0]
+                na = _nonzero(l_f64[pt[i, _PSPK]][0], act)
+            sr = l_f64[pt[i, _PSPK]][0]
             n_act[i] = na
             pending[i] = 1 if na > 0 else 0
             tot = 0.0
@@ -883,14 +917,8 @@ def _run_sample(k0, flat, ptr, n_run, width, pt, in_ptr, incoming, proj, ot, l_s
                 tot += sr[act[t]]
             spikes_total[i] += tot
             if record_spikes:
-                nr = int(sums[_S_NREC])
-                for t in range(na):
-                    rec_pop[nr] = i
-                    rec_neuron[nr] = act[t]
-                    rec_step[nr] = k
-                    rec_count[nr] = sr[act[t]]
-                    nr += 1
-                sums[_S_NREC] = nr
+                sums[_S_NREC] = _record_spikes(i, act, na, sr, k, rec_pop, rec_neuron, rec_step, rec_count,
+                                               int(sums[_S_NREC]))
         # the output vector
         if counts_mode:
             if stepped[readout] == 1:
@@ -950,9 +978,8 @@ class _FastPlan:
         self.l_f64 = _typed_list(np.zeros((1, 1)))
         self.l_buf = _typed_list(np.zeros(1))
         self.l_idx = _typed_list(np.zeros(1, dtype=np.int64))
-        self.l_conv = _typed_list(np.zeros((1, 1, 1, 1), dtype=sdt))
-        self.l_dense = _typed_list(np.zeros((1, 1), dtype=sdt))
-        self.l_tab = _typed_list(np.zeros((1, 1), dtype=np.int64))
+        self.ops = sim.ops
+        self.runs = _runs_buffer(sim.ops)
         self.l_scale = _typed_list(np.zeros(1))
         self.l_fan = List()
         self.to_zero = []  # state zeroed before every run
@@ -1022,16 +1049,14 @@ class _FastPlan:
                 row = np.zeros(_OP_COLS, dtype=np.int64)
                 if isinstance(kern, _Dense):
                     row[_OK] = OP_DENSE
-                    row[_OW] = add(self.l_dense, kern.wt)
+                    row[_OW] = kern.index
                     n_out = kern.n_out
                 elif isinstance(kern, _Conv):
-                    c_in, h, w_, c_out, ow, rows, cols, groups = kern.args
-                    oh = kern.out_hwc[0]
+                    geo = kern.engine_op.geometry
+                    c_in, h, w_, c_out, oh, ow = (int(geo[g]) for g in (G_CIN, G_H, G_W, G_COUT, G_OH, G_OW))
                     row[_OK] = OP_CONV
-                    row[_OW] = add(self.l_conv, kern.wt)
-                    row[[_OCIN, _OH, _OWD, _OCOUT, _OOH, _OOW, _OGROUPS]] = (c_in, h, w_, c_out, oh, ow, groups)
-                    row[_OTAB] = add(self.l_tab, np.ascontiguousarray(rows, dtype=np.int64))
-                    add(self.l_tab, np.ascontiguousarray(cols, dtype=np.int64))
+                    row[_OW] = kern.index
+                    row[[_OCIN, _OH, _OWD, _OCOUT, _OOH, _OOW]] = (c_in, h, w_, c_out, oh, ow)
                     n_out = oh * ow * c_out
                     row[_OHWC] = add(self.l_buf, np.zeros(n_out), zero=True)
                     row[_OMARK] = add(self.l_idx, np.zeros(oh * ow, dtype=np.int64))
@@ -1243,6 +1268,11 @@ class ClockSimulator:
             # SynOps per source spike: the engine's own count (one definition, evsim.kernels.fanout)
             fan = to_nir_order(synops_table(model.arrays, j, model.populations[pr.source].size), src_shape)
             self.projs.append(_Proj(pr.source, pr.target, kernels, fan, float(pr.delay_s), per_source, bool(pr.recurrent)))
+        # the dense and convolution operators, packed as the engine packs its own (one chain each)
+        linear = [k for p in self.projs for k in p.kernels if isinstance(k, _Linear)]
+        self.ops = pack_operators([[k.engine_op] for k in linear], self.dtype)
+        for index, k in enumerate(linear):
+            k.ops, k.index = self.ops, index
         self.incoming = [[j for j, p in enumerate(self.projs) if p.dst == i] for i in range(len(self.pops))]
         self.synapses_per_step = float(sum(p.fanout.sum() for p in self.projs))
         self._cut = self.cutoff.as_array()
@@ -1310,8 +1340,8 @@ class ClockSimulator:
         k = 0
         while True:
             k, code = _run_sample(k, s.flat, ptr, n_run, float(s.width_us), plan.pt, plan.in_ptr, plan.incoming, plan.proj,
-                                  plan.ot, plan.l_state, plan.l_f64, l_coef, plan.l_buf, plan.l_idx, plan.l_conv,
-                                  plan.l_dense, plan.l_tab, plan.l_scale, plan.l_fan, static, plan.op_n, plan.pending, plan.n_act,
+                                  plan.ot, plan.l_state, plan.l_f64, l_coef, plan.l_buf, plan.l_idx, plan.ops,
+                                  plan.runs, plan.l_scale, plan.l_fan, static, plan.op_n, plan.pending, plan.n_act,
                                   plan.stepped, readout_pop, readout_mode == READOUT_COUNTS, self._cut, self.record_spikes,
                                   self.record_output, counts, sums, spikes_total, out_vec, out_rec, cons_rec, *rec,
                                   plan.total_size)
