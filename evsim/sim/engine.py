@@ -666,13 +666,25 @@ def project(m, s, b, proj, i, count, t):
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def fan_out(m, s, b, pop, j, count, t):
-    """A spike of neuron j of ``pop`` reaches every projection leaving ``pop``."""
-    for q in range(m.pop_proj_ptr[pop], m.pop_proj_ptr[pop + 1]):
-        proj = m.pop_proj[q]
-        delay = m.proj_delay[proj]
-        if m.proj_delay_base[proj] >= 0:
-            delay += m.delays[m.proj_delay_base[proj] + j]
+def fan_out(m, s, b, src, j, count, t):
+    """A FIFO item reaches its projections: a spike of neuron j of population ``src`` ≥ 0 every
+    projection leaving it (those with a delay through the heap), or a delayed delivery that came
+    due (``src`` = −1 − projection) that one projection now. (One call site for both, so the
+    delivery code is compiled once.)"""
+    if src >= 0:
+        q0 = m.pop_proj_ptr[src]
+        q1 = m.pop_proj_ptr[src + 1]
+    else:
+        q0 = -1 - src
+        q1 = q0 + 1
+    for q in range(q0, q1):
+        proj = q
+        delay = 0.0
+        if src >= 0:
+            proj = m.pop_proj[q]
+            delay = m.proj_delay[proj]
+            if m.proj_delay_base[proj] >= 0:
+                delay += m.delays[m.proj_delay_base[proj] + j]
         if delay > 0.0:
             heap_push(s, b, t + delay, ITEM_DELAYED, proj, j, count)
             s.counters[C_DELAYED] += 1
@@ -773,17 +785,19 @@ def _process(m, s, b, ev_index, ev_time, k, t_drain, cut):
         # the cascade: spikes first in, first out, until none is left
         t = s.clock[T_NOW]
         while c[C_FIFO_HEAD] < c[C_FIFO_TAIL]:
-            if c[C_PROCESSED] >= c[C_BUDGET]:
-                return STATUS_BUDGET, k, 0
             head = c[C_FIFO_HEAD]
-            pop = b.fifo[head, 0]
-            if not _has_room(s, b, m.pop_reserve[pop]):
-                return STATUS_NEED_ROOM, k, m.pop_reserve[pop]
+            src = b.fifo[head, 0]
+            if src >= 0 and c[C_PROCESSED] >= c[C_BUDGET]:
+                return STATUS_BUDGET, k, 0
+            reserve = m.pop_reserve[src] if src >= 0 else m.pop_reserve[m.proj_src[-1 - src]]
+            if not _has_room(s, b, reserve):
+                return STATUS_NEED_ROOM, k, reserve
             j = b.fifo[head, 1]
             count = b.fifo[head, 2]
             c[C_FIFO_HEAD] = head + 1
-            c[C_PROCESSED] += 1
-            fan_out(m, s, b, pop, j, count, t)
+            if src >= 0:  # (a delayed delivery was counted when it left the heap)
+                c[C_PROCESSED] += 1
+            fan_out(m, s, b, src, j, count, t)
         if c[C_IN_CASCADE] != 0:
             c[C_IN_CASCADE] = 0
             c[C_FIFO_HEAD] = 0
@@ -814,8 +828,12 @@ def _process(m, s, b, ev_index, ev_time, k, t_drain, cut):
             c[C_IN_CASCADE] = 1
             if kind == ITEM_CROSSING:
                 confirm_crossing(m, s, b, cc, a, bb, t)
-            else:
-                project(m, s, b, a, bb, cc, t)
+            else:  # the FIFO is empty here: the delivery runs first, then the cascade it causes
+                tail = c[C_FIFO_TAIL]
+                b.fifo[tail, 0] = -1 - a
+                b.fifo[tail, 1] = bb
+                b.fifo[tail, 2] = cc
+                c[C_FIFO_TAIL] = tail + 1
         else:
             if not _has_room(s, b, 8):
                 return STATUS_NEED_ROOM, k, 8
