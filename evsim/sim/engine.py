@@ -119,8 +119,8 @@ def param(m, pop, slot, j):
     return m.params[m.pop_param_base[pop, slot] + j * m.pop_param_stride[pop, slot]]
 
 
-@njit(cache=True)
 def _grow_rows(a, need):
+    """``a`` with at least ``need`` rows (capacity doubled), the first rows kept."""
     cap = a.shape[0]
     while cap < need:
         cap *= 2
@@ -140,20 +140,17 @@ def _has_room(s, b, reserve):
             and (c[C_RECORD_OUTPUT] == 0 or c[C_OUTREC_N] + 1 <= b.out_t.shape[0]))
 
 
-@njit(cache=True)
 def _ensure(m, s, b, reserve):
-    """Make room for ``reserve`` more entries in every buffer a fan-out may write to."""
+    """Make room for ``reserve`` more entries in every buffer a fan-out may write to (plain
+    Python: it runs only when a buffer is full, and compiling it cost seconds at first use)."""
     c = s.counters
     fifo = b.fifo
-    head = c[C_FIFO_HEAD]
-    tail = c[C_FIFO_TAIL]
+    head = int(c[C_FIFO_HEAD])
+    tail = int(c[C_FIFO_TAIL])
     if tail + reserve > fifo.shape[0]:
         if head > 0:  # compact: move the pending spikes to the front
             n = tail - head
-            for q in range(n):
-                fifo[q, 0] = fifo[head + q, 0]
-                fifo[q, 1] = fifo[head + q, 1]
-                fifo[q, 2] = fifo[head + q, 2]
+            fifo[:n] = fifo[head:tail].copy()
             c[C_FIFO_HEAD] = 0
             c[C_FIFO_TAIL] = n
             tail = n
@@ -845,7 +842,6 @@ def _process(m, s, b, ev_index, ev_time, k, t_drain, cut):
             c[C_IN_CASCADE] = 1
 
 
-@njit(cache=True)
 def run(m, s, b, ev_index, ev_time, t_drain, cut):
     """Consume input events (engine index, time in µs since the first event) in order; see the
     module docstring.
@@ -860,13 +856,14 @@ def run(m, s, b, ev_index, ev_time, t_drain, cut):
         stopped) or STATUS_BUDGET (processing budget exhausted); the number of input events
         consumed by this call; the possibly regrown buffers.
     """
-    # an int64 from the start: a literal 0 made numba compile the loop twice (Literal[int] and int64)
+    # (plain Python around the compiled loop: it returns only when done or when a buffer must grow)
     k = np.int64(0)
     while True:
-        status, k, room = _process(m, s, b, ev_index, ev_time, k, t_drain, cut)
+        status, k, room = _process(m, s, b, ev_index, ev_time, k, float(t_drain), cut)
         if status != STATUS_NEED_ROOM:
-            return status, k, b
-        b = _ensure(m, s, b, room)
+            return status, int(k), b
+        b = _ensure(m, s, b, int(room))
+        k = np.int64(k)
 
 
 @njit(cache=True, _nrt=False, inline="always")

@@ -46,7 +46,9 @@ def compile_pending(args) -> bool:
     """True when calling the event loop with ``args`` would compile it: no compiled version in
     this process and none in numba's on-disk cache for these argument types, this source and this
     numba (numba's own cache index, read without loading anything). False when unsure."""
-    run = eng.run
+    run = eng._process  # the compiled loop (engine.run is the Python loop around it)
+    m, state, buffers, ev_index, ev_time, t_drain, cut = args
+    args = (m, state, buffers, ev_index, ev_time, np.int64(0), float(t_drain), cut)
     try:
         sig = tuple(run.typeof_pyval(a) for a in args)
         if sig in run.overloads:
