@@ -49,6 +49,7 @@ from ..model.linear import (
 from ..model.profiles import Overrides, get_profile, neuron_model, resolve_dt, spike_rule
 
 from ..kernels.abi import (
+    F_CEILING,
     F_DYNAMIC,
     F_FLOOR,
     F_GE,
@@ -88,6 +89,7 @@ from ..kernels.abi import (
     P_TAU_MEM,
     P_TAU_SYN,
     P_THRESHOLD,
+    P_V_MAX,
     P_V_MIN,
     P_V_REST,
     READOUT_COUNTS,
@@ -221,7 +223,8 @@ class CompiledModel:
         return int(sum(a.nbytes for a in self.arrays if isinstance(a, np.ndarray)))
 
 
-def compile_model(source, profile: str = "nir", overrides: Overrides | None = None, precision: str = "float32") -> CompiledModel:
+def compile_model(source, profile: str = "nir", overrides: Overrides | None = None, precision: str = "float32",
+                  state_ceiling: dict | None = None) -> CompiledModel:
     """Load (if a path) and compile a NIR graph.
 
     Args:
@@ -230,6 +233,8 @@ def compile_model(source, profile: str = "nir", overrides: Overrides | None = No
         overrides: explicit options that win over the profile.
         precision: "float32" (default) or "float64" for membrane state and weights; parameters
             and times are always float64.
+        state_ceiling: {IF/I node name: v_max}: the state of those populations saturates at v_max
+            (:mod:`evsim.model.neurons`; set by ``--quantize speck``, :mod:`evsim.chip.speck`).
 
     Raises:
         ModelError: the graph cannot be compiled (message names the node).
@@ -241,7 +246,7 @@ def compile_model(source, profile: str = "nir", overrides: Overrides | None = No
     prof = get_profile(profile)
     graph = load_graph(source)
     dt = resolve_dt(prof, overrides, graph)
-    builder = _Builder(graph, prof, overrides, dt, precision)
+    builder = _Builder(graph, prof, overrides, dt, precision, state_ceiling or {})
     return builder.build(_hash_source(source, profile, overrides, precision))
 
 
@@ -271,8 +276,9 @@ def _hash_source(source, profile, overrides, precision) -> str:
 
 
 class _Builder:
-    def __init__(self, graph: Graph, profile, overrides: Overrides, dt, precision: str):
+    def __init__(self, graph: Graph, profile, overrides: Overrides, dt, precision: str, state_ceiling: dict):
         self.g = graph
+        self.state_ceiling = state_ceiling
         self.profile = profile
         self.overrides = overrides
         self.dt = dt
@@ -310,8 +316,17 @@ class _Builder:
             model, spiking = neuron_model(self.profile, self.overrides, self.dt, kind, g.nodes[name], shape,
                                           constants.get(name, np.zeros(1)), name, self.path)
             rule = spike_rule(self.profile, self.overrides, self.dt) if spiking else None
+            if name in self.state_ceiling:
+                if model.kind != KIND_INTEGRATOR:
+                    raise ModelError(f"a state ceiling is implemented for IF and I populations, not {kind}",
+                                     node=name, path=self.path)
+                model.v_max = np.array([float(self.state_ceiling[name])])
             add(Population(name, kind, model.kind, shape, 0, spiking, model, rule,
                            _compact(constants.get(name, np.zeros(1)))))
+
+        unknown = sorted(set(self.state_ceiling) - set(pop_of))
+        if unknown:
+            raise ModelError(f"a state ceiling for {', '.join(unknown)}, which is not a neuron node", path=self.path)
 
         # readout
         out = g.output_name
@@ -548,6 +563,8 @@ class _Builder:
             if p.model is not None:
                 if np.any(np.isfinite(slots[P_V_MIN])):
                     flags |= F_FLOOR
+                if np.any(np.isfinite(slots[P_V_MAX])):
+                    flags |= F_CEILING
                 if p.kind == KIND_INTEGRATOR:
                     if np.any(slots[P_DRIVE] != 0):
                         flags |= F_DYNAMIC
