@@ -167,5 +167,5 @@ def test_info_reports_may_saturate(tmp_path, capsys):
     out_json = tmp_path / "info.json"
     code = main(["info", str(path), "--profile", "speck", "--quantize", "speck", "--json", str(out_json)])
     out = capsys.readouterr().out
-    assert code == 0 and "state may exceed 16 bits" in out
+    assert code == 0 and "states saturate at 32767" in out and "state may saturate at 16 bits" in out
     assert json.loads(out_json.read_text())["quantize"]["layers"][0]["may_saturate"] is True
