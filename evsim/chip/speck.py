@@ -627,14 +627,15 @@ def quantize_speck(source) -> tuple:
 
 def compile_quantized(source, quantize: str, profile: str, overrides, precision: str):
     """:func:`evsim.compile.builder.compile_model` of the quantised graph, every layer's state
-    saturating at :data:`STATE_MAX`. The model keeps the source's path and ``model_hash`` (the model's identity; the quantisation is an option,
-    recorded next to it where results are written)."""
+    saturating at :data:`STATE_MAX`. The model keeps the source's path and ``model_hash`` (the
+    model's identity; the quantisation is an option, recorded next to it where results are
+    written)."""
     from ..compile.builder import _hash_source, compile_model
 
     check_quantize(quantize, profile)
     if overrides.v_min is not None and overrides.v_min < STATE_MIN:
-        raise OptionError(f"{overrides.v_min:g} is below the chip's 16-bit state range ({STATE_MIN}) with --quantize speck",
-                          option="--v-min")
+        raise OptionError(f"{overrides.v_min:g} is below the chip's 16-bit state range ({STATE_MIN}) "
+                          "with --quantize speck", option="--v-min")
     g = load_graph(source)
     graph, report = quantize_speck(g)
     ceiling = {q.neuron_node: float(STATE_MAX) for q in report}  # chip units: IF gain 1, v += w_q

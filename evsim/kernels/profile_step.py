@@ -4,9 +4,10 @@ The equations are listed in :mod:`evsim.sim.clock` (module docstring); the coeff
 bin width come from ``_Pop.coeffs`` there. After the family's linear update, every family applies
 the state ceiling if the population has one (``--quantize speck``) and the same spike rule as the
 event engine (:mod:`evsim.kernels.neuron`: threshold test, number of spikes, reset, floor,
-refractory hold) through :func:`fire_reset_floor`; only snnTorch's reset timings are particular to its family: the deferred reset (``reset_delay=True``, applied one step
-late) and, with ``reset_delay=False`` and subtraction, the test of the step after a residual
-above θ, which snnTorch raises by θ (``raised``, see :func:`fire_reset_floor`).
+refractory hold) through :func:`fire_reset_floor`; only snnTorch's reset timings are particular
+to its family: the deferred reset (``reset_delay=True``, applied one step late) and, with
+``reset_delay=False`` and subtraction, the test of the step after a residual above θ, which
+snnTorch raises by θ (``raised``, see :func:`fire_reset_floor`).
 
 Parameters and coefficients are (1 or B, n) float64 arrays (one row shared by every sample, or
 one per sample); states are (B, n) arrays in the model's precision; arithmetic is float64. Each

@@ -624,8 +624,8 @@ for _fam in ("rockpool", "spyx", "lava-dl"):
 #   reached (its buffers are zero elsewhere);
 # * a population is "static" when its update without input is the identity: an integrator with
 #   a = 1, c = 0 (IF without bias), no refractory hold, θ > 0, v_min ≤ 0 and v_max ≥ 0 (so the
-#   initial v = 0 neither fires nor is floored or saturated). A static population with no input and no spike in its previous
-#   update is not updated at all. A static spiking one without snnTorch's deferred reset updates
+#   initial v = 0 neither fires nor is floored or saturated). A static population with no input
+#   and no spike in its previous update is not updated at all. A static spiking one without snnTorch's deferred reset updates
 #   only the neurons that received input or fired in the previous step (they may still be above
 #   threshold, e.g. speck's one spike per step), by linear_step's arithmetic on those neurons
 #   (:func:`_static_update`): every other neuron would keep v (v + g·0 = v: v is never −0) and
