@@ -982,14 +982,15 @@ def _print_model_info(doc):
         extra += ", recurrent" if p["recurrent"] else ""
         click.echo(f"  {p['source']} -> {p['target']} via {' -> '.join(p['through']) or '(direct)'}{extra}")
     if doc.get("quantize"):
-        click.echo(f"quantized ({doc['quantize']['scheme']}): q = round(x·s), one scale s per layer")
+        click.echo(f"quantized ({doc['quantize']['scheme']}): q = round(x·s), one scale s per layer; "
+                   "states saturate at 32767")
         click.echo(f"  {'layer':18s} {'scale s':>10s} {'set by':>9s} {'weights':>11s} {'bits':>4s} {'zeroed':>7s} "
                    f"{'θ':>6s} {'floor':>7s} {'bits':>4s} {'bias bits':>9s}")
         for q in doc["quantize"]["layers"]:
             click.echo(f"  {q['weight_node'] + '->' + q['neuron_node']:18.18s} {q['scale']:10.6g} {q['limited_by']:>9s} "
                        f"{str(q['weight_range'][0]) + '..' + str(q['weight_range'][1]):>11s} {q['weight_bits']:>4d} "
                        f"{q['weights_zeroed']:>7d} {q['threshold']:>6d} {q['floor']:>7d} {q['state_bits']:>4d} "
-                       f"{q['bias_bits']:>9d}" + ("  (state may exceed 16 bits)" if q["may_saturate"] else ""))
+                       f"{q['bias_bits']:>9d}" + ("  (state may saturate at 16 bits)" if q["may_saturate"] else ""))
 
 
 def _print_chip(chip):

@@ -36,6 +36,14 @@ units, stored as floats); spikes are unchanged in meaning, so the readout (spike
 last IF layer) is comparable with the float network. Neuron states are assumed zero at the start
 (an initialised ``v_mem`` would also bound the scale, ``_discretize_conv_spk_``).
 
+States saturate at :data:`STATE_MAX` = 32767 (:func:`compile_quantized` gives every layer's IF
+population that ceiling): v ← min(v + w_q, 32767), then the threshold test (docs/SEMANTICS.md
+#quantize-speck). Speck's documents give the width (16-bit states: sinabs ``docs/speck/overview.md``,
+samna's Speck 2e/2b pages) but not what happens at overflow; saturation is assumed, as SynSense's
+bit-accurate simulator of its Xylo chip computes it (xylosim ``XyloIAFNeuron.h: safe_add``: the
+sum clamped to [−2^15, 2^15 − 1], then the threshold test). The lower end −32768 never acts: the
+floor −θ_q ≥ −32767 comes first (θ_q ≤ 32767 by the 16-bit threshold scale).
+
 Core mapping (``dynapcnn_layer.py: DynapcnnLayer.memory_summary``; ``chips/dynapcnn.py:
 DynapcnnConfigBuilder.get_constraints``; ``mapping.py: LayerConstraints.fits``,
 ``get_valid_mapping``): a layer with ``c`` input channels, ``f`` output channels, a ``kh × kw``
@@ -68,6 +76,10 @@ from ..model.linear import as_spatial, conv_geometry
 #: ``discretize.py``: DYNAPCNN_WEIGHT_PRECISION_BITS / DYNAPCNN_STATE_PRECISION_BITS
 WEIGHT_BITS = 8
 STATE_BITS = 16
+#: the neuron state's range in chip units (a signed 16-bit integer; sinabs' default
+#: ``min_v_mem = -(2**15)``, ``discretize.py`` and ``chips/dynapcnn.py``)
+STATE_MIN = -(2 ** (STATE_BITS - 1))
+STATE_MAX = 2 ** (STATE_BITS - 1) - 1
 #: ``chips/dynapcnn.py: get_constraints`` (entries per core, cores 0..8)
 KERNEL_MEMORY = (16384, 16384, 16384, 32768, 32768, 65536, 65536, 16384, 16384)
 NEURON_MEMORY = (65536, 65536, 65536, 32768, 32768, 16384, 16384, 16384, 16384)
@@ -513,8 +525,10 @@ class LayerQuantization:
 
     @property
     def may_saturate(self) -> bool:
-        """True when the event-driven state can exceed the chip's 16-bit range."""
-        return self.max_state > 2 ** (STATE_BITS - 1) - 1
+        """True when the state can reach the chip's 16-bit ceiling: one input from below θ_q can
+        carry it past 32767, or an input is larger than θ_q, so that with one spike per input
+        event (the chip) the residual above θ_q can grow from input to input."""
+        return self.max_state > STATE_MAX or max(self.weight_range[1], self.bias_range[1]) > self.threshold
 
     def to_dict(self) -> dict:
         d = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in vars(self).items()}
@@ -614,15 +628,20 @@ def quantize_speck(source) -> tuple:
 
 
 def compile_quantized(source, quantize: str, profile: str, overrides, precision: str):
-    """:func:`evsim.compile.builder.compile_model` of the quantised graph. The model keeps the
-    source's path and ``model_hash`` (the model's identity; the quantisation is an option,
-    recorded next to it where results are written)."""
+    """:func:`evsim.compile.builder.compile_model` of the quantised graph, every layer's state
+    saturating at :data:`STATE_MAX`. The model keeps the source's path and ``model_hash`` (the
+    model's identity; the quantisation is an option, recorded next to it where results are
+    written)."""
     from ..compile.builder import _hash_source, compile_model
 
     check_quantize(quantize, profile)
+    if overrides.v_min is not None and overrides.v_min < STATE_MIN:
+        raise OptionError(f"{overrides.v_min:g} is below the chip's 16-bit state range ({STATE_MIN}) "
+                          "with --quantize speck", option="--v-min")
     g = load_graph(source)
     graph, report = quantize_speck(g)
-    model = compile_model(graph, profile=profile, overrides=overrides, precision=precision)
+    ceiling = {q.neuron_node: float(STATE_MAX) for q in report}  # chip units: IF gain 1, v += w_q
+    model = compile_model(graph, profile=profile, overrides=overrides, precision=precision, state_ceiling=ceiling)
     model.model_hash = _hash_source(source, profile, overrides, precision)
     model.source_path = g.path
     model.graph.path = g.path

@@ -50,6 +50,7 @@ from ..model.profiles import Overrides, get_profile, neuron_model, resolve_dt, s
 from ..sim import PRECISIONS
 
 from ..kernels.abi import (
+    F_CEILING,
     F_DYNAMIC,
     F_FLOOR,
     F_GE,
@@ -89,6 +90,7 @@ from ..kernels.abi import (
     P_TAU_MEM,
     P_TAU_SYN,
     P_THRESHOLD,
+    P_V_MAX,
     P_V_MIN,
     P_V_REST,
     READOUT_COUNTS,
@@ -222,7 +224,8 @@ class CompiledModel:
         return int(sum(a.nbytes for a in self.arrays if isinstance(a, np.ndarray)))
 
 
-def compile_model(source, profile: str = "nir", overrides: Overrides | None = None, precision: str = "float32") -> CompiledModel:
+def compile_model(source, profile: str = "nir", overrides: Overrides | None = None, precision: str = "float32",
+                  state_ceiling: dict | None = None) -> CompiledModel:
     """Load (if a path) and compile a NIR graph.
 
     Args:
@@ -231,6 +234,8 @@ def compile_model(source, profile: str = "nir", overrides: Overrides | None = No
         overrides: explicit options that win over the profile.
         precision: "float32" (default) or "float64" for membrane state and weights; parameters
             and times are always float64.
+        state_ceiling: {IF/I node name: v_max}: the state of those populations saturates at v_max
+            (:mod:`evsim.model.neurons`; set by ``--quantize speck``, :mod:`evsim.chip.speck`).
 
     Raises:
         ModelError: the graph cannot be compiled (message names the node).
@@ -242,7 +247,8 @@ def compile_model(source, profile: str = "nir", overrides: Overrides | None = No
     prof = get_profile(profile)
     graph = load_graph(source)
     dt = resolve_dt(prof, overrides, graph)
-    return build(graph, prof, overrides, dt, precision, _hash_source(source, profile, overrides, precision))
+    return build(graph, prof, overrides, dt, precision, _hash_source(source, profile, overrides, precision),
+                 state_ceiling or {})
 
 
 def _hash_source(source, profile, overrides, precision) -> str:
@@ -270,14 +276,15 @@ def _hash_source(source, profile, overrides, precision) -> str:
     return h.hexdigest()
 
 
-def build(g: Graph, profile, overrides: Overrides, dt, precision: str, model_hash: str) -> CompiledModel:
+def build(g: Graph, profile, overrides: Overrides, dt, precision: str, model_hash: str,
+          state_ceiling: dict | None = None) -> CompiledModel:
     """Compile a validated graph: its phases in order (operators, constant inputs, populations and
     readout, projections with their delays and engine encoding, packing into flat arrays)."""
     wdtype = np.float32 if precision == "float32" else np.float64
     ops = linear_operators(g)
     constants = constant_inputs(g, ops)
 
-    pops, pop_of, readout, readout_target = populations(g, profile, overrides, dt, constants)
+    pops, pop_of, readout, readout_target = populations(g, profile, overrides, dt, constants, state_ceiling or {})
 
     # projections
     projections = []
@@ -297,13 +304,14 @@ def build(g: Graph, profile, overrides: Overrides, dt, precision: str, model_has
                          precision, model_hash, g.path)
 
 
-def populations(g: Graph, profile, overrides: Overrides, dt, constants: dict) -> tuple:
+def populations(g: Graph, profile, overrides: Overrides, dt, constants: dict, state_ceiling: dict) -> tuple:
     """The populations (Input first, then the neuron nodes in topological order; an integrating
     Output population when the readout is not a single neuron node) and the readout.
 
     Returns ``(pops, pop_of, readout, readout_target)``: ``pop_of`` maps a node name to its
     population index, ``readout`` is (population, READOUT_COUNTS or READOUT_STATE) and
-    ``readout_target`` the Output's name when projections must reach it (else None)."""
+    ``readout_target`` the Output's name when projections must reach it (else None).
+    ``state_ceiling``: {IF/I node name: v_max}, the populations whose state saturates."""
     # populations: Input first, then neurons in topological order
     pops: list = []
     pop_of: dict = {}
@@ -325,8 +333,17 @@ def populations(g: Graph, profile, overrides: Overrides, dt, constants: dict) ->
         model, spiking = neuron_model(profile, overrides, dt, kind, g.nodes[name], shape,
                                       constants.get(name, np.zeros(1)), name, g.path)
         rule = spike_rule(profile, overrides, dt) if spiking else None
+        if name in state_ceiling:
+            if model.kind != KIND_INTEGRATOR:
+                raise ModelError(f"a state ceiling is implemented for IF and I populations, not {kind}",
+                                 node=name, path=g.path)
+            model.v_max = np.array([float(state_ceiling[name])])
         add(Population(name, kind, model.kind, shape, 0, spiking, model, rule,
                        _compact(constants.get(name, np.zeros(1)))))
+
+    unknown = sorted(set(state_ceiling) - set(pop_of))
+    if unknown:
+        raise ModelError(f"a state ceiling for {', '.join(unknown)}, which is not a neuron node", path=g.path)
 
     # readout
     out = g.output_name
@@ -620,6 +637,8 @@ def population_flags(p: Population) -> tuple:
     if p.model is not None:
         if np.any(np.isfinite(slots[P_V_MIN])):
             flags |= F_FLOOR
+        if np.any(np.isfinite(slots[P_V_MAX])):
+            flags |= F_CEILING
         if p.kind == KIND_INTEGRATOR:
             if np.any(slots[P_DRIVE] != 0):
                 flags |= F_DYNAMIC

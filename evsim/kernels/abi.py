@@ -27,7 +27,8 @@ P_TAU_MEM = 6
 P_TAU_SYN = 7
 P_R = 8
 P_I_REST = 9
-N_PARAMS = 10
+P_V_MAX = 10  # the state's ceiling (+inf: none)
+N_PARAMS = 11
 
 # Population flags (``EngineModel.pop_flags``, bit set)
 F_SPIKING = 1  # the population emits spikes
@@ -39,6 +40,7 @@ F_MAY_CROSS = 32  # the state can reach θ without input (crossings are predicte
 F_REFRACTORY = 64  # an absolute refractory period
 F_FLOOR = 128  # v is clipped at v_min
 F_MIN_INTERVAL = 256  # at most one firing per pop_min_interval µs (discrete-time profiles)
+F_CEILING = 512  # v saturates at v_max after every input, before the threshold test (--quantize speck)
 
 # ------------------------------------------------------------------------------------------
 # linear operators (``EngineModel.op_kind``, ``op_geom``)

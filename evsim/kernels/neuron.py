@@ -8,6 +8,8 @@ equations are those of :mod:`evsim.model.neurons`; times are in the units of the
 
 Spike rule (:class:`evsim.model.neurons.SpikeRule`), applied once per update:
 
+* :func:`apply_ceiling`: with a state ceiling (``--quantize speck``: the chip's 16-bit state),
+  v saturates at v_max after the input is added and before the threshold test;
 * :func:`above`: v ≥ θ (``ge``) or v > θ;
 * :func:`spike_count`: 1, or with MultiSpike as many as θ fits: floor(v/θ) for ≥,
   ceil(v/θ) − 1 for > (at least 1);
@@ -56,6 +58,14 @@ def reset(v, n, theta, v_reset, subtract):
     if subtract:
         return v - n * theta
     return v_reset
+
+
+@njit(cache=True, inline="always")
+def apply_ceiling(v, v_max):
+    """The state saturated at v_max (+inf: no ceiling)."""
+    if v > v_max:
+        return v_max
+    return v
 
 
 @njit(cache=True, inline="always")

@@ -2,11 +2,12 @@
 
 The equations are listed in :mod:`evsim.sim.clock` (module docstring); the coefficients for a
 bin width come from ``_Pop.coeffs`` there. After the family's linear update, every family applies
-the same spike rule as the event engine (:mod:`evsim.kernels.neuron`: threshold test, number of
-spikes, reset, floor, refractory hold) through :func:`fire_reset_floor`; only snnTorch's reset
-timings are particular to its family: the deferred reset (``reset_delay=True``, applied one step
-late) and, with ``reset_delay=False`` and subtraction, the test of the step after a residual
-above θ, which snnTorch raises by θ (``raised``, see :func:`fire_reset_floor`).
+the state ceiling if the population has one (``--quantize speck``) and the same spike rule as the
+event engine (:mod:`evsim.kernels.neuron`: threshold test, number of spikes, reset, floor,
+refractory hold) through :func:`fire_reset_floor`; only snnTorch's reset timings are particular
+to its family: the deferred reset (``reset_delay=True``, applied one step late) and, with
+``reset_delay=False`` and subtraction, the test of the step after a residual above θ, which
+snnTorch raises by θ (``raised``, see :func:`fire_reset_floor`).
 
 Parameters and coefficients are (1 or B, n) float64 arrays (one row shared by every sample, or
 one per sample); states are (B, n) arrays in the model's precision; arithmetic is float64. Each
@@ -61,10 +62,11 @@ def deferred_reset(u, prev, theta, v_reset, subtract):
 
 
 @njit(cache=True)
-def linear_step(v, x, has_x, a, c, g, theta, v_reset, v_min, prev, spikes, refr, refr_steps,
-                spiking, ge, multi, subtract, use_floor, deferred, use_refr, raise_test):
-    """One step of an integrator / leaky population: ``v ← a·v + c (− prev·θ) + g·x``, then the
-    spike rule. ``deferred``: snnTorch's reset of the previous step's spikes (``prev``).
+def linear_step(v, x, has_x, a, c, g, theta, v_reset, v_min, v_max, prev, spikes, refr, refr_steps,
+                spiking, ge, multi, subtract, use_floor, use_ceiling, deferred, use_refr, raise_test):
+    """One step of an integrator / leaky population: ``v ← a·v + c (− prev·θ) + g·x``, then
+    (``use_ceiling``) ``v ← min(v, v_max)``, then the spike rule. ``deferred``: snnTorch's reset
+    of the previous step's spikes (``prev``).
     ``raise_test``: snnTorch's immediate subtraction; ``prev`` holds H(stored v − θ) and raises
     the next test (:func:`fire_reset_floor`).
     ``use_refr``: a neuron with ``refr`` > 0 steps left is held (v kept, input discarded, no
@@ -77,6 +79,7 @@ def linear_step(v, x, has_x, a, c, g, theta, v_reset, v_min, prev, spikes, refr,
         rt = _row(theta, b)
         rr = _row(v_reset, b)
         rm = _row(v_min, b)
+        rx = _row(v_max, b)
         rs = _row(refr_steps, b)
         for j in range(n):
             vv = np.float64(v[b, j])
@@ -97,6 +100,8 @@ def linear_step(v, x, has_x, a, c, g, theta, v_reset, v_min, prev, spikes, refr,
                 vv = ra[j] * vv + rc[j]
             if has_x and not held:
                 vv = vv + rg[j] * x[b, j]
+            if use_ceiling:
+                vv = nk.apply_ceiling(vv, rx[j])
             if spiking:
                 raised = prev[b, j] if raise_test else 0.0
                 vv, nsp = fire_reset_floor(vv, held, rt[j], rr[j], rm[j], ge, multi, subtract, use_floor, deferred, raised)
@@ -111,8 +116,8 @@ def linear_step(v, x, has_x, a, c, g, theta, v_reset, v_min, prev, spikes, refr,
 
 
 @njit(cache=True)
-def cuba_step(family, v, i, x, has_x, c0, c1, c2, c3, c4, g, theta, v_reset, v_min, prev, spikes, refr, refr_steps,
-              spiking, ge, multi, subtract, use_floor, deferred, use_refr, raise_test):
+def cuba_step(family, v, i, x, has_x, c0, c1, c2, c3, c4, g, theta, v_reset, v_min, v_max, prev, spikes, refr,
+              refr_steps, spiking, ge, multi, subtract, use_floor, use_ceiling, deferred, use_refr, raise_test):
     """One step of a CubaLI(F) population. The coefficients c0..c4 per family:
 
     * nir: (vv, vi, vc, ii, ic): ``v ← vv·v + vi·I + vc``, ``I ← ii·I + ic``, then ``I ← I + g·x``;
@@ -122,7 +127,7 @@ def cuba_step(family, v, i, x, has_x, c0, c1, c2, c3, c4, g, theta, v_reset, v_m
       ``I ← I − fs·I`` (norse/torch/functional/lif.py ``lif_feed_forward_step``).
 
     The current integrates during a refractory hold; v is held (after snnTorch's pending reset).
-    ``raise_test``: as in :func:`linear_step`.
+    ``use_ceiling``, ``raise_test``: as in :func:`linear_step`.
     """
     n_b, n = v.shape
     for b in range(n_b):
@@ -135,6 +140,7 @@ def cuba_step(family, v, i, x, has_x, c0, c1, c2, c3, c4, g, theta, v_reset, v_m
         rt = _row(theta, b)
         rr = _row(v_reset, b)
         rm = _row(v_min, b)
+        rx = _row(v_max, b)
         rs = _row(refr_steps, b)
         for j in range(n):
             v_old = np.float64(v[b, j])
@@ -161,6 +167,8 @@ def cuba_step(family, v, i, x, has_x, c0, c1, c2, c3, c4, g, theta, v_reset, v_m
             held = use_refr and refr[b, j] > 0.0
             if held:
                 vv = deferred_reset(v_old, p, rt[j], rr[j], subtract) if deferred else v_old
+            if use_ceiling:
+                vv = nk.apply_ceiling(vv, rx[j])
             if spiking:
                 raised = prev[b, j] if raise_test else 0.0
                 vv, nsp = fire_reset_floor(vv, held, rt[j], rr[j], rm[j], ge, multi, subtract, use_floor, deferred, raised)

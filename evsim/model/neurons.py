@@ -8,7 +8,9 @@ population.
 
 Common to all spiking models (:class:`SpikeRule`): after every update (an input arriving, or a
 predicted threshold crossing) the threshold is tested once; a spike is emitted at the current
-time; the reset is applied; then the state is clipped at ``v_min``.
+time; the reset is applied; then the state is clipped at ``v_min``. An integrator can also have a
+state ceiling ``v_max`` (only ``--quantize speck`` sets one: the chip's 16-bit state): v saturates
+at v_max whenever it changes (an input, or the drive between inputs), before the threshold test.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from ..kernels.abi import (
     P_TAU_MEM,
     P_TAU_SYN,
     P_THRESHOLD,
+    P_V_MAX,
     P_V_MIN,
     P_V_RESET,
     P_V_REST,
@@ -76,6 +79,8 @@ class IntegratorModel:
     A spike through weight w: ``v ← v + gain · w``. Strict NIR: gain = R, a = R·b.
     With ``a > 0`` and ``v < θ`` the neuron crosses threshold between inputs at
     ``t* = t0 + (θ − v(t0)) / a``; the engine schedules that time and fires then.
+    With a ceiling ``v_max``: ``v(t) = min(v(t0) + a·(t − t0), v_max)`` and ``v ← min(v + gain·w, v_max)``
+    (saturating arithmetic; exact since v(t) is monotone between updates).
     """
 
     gain: np.ndarray
@@ -83,6 +88,7 @@ class IntegratorModel:
     threshold: np.ndarray | None = None
     v_reset: np.ndarray | None = None
     v_min: np.ndarray | None = None
+    v_max: np.ndarray | None = None  # saturation ceiling (None: none)
     kind: int = field(default=KIND_INTEGRATOR, init=False)
 
 
@@ -147,6 +153,7 @@ def parameter_table(model) -> dict:
     inf = np.array([-np.inf])
     slots = {k: zero for k in range(N_PARAMS)}
     slots[P_V_MIN] = inf
+    slots[P_V_MAX] = np.array([np.inf])
     slots[P_THRESHOLD] = np.array([np.inf])
     if model.threshold is not None:
         slots[P_THRESHOLD] = model.threshold
@@ -157,6 +164,8 @@ def parameter_table(model) -> dict:
     slots[P_GAIN] = model.gain
     if isinstance(model, IntegratorModel):
         slots[P_DRIVE] = model.drive
+        if model.v_max is not None:
+            slots[P_V_MAX] = model.v_max
     elif isinstance(model, LeakyModel):
         slots[P_TAU_MEM] = model.tau_mem
         slots[P_V_REST] = model.v_rest

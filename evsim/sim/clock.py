@@ -144,6 +144,7 @@ from numba import njit
 from numba.typed import List
 
 from ..compile.builder import CompiledModel, compile_model, encode_conv, encode_dense, pack_operators
+from ..kernels import neuron as nk
 from ..kernels import profile_step as ps
 from ..kernels.fanout import op_runs, synops_table
 from ..kernels.abi import (G_CIN, G_COUT, G_H, G_KH, G_KW, G_OH, G_OW, G_W, KIND_CUBA, KIND_INPUT, KIND_INTEGRATOR,
@@ -430,6 +431,7 @@ class _Pop:
         self.theta = _row(m.threshold) if m.threshold is not None else None
         self.v_reset = _row(m.v_reset) if m.v_reset is not None else _row(0.0)
         self.v_min = _row(m.v_min) if m.v_min is not None else None
+        self.v_max = _row(m.v_max) if getattr(m, "v_max", None) is not None else None  # --quantize speck
         self.m = m
         self.v_leak = None
         if self.kind == KIND_LEAKY and self.family in ("sinabs", "snntorch"):
@@ -452,6 +454,7 @@ class _Pop:
             "zero": zero, "gain": _wide(self.gain, self.size), "v_reset": _wide(self.v_reset, self.size),
             "theta": _wide(self.theta, self.size) if self.theta is not None else zero,
             "v_min": _wide(self.v_min, self.size) if self.v_min is not None else zero,
+            "v_max": _wide(self.v_max, self.size) if self.v_max is not None else zero,
         }
 
     # ---------------------------------------------------------------------------------------
@@ -521,11 +524,11 @@ class _Pop:
         dummy = w["zero"]
         spikes = np.empty(v.shape) if spiking else dummy
         use_refr = "refr" in st
-        rule_args = (w["gain"], w["theta"], w["v_reset"], w["v_min"], st["prev"] if "prev" in st else dummy, spikes,
-                     st["refr"] if use_refr else dummy, c["refr"] if use_refr else dummy,
+        rule_args = (w["gain"], w["theta"], w["v_reset"], w["v_min"], w["v_max"], st["prev"] if "prev" in st else dummy,
+                     spikes, st["refr"] if use_refr else dummy, c["refr"] if use_refr else dummy,
                      spiking, bool(spiking and rule.threshold_ge), bool(spiking and rule.multi_spike),
-                     bool(spiking and rule.subtract), spiking and self.v_min is not None, self.deferred_reset, use_refr,
-                     self.raise_test)
+                     bool(spiking and rule.subtract), spiking and self.v_min is not None, self.v_max is not None,
+                     self.deferred_reset, use_refr, self.raise_test)
         has_x = x is not None
         if self.kind == KIND_CUBA:
             keys = _CUBA_COEFFS[self.family]
@@ -557,9 +560,9 @@ for _fam in ("rockpool", "spyx", "lava-dl"):
 #   source costs nothing; a convolution clears and copies out only the output positions it
 #   reached (its buffers are zero elsewhere);
 # * a population is "static" when its update without input is the identity: an integrator with
-#   a = 1, c = 0 (IF without bias), no refractory hold, θ > 0 and v_min ≤ 0 (so the initial v = 0
-#   neither fires nor is floored). A static population with no input and no spike in its previous
-#   update is not updated at all. A static spiking one without snnTorch's deferred reset updates
+#   a = 1, c = 0 (IF without bias), no refractory hold, θ > 0, v_min ≤ 0 and v_max ≥ 0 (so the
+#   initial v = 0 neither fires nor is floored or saturated). A static population with no input
+#   and no spike in its previous update is not updated at all. A static spiking one without snnTorch's deferred reset updates
 #   only the neurons that received input or fired in the previous step (they may still be above
 #   threshold, e.g. speck's one spike per step), by linear_step's arithmetic on those neurons
 #   (:func:`_static_update`): every other neuron would keep v (v + g·0 = v: v is never −0) and
@@ -576,8 +579,8 @@ _OP_COLS = 13
 # population table columns
 (_PKIND, _PFAM, _PV, _PI, _PX, _PC0, _PC1, _PC2, _PC3, _PC4, _PGAIN, _PTHETA, _PVRESET, _PVMIN, _PPREV, _PSPK,
  _PREFR, _PREFRC, _PSPIKING, _PGE, _PMULTI, _PSUB, _PFLOOR, _PDEFER, _PUSEREFR, _PACT, _PMARK, _PUPD,
- _PRAISE) = range(29)
-_POP_COLS = 29
+ _PRAISE, _PVMAX, _PCEIL) = range(31)
+_POP_COLS = 31
 _KIND_LINEAR, _KIND_CUBA = 1, 2
 # run summary slots
 _S_SYNOPS, _S_CONSUMED, _S_NREC, _S_DECIDED, _S_CONF, _S_STEPS = range(6)
@@ -655,12 +658,12 @@ def _conv_active(x, act, n_act, ops, op, runs, hwc, out, c_in, hw, c_out, n_pos,
 
 
 @njit(cache=True)
-def _static_update(v, xr, has_x, a, c, g, theta, v_reset, v_min, spikes, upd, n_upd, ge, multi, subtract, use_floor,
-                   fired):
+def _static_update(v, xr, has_x, a, c, g, theta, v_reset, v_min, v_max, spikes, upd, n_upd, ge, multi, subtract,
+                   use_floor, use_ceiling, fired):
     """:func:`evsim.kernels.profile_step.linear_step` (B = 1, no refractory hold, no deferred
     reset) on the listed neurons only: for a static population the others would keep v and not
     fire. The fired neurons are listed in ``fired`` (in the order of ``upd``); returns their number."""
-    ra, rc, rg, rt, rr, rm = a[0], c[0], g[0], theta[0], v_reset[0], v_min[0]
+    ra, rc, rg, rt, rr, rm, rx = a[0], c[0], g[0], theta[0], v_reset[0], v_min[0], v_max[0]
     sp = spikes[0]
     vr = v[0]
     m = 0
@@ -670,6 +673,8 @@ def _static_update(v, xr, has_x, a, c, g, theta, v_reset, v_min, spikes, upd, n_
         vv = ra[j] * vv + rc[j]
         if has_x:
             vv = vv + rg[j] * xr[j]
+        if use_ceiling:
+            vv = nk.apply_ceiling(vv, rx[j])
         vv, nsp = ps.fire_reset_floor(vv, False, rt[j], rr[j], rm[j], ge, multi, subtract, use_floor, False)
         sp[j] = nsp
         vr[j] = vv
@@ -828,8 +833,8 @@ def _update_sparse(i, pt, l_state, l_f64, l_coef, l_idx, has_x, prev_n, n_upd):
             n_upd += 1
     na = _static_update(l_state[pt[i, _PV]], xr, has_x, l_coef[pt[i, _PC0]], l_coef[pt[i, _PC1]],
                         l_f64[pt[i, _PGAIN]], l_f64[pt[i, _PTHETA]], l_f64[pt[i, _PVRESET]],
-                        l_f64[pt[i, _PVMIN]], l_f64[pt[i, _PSPK]], upd, n_upd, pt[i, _PGE] == 1, pt[i, _PMULTI] == 1,
-                        pt[i, _PSUB] == 1, pt[i, _PFLOOR] == 1, act)
+                        l_f64[pt[i, _PVMIN]], l_f64[pt[i, _PVMAX]], l_f64[pt[i, _PSPK]], upd, n_upd, pt[i, _PGE] == 1,
+                        pt[i, _PMULTI] == 1, pt[i, _PSUB] == 1, pt[i, _PFLOOR] == 1, pt[i, _PCEIL] == 1, act)
     for t in range(n_upd):
         p = upd[t]
         mark[p] = 0
@@ -851,17 +856,17 @@ def _update_dense(i, pt, l_state, l_f64, l_coef, has_x):
         ps.cuba_step(pt[i, _PFAM], l_state[pt[i, _PV]], l_state[pt[i, _PI]], x, has_x, l_coef[pt[i, _PC0]],
                      l_coef[pt[i, _PC1]], l_coef[pt[i, _PC2]], l_coef[pt[i, _PC3]], l_coef[pt[i, _PC4]],
                      l_f64[pt[i, _PGAIN]], l_f64[pt[i, _PTHETA]], l_f64[pt[i, _PVRESET]],
-                     l_f64[pt[i, _PVMIN]], l_f64[pt[i, _PPREV]], l_f64[pt[i, _PSPK]], l_f64[pt[i, _PREFR]],
-                     l_coef[pt[i, _PREFRC]], spiking, pt[i, _PGE] == 1, pt[i, _PMULTI] == 1,
-                     pt[i, _PSUB] == 1, pt[i, _PFLOOR] == 1, pt[i, _PDEFER] == 1, pt[i, _PUSEREFR] == 1,
-                     pt[i, _PRAISE] == 1)
+                     l_f64[pt[i, _PVMIN]], l_f64[pt[i, _PVMAX]], l_f64[pt[i, _PPREV]], l_f64[pt[i, _PSPK]],
+                     l_f64[pt[i, _PREFR]], l_coef[pt[i, _PREFRC]], spiking, pt[i, _PGE] == 1, pt[i, _PMULTI] == 1,
+                     pt[i, _PSUB] == 1, pt[i, _PFLOOR] == 1, pt[i, _PCEIL] == 1, pt[i, _PDEFER] == 1,
+                     pt[i, _PUSEREFR] == 1, pt[i, _PRAISE] == 1)
     else:
         ps.linear_step(l_state[pt[i, _PV]], x, has_x, l_coef[pt[i, _PC0]], l_coef[pt[i, _PC1]],
                        l_f64[pt[i, _PGAIN]], l_f64[pt[i, _PTHETA]], l_f64[pt[i, _PVRESET]],
-                       l_f64[pt[i, _PVMIN]], l_f64[pt[i, _PPREV]], l_f64[pt[i, _PSPK]], l_f64[pt[i, _PREFR]],
-                       l_coef[pt[i, _PREFRC]], spiking, pt[i, _PGE] == 1, pt[i, _PMULTI] == 1,
-                       pt[i, _PSUB] == 1, pt[i, _PFLOOR] == 1, pt[i, _PDEFER] == 1, pt[i, _PUSEREFR] == 1,
-                       pt[i, _PRAISE] == 1)
+                       l_f64[pt[i, _PVMIN]], l_f64[pt[i, _PVMAX]], l_f64[pt[i, _PPREV]], l_f64[pt[i, _PSPK]],
+                       l_f64[pt[i, _PREFR]], l_coef[pt[i, _PREFRC]], spiking, pt[i, _PGE] == 1, pt[i, _PMULTI] == 1,
+                       pt[i, _PSUB] == 1, pt[i, _PFLOOR] == 1, pt[i, _PCEIL] == 1, pt[i, _PDEFER] == 1,
+                       pt[i, _PUSEREFR] == 1, pt[i, _PRAISE] == 1)
 
 
 @njit(cache=True)
@@ -1011,6 +1016,7 @@ class _FastPlan:
             pt[i, _PTHETA] = add(self.l_f64, w["theta"])
             pt[i, _PVRESET] = add(self.l_f64, w["v_reset"])
             pt[i, _PVMIN] = add(self.l_f64, w["v_min"])
+            pt[i, _PVMAX] = add(self.l_f64, w["v_max"])
             spiking = bool(p.spiking)
             use_refr = spiking and p.refractory_s > 0
             pt[i, _PPREV] = (add(self.l_f64, np.zeros((1, p.size)), zero=True) if p.deferred_reset or p.raise_test
@@ -1022,6 +1028,7 @@ class _FastPlan:
             pt[i, _PMULTI] = bool(spiking and rule.multi_spike)
             pt[i, _PSUB] = bool(spiking and rule.subtract)
             pt[i, _PFLOOR] = bool(spiking and p.v_min is not None)
+            pt[i, _PCEIL] = bool(p.v_max is not None)
             pt[i, _PDEFER] = bool(p.deferred_reset)
             pt[i, _PRAISE] = bool(p.raise_test)
             pt[i, _PUSEREFR] = bool(use_refr)
@@ -1105,6 +1112,7 @@ class _FastPlan:
                 l_coef.append(_writable(c[key] if key is not None else p._wide["zero"]))
             theta_ok = not p.spiking or (p.theta is not None and bool(np.all(p.theta > 0)))
             floor_ok = not p.spiking or p.v_min is None or bool(np.all(p.v_min <= 0))
+            floor_ok = floor_ok and (p.v_max is None or bool(np.all(p.v_max >= 0)))  # v = 0 not saturated
             # (snnTorch's raised test after a residual, reset_delay=False with subtraction, can fire
             # a neuron without input: such populations take the dense update)
             if (p.kind == KIND_INTEGRATOR and "refr" not in c and theta_ok and floor_ok and not p.raise_test

@@ -48,6 +48,7 @@ from ..kernels.abi import (
     CROSSING_TOLERANCE_US,
     CUT_MODE,
     CUT_NONE,
+    F_CEILING,
     F_DYNAMIC,
     F_FLOOR,
     F_GE,
@@ -73,6 +74,7 @@ from ..kernels.abi import (
     P_TAU_MEM,
     P_TAU_SYN,
     P_THRESHOLD,
+    P_V_MAX,
     P_V_MIN,
     P_V_REST,
     P_V_RESET,
@@ -270,6 +272,8 @@ def advance(m, s, pop, kind, flags, j, g, t):
                 s.t_last[g] = t_last
                 return
     v, i = state_at(m, pop, kind, j, s.v[g], s.isyn[g], t - t_last)
+    if flags & F_CEILING:  # an integrator's drift is monotone: saturating it is a min
+        v = nk.apply_ceiling(v, param(m, pop, P_V_MAX, j))
     s.v[g] = v
     if kind == KIND_CUBA:
         s.isyn[g] = i
@@ -396,7 +400,8 @@ def _trace(s, b, g, t):
 @njit(cache=True, _nrt=False, inline="always")
 def receive(m, s, b, pop, j, x, t):
     """Neuron j of ``pop`` receives input x (weight × spike count) at time t: closed-form update
-    to t, add the input, threshold test, spike and reset, floor, predicted crossing."""
+    to t, add the input (saturating at the ceiling), threshold test, spike and reset, floor,
+    predicted crossing."""
     flags = m.pop_flags[pop]
     kind = m.pop_kind[pop]
     g = m.pop_offset[pop] + j
@@ -411,6 +416,8 @@ def receive(m, s, b, pop, j, x, t):
             s.isyn[g] += gain * x
         else:
             s.v[g] += gain * x
+            if flags & F_CEILING:
+                s.v[g] = nk.apply_ceiling(s.v[g], param(m, pop, P_V_MAX, j))
         if flags & F_SPIKING and not (flags & F_MIN_INTERVAL and t < s.dead_until[g]):
             theta = param(m, pop, P_THRESHOLD, j)
             if _above(s.v[g], theta, flags):
@@ -462,12 +469,13 @@ def confirm_crossing(m, s, b, pop, g, version, t):
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def _deliver_uniform(m, s, b, dst, flags, n_runs, run_len, scaled, theta, v_min, t):
-    """:func:`_deliver_static` for one gain and one threshold per population and one floor
-    v_min < θ (−inf without a floor): add, floor and "any neuron at threshold?" fused into one
-    pass per run. The flag is an integer OR, not a float max, so that LLVM vectorises the loop.
-    Flooring before the threshold test changes no test (v_min < θ), so only neurons that fire
-    need the floor again, after their reset."""
+def _deliver_uniform(m, s, b, dst, flags, n_runs, run_len, scaled, theta, v_min, v_max, t):
+    """:func:`_deliver_static` for one gain and one threshold per population, one floor
+    v_min < θ (−inf without a floor) and one ceiling v_max ≥ v_min (+inf without one): add,
+    saturate, floor and "any neuron at threshold?" fused into one pass per run. The flag is an
+    integer OR, not a float max, so that LLVM vectorises the loop. Flooring before the threshold
+    test changes no test (v_min < θ), so only neurons that fire need the floor again, after their
+    reset; the ceiling comes before the test, as in :func:`receive`."""
     v = s.v
     weights = m.weights
     runs = s.runs
@@ -481,13 +489,13 @@ def _deliver_uniform(m, s, b, dst, flags, n_runs, run_len, scaled, theta, v_min,
         vv = v[g0:g0 + length]
         hit = False
         if w0 < 0:  # an index map: one neuron, weight 1
-            x = max(vv[0] + scaled, v_min)
+            x = min(max(vv[0] + scaled, v_min), v_max)
             vv[0] = x
             hit = _above(x, theta, flags)
         else:
             ww = weights[w0:w0 + length]
             for co in range(length):
-                x = max(vv[co] + scaled * ww[co], v_min)
+                x = min(max(vv[co] + scaled * ww[co], v_min), v_max)
                 vv[co] = x
                 hit |= _above(x, theta, flags)
         if hit:
@@ -511,7 +519,7 @@ def _deliver_uniform(m, s, b, dst, flags, n_runs, run_len, scaled, theta, v_min,
 @njit(cache=True, _nrt=False, inline="always")
 def _deliver_static(m, s, b, dst, n_runs, run_len, val, t):
     """The common case, a population without dynamics between events (IF without bias, no
-    refractory period): the same add / test / reset / floor as :func:`receive`, organised per
+    refractory period): the same add / ceiling / test / reset / floor as :func:`receive`, organised per
     run so that the additions of one kernel offset form one vectorisable loop. Neurons of a run
     are distinct, so adding to all of them first and testing them afterwards (in order, so the
     FIFO order of their spikes is unchanged) is the same computation."""
@@ -527,6 +535,8 @@ def _deliver_static(m, s, b, dst, n_runs, run_len, val, t):
     t_stride = m.pop_param_stride[dst, P_THRESHOLD]
     f_base = m.pop_param_base[dst, P_V_MIN]
     f_stride = m.pop_param_stride[dst, P_V_MIN]
+    c_base = m.pop_param_base[dst, P_V_MAX]
+    c_stride = m.pop_param_stride[dst, P_V_MAX]
     s.cast[0] = val * params[g_base]  # in the state's precision
     scaled = s.cast[0]
     if dst == m.readout[0]:
@@ -535,8 +545,11 @@ def _deliver_static(m, s, b, dst, n_runs, run_len, val, t):
         theta = params[t_base]
         s.cast[0] = params[f_base] if flags & F_FLOOR else -np.inf
         v_min = s.cast[0]
-        if flags & F_FLOOR == 0 or (f_stride == 0 and v_min < theta):
-            _deliver_uniform(m, s, b, dst, flags, n_runs, run_len, scaled, theta, v_min, t)
+        s.cast[0] = params[c_base] if flags & F_CEILING else np.inf
+        v_max = s.cast[0]
+        if ((flags & F_FLOOR == 0 or (f_stride == 0 and v_min < theta))
+                and (flags & F_CEILING == 0 or (c_stride == 0 and v_min <= v_max))):
+            _deliver_uniform(m, s, b, dst, flags, n_runs, run_len, scaled, theta, v_min, v_max, t)
             return
     for r in range(n_runs):
         j0 = runs[r, 0]
@@ -556,6 +569,11 @@ def _deliver_static(m, s, b, dst, n_runs, run_len, val, t):
             ww = weights[w0:w0 + length]
             for co in range(length):
                 vv[co] += params[g_base + (j0 + co) * g_stride] * (val * ww[co])
+        if flags & F_CEILING:
+            for co in range(length):
+                v_max = params[c_base + (j0 + co) * c_stride]
+                if vv[co] > v_max:
+                    vv[co] = v_max
         if flags & F_SPIKING:
             # with one threshold for the population, a max over the run (vectorised) rules
             # out the common no-spike case before the per-neuron test
@@ -718,6 +736,8 @@ def readout_values(m, s, t, out):
             elif kind == KIND_CUBA:
                 v, _ = nk.cuba_evolve(v, s.isyn[g], param(m, pop, P_V_REST, j), param(m, pop, P_R, j),
                                    param(m, pop, P_I_REST, j), param(m, pop, P_TAU_MEM, j), param(m, pop, P_TAU_SYN, j), dt)
+            if flags & F_CEILING:
+                v = nk.apply_ceiling(v, param(m, pop, P_V_MAX, j))
         out[j] = v
 
 
