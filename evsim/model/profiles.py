@@ -321,83 +321,100 @@ def neuron_model(profile: Profile, overrides: Overrides, dt: float | None, kind:
     if per_step and dt is None:
         raise ModelError(f"profile {profile.name} needs a time step (dt)", node=name, path=path)
 
-    threshold = v_reset = v_min = None
-    if spiking:
-        threshold = p("v_threshold")
-        v_reset = p("v_reset", 0.0)
-        if profile.name == "lava-dl":
-            # slayer's CUBA resets to 0 whatever the file says (nir_to_lava.py does not read v_reset)
-            # and fires on v ≥ θ + eps (cuba.py threshold_eps); an IF is a CUBA neuron with
-            # current_decay 1, voltage_decay 0, threshold θ·r and scale 4096 (nir_to_lava.py l.336-353)
-            v_reset = np.zeros(1)
-            if kind == "IF":
-                threshold = threshold * p("r", 1.0) + LAVA_DL_IF_THRESHOLD_EPS
-            else:
-                threshold = threshold + LAVA_DL_THRESHOLD_EPS
-        rule = spike_rule(profile, overrides, dt)
-        if rule.subtract and np.any(threshold <= 0):
-            raise ModelError("reset by subtraction needs v_threshold > 0", node=name, path=path)
-        if overrides.v_min is not None:
-            v_min = np.array([float(overrides.v_min)])
-        elif profile.floor_at_minus_threshold and kind == "IF":
-            v_min = -threshold
-
+    threshold, v_reset, v_min = _spike_parameters(profile, overrides, dt, kind, p, name, path) if spiking else (None,) * 3
+    rule_args = dict(threshold=threshold, v_reset=v_reset, v_min=v_min)
     if kind in ("I", "IF"):
-        r = p("r", 1.0)
-        if profile.name in ("sinabs", "speck", "snntorch", "rockpool", "spyx", "lava-dl"):
-            gain, drive = np.ones(1), bias / dt  # v += w per spike; bias b per step
-        elif profile.name == "norse" and kind == "IF":
-            # norse's IAFCell (what from_nir builds for IF; its exporter writes r = 1):
-            # v ← v + input per step, so a spike adds r·w and a bias adds r·b per step
-            gain, drive = r, r * bias / dt
-        elif profile.name == "norse":
-            # norse has no module for I; forward Euler of dv/dt = R·I with the input a current
-            # held for one step dt, as its LI boxes integrate: a spike adds r·dt·w
-            gain, drive = r * dt, r * bias
-        else:
-            gain, drive = r, r * bias
-        return IntegratorModel(gain=_compact(gain), drive=_compact(drive), threshold=threshold, v_reset=v_reset, v_min=v_min), spiking
-
+        return _integrator_model(profile, dt, kind, p, bias, rule_args), spiking
     if kind in ("LI", "LIF"):
-        tau, r, v_leak = p("tau"), p("r", 1.0), p("v_leak", 0.0)
-        if np.any(tau <= 0):
-            raise ModelError("tau must be > 0", node=name, path=path)
-        if profile.name in ("sinabs", "speck"):
-            tau_s = tau * dt  # sinabs' tau_mem is in steps; decay exp(-1/tau) per step
-            gain = np.ones(1)
-            v_rest = v_leak + tau * bias  # b per step: v_inf = tau_steps * b
-        elif profile.name == "snntorch":
-            beta = 1.0 - dt / tau
-            tau_s = _continuous_tau(beta, dt, "tau", name, path)
-            gain = r * dt / tau  # = 1 for snntorch files (r = tau/dt)
-            v_rest = v_leak + gain * bias * tau_s / dt
-        elif profile.name in ("spyx", "lava-dl"):
-            # spyx/nir.py from_nir: beta = 1 − dt/tau, r, w_in and v_leak ignored; nir_to_lava.py
-            # (lava-dl): voltage_decay = dt/tau, w_scale = r·dt/tau folded into the weights
-            beta = 1.0 - dt / tau
-            tau_s = _continuous_tau(beta, dt, "tau", name, path)
-            gain = np.ones(1) if profile.name == "spyx" else r * dt / tau
-            v_rest = gain * bias * tau_s / dt
-        elif profile.name == "rockpool":
-            # LIFNeuronTorch: v ← exp(−dt/τ)·v + x + bias (Rockpool's importer loads v_leak as
-            # the bias); ExpSynTorch (LI): v ← exp(−dt/τ)·(v + x) (the input decays in its step)
-            alpha = np.exp(-dt / tau)
-            tau_s = tau
-            if kind == "LI":
-                gain, v_rest = alpha, alpha * bias / (1.0 - alpha)
-            else:
-                gain, v_rest = np.ones(1), (bias + v_leak) / (1.0 - alpha)
-        elif profile.name == "norse":
-            tau_s = tau
-            gain = r * dt / tau
-            v_rest = v_leak + r * bias
-        else:
-            tau_s = tau
-            gain = r / tau
-            v_rest = v_leak + r * bias
-        return LeakyModel(gain=_compact(gain), tau_mem=_compact(tau_s), v_rest=_compact(v_rest), threshold=threshold, v_reset=v_reset, v_min=v_min), spiking
+        return _leaky_model(profile, dt, kind, p, bias, rule_args, name, path), spiking
+    return _cuba_model(profile, dt, p, bias, rule_args, name, path), spiking
 
-    # CubaLI / CubaLIF
+
+def _spike_parameters(profile: Profile, overrides: Overrides, dt, kind: str, p, name: str, path) -> tuple:
+    """(threshold, v_reset, v_min) of a spiking node under the profile and the overrides."""
+    v_min = None
+    threshold = p("v_threshold")
+    v_reset = p("v_reset", 0.0)
+    if profile.name == "lava-dl":
+        # slayer's CUBA resets to 0 whatever the file says (nir_to_lava.py does not read v_reset)
+        # and fires on v ≥ θ + eps (cuba.py threshold_eps); an IF is a CUBA neuron with
+        # current_decay 1, voltage_decay 0, threshold θ·r and scale 4096 (nir_to_lava.py l.336-353)
+        v_reset = np.zeros(1)
+        if kind == "IF":
+            threshold = threshold * p("r", 1.0) + LAVA_DL_IF_THRESHOLD_EPS
+        else:
+            threshold = threshold + LAVA_DL_THRESHOLD_EPS
+    rule = spike_rule(profile, overrides, dt)
+    if rule.subtract and np.any(threshold <= 0):
+        raise ModelError("reset by subtraction needs v_threshold > 0", node=name, path=path)
+    if overrides.v_min is not None:
+        v_min = np.array([float(overrides.v_min)])
+    elif profile.floor_at_minus_threshold and kind == "IF":
+        v_min = -threshold
+    return threshold, v_reset, v_min
+
+
+def _integrator_model(profile: Profile, dt, kind: str, p, bias, rule_args: dict) -> IntegratorModel:
+    """I / IF: the gain of a spike and the drive of the bias under the profile."""
+    r = p("r", 1.0)
+    if profile.name in ("sinabs", "speck", "snntorch", "rockpool", "spyx", "lava-dl"):
+        gain, drive = np.ones(1), bias / dt  # v += w per spike; bias b per step
+    elif profile.name == "norse" and kind == "IF":
+        # norse's IAFCell (what from_nir builds for IF; its exporter writes r = 1):
+        # v ← v + input per step, so a spike adds r·w and a bias adds r·b per step
+        gain, drive = r, r * bias / dt
+    elif profile.name == "norse":
+        # norse has no module for I; forward Euler of dv/dt = R·I with the input a current
+        # held for one step dt, as its LI boxes integrate: a spike adds r·dt·w
+        gain, drive = r * dt, r * bias
+    else:
+        gain, drive = r, r * bias
+    return IntegratorModel(gain=_compact(gain), drive=_compact(drive), **rule_args)
+
+
+def _leaky_model(profile: Profile, dt, kind: str, p, bias, rule_args: dict, name: str, path) -> LeakyModel:
+    """LI / LIF: continuous τ, gain and rest potential under the profile (discrete decays matched exactly)."""
+    tau, r, v_leak = p("tau"), p("r", 1.0), p("v_leak", 0.0)
+    if np.any(tau <= 0):
+        raise ModelError("tau must be > 0", node=name, path=path)
+    if profile.name in ("sinabs", "speck"):
+        tau_s = tau * dt  # sinabs' tau_mem is in steps; decay exp(-1/tau) per step
+        gain = np.ones(1)
+        v_rest = v_leak + tau * bias  # b per step: v_inf = tau_steps * b
+    elif profile.name == "snntorch":
+        beta = 1.0 - dt / tau
+        tau_s = _continuous_tau(beta, dt, "tau", name, path)
+        gain = r * dt / tau  # = 1 for snntorch files (r = tau/dt)
+        v_rest = v_leak + gain * bias * tau_s / dt
+    elif profile.name in ("spyx", "lava-dl"):
+        # spyx/nir.py from_nir: beta = 1 − dt/tau, r, w_in and v_leak ignored; nir_to_lava.py
+        # (lava-dl): voltage_decay = dt/tau, w_scale = r·dt/tau folded into the weights
+        beta = 1.0 - dt / tau
+        tau_s = _continuous_tau(beta, dt, "tau", name, path)
+        gain = np.ones(1) if profile.name == "spyx" else r * dt / tau
+        v_rest = gain * bias * tau_s / dt
+    elif profile.name == "rockpool":
+        # LIFNeuronTorch: v ← exp(−dt/τ)·v + x + bias (Rockpool's importer loads v_leak as
+        # the bias); ExpSynTorch (LI): v ← exp(−dt/τ)·(v + x) (the input decays in its step)
+        alpha = np.exp(-dt / tau)
+        tau_s = tau
+        if kind == "LI":
+            gain, v_rest = alpha, alpha * bias / (1.0 - alpha)
+        else:
+            gain, v_rest = np.ones(1), (bias + v_leak) / (1.0 - alpha)
+    elif profile.name == "norse":
+        tau_s = tau
+        gain = r * dt / tau
+        v_rest = v_leak + r * bias
+    else:
+        tau_s = tau
+        gain = r / tau
+        v_rest = v_leak + r * bias
+    return LeakyModel(gain=_compact(gain), tau_mem=_compact(tau_s), v_rest=_compact(v_rest), **rule_args)
+
+
+def _cuba_model(profile: Profile, dt, p, bias, rule_args: dict, name: str, path) -> CubaModel:
+    """CubaLI / CubaLIF: continuous τs, current gain, coupling and rest current under the profile."""
     tau_mem, tau_syn = p("tau_mem"), p("tau_syn")
     r, v_leak, w_in = p("r", 1.0), p("v_leak", 0.0), p("w_in", 1.0)
     if np.any(tau_mem <= 0) or np.any(tau_syn <= 0):
@@ -444,7 +461,7 @@ def neuron_model(profile: Profile, overrides: Overrides, dt: float | None, kind:
         coupling = r
         i_rest = w_in * bias
     return CubaModel(gain=_compact(gain), tau_mem=_compact(tau_m), tau_syn=_compact(tau_s), r=_compact(coupling),
-                     v_leak=_compact(v_leak), i_rest=_compact(i_rest), threshold=threshold, v_reset=v_reset, v_min=v_min), spiking
+                     v_leak=_compact(v_leak), i_rest=_compact(i_rest), **rule_args)
 
 
 def _compact(values) -> np.ndarray:
