@@ -35,7 +35,8 @@ Populations are updated in the compiled (topological) order. Each one receives
 a recurrent projection (an edge closing a cycle) uses at least the previous step. The linear
 operators are those of the graph (Affine/Linear without bias, Conv, pools, Flatten, Scale; biases
 are the populations' constant input below), applied per sample by deterministic numba kernels that
-skip silent sources, so that a batched run is bit-identical to one-by-one runs (a BLAS matrix
+skip silent sources and scatter each active source along the engine's runs
+(:func:`evsim.kernels.fanout.op_runs`, weights packed as the engine packs them), so that a batched run is bit-identical to one-by-one runs (a BLAS matrix
 product is not: its rounding depends on the batch size).
 
 Two implementations give the same results bit for bit: a model whose projections all deliver in
@@ -125,7 +126,8 @@ As the event engine: spike counts of the readout population accumulated over the
 state after the last step. SynOps: per step, Σ over projections of (source spikes × the number of
 target additions one spike causes) — the event engine's definition (every weight of the last
 operator's fan-out, including zero weights; intermediate elements only through non-zero weights),
-computed once per projection from the operators. ``extra["dense_synops"]``: every synapse every
+computed once per projection by walking the engine's own fan-out runs for one spike of each source
+element (:func:`evsim.kernels.fanout.synops_per_spike`). ``extra["dense_synops"]``: every synapse every
 step (the same fan-outs, as if every source neuron spiked once in every step) — what a dense
 clock-driven implementation evaluates. The cutoff (same :class:`evsim.sim.result.Cutoff`) is
 evaluated after every step on the output vector; at a decision the sample stops (later input is
