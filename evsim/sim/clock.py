@@ -253,7 +253,7 @@ def _bin_steps_of_window(t, bin_us, n_bins, origin_us: int, duration_us: float) 
 # --------------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _scatter_runs(ops, op, e, s, runs, out):
     """out += s × the weights of element e's fan-out (:func:`evsim.kernels.fanout.op_runs`,
     the engine's runs): adds s·w to each target, one addition per target."""
@@ -757,7 +757,7 @@ def _through_operators(j, proj, ot, cur, cur_act, cur_n, ops, runs, l_buf, l_idx
     return cur, n_pos, plist
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _add_listed(xr, y, p, mark, upd, n_upd):
     """x[p] += y[p] for a sparse population, listing p among the neurons to update."""
     xr[p] = xr[p] + y[p]
