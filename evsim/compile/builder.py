@@ -50,6 +50,8 @@ from ..model.profiles import Overrides, get_profile, neuron_model, resolve_dt, s
 from ..sim import PRECISIONS
 
 from ..kernels.abi import (
+    G_CIN_G,
+    G_COUT_G,
     F_CEILING,
     F_DYNAMIC,
     F_FLOOR,
@@ -821,6 +823,7 @@ def encode_conv(op: ConvOp, in_map, in_scale, wdtype) -> EngineOp:
     geom[[G_CIN, G_H, G_W, G_COUT, G_OH, G_OW, G_KH, G_KW]] = [c_in, h, w, c_out, oh, ow, kh, kw]
     geom[[G_SY, G_SX, G_PT, G_PL, G_DY, G_DX, G_GROUPS]] = [g.stride[0], g.stride[1], g.pad_top, g.pad_left,
                                                            g.dilation[0], g.dilation[1], g.groups]
+    geom[[G_CIN_G, G_COUT_G]] = [cin_g, cout_g]
     rows = conv_offset_table(h, kh, g.stride[0], g.pad_top, g.dilation[0], oh)
     cols_plain = conv_offset_table(w, kw, g.stride[1], g.pad_left, g.dilation[1], ow)
     mergeable = g.groups == 1

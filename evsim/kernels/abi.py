@@ -51,8 +51,9 @@ OP_CONV = 2
 
 # Geometry columns of a conv operator (one row of ``op_geom`` per operator); G_ROWS / G_COLS:
 # offsets of its row / column tables in ``conv_tables``.
-G_CIN, G_H, G_W, G_COUT, G_OH, G_OW, G_KH, G_KW, G_SY, G_SX, G_PT, G_PL, G_DY, G_DX, G_GROUPS, G_ROWS, G_COLS = range(17)
-N_GEOM = 17
+(G_CIN, G_H, G_W, G_COUT, G_OH, G_OW, G_KH, G_KW, G_SY, G_SX, G_PT, G_PL, G_DY, G_DX, G_GROUPS, G_ROWS, G_COLS,
+ G_CIN_G, G_COUT_G) = range(19)  # (G_CIN_G, G_COUT_G: channels per group, so no division per spike)
+N_GEOM = 19
 
 # Readout (``EngineModel.readout`` = [population, mode, size])
 READOUT_COUNTS = 0  # spike counts of the readout population

@@ -6,7 +6,7 @@ The single definition of an operator's fan-out geometry (:func:`op_runs`) and of
 mode takes its per-source SynOp table from :func:`synops_per_spike`, which walks the same runs, so
 both modes count the same thing by construction (docs/SEMANTICS.md#synops).
 
-Runs: ``runs[r] = (first output index, first weight index, n_sub)``, each followed by
+Runs: ``runs[r] = (first output index, first weight index, n_sub, first output position)``, each followed by
 ``n_sub × run_len`` contiguous outputs and weights (a weight index < 0: an index map, one output of
 weight 1). A dense row is one run of all outputs; a convolution one run per kernel row that lands
 inside the output, covering every kernel column that lands inside it (n_sub sub-runs of c_out
@@ -18,7 +18,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .abi import G_CIN, G_COLS, G_COUT, G_GROUPS, G_KH, G_KW, G_OW, G_ROWS, G_W, OP_CONV, OP_DENSE, OP_IDENTITY
+from .abi import (G_CIN, G_CIN_G, G_COLS, G_COUT, G_COUT_G, G_GROUPS, G_KH, G_KW, G_OW, G_ROWS, G_W, OP_CONV, OP_DENSE,
+                  OP_IDENTITY)
+
+
+#: columns of a run buffer (first output, first weight, sub-runs, output position of a convolution)
+RUN_COLS = 4
 
 
 @njit(cache=True, _nrt=False, inline="always")
@@ -44,43 +49,53 @@ def op_runs(m, op, i, runs):
         n_runs = 1
         n_sub_total = 1
     elif kind == OP_CONV:
-        geo = m.op_geom
-        tab = m.conv_tables
-        c_in = geo[op, G_CIN]
-        w_in = geo[op, G_W]
-        c_out = geo[op, G_COUT]
-        ow = geo[op, G_OW]
-        kh = geo[op, G_KH]
-        kw = geo[op, G_KW]
-        groups = geo[op, G_GROUPS]
+        c_in = m.op_geom[op, G_CIN]
+        w_in = m.op_geom[op, G_W]
         pos = i // c_in
-        c = i - pos * c_in
         y = pos // w_in
-        x = pos - y * w_in
-        run_len = c_out
-        group_out = 0
-        if groups != 1:  # (integer divisions cost ~15 cycles each: none for the usual groups = 1)
-            run_len = c_out // groups
-            group_out = (c // (c_in // groups)) * run_len
-        wbase = m.op_weight_base[op]
-        # the kernel rows ky and output rows oy that see input row y, and per input column x the
-        # merged runs (pattern weight block, first output column, sub-runs): precomputed by the
-        # builder (evsim.compile.builder.encode_conv)
-        row = geo[op, G_ROWS] + y * (1 + 2 * kh)
-        col = geo[op, G_COLS] + x * (1 + 3 * kw)
-        n_groups = tab[col]
-        for a in range(tab[row]):
-            ky = tab[row + 1 + 2 * a]
-            oy = tab[row + 2 + 2 * a]
-            for q in range(n_groups):
-                pbase = tab[col + 1 + 3 * q]
-                ox0 = tab[col + 2 + 3 * q]
-                n_sub = tab[col + 3 + 3 * q]
-                runs[n_runs, 0] = (oy * ow + ox0) * c_out + group_out
-                runs[n_runs, 1] = wbase + pbase + (ky * c_in + c) * n_sub * run_len
-                runs[n_runs, 2] = n_sub
-                n_sub_total += n_sub
-                n_runs += 1
+        n_runs, n_sub_total, run_len = conv_runs(m, op, i - pos * c_in, y, pos - y * w_in, runs)
+    return n_runs, n_sub_total, run_len
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def conv_runs(m, op, c, y, x, runs):
+    """:func:`op_runs` of a convolution for the input element at channel c, row y, column x."""
+    geo = m.op_geom
+    tab = m.conv_tables
+    c_in = geo[op, G_CIN]
+    c_out = geo[op, G_COUT]
+    ow = geo[op, G_OW]
+    kh = geo[op, G_KH]
+    kw = geo[op, G_KW]
+    run_len = c_out
+    group_out = 0
+    if geo[op, G_GROUPS] != 1:
+        run_len = geo[op, G_COUT_G]
+        cin_g = geo[op, G_CIN_G]
+        # (an integer division costs ~15 cycles: none for a depthwise convolution or a pool)
+        group_out = (c if cin_g == 1 else c // cin_g) * run_len
+    wbase = m.op_weight_base[op]
+    # the kernel rows ky and output rows oy that see input row y, and per input column x the
+    # merged runs (pattern weight block, first output column, sub-runs): precomputed by the
+    # builder (evsim.compile.builder.encode_conv)
+    row = geo[op, G_ROWS] + y * (1 + 2 * kh)
+    col = geo[op, G_COLS] + x * (1 + 3 * kw)
+    n_groups = tab[col]
+    n_runs = 0
+    n_sub_total = 0
+    for a in range(tab[row]):
+        ky = tab[row + 1 + 2 * a]
+        oy = tab[row + 2 + 2 * a]
+        for q in range(n_groups):
+            pbase = tab[col + 1 + 3 * q]
+            ox0 = tab[col + 2 + 3 * q]
+            n_sub = tab[col + 3 + 3 * q]
+            runs[n_runs, 0] = (oy * ow + ox0) * c_out + group_out
+            runs[n_runs, 1] = wbase + pbase + (ky * c_in + c) * n_sub * run_len
+            runs[n_runs, 2] = n_sub
+            runs[n_runs, 3] = oy * ow + ox0  # the output position of the first sub-run
+            n_sub_total += n_sub
+            n_runs += 1
     return n_runs, n_sub_total, run_len
 
 
@@ -149,7 +164,7 @@ def synops_table(m, proj: int, n_src: int) -> np.ndarray:
     """:func:`synops_per_spike` for every source element of projection ``proj`` (engine order), float64."""
     ops = range(int(m.proj_op_start[proj]), int(m.proj_op_start[proj] + m.proj_n_ops[proj]))
     size = max([n_src] + [int(m.op_in_size[op]) for op in ops] + [int(m.op_out_size[op]) for op in ops])
-    runs = np.zeros((max(1, int(np.max(m.op_geom[:, G_KH] * m.op_geom[:, G_KW]))), 3), dtype=np.int64)
+    runs = np.zeros((max(1, int(np.max(m.op_geom[:, G_KH] * m.op_geom[:, G_KW]))), RUN_COLS), dtype=np.int64)
     out = np.zeros(n_src)
     synops_per_spike(m, proj, runs, np.zeros(size), np.zeros(size), np.zeros(size, dtype=np.int64),
                      np.zeros(size, dtype=np.int64), np.zeros(size, dtype=np.int64), out)

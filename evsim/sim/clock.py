@@ -148,7 +148,7 @@ from numba.typed import List
 from ..compile.builder import CompiledModel, compile_model, encode_conv, encode_dense, pack_operators
 from ..kernels import neuron as nk
 from ..kernels import profile_step as ps
-from ..kernels.fanout import op_runs, synops_table
+from ..kernels.fanout import RUN_COLS, conv_runs, op_runs, synops_table
 from ..kernels.abi import (G_CIN, G_COUT, G_H, G_KH, G_KW, G_OH, G_OW, G_W, KIND_CUBA, KIND_INPUT, KIND_INTEGRATOR,
                            KIND_LEAKY, READOUT_COUNTS)
 from ..kernels.readout import cutoff_decision, decide_rows
@@ -253,19 +253,21 @@ def _bin_steps_of_window(t, bin_us, n_bins, origin_us: int, duration_us: float) 
 # --------------------------------------------------------------------------------------------
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False, inline="always")
 def _scatter_runs(ops, op, e, s, runs, out):
     """out += s × the weights of element e's fan-out (:func:`evsim.kernels.fanout.op_runs`,
     the engine's runs): adds s·w to each target, one addition per target."""
     n_runs, n_sub_total, run_len = op_runs(ops, op, e, runs)
     for r in range(n_runs):
-        o0 = runs[r, 0]
-        w0 = runs[r, 1]
-        for k in range(runs[r, 2] * run_len):
-            out[o0 + k] += s * ops.weights[w0 + k]
+        n = runs[r, 2] * run_len
+        # views indexed from 0: LLVM vectorises the loop (no negative-index check per element)
+        oo = out[runs[r, 0]:runs[r, 0] + n]
+        ww = ops.weights[runs[r, 1]:runs[r, 1] + n]
+        for k in range(n):
+            oo[k] += s * ww[k]
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _dense_kernel(x, ops, op, runs, out):
     """out[b, j] = Σ_i x[b, i]·W[j, i], summed over i in increasing order (x[b, i] ≠ 0 only)."""
     for b in range(x.shape[0]):
@@ -277,8 +279,8 @@ def _dense_kernel(x, ops, op, runs, out):
                 _scatter_runs(ops, op, i, x[b, i], runs, o)
 
 
-@njit(cache=True)
-def _conv_kernel(x, ops, op, runs, out, c_in, hw):
+@njit(cache=True, _nrt=False)
+def _conv_kernel(x, ops, op, runs, out, c_in, hw, w):
     """PyTorch convolution (see evsim.model.linear.ConvGeometry) as a scatter from the non-zero
     inputs along the engine's runs. ``x``: (B, c_in·h·w) NIR order, visited in increasing index;
     ``out``: (B, oh·ow·c_out) channel-last (the engine's layout)."""
@@ -289,7 +291,9 @@ def _conv_kernel(x, ops, op, runs, out, c_in, hw):
         for f in range(x.shape[1]):
             if x[b, f] != 0.0:
                 c = f // hw
-                _scatter_runs(ops, op, (f - c * hw) * c_in + c, x[b, f], runs, o)
+                rest = f - c * hw
+                y = rest // w
+                _scatter_conv(ops, op, c, y, rest - y * w, x[b, f], runs, o)
 
 
 class _Linear:
@@ -320,19 +324,19 @@ class _Conv(_Linear):
         g = op.geometry
         c_in, h, w = as_spatial(g.in_shape)
         c_out, oh, ow = as_spatial(g.out_shape)
-        self.c_in, self.hw = c_in, h * w
+        self.c_in, self.hw, self.w = c_in, h * w, w
         self.out_hwc = (oh, ow, c_out)
 
     def __call__(self, x):
         oh, ow, c_out = self.out_hwc
         out = np.empty((x.shape[0], oh * ow * c_out))
-        _conv_kernel(x, self.ops, self.index, _runs_buffer(self.ops), out, self.c_in, self.hw)
+        _conv_kernel(x, self.ops, self.index, _runs_buffer(self.ops), out, self.c_in, self.hw, self.w)
         return np.ascontiguousarray(out.reshape(x.shape[0], oh, ow, c_out).transpose(0, 3, 1, 2)).reshape(x.shape[0], -1)
 
 
 def _runs_buffer(ops) -> np.ndarray:
     """A run buffer large enough for every operator of ``ops`` (as the engine's ``state.runs``)."""
-    return np.zeros((max(1, int(np.max(ops.op_geom[:, G_KH] * ops.op_geom[:, G_KW]))), 3), dtype=np.int64)
+    return np.zeros((max(1, int(np.max(ops.op_geom[:, G_KH] * ops.op_geom[:, G_KW]))), RUN_COLS), dtype=np.int64)
 
 
 class _Scale:
@@ -611,7 +615,19 @@ def _nonzero(x, idx):
     return n
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, inline="always")
+def _scatter_conv(ops, op, c, y, x, s, runs, out):
+    """:func:`_scatter_runs` for a convolution's input element at (c, y, x)."""
+    n_runs, n_sub_total, run_len = conv_runs(ops, op, c, y, x, runs)
+    for r in range(n_runs):
+        n = runs[r, 2] * run_len
+        oo = out[runs[r, 0]:runs[r, 0] + n]
+        ww = ops.weights[runs[r, 1]:runs[r, 1] + n]
+        for k in range(n):
+            oo[k] += s * ww[k]
+
+
+@njit(cache=True, _nrt=False)
 def _dense_active(x, act, n_act, ops, op, runs, out):
     """:func:`_dense_kernel` for one sample, visiting only the listed non-zero inputs."""
     for j in range(out.shape[0]):
@@ -620,8 +636,8 @@ def _dense_active(x, act, n_act, ops, op, runs, out):
         _scatter_runs(ops, op, act[t], x[act[t]], runs, out)
 
 
-@njit(cache=True)
-def _conv_active(x, act, n_act, ops, op, runs, hwc, out, c_in, hw, c_out, n_pos, mark, plist, n_prev):
+@njit(cache=True, _nrt=False)
+def _conv_active(x, act, n_act, ops, op, runs, hwc, out, c_in, hw, w, c_out, n_pos, mark, plist, n_prev):
     """:func:`_conv_kernel` for one sample, visiting only the listed non-zero inputs. ``hwc`` (the
     channel-last sums) and ``out`` (the same in NIR order) are zero outside the ``n_prev``
     output positions ``plist`` of the previous call, which are cleared first; the output positions
@@ -635,22 +651,26 @@ def _conv_active(x, act, n_act, ops, op, runs, hwc, out, c_in, hw, c_out, n_pos,
     for t in range(n_act):
         f = act[t]
         c = f // hw
-        e = (f - c * hw) * c_in + c  # the engine's (channel-last) input index
+        rest = f - c * hw
+        y = rest // w
         s = x[f]
-        n_runs, n_sub_total, run_len = op_runs(ops, op, e, runs)
+        n_runs, n_sub_total, run_len = conv_runs(ops, op, c, y, rest - y * w, runs)
         for r in range(n_runs):
             o0 = runs[r, 0]
             w0 = runs[r, 1]
             n_sub = runs[r, 2]
             # sub-run sb of a run: the outputs of one output position (consecutive positions)
-            p0 = o0 // c_out
+            p0 = runs[r, 3]
             for sb in range(n_sub):
                 if mark[p0 + sb] == 0:
                     mark[p0 + sb] = 1
                     plist[n_new] = p0 + sb
                     n_new += 1
-            for k in range(n_sub * run_len):
-                hwc[o0 + k] += s * ops.weights[w0 + k]
+            n = n_sub * run_len
+            hh = hwc[o0:o0 + n]  # (views from 0: vectorised, as in _scatter_runs)
+            ww = ops.weights[w0:w0 + n]
+            for k in range(n):
+                hh[k] += s * ww[k]
     for t in range(n_new):
         pp = plist[t]
         mark[pp] = 0
@@ -729,95 +749,6 @@ def _record_spikes(pop, act, na, counts, k, rec_pop, rec_neuron, rec_step, rec_c
 
 
 @njit(cache=True)
-def _through_operators(j, proj, ot, cur, cur_act, cur_n, ops, runs, l_buf, l_idx, l_scale, op_n):
-    """The source spikes ``cur`` (non-zero at the ``cur_n`` neurons ``cur_act``) through the
-    operators of projection j. Returns (output, n_pos, plist): the output is non-zero only at the
-    ``n_pos`` neurons ``plist`` (no operator), at every channel of the ``n_pos`` positions
-    ``plist`` (a convolution last), or anywhere (n_pos = −1)."""
-    n_pos = cur_n if proj[j, 1] == proj[j, 2] else -1
-    plist = cur_act
-    for o in range(proj[j, 1], proj[j, 2]):
-        out = l_buf[ot[o, _OOUT]]
-        kind = ot[o, _OK]
-        n_pos = -1
-        if kind == OP_DENSE:
-            _dense_active(cur, cur_act, cur_n, ops, ot[o, _OW], runs, out)
-        elif kind == OP_CONV:
-            plist = l_idx[ot[o, _OPLIST]]
-            n_pos = _conv_active(cur, cur_act, cur_n, ops, ot[o, _OW], runs, l_buf[ot[o, _OHWC]], out,
-                                 ot[o, _OCIN], ot[o, _OH] * ot[o, _OWD], ot[o, _OCOUT],
-                                 ot[o, _OOH] * ot[o, _OOW], l_idx[ot[o, _OMARK]], plist, op_n[o])
-            op_n[o] = n_pos
-        else:
-            _scale_all(cur, l_scale[ot[o, _OW]], out)
-        if o + 1 < proj[j, 2]:
-            cur_act = l_idx[ot[o, _OACT]]
-            cur_n = _nonzero(out, cur_act)
-        cur = out
-    return cur, n_pos, plist
-
-
-@njit(cache=True, inline="always")
-def _add_listed(xr, y, p, mark, upd, n_upd):
-    """x[p] += y[p] for a sparse population, listing p among the neurons to update."""
-    xr[p] = xr[p] + y[p]
-    if mark[p] == 0:
-        mark[p] = 1
-        upd[n_upd] = p
-        n_upd += 1
-    return n_upd
-
-
-@njit(cache=True)
-def _gather_input(i, pt, in_ptr, incoming, proj, ot, l_f64, l_buf, l_idx, ops, runs, l_scale, l_fan, op_n, n_act,
-                  sparse, mark, upd, sums):
-    """x of population i in this step: the sum over its incoming projections of their operators
-    applied to the source's spikes, and the SynOps they cost. For a sparse population the neurons
-    reached are listed in ``upd``. Returns (has_x, n_upd)."""
-    xr = l_f64[pt[i, _PX]][0]
-    has_x = False
-    n_upd = 0
-    for q in range(in_ptr[i], in_ptr[i + 1]):
-        j = incoming[q]
-        src = proj[j, 0]
-        na_s = n_act[src]
-        if na_s == 0:
-            continue
-        cur = l_f64[pt[src, _PSPK]][0]
-        cur_act = l_idx[pt[src, _PACT]]
-        fan = l_fan[j]
-        syn = 0.0
-        for t in range(na_s):
-            syn += cur[cur_act[t]] * fan[cur_act[t]]
-        sums[_S_SYNOPS] += syn
-        y, n_pos, plist = _through_operators(j, proj, ot, cur, cur_act, na_s, ops, runs, l_buf, l_idx, l_scale, op_n)
-        if sparse:
-            # x is zero outside the neurons listed in upd: add the output where it is non-zero
-            if n_pos < 0:
-                for p in range(xr.shape[0]):
-                    n_upd = _add_listed(xr, y, p, mark, upd, n_upd)
-            elif proj[j, 1] == proj[j, 2]:
-                for t in range(n_pos):
-                    n_upd = _add_listed(xr, y, plist[t], mark, upd, n_upd)
-            else:  # conv output positions, every channel
-                o_last = proj[j, 2] - 1
-                c_out = ot[o_last, _OCOUT]
-                npos_all = ot[o_last, _OOH] * ot[o_last, _OOW]
-                for t in range(n_pos):
-                    for co in range(c_out):
-                        n_upd = _add_listed(xr, y, co * npos_all + plist[t], mark, upd, n_upd)
-            has_x = True
-        elif has_x:
-            for p in range(xr.shape[0]):
-                xr[p] = xr[p] + y[p]
-        else:
-            for p in range(xr.shape[0]):
-                xr[p] = y[p]
-            has_x = True
-    return has_x, n_upd
-
-
-@njit(cache=True)
 def _update_sparse(i, pt, l_state, l_f64, l_coef, l_idx, has_x, prev_n, n_upd):
     """The discrete update of a static population (IF without bias or refractory hold) on the
     neurons with input and those that fired in the previous step (they may fire again); the
@@ -880,9 +811,11 @@ def _run_sample(k0, flat, ptr, n_run, width, pt, in_ptr, incoming, proj, ot, l_s
     before step 0). Returns (next step, code): code 1 = all steps run, 2 = the cutoff decided
     (after step next − 1), 0 = the spike record is full (grow it and call again from next).
 
-    One step: the input frame; then per population in compiled order its input x
-    (:func:`_gather_input`), its update (:func:`_update_sparse` or :func:`_update_dense`) and its
-    spikes; then the output vector and the cutoff decision."""
+    One step: the input frame (:func:`_input_frame`); then per population in compiled order its
+    input x (the sum over its incoming projections of their operators applied to the source's
+    spikes, and the SynOps they cost), its update (:func:`_update_sparse` or :func:`_update_dense`)
+    and its spikes; then the output vector and the cutoff decision. (The projections' loop stays
+    in this function: as a function of its own it made the step loop twice as slow.)"""
     n_pops = pt.shape[0]
     frame = l_f64[pt[0, _PSPK]][0]
     act0 = l_idx[pt[0, _PACT]]
@@ -899,24 +832,103 @@ def _run_sample(k0, flat, ptr, n_run, width, pt, in_ptr, incoming, proj, ot, l_s
             sums[_S_NREC] = _record_spikes(0, act0, na, frame, k, rec_pop, rec_neuron, rec_step, rec_count,
                                            int(sums[_S_NREC]))
         for i in range(1, n_pops):
+            x = l_f64[pt[i, _PX]]
+            xr = x[0]
+            has_x = False
             sparse = static[i] == 2
-            has_x, n_upd = _gather_input(i, pt, in_ptr, incoming, proj, ot, l_f64, l_buf, l_idx, ops, runs, l_scale,
-                                         l_fan, op_n, n_act, sparse, l_idx[pt[i, _PMARK]], l_idx[pt[i, _PUPD]], sums)
+            mark = l_idx[pt[i, _PMARK]]
+            upd = l_idx[pt[i, _PUPD]]
+            n_upd = 0
+            for q in range(in_ptr[i], in_ptr[i + 1]):
+                j = incoming[q]
+                src = proj[j, 0]
+                na_s = n_act[src]
+                if na_s == 0:
+                    continue
+                cur = l_f64[pt[src, _PSPK]][0]
+                cur_act = l_idx[pt[src, _PACT]]
+                fan = l_fan[j]
+                syn = 0.0
+                for t in range(na_s):
+                    syn += cur[cur_act[t]] * fan[cur_act[t]]
+                sums[_S_SYNOPS] += syn
+                cur_n = na_s
+                n_pos = -1  # the output's non-zero part: every element (-1), or n_pos positions (conv)
+                plist = cur_act
+                if proj[j, 1] == proj[j, 2]:  # no operator: the source itself
+                    n_pos = na_s
+                for o in range(proj[j, 1], proj[j, 2]):
+                    out = l_buf[ot[o, _OOUT]]
+                    kind = ot[o, _OK]
+                    n_pos = -1
+                    if kind == OP_DENSE:
+                        _dense_active(cur, cur_act, cur_n, ops, ot[o, _OW], runs, out)
+                    elif kind == OP_CONV:
+                        plist = l_idx[ot[o, _OPLIST]]
+                        n_pos = _conv_active(cur, cur_act, cur_n, ops, ot[o, _OW], runs, l_buf[ot[o, _OHWC]], out,
+                                             ot[o, _OCIN], ot[o, _OH] * ot[o, _OWD], ot[o, _OWD], ot[o, _OCOUT],
+                                             ot[o, _OOH] * ot[o, _OOW], l_idx[ot[o, _OMARK]], plist, op_n[o])
+                        op_n[o] = n_pos
+                    else:
+                        _scale_all(cur, l_scale[ot[o, _OW]], out)
+                    if o + 1 < proj[j, 2]:
+                        cur_act = l_idx[ot[o, _OACT]]
+                        cur_n = _nonzero(out, cur_act)
+                    cur = out
+                if sparse:
+                    # x is zero outside the neurons listed in upd: add the output where it is non-zero
+                    if n_pos < 0:
+                        for p in range(xr.shape[0]):
+                            xr[p] = xr[p] + cur[p]
+                            if mark[p] == 0:
+                                mark[p] = 1
+                                upd[n_upd] = p
+                                n_upd += 1
+                    elif proj[j, 1] == proj[j, 2]:
+                        for t in range(n_pos):
+                            p = plist[t]
+                            xr[p] = xr[p] + cur[p]
+                            if mark[p] == 0:
+                                mark[p] = 1
+                                upd[n_upd] = p
+                                n_upd += 1
+                    else:  # conv output positions, every channel
+                        o_last = proj[j, 2] - 1
+                        c_out = ot[o_last, _OCOUT]
+                        npos_all = ot[o_last, _OOH] * ot[o_last, _OOW]
+                        for t in range(n_pos):
+                            for co in range(c_out):
+                                p = co * npos_all + plist[t]
+                                xr[p] = xr[p] + cur[p]
+                                if mark[p] == 0:
+                                    mark[p] = 1
+                                    upd[n_upd] = p
+                                    n_upd += 1
+                    has_x = True
+                elif has_x:
+                    for p in range(xr.shape[0]):
+                        xr[p] = xr[p] + cur[p]
+                else:
+                    for p in range(xr.shape[0]):
+                        xr[p] = cur[p]
+                    has_x = True
             stepped[i] = 0
             prev_n = n_act[i]
             n_act[i] = 0
             if not has_x and static[i] != 0 and pending[i] == 0:
                 continue
             stepped[i] = 1
+            spiking = pt[i, _PSPIKING] == 1
+            spk = l_f64[pt[i, _PSPK]]
             act = l_idx[pt[i, _PACT]]
             if sparse:
                 na = _update_sparse(i, pt, l_state, l_f64, l_coef, l_idx, has_x, prev_n, n_upd)
             else:
                 _update_dense(i, pt, l_state, l_f64, l_coef, has_x)
-                if pt[i, _PSPIKING] != 1:
+                if not spiking:
                     continue
-                na = _nonzero(l_f64[pt[i, _PSPK]][0], act)
-            sr = l_f64[pt[i, _PSPK]][0]
+                na = _nonzero(spk[0], act)
+            sr = spk[0]
             n_act[i] = na
             pending[i] = 1 if na > 0 else 0
             tot = 0.0

@@ -23,7 +23,7 @@ import numpy as np
 from numba import njit
 
 from ..kernels import neuron as nk
-from ..kernels.fanout import op_input, op_runs
+from ..kernels.fanout import RUN_COLS, op_input, op_runs
 from ..kernels.abi import (
     C_ANY_TRACE,
     C_BUDGET,
@@ -939,7 +939,7 @@ def new_state(m, n_neurons: int, n_scratch: int, n_ops: int, n_pops: int, precis
         pop_traced=np.zeros(n_pops, dtype=np.uint8),
         trace_flag=np.zeros(n_neurons, dtype=np.uint8),
         readout_buf=np.zeros(n_out, dtype=np.float64),
-        runs=np.zeros((max(1, int(np.max(m.op_geom[:, G_KH] * m.op_geom[:, G_KW]))), 3), dtype=np.int64),
+        runs=np.zeros((max(1, int(np.max(m.op_geom[:, G_KH] * m.op_geom[:, G_KW]))), RUN_COLS), dtype=np.int64),
         cast=np.zeros(1, dtype=dtype),
     )
 
