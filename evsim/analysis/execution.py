@@ -265,8 +265,8 @@ class ForkedWorkers:
     the model compiled, the engine loaded from numba's cache and the runner built
     (:func:`runner_for`), all inherited. A spawned worker instead starts a fresh interpreter that
     imports distributed, numba and evsim and loads the engine again, 1.5–2.5 s of CPU per worker
-    (benchmarks/README.md#eval): on a 10-s evaluation on 2 cores, most of what a second worker
-    can win.
+    (benchmarks/README.md, "Whole evaluations"): on a 10-s evaluation on 2 cores, most of what a
+    second worker can win.
 
     Fork before any other thread exists (:func:`can_fork_workers`); then start a scheduler and
     :meth:`connect` the workers to it. They listen on 127.0.0.1 only, ignore SIGINT (the client
