@@ -356,6 +356,8 @@ def _run_dask(items, pending, config, keep, stop, state, *, workers, client, sch
     threads running, not Linux) a LocalCluster spawns them."""
     from distributed import Client, LocalCluster, as_completed
 
+    if not pending and client is None and not scheduler:
+        return  # a resumed run with nothing left: no cluster to start
     cluster = own_client = forked = None
     try:
         if client is None:
