@@ -462,6 +462,7 @@ def _wait_for_start(proc, out, limit_s=300):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_signal_keeps_finished_samples_exits_130_and_resume_completes(tmp_path, big_dataset, reference_doc, sig):
     rng = random.Random(sig)
+    tries = 0
     for attempt in range(3):
         out = tmp_path / f"run{attempt}.json"
         proc = _start(_eval_command(big_dataset, out))
@@ -474,9 +475,12 @@ def test_signal_keeps_finished_samples_exits_130_and_resume_completes(tmp_path, 
             continue  # finished before the signal: not a try
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=300)
-        assert proc.returncode == 130, err
         assert "Traceback" not in err and "Segmentation" not in err
         _check_files_valid(out)
+        if proc.returncode == 0 and json.loads(out.read_text())["complete"]:
+            continue  # the signal came after the last sample, while the document was written: not a try
+        tries += 1
+        assert proc.returncode == 130, err
         doc = json.loads(out.read_text())
         assert doc["complete"] is False and doc.get("interrupted") is True
         resumed = _run(_eval_command(big_dataset, out, "--resume"))
@@ -484,6 +488,7 @@ def test_signal_keeps_finished_samples_exits_130_and_resume_completes(tmp_path, 
         final = json.loads(out.read_text())
         assert strip_wall(final) == strip_wall(reference_doc)
         assert out.with_suffix(".csv").read_text().count("\n") == 241
+    assert tries >= 1  # at least one signal reached a run in progress
 
 
 def test_sigint_with_two_dask_workers_exits_130_and_resume_completes(tmp_path, big_dataset, reference_doc):

@@ -27,6 +27,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import signal
 import threading
 import time
@@ -260,7 +261,8 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
     except OSError as exc:
         raise EvsimError(f"cannot write {exc.filename or out} ({exc.strerror})") from None
     csv_writer = csv.writer(csv_file) if csv_file is not None else None
-    state = {"last_json": time.time(), "failed": None}
+    # the CSV is rewritten in sample order at the end, unless its rows were appended in that order
+    state = {"last_json": time.time(), "failed": None, "csv_last": max(done, default=-1), "csv_in_order": True}
     # each record's JSON text, encoded once (by the worker that ran it) for the records file and
     # the document
     texts = {i: dumps_record(r) for i, r in done.items() if "error" not in r}
@@ -280,6 +282,8 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
         if csv_writer is not None:
             csv_writer.writerow(csv_row(record))
             csv_file.flush()
+            state["csv_in_order"] &= record["index"] > state["csv_last"]
+            state["csv_last"] = record["index"]
         if "error" in record and on_error == "stop" and state["failed"] is None:
             state["failed"] = record
         if json_path and time.time() - state["last_json"] > json_interval_s:
@@ -313,6 +317,7 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
             if records_file is not None:
                 records_file.close()
             if csv_file is not None:
+                os.fsync(csv_file.fileno())  # as durable as a rewritten one
                 csv_file.close()
     complete = len(done) == items.n and not state["failed"]
     wall = time.time() - start
@@ -323,7 +328,7 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
         doc["interrupted"] = True
     if json_path:
         write_json_atomic(json_path, doc, texts)
-    if csv_path and complete:
+    if csv_path and complete and not state["csv_in_order"]:
         write_csv(csv_path, [done[i] for i in sorted(done)])
     if complete and json_path and records_path is not None and records_path.exists():
         records_path.unlink()  # the complete document holds every record
