@@ -431,13 +431,13 @@ def _run_dask(items, pending, config, keep, stop, state, *, workers, client, sch
                 own_client.close(timeout=10)
             except Exception:  # noqa: BLE001 — closing is best effort
                 pass
-        if forked is not None:
-            forked.close()
         if cluster is not None:
             try:
                 cluster.close(timeout=10)
             except Exception:  # noqa: BLE001
                 pass
+        if forked is not None:  # after the scheduler: it does not see (and log) its workers vanish
+            forked.close()
 
 
 def _wait_for_forked(client, forked, n: int, limit_s: float = 120.0) -> None:
