@@ -586,7 +586,7 @@ def eval_command(model, data, json_path, csv_path, resume, on_error, anytime, wo
             doc = evaluate(samples, config, workers=workers, scheduler=scheduler, security=security,
                            json_path=json_path, csv_path=csv_path, progress=not quiet, data=str(data), resume=resume,
                            on_error=on_error, selection={"limit": limit, "seed": seed if limit else None,
-                                                         "subset": subset})
+                                                         "subset": subset}, model=compiled)
         except KeyboardInterrupt:
             click.echo("evsim: interrupted; finished samples were written" + (" (continue with --resume)"
                                                                                 if json_path or csv_path else ""),
@@ -699,7 +699,7 @@ def calibrate(model, data, output, calib_bin_us, calib_bins, workers, scheduler,
         config = _config(model, o, Cutoff())
         try:
             doc = evaluate(samples, config, workers=workers, scheduler=scheduler, security=security,
-                           progress=not quiet, data=str(data), keep_trajectories=True)
+                           progress=not quiet, data=str(data), keep_trajectories=True, model=compiled)
         except KeyboardInterrupt:
             click.echo("evsim: interrupted; no calibration written", err=True)
             raise click.exceptions.Exit(130)

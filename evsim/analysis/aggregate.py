@@ -128,19 +128,11 @@ def topk_sweep(records: list, values=None, n_sweep: int = 60) -> list:
     n = len(records)
     if n == 0:
         return []
-    sample, conf, t, ev, ok = [], [], [], [], []
-    for i, r in enumerate(records):
-        for c, tt, e, good in r["anytime"]["peaks"]:
-            sample.append(i)
-            conf.append(c)
-            t.append(tt)
-            ev.append(e)
-            ok.append(good)
-    sample = np.asarray(sample, dtype=np.int64)
-    conf = np.asarray(conf, dtype=float)
-    t = np.asarray(t, dtype=float)
-    ev = np.asarray(ev, dtype=float)
-    ok = np.asarray(ok, dtype=bool)
+    # every sample's peaks [confidence, t_us, events, correct] as rows of one array
+    parts = [np.asarray(r["anytime"]["peaks"], dtype=float).reshape(-1, 4) for r in records]
+    sample = np.repeat(np.arange(n, dtype=np.int64), [len(p) for p in parts])
+    peaks = np.concatenate(parts)
+    conf, t, ev, ok = peaks[:, 0], peaks[:, 1], peaks[:, 2], peaks[:, 3] != 0
     if values is None:
         values = np.unique(conf)
         if values.size > n_sweep:

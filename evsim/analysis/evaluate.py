@@ -27,6 +27,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import signal
 import threading
 import time
@@ -36,9 +37,10 @@ import numpy as np
 
 from ..errors import EvsimError, OptionError
 from .aggregate import summarise
-from .execution import EvalConfig, Progress, SampleRunner, run_chunk, runner_for
-from .records import (RecordsFile, SAMPLE_FIELDS, csv_row, read_records_file, records_path_for, sample_record,
-                      write_csv, write_json_atomic)
+from .execution import (EvalConfig, ForkedWorkers, Progress, SampleRunner, can_fork_workers, run_chunk, runner_for,
+                        with_text)
+from .records import (RecordsFile, SAMPLE_FIELDS, csv_row, dumps_record, read_records_file, records_path_for,
+                      sample_record, write_csv, write_json_atomic)
 from ..sim.result import predict
 
 __all__ = ["EvalConfig", "SampleRunner", "evaluate", "sample_record", "write_json", "predict", "stratified_subset",
@@ -180,7 +182,7 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
              security=None, json_path=None, csv_path=None, progress: bool = True, data: str = "",
              resume: bool = False, on_error: str = "continue", chunk_size: int | None = None,
              keep_trajectories: bool = False, json_interval_s: float = 10.0, retries: int = 2,
-             selection: dict | None = None) -> dict:
+             selection: dict | None = None, model=None) -> dict:
     """Evaluate ``samples`` and return the eval document (docs/SEMANTICS.md#cli).
 
     Args:
@@ -203,6 +205,9 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
             (in sample order; for calibration, memory grows with the dataset).
         retries: Dask retries of a task whose worker died.
         selection: how the samples were chosen (e.g. ``{"limit": 100, "seed": 0}``), for the record.
+        model: ``config``'s model if the caller compiled it already (the
+            :class:`~evsim.compile.builder.CompiledModel` of ``config.model_path`` with its profile,
+            precision and overrides), not compiled again in this process.
 
     Raises:
         EvsimError: the model or an option is invalid (checked here before any worker starts), or
@@ -218,7 +223,7 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
     if keep_trajectories and not config.records_anytime:
         raise OptionError("trajectories need anytime analysis (event mode, or --cutoff none)", option="--cutoff")
     items = _Items(samples)
-    runner = runner_for(config)  # compiles and validates in this process first
+    runner = runner_for(config, model)  # compiles and validates in this process first
     model_hash = runner.model.model_hash
     n_outputs = int(runner.model.populations[runner.model.readout[0]].size)
     header = {"evsim_version": _version(), "model_hash": model_hash, "options": config.options(),
@@ -256,25 +261,44 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
     except OSError as exc:
         raise EvsimError(f"cannot write {exc.filename or out} ({exc.strerror})") from None
     csv_writer = csv.writer(csv_file) if csv_file is not None else None
-    state = {"last_json": time.time(), "failed": None}
+    # the CSV is rewritten in sample order at the end, unless its rows were appended in that order
+    state = {"last_json": time.time(), "failed": None, "csv_last": max(done, default=-1), "csv_in_order": True}
+    # each record's JSON text, encoded once (by the worker that ran it) for the records file and
+    # the document
+    texts = {i: dumps_record(r) for i, r in done.items() if "error" not in r}
 
     def keep(record: dict) -> None:
         traj = record.pop("_trajectory", None)
+        text = record.pop("_json", None)
+        if text is None:
+            text = dumps_record(record)
         if trajectories is not None and traj is not None:
             trajectories[record["index"]] = traj
         done[record["index"]] = record
+        if "error" not in record:
+            texts[record["index"]] = text
         if records_file is not None:
-            records_file.append(record)
+            records_file.append_text(text)
         if csv_writer is not None:
             csv_writer.writerow(csv_row(record))
             csv_file.flush()
+            state["csv_in_order"] &= record["index"] > state["csv_last"]
+            state["csv_last"] = record["index"]
         if "error" in record and on_error == "stop" and state["failed"] is None:
             state["failed"] = record
         if json_path and time.time() - state["last_json"] > json_interval_s:
             write_json_atomic(json_path, _document(done, header, config, n_outputs, time.time() - start,
-                                                   complete=False, final=False, workers=workers, data=data))
+                                                   complete=False, final=False, workers=workers, data=data),
+                              texts)
             state["last_json"] = time.time()
         bar.update(len(done))
+
+    def run_here(i: int) -> dict:
+        idx, source, lab = items.item(i)
+        record = runner((idx, source, lab))
+        if keep_trajectories and "error" not in record:
+            record["_trajectory"] = _trajectory_of(runner, record, source)
+        return record
 
     interrupted = False
     with interrupt_guard as stop:
@@ -283,20 +307,17 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
                 for i in pending:
                     if stop or state["failed"]:
                         break
-                    idx, source, lab = items.item(i)
-                    record = runner((idx, source, lab))
-                    if keep_trajectories and "error" not in record:
-                        record["_trajectory"] = _trajectory_of(runner, record, source)
-                    keep(record)
+                    keep(run_here(i))
             else:
                 _run_dask(items, pending, config, keep, stop, state, workers=workers, client=client,
                           scheduler=scheduler, security=security, chunk_size=chunk_size,
-                          keep_trajectories=keep_trajectories, retries=retries)
+                          keep_trajectories=keep_trajectories, retries=retries, run_here=run_here)
             interrupted = bool(stop)
         finally:
             if records_file is not None:
                 records_file.close()
             if csv_file is not None:
+                os.fsync(csv_file.fileno())  # as durable as a rewritten one
                 csv_file.close()
     complete = len(done) == items.n and not state["failed"]
     wall = time.time() - start
@@ -306,8 +327,8 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
     if interrupted:
         doc["interrupted"] = True
     if json_path:
-        write_json_atomic(json_path, doc)
-    if csv_path and complete:
+        write_json_atomic(json_path, doc, texts)
+    if csv_path and complete and not state["csv_in_order"]:
         write_csv(csv_path, [done[i] for i in sorted(done)])
     if complete and json_path and records_path is not None and records_path.exists():
         records_path.unlink()  # the complete document holds every record
@@ -330,12 +351,19 @@ def _trajectory_of(runner: SampleRunner, record: dict, source):
 
 
 def _run_dask(items, pending, config, keep, stop, state, *, workers, client, scheduler, security, chunk_size,
-              keep_trajectories, retries):
+              keep_trajectories, retries, run_here):
     """Chunks of samples as Dask tasks, at most a few per worker in flight, results kept in
-    completion order."""
+    completion order.
+
+    A local cluster (``workers`` > 1, no client or scheduler given) is made of workers forked
+    from this process (:class:`~evsim.analysis.execution.ForkedWorkers`) after it has run the
+    first sample itself, which loads the engine they inherit; where forking is not safe (other
+    threads running, not Linux) a LocalCluster spawns them."""
     from distributed import Client, LocalCluster, as_completed
 
-    cluster = own_client = None
+    if not pending and client is None and not scheduler:
+        return  # a resumed run with nothing left: no cluster to start
+    cluster = own_client = forked = None
     try:
         if client is None:
             if scheduler:
@@ -345,13 +373,23 @@ def _run_dask(items, pending, config, keep, stop, state, *, workers, client, sch
                     raise OptionError(f"cannot reach the Dask scheduler at {scheduler} ({type(exc).__name__}: "
                                       f"{str(exc).splitlines()[0] if str(exc) else 'no answer'})",
                                       option="--scheduler") from None
+            elif can_fork_workers() and pending:
+                keep(run_here(pending[0]))  # warms this process: the workers inherit the loaded engine
+                pending = pending[1:]
+                if stop or state["failed"] or not pending:
+                    return
+                forked = ForkedWorkers(workers)
+                cluster = LocalCluster(n_workers=0, host="127.0.0.1", dashboard_address=None, silence_logs=40)
+                own_client = client = Client(cluster)
+                forked.connect(cluster.scheduler_address)
+                _wait_for_forked(client, forked, workers)
             else:
                 cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                                        dashboard_address=None, silence_logs=40)
                 own_client = client = Client(cluster)
         n_workers = max(1, len(client.scheduler_info().get("workers", {})) or workers)
         if chunk_size is None:
-            chunk_size = max(1, min(32, len(pending) // (4 * n_workers) or 1))
+            chunk_size = max(1, min(16, len(pending) // (4 * n_workers) or 1))
         chunks = [pending[j:j + chunk_size] for j in range(0, len(pending), chunk_size)]
         chunks.reverse()  # pop() from the end takes them in sample order
         task = _run_chunk_with_trajectories if keep_trajectories else run_chunk
@@ -371,6 +409,8 @@ def _run_dask(items, pending, config, keep, stop, state, *, workers, client, sch
                 break
             batch = ac.next_batch(block=False)
             if not batch:
+                if forked is not None and not forked.alive():
+                    raise EvsimError("every local Dask worker process died")
                 time.sleep(0.02)
                 continue
             for fut in batch:
@@ -396,13 +436,27 @@ def _run_dask(items, pending, config, keep, stop, state, *, workers, client, sch
                 cluster.close(timeout=10)
             except Exception:  # noqa: BLE001
                 pass
+        if forked is not None:  # after the scheduler: it does not see (and log) its workers vanish
+            forked.close()
+
+
+def _wait_for_forked(client, forked, n: int, limit_s: float = 120.0) -> None:
+    """Until the ``n`` forked workers have joined the scheduler (EvsimError if one dies first)."""
+    deadline = time.time() + limit_s
+    while True:
+        try:
+            client.wait_for_workers(n, timeout=1)
+            return
+        except TimeoutError:
+            if forked.alive() < n or time.time() > deadline:
+                raise EvsimError(f"the {n} local Dask worker processes did not start") from None
 
 
 def _run_chunk_with_trajectories(config, items):
     runner = runner_for(config)
     out = []
     for item in items:
-        record = runner(item)
+        record = with_text(runner(item))
         if "error" not in record:
             record["_trajectory"] = _trajectory_of(runner, record, item[1])
         out.append(record)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -41,10 +42,10 @@ import numpy as np
 from ..errors import EvsimError, OptionError
 from ..sim import MODES
 from ..sim.result import Cutoff
-from .records import error_record, sample_record
+from .records import dumps_record, error_record, sample_record
 from .trajectory import Trajectory
 
-__all__ = ["EvalConfig", "SampleRunner", "runner_for", "run_chunk", "Progress"]
+__all__ = ["EvalConfig", "SampleRunner", "runner_for", "run_chunk", "Progress", "ForkedWorkers", "can_fork_workers"]
 
 
 @dataclass
@@ -101,13 +102,13 @@ class EvalConfig:
 class SampleRunner:
     """Compiles the model and builds the simulator once; simulates samples one per call."""
 
-    def __init__(self, config: EvalConfig):
+    def __init__(self, config: EvalConfig, model=None):
         from ..compile.builder import load_model
         from ..input.transforms import build_transform
 
         self.config = config
-        self.model = load_model(config.model_path, profile=config.profile, precision=config.precision,
-                                **config.overrides)
+        self.model = model if model is not None else load_model(config.model_path, profile=config.profile,
+                                                                precision=config.precision, **config.overrides)
         self.transform = build_transform(config.transform)
         self.sim = self._build(config.cutoff, record_output=config.records_anytime)
         self._uncut_fallback = None
@@ -222,19 +223,137 @@ class SampleRunner:
 _RUNNERS: dict = {}
 
 
-def runner_for(config: EvalConfig) -> SampleRunner:
-    """This process's runner for ``config`` (built on first use, then reused)."""
+def runner_for(config: EvalConfig, model=None) -> SampleRunner:
+    """This process's runner for ``config`` (built on first use, then reused). ``model``: the
+    model of ``config`` already compiled by the caller (saves compiling it again)."""
     key = config.key()
     if key not in _RUNNERS:
         _RUNNERS.clear()  # one configuration at a time: memory stays flat
-        _RUNNERS[key] = SampleRunner(config)
+        _RUNNERS[key] = SampleRunner(config, model)
     return _RUNNERS[key]
 
 
 def run_chunk(config: EvalConfig, items: list) -> list:
-    """Records of a chunk of work items (runs in a worker)."""
+    """Records of a chunk of work items (runs in a worker), each with its JSON text under
+    ``"_json"`` (:func:`~evsim.analysis.records.dumps_record`): encoded by the workers, in
+    parallel, rather than by the client."""
     runner = runner_for(config)
-    return [runner(item) for item in items]
+    return [with_text(runner(item)) for item in items]
+
+
+def with_text(record: dict) -> dict:
+    """``record`` with its :func:`~evsim.analysis.records.dumps_record` text under ``"_json"``."""
+    record["_json"] = dumps_record(record)
+    return record
+
+
+# --------------------------------------------------------------------------------------------
+# a local cluster of forked workers
+# --------------------------------------------------------------------------------------------
+
+
+def can_fork_workers() -> bool:
+    """Whether :class:`ForkedWorkers` may be used here: Linux, and no thread but this one (a
+    process forked while another thread holds a lock can deadlock; Dask's own loop starts threads,
+    so the workers are forked before it)."""
+    import threading
+
+    return sys.platform.startswith("linux") and threading.active_count() == 1
+
+
+class ForkedWorkers:
+    """``n`` Dask worker processes (one thread each) forked from this process once it is warm:
+    the model compiled, the engine loaded from numba's cache and the runner built
+    (:func:`runner_for`), all inherited. A spawned worker instead starts a fresh interpreter that
+    imports distributed, numba and evsim and loads the engine again, 1.5–2.5 s of CPU per worker
+    (benchmarks/README.md, "Whole evaluations"): on a 10-s evaluation on 2 cores, most of what a
+    second worker can win.
+
+    Fork before any other thread exists (:func:`can_fork_workers`); then start a scheduler and
+    :meth:`connect` the workers to it. They listen on 127.0.0.1 only, ignore SIGINT (the client
+    decides when to stop), die with this process (Linux ``PR_SET_PDEATHSIG``) and are ended by
+    :meth:`close`. There is no nanny: a worker that dies is not restarted; Dask runs its tasks on
+    the others.
+    """
+
+    def __init__(self, n: int):
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("fork")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.processes, self.pipes = [], []
+        for _ in range(n):
+            ours, theirs = ctx.Pipe()
+            proc = ctx.Process(target=_forked_worker, args=(theirs, os.getpid()), daemon=True,
+                               name="evsim Dask worker")
+            proc.start()
+            theirs.close()
+            self.processes.append(proc)
+            self.pipes.append(ours)
+
+    def connect(self, address: str) -> None:
+        """Tell the workers the scheduler's address (they connect to it)."""
+        for pipe in self.pipes:
+            pipe.send(address)
+
+    def alive(self) -> int:
+        return sum(p.is_alive() for p in self.processes)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """End the workers (those still waiting for an address leave at once)."""
+        for pipe in self.pipes:
+            try:
+                pipe.send(None)
+            except OSError:
+                pass
+            pipe.close()
+        for proc in self.processes:
+            if proc.is_alive():
+                proc.terminate()
+        deadline = time.time() + timeout
+        for proc in self.processes:
+            proc.join(max(0.0, deadline - time.time()))
+            if proc.is_alive():
+                proc.kill()
+                proc.join(1.0)
+
+
+def _forked_worker(pipe, parent_pid: int) -> None:  # pragma: no cover - runs in the forked child
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C reaches the whole process group
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent's handler only sets a flag
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent_pid:
+        os._exit(0)
+    try:
+        address = pipe.recv()
+    except (EOFError, OSError):
+        address = None
+    if address is None:
+        os._exit(0)
+    import asyncio
+    import logging
+
+    import dask
+    from distributed import Worker
+
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+    dask.config.set({"distributed.worker.profile.enabled": False})  # a sampling thread, 100 times a second
+
+    async def serve():
+        async with Worker(address, nthreads=1, host="127.0.0.1", dashboard=False, memory_limit=0,
+                          death_timeout=60) as worker:
+            await worker.finished()
+
+    asyncio.run(serve())
+    os._exit(0)
 
 
 # --------------------------------------------------------------------------------------------

@@ -30,11 +30,12 @@ import os
 from pathlib import Path
 
 import numpy as np
+from numba import njit
 
 from ..errors import OptionError
 
 __all__ = ["SAMPLE_FIELDS", "sample_record", "error_record", "anytime_digest", "RecordsFile", "read_records_file",
-           "records_path_for", "write_json_atomic", "dumps_document", "csv_row", "write_csv", "json_default"]
+           "records_path_for", "write_json_atomic", "dumps_document", "dumps_record", "csv_row", "write_csv", "json_default"]
 
 SAMPLE_FIELDS = ["index", "path", "label", "prediction", "correct", "decision_time_us", "events_consumed",
                  "events_total", "synops", "spikes_per_node", "output_counts", "confidence", "oct_us", "status"]
@@ -97,38 +98,57 @@ def anytime_digest(traj) -> dict:
     return _digest_and_oct(traj)[0]
 
 
+@njit(cache=True)
+def _change_rows(vectors, label, has_label, conf, correct):
+    """Per output change (row of ``vectors``): the Top-K confidence top1 − top2 (the value itself
+    for a single output; 0 without activity) into ``conf``, and whether the prediction (argmax,
+    ties to the lowest index; none without activity) is ``label`` into ``correct``."""
+    n, k = vectors.shape
+    for i in range(n):
+        top1, top2, best = vectors[i, 0], -np.inf, 0
+        active = top1 != 0
+        for j in range(1, k):
+            v = vectors[i, j]
+            active = active or v != 0
+            if v > top1:
+                top1, top2, best = v, top1, j
+            elif v > top2:
+                top2 = v
+        if not active:
+            conf[i] = 0.0
+        elif k > 1:
+            conf[i] = top1 - top2
+        else:
+            conf[i] = top1
+        correct[i] = has_label and (best if active else -1) == label
+
+
 def _digest_and_oct(traj) -> tuple[dict, float | None]:
     """(anytime digest, oracle cutoff time) in one pass over the trajectory (the OCT rule of
     :func:`evsim.analysis.trajectory.oracle_cutoff_time`)."""
-    vectors = np.asarray(traj.vectors, dtype=float)
     n = len(traj.t_us)
+    t_us = np.asarray(traj.t_us, dtype=float)
+    events = np.asarray(traj.events, dtype=np.int64)
     peaks, oct_us = [], None
-    if n == 0:
-        correct = np.zeros(0, dtype=bool)
-    else:
-        active = np.any(vectors != 0, axis=1)
-        pred = np.where(active, np.argmax(vectors, axis=1), -1)
-        correct = pred == traj.label if traj.label is not None else np.zeros(n, dtype=bool)
-        if vectors.shape[1] > 1:
-            top2 = np.partition(vectors, -2, axis=1)[:, -2:]
-            conf = top2[:, 1] - top2[:, 0]
-        else:
-            conf = vectors[:, 0].copy()
-        conf = np.where(active, conf, 0.0)
-        running = np.maximum.accumulate(np.concatenate([[0.0], conf]))[:-1]
+    correct = np.zeros(n, dtype=np.bool_)
+    if n:
+        vectors = np.ascontiguousarray(traj.vectors, dtype=float)
+        conf = np.empty(n)
+        has_label = traj.label is not None
+        _change_rows(vectors, int(traj.label) if has_label else -1, has_label, conf, correct)
+        running = np.maximum.accumulate(np.concatenate(([0.0], conf)))[:-1]
         k = np.flatnonzero(conf > running)
-        peaks = [list(p) for p in zip(conf[k].astype(float).tolist(), np.asarray(traj.t_us, dtype=float)[k].tolist(),
-                                      np.asarray(traj.events, dtype=np.int64)[k].tolist(), correct[k].tolist())]
-        if traj.label is not None and correct[-1]:
+        peaks = list(map(list, zip(conf[k].tolist(), t_us[k].tolist(), events[k].tolist(), correct[k].tolist())))
+        if has_label and correct[-1]:
             wrong = np.flatnonzero(~correct)
-            oct_us = float(traj.t_us[0 if wrong.size == 0 else int(wrong[-1]) + 1])
-    before = np.concatenate([[False], correct[:-1]]) if n else correct
+            oct_us = float(t_us[0 if wrong.size == 0 else int(wrong[-1]) + 1])
+    before = np.concatenate(([False], correct[:-1])) if n else correct
     flips = np.flatnonzero(correct != before)
     digest = {
         "duration_us": float(traj.duration_us),
         "final_correct": bool(correct[-1]) if n else False,
-        "flip_t_us": np.asarray(traj.t_us, dtype=float)[flips].tolist(),
-        "flip_events": np.asarray(traj.events, dtype=np.int64)[flips].tolist(),
+        "flip_t_us": t_us[flips].tolist(),
+        "flip_events": events[flips].tolist(),
         "peaks": peaks,
     }
     return digest, oct_us
@@ -151,31 +171,44 @@ def json_default(obj):
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def dumps_document(doc: dict) -> str:
+def dumps_record(record: dict) -> str:
+    """JSON text of one record, as the records file and the document's ``samples`` hold it."""
+    return json.dumps(record, default=json_default)
+
+
+def dumps_document(doc: dict, sample_texts: dict | None = None) -> str:
     """JSON text of a document: one line per top-level key and one line per entry of ``samples``
     (readable, diffable, and written by the C encoder: ``indent`` would fall back to the slow
-    pure-Python one)."""
+    pure-Python one). ``sample_texts``: {index: :func:`dumps_record` text} of records encoded
+    already (by a worker, for the records file), not encoded again."""
     def one(value):
         return json.dumps(value, default=json_default)
+
+    texts = sample_texts or {}
+
+    def sample(record):
+        text = texts.get(record.get("index")) if texts else None
+        return one(record) if text is None else text
 
     lines = []
     for key, value in doc.items():
         if key == "samples" and isinstance(value, list) and value:
-            inner = ",\n  ".join(one(v) for v in value)
+            inner = ",\n  ".join(sample(v) for v in value)
             lines.append(f" {one(key)}: [\n  {inner}\n ]")
         else:
             lines.append(f" {one(key)}: {one(value)}")
     return "{\n" + ",\n".join(lines) + "\n}\n"
 
 
-def write_json_atomic(path, doc: dict) -> None:
+def write_json_atomic(path, doc: dict, sample_texts: dict | None = None) -> None:
     """Write ``doc`` (keys starting with ``_`` dropped) to a temporary file, then rename it over
-    ``path``: a reader (or a kill) never sees half a document."""
+    ``path``: a reader (or a kill) never sees half a document. ``sample_texts``: as in
+    :func:`dumps_document`."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     clean = {k: v for k, v in doc.items() if not str(k).startswith("_")}
     with open(tmp, "w") as f:
-        f.write(dumps_document(clean))
+        f.write(dumps_document(clean, sample_texts))
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -202,11 +235,15 @@ class RecordsFile:
             self._write({"format": RECORDS_FORMAT, **header})
 
     def _write(self, obj: dict) -> None:
-        self.file.write((json.dumps(obj, default=json_default) + "\n").encode())
-        self.file.flush()
+        self.append_text(dumps_record(obj))
 
     def append(self, record: dict) -> None:
         self._write(record)
+
+    def append_text(self, text: str) -> None:
+        """Append a record already encoded by :func:`dumps_record` (one write, flushed)."""
+        self.file.write((text + "\n").encode())
+        self.file.flush()
 
     def close(self) -> None:
         self.file.close()

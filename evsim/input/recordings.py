@@ -373,18 +373,20 @@ def decode_nmnist(raw: bytes | np.ndarray, *, source: str | None = None) -> np.n
             f"truncated N-MNIST file: {data.size} bytes is not a whole number of 5-byte records",
             path=source,
         )
-    records = data.reshape(-1, 5).astype(np.int64)
+    records = data.reshape(-1, 5)  # bytes; only the timestamp needs more than 8 bits
     x, y = records[:, 0], records[:, 1]
     p = records[:, 2] >> 7
-    t = ((records[:, 2] & 0x7F) << 16) | (records[:, 3] << 8) | records[:, 4]
+    t = ((records[:, 2] & 0x7F).astype(np.int64) << 16) | (records[:, 3].astype(np.int64) << 8) | records[:, 4]
     overflow = y == _NMNIST_OVERFLOW_Y
-    t = t + _NMNIST_OVERFLOW_US * np.cumsum(overflow)
-    keep = ~overflow
-    events = np.zeros(int(keep.sum()), dtype=EVENT_DTYPE)
-    events["x"] = x[keep]
-    events["y"] = y[keep]
-    events["t"] = t[keep]
-    events["p"] = p[keep]
+    if overflow.any():
+        t += _NMNIST_OVERFLOW_US * np.cumsum(overflow)
+        keep = ~overflow
+        x, y, t, p = x[keep], y[keep], t[keep], p[keep]
+    events = np.empty(t.size, dtype=EVENT_DTYPE)
+    events["x"] = x
+    events["y"] = y
+    events["t"] = t
+    events["p"] = p
     return events
 
 

@@ -15,10 +15,17 @@ import math
 from dataclasses import dataclass, replace
 
 import numpy as np
-import tonic.transforms as tt
 
 from ..errors import OptionError
 from .events import EVENT_DTYPE, T_LIMIT_US, as_events
+
+
+def _tonic():
+    """tonic.transforms, imported on first use (it pulls in scipy and requests: 0.4 s that an
+    evaluation without transforms does not need)."""
+    import tonic.transforms
+
+    return tonic.transforms
 
 _INT16_MAX = np.iinfo(np.int16).max
 
@@ -154,7 +161,7 @@ def downsample(events: np.ndarray, spatial_factor, time_factor=1) -> np.ndarray:
         if ft != 1 and np.abs(ev["t"]).max() * ft >= 2.0**62:
             raise OptionError(f"factor {ft} overflows the timestamps", option="time_factor")
     time_coefficient = 1 if ft == 1 else ft  # an int 1 keeps int64 timestamps exact
-    out = tt.Downsample(time_factor=time_coefficient, spatial_factor=(fx, fy))(ev)
+    out = _tonic().Downsample(time_factor=time_coefficient, spatial_factor=(fx, fy))(ev)
     return out.astype(EVENT_DTYPE, copy=False)
 
 
@@ -176,7 +183,7 @@ def crop(events: np.ndarray, sensor_size, target_size) -> np.ndarray:
     size = _sensor_size(sensor_size)
     w, h = _pair(target_size, "crop", _positive_int)
     ev = _events(events)
-    out = tt.CenterCrop(sensor_size=size, size=(w, h))(ev)
+    out = _tonic().CenterCrop(sensor_size=size, size=(w, h))(ev)
     return out.astype(EVENT_DTYPE, copy=False)
 
 
@@ -205,7 +212,7 @@ def crop_time(events: np.ndarray, t_start_us=None, t_end_us=None, *, relative: b
     origin = int(ev["t"].min()) if relative else 0
     lo = np.iinfo(np.int64).min if start is None else origin + start
     hi = np.iinfo(np.int64).max if end is None else origin + end
-    return tt.CropTime(min=lo, max=hi)(ev)
+    return _tonic().CropTime(min=lo, max=hi)(ev)
 
 
 def _time(value, option: str):
@@ -228,7 +235,7 @@ def _time(value, option: str):
 
 def merge_polarities(events: np.ndarray) -> np.ndarray:
     """Set every polarity to 0 (``tonic.transforms.MergePolarities``), for single-channel inputs."""
-    return tt.MergePolarities()(_events(events))
+    return _tonic().MergePolarities()(_events(events))
 
 
 # ---------------------------------------------------------------------------------------------
