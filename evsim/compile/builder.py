@@ -32,7 +32,8 @@ import numpy as np
 
 from ..model import neurons as nm
 from ..errors import ModelError, OptionError
-from ..model.graph import LINEAR_TYPES, NEURON_TYPES, Graph, load_graph
+from ..model.graph import Graph, load_graph
+from ..model.nodes import LINEAR_TYPES, NEURON_TYPES, make_op
 from ..model.linear import (
     ConvOp,
     DenseOp,
@@ -41,7 +42,6 @@ from ..model.linear import (
     ScaleOp,
     as_spatial,
     engine_to_nir,
-    make_op,
     max_targets,
     nir_to_engine,
     to_engine_order,

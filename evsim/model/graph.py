@@ -25,13 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelError
+from .nodes import NEURON_TYPES, SUPPORTED_TYPES, expected_input_shape, output_shape  # noqa: F401
 from .validate import check_node, check_node_dict, check_sizes, check_stored_sizes
 
-#: NIR node types evsim compiles.
-NEURON_TYPES = ("I", "IF", "LI", "LIF", "CubaLI", "CubaLIF")
-SPIKING_TYPES = ("IF", "LIF", "CubaLIF")
-LINEAR_TYPES = ("Affine", "Linear", "Conv1d", "Conv2d", "SumPool2d", "AvgPool2d", "Flatten", "Scale")
-SUPPORTED_TYPES = ("Input", "Output", "Delay", "NIRGraph") + NEURON_TYPES + LINEAR_TYPES
+# (what each node type means, its checks, shapes and operator: evsim.model.nodes.NODE_TYPES)
 
 
 class Passthrough:
@@ -420,75 +417,3 @@ def _merge_shapes(name, preds, arriving, expected, path) -> tuple:
         if not _compatible(s, target):
             raise ModelError(f"shape mismatch: '{p}' gives {s} but '{name}' takes {target}", node=name, path=path)
     return tuple(target)
-
-
-def _param_shape(arr) -> tuple:
-    return tuple(int(s) for s in np.shape(arr))
-
-
-def expected_input_shape(node, kind: str):
-    """The input shape a node insists on, or None when it adapts to what arrives (neurons, Scale
-    and Delay take the arriving shape; their parameters must broadcast to it)."""
-    if kind in ("Affine", "Linear"):
-        w = np.asarray(node.weight)
-        return (int(w.shape[-1]),)
-    return None
-
-
-def output_shape(node, kind: str, shape_in: tuple, name: str, path, graph: Graph) -> tuple:
-    """Output shape of a node given the shape arriving at it."""
-    if kind in ("Output", "Passthrough", "Delay", "Scale") or kind in NEURON_TYPES:
-        return shape_in
-    if kind in ("Affine", "Linear"):
-        w = np.asarray(node.weight)
-        if w.ndim != 2:
-            raise ModelError(f"{kind} weight must be 2-D (out, in), got shape {w.shape}", node=name, path=path)
-        if kind == "Affine" and _param_shape(node.bias) not in ((w.shape[0],), (), (1,)):
-            raise ModelError(f"bias shape {_param_shape(node.bias)} does not match {w.shape[0]} outputs", node=name, path=path)
-        return (int(w.shape[0]),)
-    if kind == "Flatten":
-        return _flatten_shape(node, shape_in, name, graph)
-    if kind in ("Conv1d", "Conv2d"):
-        from .linear import conv_geometry
-
-        return conv_geometry(node, kind, shape_in, name, path).out_shape
-    if kind in ("SumPool2d", "AvgPool2d"):
-        from .linear import pool_geometry
-
-        return pool_geometry(node, kind, shape_in, name, path).out_shape
-    raise ModelError(f"unsupported NIR node type '{kind}'", node=name, path=path)
-
-
-#: Rank of the input a consumer needs when it is not a flat vector (convolutions and pools).
-_REQUIRED_RANK = {"Conv1d": 2, "Conv2d": 3, "SumPool2d": 3, "AvgPool2d": 3}
-
-
-def _flatten_shape(node, shape_in: tuple, name: str, graph: Graph) -> tuple:
-    """Flatten is a C-order reshape. Exporters disagree whether start_dim counts the batch
-    dimension, so when every consumer wants a flat vector of the same size (or adapts to any
-    shape), flatten fully; when a consumer needs a map of a given rank (Conv1d (C, L), Conv2d and
-    pools (C, H, W)), follow start_dim/end_dim on the batchless shape, or on the batchful one
-    (start_dim − 1) when only that gives the rank needed."""
-    n = int(np.prod(shape_in))
-    consumers = graph.successors(name)
-    wants_flat = [expected_input_shape(graph.nodes[c], graph.type_of(c)) for c in consumers]
-    ranks = {_REQUIRED_RANK[graph.type_of(c)] for c in consumers if graph.type_of(c) in _REQUIRED_RANK}
-    if consumers and not ranks and all(w is None or w == (n,) for w in wants_flat):
-        return (n,)
-    rank = len(shape_in)
-
-    def flattened(start: int, end: int):
-        start = start + rank if start < 0 else start
-        end = end + rank if end < 0 else end
-        if not (0 <= start <= end < rank):
-            return None
-        return shape_in[:start] + (int(np.prod(shape_in[start:end + 1])),) + shape_in[end + 1:]
-
-    start, end = int(node.start_dim), int(node.end_dim)
-    batchless = flattened(start, end)
-    if ranks:
-        batchful = flattened(start - 1, end - 1 if end >= 0 else end) if start >= 1 else None
-        for candidate in (batchless, batchful):
-            if candidate is not None and {len(candidate)} == ranks:
-                return candidate
-    return batchless if batchless is not None else (n,)

@@ -340,34 +340,6 @@ class ScaleOp(LinearOp):
         return x * self.scale
 
 
-def make_op(node, kind: str, name: str, shape_in: tuple, shape_out: tuple, path) -> LinearOp:
-    """Build the operator for a NIR linear node (shapes from :func:`evsim.model.graph.infer_shapes`)."""
-    if kind in ("Affine", "Linear"):
-        weight = np.asarray(node.weight, dtype=np.float64)
-        bias = None
-        if kind == "Affine":
-            bias = np.asarray(node.bias, dtype=np.float64).ravel()
-            if bias.size == 1 and weight.shape[0] != 1:
-                bias = np.repeat(bias, weight.shape[0])
-        return DenseOp(name, weight, bias)
-    if kind in ("Conv1d", "Conv2d"):
-        return ConvOp(name, conv_geometry(node, kind, shape_in, name, path), has_bias=True)
-    if kind in ("SumPool2d", "AvgPool2d"):
-        return ConvOp(name, pool_geometry(node, kind, shape_in, name, path), has_bias=False)
-    if kind == "Flatten":
-        return ReshapeOp(name, tuple(shape_in), tuple(shape_out))
-    if kind == "Scale":
-        scale = np.asarray(node.scale, dtype=np.float64)
-        if scale.size == int(np.prod(shape_in)):
-            scale = scale.reshape(shape_in)
-        try:
-            scale = np.broadcast_to(scale, shape_in).copy()
-        except ValueError:
-            raise ModelError(f"scale of shape {scale.shape} does not fit input {shape_in}", node=name, path=path) from None
-        return ScaleOp(name, tuple(shape_in), scale)
-    raise ModelError(f"not a linear node type '{kind}'", node=name, path=path)
-
-
 def max_targets(op: LinearOp) -> int:
     """Upper bound on how many outputs one input element reaches (for buffer sizing)."""
     if isinstance(op, DenseOp):

@@ -35,9 +35,6 @@ MAX_PARAMETER_MAGNITUDE = 1e30
 #: Fields of NIR nodes that are not numeric parameters.
 _NOT_PARAMETERS = ("input_type", "output_type", "metadata")
 
-#: Parameters that must be > 0, by node type.
-_POSITIVE = {"LI": ("tau",), "LIF": ("tau",), "CubaLI": ("tau_mem", "tau_syn"), "CubaLIF": ("tau_mem", "tau_syn")}
-
 _KIND_NAMES = {"c": "complex", "U": "text", "S": "bytes", "O": "Python objects", "M": "dates", "m": "time deltas",
                "V": "raw records"}
 
@@ -115,54 +112,30 @@ class _Fields:
 
 
 def check_node(node, kind: str, name: str, path: str | None) -> None:
-    """Dtype and value domain of every parameter of one (flattened) NIR node."""
-    if kind == "Passthrough":
+    """Dtype and value domain of every parameter of one (flattened) NIR node, then the checks
+    its type adds (:data:`evsim.model.nodes.NODE_TYPES`)."""
+    from .nodes import NODE_TYPES  # (nodes imports this module's helpers)
+
+    node_type = NODE_TYPES.get(kind)
+    if node_type is not None and node_type.role == "passthrough":
         return
+    text_padding = node_type is not None and node_type.text_padding
     for attr, value in vars(node).items():
         if attr in _NOT_PARAMETERS or value is None:
             continue
-        if attr == "padding" and kind in ("Conv1d", "Conv2d") and _is_text(value):
+        if attr == "padding" and text_padding and _is_text(value):
             continue  # 'same' / 'valid', checked with the geometry
         _check_real(value, attr, name, path)
-    if kind == "Input":
-        input_type = getattr(node, "input_type", None)
-        _check_shape(input_type.get("input") if isinstance(input_type, dict) else None,
-                     "input_type['input']", name, path)
-    for attr in _POSITIVE.get(kind, ()):
+    if node_type is None:
+        return
+    for attr in node_type.positive:
         value = getattr(node, attr, None)
         if value is not None and np.any(np.asarray(value, dtype=np.float64) <= 0):
             bad = np.asarray(value, dtype=np.float64)
             raise ModelError(f"parameter '{attr}' must be > 0 (time constant), got min {bad.min():g}",
                              node=name, path=path)
-    if kind == "Delay" and getattr(node, "delay", None) is not None and np.any(np.asarray(node.delay, dtype=np.float64) < 0):
-        raise ModelError("parameter 'delay' must be >= 0 (negative delay)", node=name, path=path)
-    if kind in ("Conv1d", "Conv2d"):
-        weight = np.asarray(node.weight)
-        if weight.size == 0 or min(weight.shape, default=0) < 1:
-            raise ModelError(f"weight of shape {weight.shape} has an empty dimension (kernel >= 1 needed)",
-                             node=name, path=path)
-        for attr, low in (("stride", 1), ("dilation", 1), ("groups", 1), ("padding", 0)):
-            value = getattr(node, attr, None)
-            if value is not None and not (attr == "padding" and _is_text(value)):
-                _check_integers(value, attr, low, name, path)
-        if getattr(node, "input_shape", None) is not None and np.size(node.input_shape):
-            _check_shape(node.input_shape, "input_shape", name, path)
-    if kind in ("SumPool2d", "AvgPool2d") and getattr(node, "kernel_size", None) is not None:
-        _check_integers(node.kernel_size, "kernel_size", 1, name, path)
-        for attr, low in (("stride", 1), ("padding", 0)):
-            value = getattr(node, attr, None)
-            if value is not None and np.size(value):
-                _check_integers(value, attr, low, name, path)
-    if kind in ("Affine", "Linear") and getattr(node, "weight", None) is not None:
-        weight = np.asarray(node.weight)
-        if weight.ndim != 2:
-            raise ModelError(f"weight must be 2-D (out, in), got shape {weight.shape}", node=name, path=path)
-        if weight.size == 0:
-            raise ModelError(f"weight of shape {weight.shape} is empty", node=name, path=path)
-    if kind == "Flatten":
-        for attr in ("start_dim", "end_dim"):
-            if getattr(node, attr, None) is not None:
-                _check_integers(getattr(node, attr), attr, None, name, path)
+    if node_type.check is not None:
+        node_type.check(kind, node, name, path)
 
 
 def _is_text(value) -> bool:
