@@ -309,24 +309,60 @@ def plot_accuracy(results, path, *, title=None, names=None, panels=None, size="t
 
 
 def _draw_accuracy(series, panels, width, title, acc_lim, lat_lim, frac_lim, log_x, labels, results) -> Figure:
+    """The figure: axes per panel, anytime curves, sweeps, results, axes formats, legend, title."""
     points, curves, sweeps = series["points"], series["curves"], series["sweeps"]
-    stacked = width < 5.0
+    legend_cols = 1 if width < 5.0 else 2
+    fig, axes = _figure_with_panels(panels, width, len(points) + len(curves) + len(sweeps), legend_cols)
+    ax_of = dict(zip(panels, axes))
+    lo, hi = acc_lim or _accuracy_limits(points)
+    lat_vals, frac_vals, spd_vals = _x_values(series, lo)
+    log_lat = _auto_log(lat_vals) if log_x is None else bool(log_x)
+    log_frac = _auto_log(frac_vals) if log_x is None else bool(log_x)
+    log_spd = _auto_log(spd_vals + [1.0]) if log_x is None else bool(log_x)
+    _draw_curves(ax_of, curves, log_lat, log_frac)
+    _draw_sweeps(ax_of, sweeps)
+    notes = _draw_points(ax_of, points, lo)
+    for panel, ax in ax_of.items():
+        ax.grid(alpha=0.3, which="major")
+        ax.set_title(_TITLES[panel])
+        if panel == "speedup":
+            _format_speedup_axes(ax, labels, lo, hi, spd_vals, log_spd)
+        else:
+            _format_accuracy_axes(ax, panel, labels, lo, hi, lat_vals if panel == "latency" else frac_vals,
+                                  log_lat if panel == "latency" else log_frac,
+                                  lat_lim if panel == "latency" else frac_lim, bool(notes[panel]))
+    _legend(fig, axes, curves + sweeps + points, legend_cols)
+    fig.draw_without_rendering()  # final axes positions, for placing the clock labels in points
+    for panel, ax in ax_of.items():
+        _place_notes(ax, notes[panel])
+    if title is None:
+        docs = [results] if isinstance(results, dict) else list(results)
+        ns = {d.get("n_samples") for d in docs}
+        title = "Accuracy, latency and events consumed" + (f" ({ns.pop()} samples, 95 % Wilson intervals)"
+                                                          if len(ns) == 1 else " (95 % Wilson intervals)")
+    if title:
+        fig.suptitle(wrap_title(title, width))
+    return fig
+
+
+def _figure_with_panels(panels, width, n_legend, legend_cols) -> tuple:
+    """The figure and one axes per panel: side by side, or stacked in a narrow figure."""
     n = len(panels)
-    n_legend = len(points) + len(curves) + len(sweeps)
-    legend_cols = 1 if stacked else 2
     legend_h = 0.14 * math.ceil(n_legend / legend_cols) + 0.15
-    if stacked:
+    if width < 5.0:
         fig = new_figure(width, 2.3 * n + legend_h + 0.3)
         axes = fig.subplots(n, 1, squeeze=False)[:, 0]
     else:
         fig = new_figure(width, 2.55 + legend_h + 0.3)
         axes = fig.subplots(1, n, squeeze=False)[0]
-    ax_of = dict(zip(panels, axes))
-    for name, ax in ax_of.items():
+    for name, ax in zip(panels, axes):
         ax.set_label(name)
+    return fig, axes
 
-    lo, hi = acc_lim or _accuracy_limits(points)
-    # x ranges from what lies inside the accuracy range
+
+def _x_values(series, lo) -> tuple:
+    """The latencies, fractions and speed-ups that lie inside the accuracy range (for the x ranges)."""
+    points, curves, sweeps = series["points"], series["curves"], series["sweeps"]
     lat_vals = [p["latency_ms"] for p in points]
     frac_vals = [p["fraction"] for p in points]
     spd_vals = [p["speedup"] for p in points if p["accuracy"] >= lo]
@@ -340,14 +376,15 @@ def _draw_accuracy(series, panels, width, title, acc_lim, lat_lim, frac_lim, log
         lat_vals += s["latency_ms"][inside].tolist()
         frac_vals += s["fraction"][inside].tolist()
         spd_vals += s["speedup"][inside].tolist()
-    log_lat = _auto_log(lat_vals) if log_x is None else bool(log_x)
-    log_frac = _auto_log(frac_vals) if log_x is None else bool(log_x)
-    log_spd = _auto_log(spd_vals + [1.0]) if log_x is None else bool(log_x)
+    return lat_vals, frac_vals, spd_vals
 
-    def x_of(panel, d: dict, key_lat="latency_ms"):
-        return {"latency": d[key_lat], "fraction": d["fraction"]}[panel]
 
-    # anytime curves with their Wilson band
+def _x_of(panel, d: dict):
+    return {"latency": d["latency_ms"], "fraction": d["fraction"]}[panel]
+
+
+def _draw_curves(ax_of, curves, log_lat, log_frac) -> None:
+    """Anytime curves with their Wilson band."""
     for c in curves:
         for panel, xs, ys in (("latency", c["time_ms"], c["accuracy_vs_time"]),
                               ("fraction", c["fraction"], c["accuracy_vs_fraction"]),
@@ -369,17 +406,22 @@ def _draw_accuracy(series, panels, width, title, acc_lim, lat_lim, frac_lim, log
                 band = np.array([wilson_interval(int(round(a * c["n"])), c["n"]) for a in ys]).reshape(-1, 2)
                 ax.fill_between(xs, band[:, 0], band[:, 1], color=c["colour"], alpha=0.08, linewidth=0, zorder=1)
 
-    # sweeps: the measured points only
+
+def _draw_sweeps(ax_of, sweeps) -> None:
+    """Cutoff sweeps: the measured points only."""
     for s in sweeps:
         style = dict(linestyle="none", marker="o", markersize=2.6, markerfacecolor="white",
                      markeredgecolor=s["colour"], markeredgewidth=0.7, color=s["colour"], label=s["label"], zorder=3)
         for panel in ("latency", "fraction"):
             if panel in ax_of:
-                ax_of[panel].plot(x_of(panel, s), s["accuracy"], **style)
+                ax_of[panel].plot(_x_of(panel, s), s["accuracy"], **style)
         if "speedup" in ax_of:
             ax_of["speedup"].plot(s["accuracy"], s["speedup"], **style)
 
-    # results with their intervals
+
+def _draw_points(ax_of, points, lo) -> dict:
+    """The results with their intervals (▼ on the lower edge when off the zoomed range); returns
+    the labels to place next to the clock settings without cutoff, per panel."""
     notes = {name: [] for name in ax_of}
     for p in points:
         style = dict(fmt=p["marker"], color=p["colour"], markeredgecolor="black", markeredgewidth=0.5,
@@ -391,88 +433,80 @@ def _draw_accuracy(series, panels, width, title, acc_lim, lat_lim, frac_lim, log
         err = [[p["accuracy"] - p["low"]], [p["high"] - p["accuracy"]]] if math.isfinite(p["low"]) else None
         for panel in ("latency", "fraction"):
             ax = ax_of.get(panel)
-            if ax is None or not math.isfinite(x_of(panel, p)):
+            if ax is None or not math.isfinite(_x_of(panel, p)):
                 continue
             if p["accuracy"] < lo:  # off the zoomed range: ▼ on the lower edge with the value
-                ax.plot([x_of(panel, p)], [lo], marker="v", color=p["colour"], markeredgecolor="black",
+                ax.plot([_x_of(panel, p)], [lo], marker="v", color=p["colour"], markeredgecolor="black",
                         markeredgewidth=0.5, markersize=5, linestyle="none", clip_on=False, zorder=7,
                         label=p["label"], gid="off-scale")
-                ax.annotate(f"{100 * p['accuracy']:.1f} %", (x_of(panel, p), lo), xytext=(-4, 3),
+                ax.annotate(f"{100 * p['accuracy']:.1f} %", (_x_of(panel, p), lo), xytext=(-4, 3),
                             textcoords="offset points", ha="right", va="bottom", fontsize=6, color="0.2")
                 continue
-            ax.errorbar([x_of(panel, p)], [p["accuracy"]], yerr=err, **style)
+            ax.errorbar([_x_of(panel, p)], [p["accuracy"]], yerr=err, **style)
             if panel == "latency" and p["clock"] and p["marker"] == "s":  # the clock settings without cutoff
-                notes[panel].append((x_of(panel, p), p["accuracy"], p["clock"], "0.25"))
+                notes[panel].append((_x_of(panel, p), p["accuracy"], p["clock"], "0.25"))
         ax = ax_of.get("speedup")
         if ax is not None and math.isfinite(p["speedup"]) and p["accuracy"] >= lo:
             xerr = [[p["accuracy"] - p["low"]], [p["high"] - p["accuracy"]]] if math.isfinite(p["low"]) else None
             ax.errorbar([p["accuracy"]], [p["speedup"]], xerr=xerr, **style)
+    return notes
 
-    # axes
-    pct = FuncFormatter(lambda v, _: f"{100 * v:.4g}%")
-    for panel, ax in ax_of.items():
-        ax.grid(alpha=0.3, which="major")
-        ax.set_title(_TITLES[panel])
-        if panel == "speedup":
-            ax.set_xlabel(labels["accuracy"])
-            ax.xaxis.set_major_formatter(pct)
-            ax.set_xlim(lo, hi)
-            ax.set_ylabel(labels["speedup"])
-            if log_spd:
-                ax.set_yscale("log")
-            ax.set_ylim(*_x_limits(spd_vals + [1.0], log_spd))
-            if not log_spd:
-                ax.set_ylim(bottom=0)
-            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}×"))
-            ax.yaxis.set_minor_formatter(NullFormatter())
-            ax.axhline(1.0, color="0.5", linewidth=0.6, zorder=0.5)
-            continue
-        ax.set_ylabel(labels["accuracy"])
-        ax.yaxis.set_major_formatter(pct)
-        ax.set_ylim(lo, hi)
-        if panel == "latency":
-            ax.set_xlabel(labels["latency"])
-            if log_lat:
-                ax.set_xscale("log")
-                ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-                ax.xaxis.set_minor_formatter(NullFormatter())
-                ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-            left, right = lat_lim or _x_limits(lat_vals, log_lat)
-            if notes["latency"] and not lat_lim:  # room for the clock labels right of the points
-                right = right * 2.0 if log_lat else right * 1.2
-            ax.set_xlim(left, right)
-        else:
-            ax.set_xlabel(labels["fraction"])
-            if log_frac:
-                ax.set_xscale("log")
-                ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-                ax.xaxis.set_minor_formatter(NullFormatter())
-            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{100 * v:g}%"))
-            ax.set_xlim(*(frac_lim or _x_limits(frac_vals, log_frac, upper=1.08 if log_frac else 1.03)))
+
+def _format_speedup_axes(ax, labels, lo, hi, spd_vals, log_spd) -> None:
+    ax.set_xlabel(labels["accuracy"])
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{100 * v:.4g}%"))
+    ax.set_xlim(lo, hi)
+    ax.set_ylabel(labels["speedup"])
+    if log_spd:
+        ax.set_yscale("log")
+    ax.set_ylim(*_x_limits(spd_vals + [1.0], log_spd))
+    if not log_spd:
+        ax.set_ylim(bottom=0)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}×"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.axhline(1.0, color="0.5", linewidth=0.6, zorder=0.5)
+
+
+def _format_accuracy_axes(ax, panel, labels, lo, hi, x_vals, log, x_lim, has_notes) -> None:
+    """Accuracy against latency (ms) or against the fraction of events consumed."""
+    ax.set_ylabel(labels["accuracy"])
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{100 * v:.4g}%"))
+    ax.set_ylim(lo, hi)
+    if panel == "latency":
+        ax.set_xlabel(labels["latency"])
+        if log:
+            ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_minor_formatter(NullFormatter())
+            ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        left, right = x_lim or _x_limits(x_vals, log)
+        if has_notes and not x_lim:  # room for the clock labels right of the points
+            right = right * 2.0 if log else right * 1.2
+        ax.set_xlim(left, right)
+    else:
+        ax.set_xlabel(labels["fraction"])
+        if log:
+            ax.set_xscale("log")
+            ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{100 * v:g}%"))
+        ax.set_xlim(*(x_lim or _x_limits(x_vals, log, upper=1.08 if log else 1.03)))
+
+
+def _legend(fig, axes, series_in_order, legend_cols) -> None:
+    """One legend below the panels, in the order of the series: curves, sweeps, then the results."""
     handles, labs = [], []
     for ax in axes:
         for h, l in zip(*ax.get_legend_handles_labels()):
             if l not in labs:
                 handles.append(h)
                 labs.append(l)
-    # legend in the order of the series: curves, sweeps, then the results in the order given
-    order = [x["label"] for x in curves + sweeps + points]
+    order = [x["label"] for x in series_in_order]
     pairs = sorted(zip(handles, labs), key=lambda hl: order.index(hl[1]) if hl[1] in order else len(order))
     handles, labs = [h for h, _ in pairs], [l for _, l in pairs]
     if handles:
         fig.legend(handles, labs, loc="outside lower center", ncol=legend_cols, frameon=False, handletextpad=0.4,
                    columnspacing=1.2)
-    fig.draw_without_rendering()  # final axes positions, for placing the clock labels in points
-    for panel, ax in ax_of.items():
-        _place_notes(ax, notes[panel])
-    if title is None:
-        docs = [results] if isinstance(results, dict) else list(results)
-        ns = {d.get("n_samples") for d in docs}
-        title = "Accuracy, latency and events consumed" + (f" ({ns.pop()} samples, 95 % Wilson intervals)"
-                                                          if len(ns) == 1 else " (95 % Wilson intervals)")
-    if title:
-        fig.suptitle(wrap_title(title, width))
-    return fig
 
 
 def wrap_title(title: str, width_in: float, font_pt: float = 8.5) -> str:
