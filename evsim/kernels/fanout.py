@@ -164,8 +164,13 @@ def synops_table(m, proj: int, n_src: int) -> np.ndarray:
     """:func:`synops_per_spike` for every source element of projection ``proj`` (engine order), float64."""
     ops = range(int(m.proj_op_start[proj]), int(m.proj_op_start[proj] + m.proj_n_ops[proj]))
     size = max([n_src] + [int(m.op_in_size[op]) for op in ops] + [int(m.op_out_size[op]) for op in ops])
-    runs = np.zeros((max(1, int(np.max(m.op_geom[:, G_KH] * m.op_geom[:, G_KW]))), RUN_COLS), dtype=np.int64)
+    runs = new_runs_buffer(m.op_geom)
     out = np.zeros(n_src)
     synops_per_spike(m, proj, runs, np.zeros(size), np.zeros(size), np.zeros(size, dtype=np.int64),
                      np.zeros(size, dtype=np.int64), np.zeros(size, dtype=np.int64), out)
     return out
+
+
+def new_runs_buffer(op_geom) -> np.ndarray:
+    """A run buffer with room for the runs of any operator of ``op_geom`` (at most one per kernel offset)."""
+    return np.zeros((max(1, int(np.max(op_geom[:, G_KH] * op_geom[:, G_KW]))), RUN_COLS), dtype=np.int64)

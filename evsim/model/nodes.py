@@ -249,7 +249,7 @@ def expected_input_shape(node, kind: str):
 def output_shape(node, kind: str, shape_in: tuple, name: str, path, graph) -> tuple:
     """Output shape of a node given the shape arriving at it."""
     t = NODE_TYPES.get(kind)
-    if t is None or t.role in ("subgraph",) or (t.role == "io" and kind == "Input"):
+    if t is None or kind in ("Input", "NIRGraph"):  # (Input: its own shape; subgraphs: flattened first)
         raise ModelError(f"unsupported NIR node type '{kind}'", node=name, path=path)
     return shape_in if t.output_shape is None else t.output_shape(kind, node, shape_in, name, path, graph)
 

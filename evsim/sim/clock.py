@@ -148,8 +148,8 @@ from numba.typed import List
 from ..compile.builder import CompiledModel, compile_model, encode_conv, encode_dense, pack_operators
 from ..kernels import neuron as nk
 from ..kernels import profile_step as ps
-from ..kernels.fanout import RUN_COLS, conv_runs, op_runs, synops_table
-from ..kernels.abi import (G_CIN, G_COUT, G_H, G_KH, G_KW, G_OH, G_OW, G_W, KIND_CUBA, KIND_INPUT, KIND_INTEGRATOR,
+from ..kernels.fanout import conv_runs, new_runs_buffer, op_runs, synops_table
+from ..kernels.abi import (G_CIN, G_COUT, G_H, G_OH, G_OW, G_W, KIND_CUBA, KIND_INPUT, KIND_INTEGRATOR,
                            KIND_LEAKY, READOUT_COUNTS)
 from ..kernels.readout import cutoff_decision, decide_rows
 from ..errors import OptionError
@@ -254,15 +254,14 @@ def _bin_steps_of_window(t, bin_us, n_bins, origin_us: int, duration_us: float) 
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def _scatter_runs(ops, op, e, s, runs, out):
-    """out += s × the weights of element e's fan-out (:func:`evsim.kernels.fanout.op_runs`,
-    the engine's runs): adds s·w to each target, one addition per target."""
-    n_runs, n_sub_total, run_len = op_runs(ops, op, e, runs)
+def _add_runs(weights, runs, n_runs, run_len, s, out):
+    """out += s × weights along the first ``n_runs`` runs (:func:`evsim.kernels.fanout.op_runs`,
+    the engine's runs): one addition per target."""
     for r in range(n_runs):
         n = runs[r, 2] * run_len
         # views indexed from 0: LLVM vectorises the loop (no negative-index check per element)
         oo = out[runs[r, 0]:runs[r, 0] + n]
-        ww = ops.weights[runs[r, 1]:runs[r, 1] + n]
+        ww = weights[runs[r, 1]:runs[r, 1] + n]
         for k in range(n):
             oo[k] += s * ww[k]
 
@@ -276,7 +275,8 @@ def _dense_kernel(x, ops, op, runs, out):
             o[j] = 0.0
         for i in range(x.shape[1]):
             if x[b, i] != 0.0:
-                _scatter_runs(ops, op, i, x[b, i], runs, o)
+                n_runs, _, run_len = op_runs(ops, op, i, runs)
+                _add_runs(ops.weights, runs, n_runs, run_len, x[b, i], o)
 
 
 @njit(cache=True, _nrt=False)
@@ -293,7 +293,8 @@ def _conv_kernel(x, ops, op, runs, out, c_in, hw, w):
                 c = f // hw
                 rest = f - c * hw
                 y = rest // w
-                _scatter_conv(ops, op, c, y, rest - y * w, x[b, f], runs, o)
+                n_runs, _, run_len = conv_runs(ops, op, c, y, rest - y * w, runs)
+                _add_runs(ops.weights, runs, n_runs, run_len, x[b, f], o)
 
 
 class _Linear:
@@ -314,7 +315,7 @@ class _Dense(_Linear):
 
     def __call__(self, x):
         out = np.empty((x.shape[0], self.n_out))
-        _dense_kernel(x, self.ops, self.index, _runs_buffer(self.ops), out)
+        _dense_kernel(x, self.ops, self.index, new_runs_buffer(self.ops.op_geom), out)
         return out
 
 
@@ -330,13 +331,8 @@ class _Conv(_Linear):
     def __call__(self, x):
         oh, ow, c_out = self.out_hwc
         out = np.empty((x.shape[0], oh * ow * c_out))
-        _conv_kernel(x, self.ops, self.index, _runs_buffer(self.ops), out, self.c_in, self.hw, self.w)
+        _conv_kernel(x, self.ops, self.index, new_runs_buffer(self.ops.op_geom), out, self.c_in, self.hw, self.w)
         return np.ascontiguousarray(out.reshape(x.shape[0], oh, ow, c_out).transpose(0, 3, 1, 2)).reshape(x.shape[0], -1)
-
-
-def _runs_buffer(ops) -> np.ndarray:
-    """A run buffer large enough for every operator of ``ops`` (as the engine's ``state.runs``)."""
-    return np.zeros((max(1, int(np.max(ops.op_geom[:, G_KH] * ops.op_geom[:, G_KW]))), RUN_COLS), dtype=np.int64)
 
 
 class _Scale:
@@ -615,25 +611,14 @@ def _nonzero(x, idx):
     return n
 
 
-@njit(cache=True, _nrt=False, inline="always")
-def _scatter_conv(ops, op, c, y, x, s, runs, out):
-    """:func:`_scatter_runs` for a convolution's input element at (c, y, x)."""
-    n_runs, n_sub_total, run_len = conv_runs(ops, op, c, y, x, runs)
-    for r in range(n_runs):
-        n = runs[r, 2] * run_len
-        oo = out[runs[r, 0]:runs[r, 0] + n]
-        ww = ops.weights[runs[r, 1]:runs[r, 1] + n]
-        for k in range(n):
-            oo[k] += s * ww[k]
-
-
 @njit(cache=True, _nrt=False)
 def _dense_active(x, act, n_act, ops, op, runs, out):
     """:func:`_dense_kernel` for one sample, visiting only the listed non-zero inputs."""
     for j in range(out.shape[0]):
         out[j] = 0.0
     for t in range(n_act):
-        _scatter_runs(ops, op, act[t], x[act[t]], runs, out)
+        n_runs, _, run_len = op_runs(ops, op, act[t], runs)
+        _add_runs(ops.weights, runs, n_runs, run_len, x[act[t]], out)
 
 
 @njit(cache=True, _nrt=False)
@@ -654,23 +639,16 @@ def _conv_active(x, act, n_act, ops, op, runs, hwc, out, c_in, hw, w, c_out, n_p
         rest = f - c * hw
         y = rest // w
         s = x[f]
-        n_runs, n_sub_total, run_len = conv_runs(ops, op, c, y, rest - y * w, runs)
+        n_runs, _, run_len = conv_runs(ops, op, c, y, rest - y * w, runs)
         for r in range(n_runs):
-            o0 = runs[r, 0]
-            w0 = runs[r, 1]
-            n_sub = runs[r, 2]
             # sub-run sb of a run: the outputs of one output position (consecutive positions)
             p0 = runs[r, 3]
-            for sb in range(n_sub):
+            for sb in range(runs[r, 2]):
                 if mark[p0 + sb] == 0:
                     mark[p0 + sb] = 1
                     plist[n_new] = p0 + sb
                     n_new += 1
-            n = n_sub * run_len
-            hh = hwc[o0:o0 + n]  # (views from 0: vectorised, as in _scatter_runs)
-            ww = ops.weights[w0:w0 + n]
-            for k in range(n):
-                hh[k] += s * ww[k]
+        _add_runs(ops.weights, runs, n_runs, run_len, s, hwc)
     for t in range(n_new):
         pp = plist[t]
         mark[pp] = 0
@@ -998,7 +976,7 @@ class _FastPlan:
         self.l_buf = _typed_list(np.zeros(1))
         self.l_idx = _typed_list(np.zeros(1, dtype=np.int64))
         self.ops = sim.ops
-        self.runs = _runs_buffer(sim.ops)
+        self.runs = new_runs_buffer(sim.ops.op_geom)
         self.l_scale = _typed_list(np.zeros(1))
         self.l_fan = List()
         self.to_zero = []  # state zeroed before every run

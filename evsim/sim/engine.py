@@ -23,7 +23,7 @@ import numpy as np
 from numba import njit
 
 from ..kernels import neuron as nk
-from ..kernels.fanout import RUN_COLS, op_input, op_runs
+from ..kernels.fanout import new_runs_buffer, op_input, op_runs
 from ..kernels.abi import (
     C_ANY_TRACE,
     C_BUDGET,
@@ -58,8 +58,6 @@ from ..kernels.abi import (
     F_REFRACTORY,
     F_SPIKING,
     F_SUBTRACT,
-    G_KH,
-    G_KW,
     ITEM_CROSSING,
     ITEM_DELAYED,
     KIND_CUBA,
@@ -939,7 +937,7 @@ def new_state(m, n_neurons: int, n_scratch: int, n_ops: int, n_pops: int, precis
         pop_traced=np.zeros(n_pops, dtype=np.uint8),
         trace_flag=np.zeros(n_neurons, dtype=np.uint8),
         readout_buf=np.zeros(n_out, dtype=np.float64),
-        runs=np.zeros((max(1, int(np.max(m.op_geom[:, G_KH] * m.op_geom[:, G_KW]))), RUN_COLS), dtype=np.int64),
+        runs=new_runs_buffer(m.op_geom),
         cast=np.zeros(1, dtype=dtype),
     )
 
