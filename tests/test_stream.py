@@ -325,7 +325,7 @@ def test_evsim_run_announces_a_compile_once_and_only_when_pending(capsys, monkey
     from evsim.cli import main
     from evsim.sim import event
 
-    monkeypatch.setattr(event, "_announced", False)
+    monkeypatch.setattr(event, "_announced", set())
     for pending, expected in ((False, 0), (True, 1)):
         monkeypatch.setattr(event, "compile_pending", lambda args, p=pending: p)
         assert main(["run", "--cutoff", "none"]) == 0

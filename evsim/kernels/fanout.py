@@ -2,7 +2,7 @@
 
 The single definition of an operator's fan-out geometry (:func:`op_runs`) and of the SynOp count
 (:func:`synops_per_spike`). The event engine delivers along the runs of :func:`op_runs`
-(``evsim.sim.engine.apply_op``) and counts one SynOp per target of the last operator; the clock
+(``evsim.sim.engine.last_runs``) and counts one SynOp per target of the last operator; the clock
 mode takes its per-source SynOp table from :func:`synops_per_spike`, which walks the same runs, so
 both modes count the same thing by construction (docs/SEMANTICS.md#synops).
 

@@ -582,7 +582,7 @@ def _deliver_static(m, s, b, dst, n_runs, run_len, val, t):
                     v_max = max(v_max, vv[co])
                 scan = v_max >= params[t_base]
             if scan:
-                for sb in range(n_sub - 1, -1, -1):  # ascending kernel column (see apply_op)
+                for sb in range(n_sub - 1, -1, -1):  # ascending kernel column (see project)
                     for co in range(sb * run_len, (sb + 1) * run_len):
                         theta = params[t_base + (j0 + co) * t_stride]
                         if _above(vv[co], theta, flags):
@@ -601,50 +601,106 @@ def _deliver_static(m, s, b, dst, n_runs, run_len, val, t):
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def _deliver(m, s, b, op, last, dst, n_runs, n_sub_total, run_len, val, t, count):
-    """Send val × weight along the runs found by :func:`apply_op`: to the target neurons
-    (last operator) or into the next operator's accumulator."""
+def _receive_runs(m, s, b, dst, n_runs, run_len, val, t):
+    """Deliver val × weight along the runs of ``s.runs`` neuron by neuron (:func:`receive`): the
+    general case, any population."""
     runs = s.runs
     weights = m.weights
-    if last:
-        s.counters[C_SYNOPS] += n_sub_total * run_len * count
-        if m.pop_flags[dst] & (F_DYNAMIC | F_REFRACTORY | F_MAY_CROSS | F_MIN_INTERVAL) == 0 and s.pop_traced[dst] == 0:
-            _deliver_static(m, s, b, dst, n_runs, run_len, val, t)
-            return
-        for r in range(n_runs):
-            for sb in range(runs[r, 2] - 1, -1, -1):
-                o0 = runs[r, 0] + sb * run_len
-                w0 = runs[r, 1]
-                for co in range(run_len):
-                    x = val if w0 < 0 else val * weights[w0 + sb * run_len + co]
-                    receive(m, s, b, dst, o0 + co, x, t)
-    else:
-        base = m.op_scratch_base[op]
-        for r in range(n_runs):
-            for sb in range(runs[r, 2] - 1, -1, -1):
-                o0 = runs[r, 0] + sb * run_len
-                w0 = runs[r, 1]
-                for co in range(run_len):
-                    o = o0 + co
-                    if s.scratch_mark[base + o] == 0:
-                        s.scratch_mark[base + o] = 1
-                        s.scratch_list[base + s.scratch_count[op]] = o
-                        s.scratch_count[op] += 1
-                    s.scratch_val[base + o] += val if w0 < 0 else val * weights[w0 + sb * run_len + co]
+    for r in range(n_runs):
+        for sb in range(runs[r, 2] - 1, -1, -1):
+            o0 = runs[r, 0] + sb * run_len
+            w0 = runs[r, 1]
+            for co in range(run_len):
+                x = val if w0 < 0 else val * weights[w0 + sb * run_len + co]
+                receive(m, s, b, dst, o0 + co, x, t)
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def apply_op(m, s, b, op, i, val, last, dst, t, count):
-    """Fan out input element i (value val) of operator ``op`` along its runs
-    (:func:`evsim.kernels.fanout.op_runs`: dense rows, merged convolution kernel rows, index maps).
-    Sub-runs are visited from the last to the first wherever order matters (threshold tests,
-    receive, scratch lists): that is the order of ascending kernel column."""
+def _accumulate(m, s, op, i, val):
+    """An operator before a projection's last: add val × weight along the runs of input element i
+    into the operator's accumulator (a dense scratch vector with a list of touched entries, so
+    that each element fans out once through the next operator)."""
     i, val = op_input(m, op, i, val)
     if i < 0:
         return
-    n_runs, n_sub_total, run_len = op_runs(m, op, i, s.runs)
-    if n_runs > 0:
-        _deliver(m, s, b, op, last, dst, n_runs, n_sub_total, run_len, val, t, count)
+    runs = s.runs
+    weights = m.weights
+    n_runs, _, run_len = op_runs(m, op, i, runs)
+    base = m.op_scratch_base[op]
+    for r in range(n_runs):
+        for sb in range(runs[r, 2] - 1, -1, -1):
+            o0 = runs[r, 0] + sb * run_len
+            w0 = runs[r, 1]
+            for co in range(run_len):
+                o = o0 + co
+                if s.scratch_mark[base + o] == 0:
+                    s.scratch_mark[base + o] = 1
+                    s.scratch_list[base + s.scratch_count[op]] = o
+                    s.scratch_count[op] += 1
+                s.scratch_val[base + o] += val if w0 < 0 else val * weights[w0 + sb * run_len + co]
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def accumulate_chain(m, s, proj, i, count):
+    """The operators of projection ``proj`` before its last, for ``count`` spikes of source
+    element i, into their accumulators. Returns the number of inputs of the last operator:
+    1 (element i, value ``count``) for a one-operator projection, else the accumulator list of
+    the operator before it (read with :func:`last_input`)."""
+    op0 = m.proj_op_start[proj]
+    n_ops = m.proj_n_ops[proj]
+    if n_ops == 1:
+        return 1
+    _accumulate(m, s, op0, i, float(count))
+    for op in range(op0 + 1, op0 + n_ops - 1):
+        for q in range(s.scratch_count[op - 1]):
+            e, val = _take_scratch(m, s, op - 1, q)
+            if val != 0.0:
+                _accumulate(m, s, op, e, val)
+        s.scratch_count[op - 1] = 0
+    return s.scratch_count[op0 + n_ops - 2]
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def _take_scratch(m, s, op, q):
+    """Entry q of operator ``op``'s accumulator list: (element, value), the entry cleared."""
+    base = m.op_scratch_base[op]
+    e = s.scratch_list[base + q]
+    val = s.scratch_val[base + e]
+    s.scratch_val[base + e] = 0.0
+    s.scratch_mark[base + e] = 0
+    return e, val
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def last_input(m, s, proj, i, count, q):
+    """Input q of projection ``proj``'s last operator (see :func:`accumulate_chain`): (element,
+    value). After the last one, :func:`end_chain`."""
+    n_ops = m.proj_n_ops[proj]
+    if n_ops == 1:
+        return i, float(count)
+    return _take_scratch(m, s, m.proj_op_start[proj] + n_ops - 2, q)
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def end_chain(m, s, proj):
+    """Empty the accumulator list feeding projection ``proj``'s last operator."""
+    n_ops = m.proj_n_ops[proj]
+    if n_ops > 1:
+        s.scratch_count[m.proj_op_start[proj] + n_ops - 2] = 0
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def last_runs(m, s, proj, e, val, count):
+    """The runs of element e (value val) of projection ``proj``'s last operator into ``s.runs``
+    (:func:`evsim.kernels.fanout.op_runs`), counted as SynOps. Returns (n_runs, run_len, val):
+    n_runs = 0 when the element is dropped by the operator's input map."""
+    op = m.proj_op_start[proj] + m.proj_n_ops[proj] - 1
+    e, val = op_input(m, op, e, val)
+    if e < 0:
+        return 0, 1, val
+    n_runs, n_sub_total, run_len = op_runs(m, op, e, s.runs)
+    s.counters[C_SYNOPS] += n_sub_total * run_len * count
+    return n_runs, run_len, val
 
 
 @njit(cache=True, _nrt=False, inline="always")
@@ -652,30 +708,34 @@ def project(m, s, b, proj, i, count, t):
     """Deliver ``count`` spikes of source element i through projection ``proj`` now.
 
     Operators before the last accumulate into a dense scratch vector with a list of touched
-    entries (so each intermediate element fans out once); the last one delivers to neurons."""
-    op0 = m.proj_op_start[proj]
-    n_ops = m.proj_n_ops[proj]
+    entries (so each intermediate element fans out once); the last one delivers to neurons.
+    Sub-runs are visited from the last to the first wherever order matters (threshold tests,
+    receive, scratch lists): that is the order of ascending kernel column."""
     dst = m.proj_dst[proj]
-    for k in range(n_ops):
-        op = op0 + k
-        last = k == n_ops - 1
-        n_items = 1
-        base = 0
-        if k > 0:
-            base = m.op_scratch_base[op - 1]
-            n_items = s.scratch_count[op - 1]
-        for q in range(n_items):
-            e = i
-            val = float(count)
-            if k > 0:
-                e = s.scratch_list[base + q]
-                val = s.scratch_val[base + e]
-                s.scratch_val[base + e] = 0.0
-                s.scratch_mark[base + e] = 0
-            if val != 0.0:
-                apply_op(m, s, b, op, e, val, last, dst, t, count)
-        if k > 0:
-            s.scratch_count[op - 1] = 0
+    static = m.pop_flags[dst] & (F_DYNAMIC | F_REFRACTORY | F_MAY_CROSS | F_MIN_INTERVAL) == 0 and s.pop_traced[dst] == 0
+    for q in range(accumulate_chain(m, s, proj, i, count)):
+        e, val = last_input(m, s, proj, i, count, q)
+        if val != 0.0:
+            n_runs, run_len, val = last_runs(m, s, proj, e, val, count)
+            if n_runs > 0:
+                if static:
+                    _deliver_static(m, s, b, dst, n_runs, run_len, val, t)
+                else:
+                    _receive_runs(m, s, b, dst, n_runs, run_len, val, t)
+    end_chain(m, s, proj)
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def project_static(m, s, b, proj, i, count, t):
+    """:func:`project` into a static population (see :func:`_process_static`)."""
+    dst = m.proj_dst[proj]
+    for q in range(accumulate_chain(m, s, proj, i, count)):
+        e, val = last_input(m, s, proj, i, count, q)
+        if val != 0.0:
+            n_runs, run_len, val = last_runs(m, s, proj, e, val, count)
+            if n_runs > 0:
+                _deliver_static(m, s, b, dst, n_runs, run_len, val, t)
+    end_chain(m, s, proj)
 
 
 @njit(cache=True, _nrt=False, inline="always")
@@ -860,6 +920,61 @@ def _process(m, s, b, ev_index, ev_time, k, t_drain, cut):
             c[C_IN_CASCADE] = 1
 
 
+# The same loop for a *static* model (:func:`is_static`): no population has dynamics between
+# events, a refractory period, a shortest spike interval or crossings without input, no projection
+# has a delay and nothing is traced. Then the heap stays empty and every delivery is
+# :func:`_deliver_static`, so this loop leaves out the heap, the crossings and :func:`receive`:
+# it compiles in a fraction of the time and keeps fewer values in registers. Its results are
+# those of :func:`_process` (tests/test_engine_static.py runs both on the same models).
+@njit(cache=True, _nrt=False, fastmath={"nnan", "nsz"})
+def _process_static(m, s, b, ev_index, ev_time, k, t_drain, cut):
+    """:func:`_process` for a static model."""
+    c = s.counters
+    n_events = ev_index.shape[0]
+    c[C_STARTED] = 1
+    while True:
+        t = s.clock[T_NOW]
+        while c[C_FIFO_HEAD] < c[C_FIFO_TAIL]:
+            if c[C_PROCESSED] >= c[C_BUDGET]:
+                return STATUS_BUDGET, k, 0
+            head = c[C_FIFO_HEAD]
+            src = b.fifo[head, 0]
+            reserve = m.pop_reserve[src]
+            if not _has_room(s, b, reserve):
+                return STATUS_NEED_ROOM, k, reserve
+            c[C_FIFO_HEAD] = head + 1
+            c[C_PROCESSED] += 1
+            for q in range(m.pop_proj_ptr[src], m.pop_proj_ptr[src + 1]):
+                project_static(m, s, b, m.pop_proj[q], b.fifo[head, 1], b.fifo[head, 2], t)
+        if c[C_IN_CASCADE] != 0:
+            c[C_IN_CASCADE] = 0
+            c[C_FIFO_HEAD] = 0
+            c[C_FIFO_TAIL] = 0
+            if _after_cascade(m, s, b, t, cut):
+                return STATUS_CUTOFF, k, 0
+            if c[C_PROCESSED] >= c[C_BUDGET]:
+                return STATUS_BUDGET, k, 0
+        if k >= n_events:
+            if t_drain > s.clock[T_NOW]:
+                s.clock[T_NOW] = t_drain
+            return STATUS_INPUT_DONE, k, 0
+        if not _has_room(s, b, 8):
+            return STATUS_NEED_ROOM, k, 8
+        t = ev_time[k]
+        s.clock[T_NOW] = t
+        emit(m, s, b, 0, ev_index[k], 1, t)
+        k += 1
+        c[C_CONSUMED] += 1
+        c[C_IN_CASCADE] = 1
+
+
+def is_static(m, s) -> bool:
+    """Whether :func:`_process_static` applies (see there)."""
+    dynamic = F_DYNAMIC | F_REFRACTORY | F_MAY_CROSS | F_MIN_INTERVAL
+    return not (np.any(m.pop_flags & dynamic) or np.any(m.proj_delay != 0.0) or np.any(m.proj_delay_base >= 0)
+                or np.any(s.pop_traced))
+
+
 def run(m, s, b, ev_index, ev_time, t_drain, cut):
     """Consume input events (engine index, time in µs since the first event) in order; see the
     module docstring.
@@ -875,9 +990,10 @@ def run(m, s, b, ev_index, ev_time, t_drain, cut):
         consumed by this call; the possibly regrown buffers.
     """
     # (plain Python around the compiled loop: it returns only when done or when a buffer must grow)
+    loop = _process_static if is_static(m, s) else _process
     k = np.int64(0)
     while True:
-        status, k, room = _process(m, s, b, ev_index, ev_time, k, float(t_drain), cut)
+        status, k, room = loop(m, s, b, ev_index, ev_time, k, float(t_drain), cut)
         if status != STATUS_NEED_ROOM:
             return status, int(k), b
         b = _ensure(m, s, b, int(room))

@@ -36,18 +36,19 @@ DEFAULT_BUDGET = 20_000_000
 COMPILE_NOTICE = False
 
 #: What the notice announces: CPU time of the first compile of the event loop on the reference
-#: machine (benchmarks/bench_first_run.py; benchmarks/README.md#first-run).
-COMPILE_ESTIMATE = "1-2 minutes"
+#: machine (benchmarks/bench_first_run.py; benchmarks/README.md#first-run), for the loop
+#: specialised to static models (engine._process_static) and for the general loop.
+COMPILE_ESTIMATE = {"static": "about 30 seconds", "general": "1-2 minutes"}
 
-_announced = False
+_announced = set()  # the loops (static, general) already announced in this process
 
 
 def compile_pending(args) -> bool:
     """True when calling the event loop with ``args`` would compile it: no compiled version in
     this process and none in numba's on-disk cache for these argument types, this source and this
     numba (numba's own cache index, read without loading anything). False when unsure."""
-    run = eng._process  # the compiled loop (engine.run is the Python loop around it)
     m, state, buffers, ev_index, ev_time, t_drain, cut = args
+    run = _loop_for(m, state)
     args = (m, state, buffers, ev_index, ev_time, np.int64(0), float(t_drain), cut)
     try:
         sig = tuple(run.typeof_pyval(a) for a in args)
@@ -60,13 +61,18 @@ def compile_pending(args) -> bool:
         return False
 
 
+def _loop_for(m, state):
+    """The compiled loop engine.run will call (engine.run is the Python loop around it)."""
+    return eng._process_static if eng.is_static(m, state) else eng._process
+
+
 def _announce_compile(args) -> None:
-    global _announced
-    if COMPILE_NOTICE and not _announced and compile_pending(args):
-        _announced = True
+    loop = "static" if _loop_for(*args[:2]) is eng._process_static else "general"
+    if COMPILE_NOTICE and loop not in _announced and compile_pending(args):
+        _announced.add(loop)
         import sys
 
-        print(f"evsim: compiling the simulator for first use (once, {COMPILE_ESTIMATE} of CPU; "
+        print(f"evsim: compiling the simulator for first use (once, {COMPILE_ESTIMATE[loop]} of CPU; "
               "later runs load it from numba's cache)...", file=sys.stderr, flush=True)
 
 
@@ -178,7 +184,7 @@ class Simulator:
         if self.cutoff.max_events is not None:
             keep = min(keep, max(0, self.cutoff.max_events - int(self.state.counters[abi.C_CONSUMED])))
         times = t_rel_us[:keep].astype(np.float64)  # the engine counts microseconds
-        if COMPILE_NOTICE and not _announced:
+        if COMPILE_NOTICE:
             _announce_compile((self.model.arrays, self.state, self.buffers, index[:keep], times, -np.inf, self._cut))
         status, _, self.buffers = eng.run(self.model.arrays, self.state, self.buffers, index[:keep], times,
                                           -np.inf, self._cut)

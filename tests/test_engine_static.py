@@ -1,0 +1,147 @@
+"""The event loop specialised to static models (``evsim.sim.engine._process_static``) against
+the general loop (``_process``) on the same model and input.
+
+A model is static when no population has dynamics between events, a refractory period, a
+shortest spike interval or crossings without input, no projection has a delay and nothing is
+traced; then the engine runs the specialised loop. Each test first asserts that the specialised
+loop is the one taken, then runs the general loop on the same model (``is_static`` patched to
+say no) and asserts that every field of the result is identical: predictions, output, SynOps,
+spike counts per node, the spike record in order, the output record, the decision time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nir
+import numpy as np
+import pytest
+
+import evsim
+from evsim.sim import engine
+from _nirgraphs import conv2d, graph, inp, out, random_events, sumpool
+
+BUNDLED = Path(evsim.__file__).parent / "bundled" / "nmnist_cnn" / "model.nir"
+
+
+def _run(model, events, *, general: bool, monkeypatch, chunks: int = 1, **options):
+    sim = evsim.Simulator(model, record_spikes=True, record_output=True, **options)
+    taken = []
+    real = engine.is_static
+
+    def choose(m, s):
+        static = real(m, s)
+        taken.append(static)
+        return False if general else static
+
+    with monkeypatch.context() as patch:
+        patch.setattr(engine, "is_static", choose)
+        if chunks == 1:
+            result = sim.run(events)
+        else:
+            sim.reset()
+            for part in np.array_split(events, chunks):
+                sim.feed(part)
+            sim.finish()
+            result = sim.result()
+    return result, taken
+
+
+def assert_same_result(a, b):
+    assert a.prediction == b.prediction
+    np.testing.assert_array_equal(a.output, b.output)
+    assert a.synops == b.synops
+    assert a.spikes_per_node == b.spikes_per_node
+    assert a.events_consumed == b.events_consumed
+    assert a.status == b.status
+    assert a.decision_time_us == b.decision_time_us
+    assert a.confidence == b.confidence
+    np.testing.assert_array_equal(a.spikes, b.spikes)
+    for x, y in zip(a.output_record, b.output_record):
+        np.testing.assert_array_equal(x, y)
+
+
+def compare_loops(model, events, monkeypatch, **options):
+    fast, taken_fast = _run(model, events, general=False, monkeypatch=monkeypatch, **options)
+    slow, _ = _run(model, events, general=True, monkeypatch=monkeypatch, **options)
+    assert taken_fast and all(taken_fast), "the specialised loop was not taken"
+    hidden = sum(n for name, n in fast.spikes_per_node.items() if name != "input")
+    assert hidden >= 50, "too little activity to compare"
+    assert_same_result(fast, slow)
+    return fast
+
+
+@pytest.mark.parametrize("profile", ["speck", "sinabs", "nir"])
+@pytest.mark.parametrize("precision", ["float32", "float64"])
+def test_bundled_model_on_real_recordings(profile, precision, nmnist_dir, monkeypatch):
+    model = evsim.load_model(BUNDLED, profile=profile, precision=precision)
+    paths = sorted(p for d in sorted(nmnist_dir.iterdir()) if d.is_dir() for p in sorted(d.iterdir())[:1])[:4]
+    for path in paths:
+        events = evsim.read_recording(path).events
+        compare_loops(model, events, monkeypatch)
+        compare_loops(model, events, monkeypatch, cutoff=evsim.Cutoff(mode="topk", threshold=3.0))
+
+
+def test_budget_and_chunked_feeding(nmnist_dir, monkeypatch):
+    model = evsim.load_model(BUNDLED, profile="speck")
+    events = evsim.read_recording(sorted(sorted(nmnist_dir.iterdir())[3].iterdir())[0]).events
+    fast = compare_loops(model, events, monkeypatch, budget=5000)
+    assert fast.status == "budget"
+    fast, _ = _run(model, events, general=False, monkeypatch=monkeypatch, chunks=7)
+    slow, _ = _run(model, events, general=True, monkeypatch=monkeypatch, chunks=7)
+    assert_same_result(fast, slow)
+
+
+def _random_cnn(rng, threshold_rule_ge: bool):
+    """Conv 2→6 3×3 → IF → SumPool 2 → Conv 6→4 3×3 s2 p1 → IF → Flatten → Linear → IF, with random weights."""
+    w1 = rng.normal(0.4, 0.6, size=(6, 2, 3, 3))
+    w2 = rng.normal(0.3, 0.5, size=(4, 6, 3, 3))
+    w3 = rng.normal(0.2, 0.4, size=(5, 4 * 2 * 2))
+    nodes = {
+        "input": inp((2, 10, 10)),
+        "conv1": conv2d(w1, input_shape=(10, 10)),
+        "if1": nir.IF(r=np.ones((6, 8, 8)), v_threshold=np.full((6, 8, 8), 1.0), v_reset=np.zeros((6, 8, 8))),
+        "pool": sumpool(2),
+        "conv2": conv2d(w2, stride=2, padding=1, input_shape=(4, 4)),
+        "if2": nir.IF(r=np.ones((4, 2, 2)), v_threshold=np.full((4, 2, 2), 0.8), v_reset=np.zeros((4, 2, 2))),
+        "flat": nir.Flatten(start_dim=0, end_dim=-1, input_type={"input": np.array([4, 2, 2])}),
+        "fc": nir.Linear(weight=w3),
+        "if3": nir.IF(r=np.ones(5), v_threshold=np.full(5, 0.5), v_reset=np.zeros(5)),
+        "output": out((5,)),
+    }
+    edges = [("input", "conv1"), ("conv1", "if1"), ("if1", "pool"), ("pool", "conv2"), ("conv2", "if2"),
+             ("if2", "flat"), ("flat", "fc"), ("fc", "if3"), ("if3", "output")]
+    return graph(nodes, edges)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("profile", ["nir", "sinabs", "speck"])
+def test_random_cnns(seed, profile, monkeypatch):
+    rng = np.random.default_rng(seed)
+    g = _random_cnn(rng, threshold_rule_ge=profile != "nir")
+    for precision in ("float32", "float64"):
+        model = evsim.load_model(g, profile=profile, precision=precision)
+        events, _ = random_events(rng, (2, 10, 10), 600)
+        compare_loops(model, events, monkeypatch)
+
+
+def test_models_with_dynamics_take_the_general_loop():
+    """The selection itself: leak, bias drive and delays each rule the specialised loop out."""
+    rng = np.random.default_rng(5)
+    static = evsim.load_model(_random_cnn(rng, True), profile="sinabs")
+    sim = evsim.Simulator(static)
+    assert engine.is_static(static.arrays, sim.state)
+    traced = evsim.Simulator(static, trace={"if3": [0]})
+    assert not engine.is_static(static.arrays, traced.state)
+    leaky = graph({"input": inp((3,)), "fc": nir.Linear(weight=np.eye(3)),
+                   "lif": nir.LIF(tau=np.full(3, 0.01), r=np.ones(3), v_leak=np.zeros(3), v_threshold=np.ones(3)),
+                   "output": out((3,))},
+                  [("input", "fc"), ("fc", "lif"), ("lif", "output")])
+    m = evsim.load_model(leaky, profile="nir")
+    assert not engine.is_static(m.arrays, evsim.Simulator(m).state)
+    biased = graph({"input": inp((3,)), "fc": nir.Linear(weight=np.eye(3)),
+                    "if": nir.IF(r=np.ones(3), v_threshold=np.ones(3), v_reset=np.zeros(3)),
+                    "b": nir.Affine(weight=np.eye(3), bias=np.full(3, 0.1)), "output": out((3,))},
+                   [("input", "b"), ("b", "if"), ("if", "output")])
+    m = evsim.load_model(biased, profile="sinabs")
+    assert not engine.is_static(m.arrays, evsim.Simulator(m).state)
