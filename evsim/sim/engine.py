@@ -837,6 +837,36 @@ def _after_cascade(m, s, b, t, cut):
 # ------------------------------------------------------------------------------------------
 
 
+_GO_ON = -1  # (not a status: the loop goes on)
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def _end_cascade(m, s, b, t, cut):
+    """The FIFO ran empty: clear it, record the output and evaluate the cutoff, check the budget.
+    Returns STATUS_CUTOFF or STATUS_BUDGET to stop, else _GO_ON."""
+    c = s.counters
+    c[C_IN_CASCADE] = 0
+    c[C_FIFO_HEAD] = 0
+    c[C_FIFO_TAIL] = 0
+    if _after_cascade(m, s, b, t, cut):
+        return STATUS_CUTOFF
+    if c[C_PROCESSED] >= c[C_BUDGET]:
+        return STATUS_BUDGET
+    return _GO_ON
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def _take_input(m, s, b, ev_index, ev_time, k):
+    """Input event k becomes a spike of the Input population (population 0) and starts a
+    cascade. Returns k + 1."""
+    t = ev_time[k]
+    s.clock[T_NOW] = t
+    emit(m, s, b, 0, ev_index[k], 1, t)
+    s.counters[C_CONSUMED] += 1
+    s.counters[C_IN_CASCADE] = 1
+    return k + 1
+
+
 # fastmath without "ninf": ±inf sentinels flow (sched_time = inf, v_min = −inf, refr_until = −inf).
 # _nrt=False (here and on the functions the loop calls) is measured to matter: with it removed
 # from every engine function, benchmarks/bench_nmnist.py --limit 50 --repeats 1 ran at 712 ms
@@ -849,7 +879,6 @@ def _process(m, s, b, ev_index, ev_time, k, t_drain, cut):
     cascade is continued first), since all loop state lives in the state arrays."""
     c = s.counters
     n_events = ev_index.shape[0]
-    input_pop = 0
     if c[C_STARTED] == 0:  # the sample's first call: neurons that fire without input
         n_cross = n_may_cross(m)
         if not _has_room(s, b, n_cross):
@@ -874,13 +903,9 @@ def _process(m, s, b, ev_index, ev_time, k, t_drain, cut):
                 c[C_PROCESSED] += 1
             fan_out(m, s, b, src, j, count, t)
         if c[C_IN_CASCADE] != 0:
-            c[C_IN_CASCADE] = 0
-            c[C_FIFO_HEAD] = 0
-            c[C_FIFO_TAIL] = 0
-            if _after_cascade(m, s, b, t, cut):
-                return STATUS_CUTOFF, k, 0
-            if c[C_PROCESSED] >= c[C_BUDGET]:
-                return STATUS_BUDGET, k, 0
+            status = _end_cascade(m, s, b, t, cut)
+            if status != _GO_ON:
+                return status, k, 0
         # next: a queued item due no later than the next input event, else the input event
         t_next = ev_time[k] if k < n_events else t_drain
         from_heap = c[C_HEAP_N] > 0 and b.heap_t[0] <= t_next
@@ -912,12 +937,7 @@ def _process(m, s, b, ev_index, ev_time, k, t_drain, cut):
         else:
             if not _has_room(s, b, 8):
                 return STATUS_NEED_ROOM, k, 8
-            t = ev_time[k]
-            s.clock[T_NOW] = t
-            emit(m, s, b, input_pop, ev_index[k], 1, t)
-            k += 1
-            c[C_CONSUMED] += 1
-            c[C_IN_CASCADE] = 1
+            k = _take_input(m, s, b, ev_index, ev_time, k)
 
 
 # The same loop for a *static* model (:func:`is_static`): no population has dynamics between
@@ -947,25 +967,16 @@ def _process_static(m, s, b, ev_index, ev_time, k, t_drain, cut):
             for q in range(m.pop_proj_ptr[src], m.pop_proj_ptr[src + 1]):
                 project_static(m, s, b, m.pop_proj[q], b.fifo[head, 1], b.fifo[head, 2], t)
         if c[C_IN_CASCADE] != 0:
-            c[C_IN_CASCADE] = 0
-            c[C_FIFO_HEAD] = 0
-            c[C_FIFO_TAIL] = 0
-            if _after_cascade(m, s, b, t, cut):
-                return STATUS_CUTOFF, k, 0
-            if c[C_PROCESSED] >= c[C_BUDGET]:
-                return STATUS_BUDGET, k, 0
+            status = _end_cascade(m, s, b, t, cut)
+            if status != _GO_ON:
+                return status, k, 0
         if k >= n_events:
             if t_drain > s.clock[T_NOW]:
                 s.clock[T_NOW] = t_drain
             return STATUS_INPUT_DONE, k, 0
         if not _has_room(s, b, 8):
             return STATUS_NEED_ROOM, k, 8
-        t = ev_time[k]
-        s.clock[T_NOW] = t
-        emit(m, s, b, 0, ev_index[k], 1, t)
-        k += 1
-        c[C_CONSUMED] += 1
-        c[C_IN_CASCADE] = 1
+        k = _take_input(m, s, b, ev_index, ev_time, k)
 
 
 def is_static(m, s) -> bool:
