@@ -92,7 +92,7 @@ EngineState = namedtuple(
         "v", "isyn", "t_last", "refr_until", "dead_until", "sched_time", "sched_version",
         "spikes_per_pop", "out_counts", "counters", "clock",
         "scratch_val", "scratch_mark", "scratch_list", "scratch_count",
-        "pop_traced", "trace_flag", "readout_buf", "runs", "cast",
+        "pop_traced", "trace_flag", "readout_buf", "runs", "cast", "fire_level",
     ],
 )
 
@@ -466,12 +466,19 @@ def confirm_crossing(m, s, b, pop, g, version, t):
 # ------------------------------------------------------------------------------------------
 
 
+#: neurons per block of the threshold scan after a fused pass (:func:`_deliver_uniform`): 16, the
+#: trip count at which LLVM's vectorised loop of the pre-check (4 float64 lanes, interleaved × 4) runs
+_SCAN_BLOCK = 16
+
+
 @njit(cache=True, _nrt=False, inline="always")
-def _deliver_uniform(m, s, b, dst, flags, n_runs, run_len, scaled, theta, v_min, v_max, t):
+def _deliver_uniform(m, s, b, dst, flags, n_runs, run_len, scaled, theta, level, v_min, v_max, t):
     """:func:`_deliver_static` for one gain and one threshold per population, one floor
     v_min < θ (−inf without a floor) and one ceiling v_max ≥ v_min (+inf without one): add,
-    saturate, floor and "any neuron at threshold?" fused into one pass per run. The flag is an
-    integer OR, not a float max, so that LLVM vectorises the loop. Flooring before the threshold
+    saturate, floor and "any neuron at threshold?" fused into one pass per run. The threshold test
+    is one comparison with the population's firing level (``level``, :func:`firing_levels`: the
+    threshold rule folded in, so no rule flag is read in the loops), and the flag an integer OR,
+    not a float max, so that LLVM vectorises the loop. Flooring before the threshold
     test changes no test (v_min < θ), so only neurons that fire need the floor again, after their
     reset; the ceiling comes before the test, as in :func:`receive`."""
     v = s.v
@@ -489,29 +496,31 @@ def _deliver_uniform(m, s, b, dst, flags, n_runs, run_len, scaled, theta, v_min,
         if w0 < 0:  # an index map: one neuron, weight 1
             x = min(max(vv[0] + scaled, v_min), v_max)
             vv[0] = x
-            hit = _above(x, theta, flags)
+            hit = x >= level
         else:
             ww = weights[w0:w0 + length]
             for co in range(length):
                 x = min(max(vv[co] + scaled * ww[co], v_min), v_max)
                 vv[co] = x
-                hit |= _above(x, theta, flags)
+                hit |= x >= level
         if hit:
-            for sb in range(n_sub - 1, -1, -1):
-                lo = sb * run_len
-                vs = vv[lo:lo + run_len]
-                # a merged run: find the sub-runs that reached θ with a vectorised pass first, so
-                # the neuron-by-neuron test (scalar) runs on them only
-                sub_hit = n_sub == 1
-                if not sub_hit:
-                    for co in range(run_len):
-                        sub_hit |= _above(vs[co], theta, flags)
-                if sub_hit:
-                    for co in range(run_len):
-                        if _above(vs[co], theta, flags):
-                            spike_and_reset(m, s, b, dst, flags, j0 + lo + co, g0 + lo + co, t, theta)
-                            if vs[co] < v_min:
-                                vs[co] = v_min
+            # find the blocks of ≤ 16 neurons that reached θ with a vectorised pass first, so that
+            # the neuron-by-neuron test (scalar) runs on them only: a merged convolution run is
+            # one block per sub-run, a dense row (one long sub-run) 16 neurons a block
+            one_block = n_sub == 1 and run_len <= _SCAN_BLOCK
+            for sb in range(n_sub - 1, -1, -1):  # ascending kernel column (see project)
+                for lo in range(sb * run_len, (sb + 1) * run_len, _SCAN_BLOCK):
+                    vs = vv[lo:min(lo + _SCAN_BLOCK, (sb + 1) * run_len)]
+                    block_hit = one_block
+                    if not block_hit:
+                        for co in range(vs.shape[0]):
+                            block_hit |= vs[co] >= level
+                    if block_hit:
+                        for co in range(vs.shape[0]):
+                            if vs[co] >= level:
+                                spike_and_reset(m, s, b, dst, flags, j0 + lo + co, g0 + lo + co, t, theta)
+                                if vs[co] < v_min:
+                                    vs[co] = v_min
 
 
 @njit(cache=True, _nrt=False, inline="always")
@@ -547,7 +556,7 @@ def _deliver_static(m, s, b, dst, n_runs, run_len, val, t):
         v_max = s.cast[0]
         if ((flags & F_FLOOR == 0 or (f_stride == 0 and v_min < theta))
                 and (flags & F_CEILING == 0 or (c_stride == 0 and v_min <= v_max))):
-            _deliver_uniform(m, s, b, dst, flags, n_runs, run_len, scaled, theta, v_min, v_max, t)
+            _deliver_uniform(m, s, b, dst, flags, n_runs, run_len, scaled, theta, s.fire_level[dst], v_min, v_max, t)
             return
     for r in range(n_runs):
         j0 = runs[r, 0]
@@ -1066,7 +1075,22 @@ def new_state(m, n_neurons: int, n_scratch: int, n_ops: int, n_pops: int, precis
         readout_buf=np.zeros(n_out, dtype=np.float64),
         runs=new_runs_buffer(m.op_geom),
         cast=np.zeros(1, dtype=dtype),
+        fire_level=firing_levels(m),
     )
+
+
+def firing_levels(m) -> np.ndarray:
+    """Per population with one threshold θ, the level L with "v fires" ⟺ v ≥ L for every state
+    value v (compared in float64, where float32 values are exact): θ under the rule v ≥ θ, the
+    next float64 above θ under the strict rule v > θ. The fused delivery pass
+    (:func:`_deliver_uniform`) then tests with one comparison and no rule flag in its loops.
+    (+inf where the threshold differs between neurons: unused.)"""
+    levels = np.full(m.pop_flags.shape[0], np.inf)
+    for pop in range(levels.shape[0]):
+        if m.pop_param_stride[pop, P_THRESHOLD] == 0:
+            theta = float(m.params[m.pop_param_base[pop, P_THRESHOLD]])
+            levels[pop] = theta if m.pop_flags[pop] & F_GE else np.nextafter(theta, np.inf)
+    return levels
 
 
 def new_buffers(n_out: int) -> Buffers:
