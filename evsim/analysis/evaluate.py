@@ -37,8 +37,8 @@ import numpy as np
 
 from ..errors import EvsimError, OptionError
 from .aggregate import summarise
-from .execution import (EvalConfig, ForkedWorkers, Progress, SampleRunner, can_fork_workers, run_chunk, runner_for,
-                        with_text)
+from .execution import (LOCAL_DASK_CONFIG, EvalConfig, ForkedWorkers, Progress, SampleRunner, can_fork_workers,
+                        run_chunk, runner_for, with_text)
 from .records import (RecordsFile, SAMPLE_FIELDS, csv_row, dumps_record, read_records_file, records_path_for,
                       sample_record, write_csv, write_json_atomic)
 from ..sim.result import predict
@@ -359,6 +359,7 @@ def _run_dask(items, pending, config, keep, stop, state, *, workers, client, sch
     from this process (:class:`~evsim.analysis.execution.ForkedWorkers`) after it has run the
     first sample itself, which loads the engine they inherit; where forking is not safe (other
     threads running, not Linux) a LocalCluster spawns them."""
+    import dask
     from distributed import Client, LocalCluster, as_completed
 
     if not pending and client is None and not scheduler:
@@ -379,14 +380,16 @@ def _run_dask(items, pending, config, keep, stop, state, *, workers, client, sch
                 if stop or state["failed"] or not pending:
                     return
                 forked = ForkedWorkers(workers)
-                cluster = LocalCluster(n_workers=0, host="127.0.0.1", dashboard_address=None, silence_logs=40)
-                own_client = client = Client(cluster)
+                with dask.config.set(LOCAL_DASK_CONFIG):
+                    cluster = LocalCluster(n_workers=0, host="127.0.0.1", dashboard_address=None, silence_logs=40)
+                    own_client = client = Client(cluster)
                 forked.connect(cluster.scheduler_address)
                 _wait_for_forked(client, forked, workers)
             else:
-                cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                       dashboard_address=None, silence_logs=40)
-                own_client = client = Client(cluster)
+                with dask.config.set(LOCAL_DASK_CONFIG):  # passed on to the spawned workers by their nannies
+                    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                           host="127.0.0.1", dashboard_address=None, silence_logs=40)
+                    own_client = client = Client(cluster)
         n_workers = max(1, len(client.scheduler_info().get("workers", {})) or workers)
         if chunk_size is None:
             chunk_size = max(1, min(16, len(pending) // (4 * n_workers) or 1))
