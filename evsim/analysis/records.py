@@ -99,11 +99,17 @@ def anytime_digest(traj) -> dict:
 
 
 @njit(cache=True)
-def _change_rows(vectors, label, has_label, conf, correct):
+def _change_rows(vectors, label, has_label, conf, correct, peak, flip):
     """Per output change (row of ``vectors``): the Top-K confidence top1 − top2 (the value itself
-    for a single output; 0 without activity) into ``conf``, and whether the prediction (argmax,
-    ties to the lowest index; none without activity) is ``label`` into ``correct``."""
+    for a single output; 0 without activity) into ``conf``; whether the prediction (argmax, ties
+    to the lowest index; none without activity) is ``label`` into ``correct``; whether ``conf``
+    exceeds 0 and every earlier value into ``peak`` (a NaN, as in ``np.maximum.accumulate``, ends
+    all later peaks); whether ``correct`` differs from the row before (from "wrong" before the
+    first row) into ``flip``. Returns the last row that is not correct (-1: none)."""
     n, k = vectors.shape
+    running = 0.0
+    previous = False
+    last_wrong = -1
     for i in range(n):
         top1, top2, best = vectors[i, 0], -np.inf, 0
         active = top1 != 0
@@ -115,12 +121,24 @@ def _change_rows(vectors, label, has_label, conf, correct):
             elif v > top2:
                 top2 = v
         if not active:
-            conf[i] = 0.0
+            c = 0.0
         elif k > 1:
-            conf[i] = top1 - top2
+            c = top1 - top2
         else:
-            conf[i] = top1
-        correct[i] = has_label and (best if active else -1) == label
+            c = top1
+        conf[i] = c
+        ok = has_label and (best if active else -1) == label
+        correct[i] = ok
+        peak[i] = c > running
+        if running != running or c != c:
+            running = np.nan
+        elif c > running:
+            running = c
+        flip[i] = ok != previous
+        previous = ok
+        if not ok:
+            last_wrong = i
+    return last_wrong
 
 
 def _digest_and_oct(traj) -> tuple[dict, float | None]:
@@ -129,24 +147,23 @@ def _digest_and_oct(traj) -> tuple[dict, float | None]:
     n = len(traj.t_us)
     t_us = np.asarray(traj.t_us, dtype=float)
     events = np.asarray(traj.events, dtype=np.int64)
-    peaks, oct_us = [], None
-    correct = np.zeros(n, dtype=np.bool_)
+    peaks, oct_us, flips, final_correct = [], None, np.zeros(0, dtype=np.int64), False
     if n:
         vectors = np.ascontiguousarray(traj.vectors, dtype=float)
         conf = np.empty(n)
+        correct, peak, flip = np.empty(n, np.bool_), np.empty(n, np.bool_), np.empty(n, np.bool_)
         has_label = traj.label is not None
-        _change_rows(vectors, int(traj.label) if has_label else -1, has_label, conf, correct)
-        running = np.maximum.accumulate(np.concatenate(([0.0], conf)))[:-1]
-        k = np.flatnonzero(conf > running)
+        last_wrong = _change_rows(vectors, int(traj.label) if has_label else -1, has_label, conf, correct, peak,
+                                  flip)
+        k = np.flatnonzero(peak)
         peaks = list(map(list, zip(conf[k].tolist(), t_us[k].tolist(), events[k].tolist(), correct[k].tolist())))
-        if has_label and correct[-1]:
-            wrong = np.flatnonzero(~correct)
-            oct_us = float(t_us[0 if wrong.size == 0 else int(wrong[-1]) + 1])
-    before = np.concatenate(([False], correct[:-1])) if n else correct
-    flips = np.flatnonzero(correct != before)
+        final_correct = bool(correct[-1])
+        if has_label and final_correct:
+            oct_us = float(t_us[last_wrong + 1])
+        flips = np.flatnonzero(flip)
     digest = {
         "duration_us": float(traj.duration_us),
-        "final_correct": bool(correct[-1]) if n else False,
+        "final_correct": final_correct,
         "flip_t_us": t_us[flips].tolist(),
         "flip_events": events[flips].tolist(),
         "peaks": peaks,
