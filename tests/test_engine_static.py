@@ -167,3 +167,21 @@ def test_firing_level_is_the_threshold_rule(ge, dtype):
         for v in values:
             fires = float(v) >= theta if ge else float(v) > theta
             assert (float(v) >= level) == fires, (theta, v, ge)
+
+
+@pytest.mark.parametrize("profile", ["speck", "snntorch"])
+def test_buffers_kept_between_samples_change_nothing(profile, nmnist_dir):
+    """A Simulator keeps its grown buffers from one sample to the next: each result must equal a
+    fresh simulator's, and an earlier result must not change when later samples reuse them."""
+    model = evsim.load_model(BUNDLED, profile=profile)
+    paths = [sorted(d.iterdir())[0] for d in sorted(nmnist_dir.iterdir()) if d.is_dir()][:3]
+    recordings = [evsim.read_recording(p).events for p in paths]
+    reused = evsim.Simulator(model, record_spikes=True, record_output=True)
+    results = [reused.run(ev) for ev in recordings]
+    first_spikes = results[0].spikes.copy()
+    results += [reused.run(recordings[0])]
+    for ev, result in zip(recordings + recordings[:1], results):
+        fresh = evsim.Simulator(model, record_spikes=True, record_output=True).run(ev)
+        assert_same_result(result, fresh)
+    np.testing.assert_array_equal(results[0].spikes, first_spikes)
+    assert len(first_spikes) > 1000  # the buffers grew well beyond their initial size

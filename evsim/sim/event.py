@@ -76,6 +76,11 @@ def _announce_compile(args) -> None:
               "later runs load it from numba's cache)...", file=sys.stderr, flush=True)
 
 
+#: buffers (FIFO, heap, records) up to this many entries are kept from one sample to the next,
+#: so that a sample does not start over from small buffers and regrow them; larger ones are freed
+_KEEP_BUFFERS = 1 << 20
+
+
 class Simulator:
     """Event-driven simulation of one compiled model, one sample at a time.
 
@@ -110,15 +115,21 @@ class Simulator:
         self._input_map = nir_to_engine(model.input_shape)
         n_ops = int(m.op_kind.shape[0])
         n_scratch = int(sum(op.out_size for pr in model.projections for op in pr.ops[:-1]))
-        self._fresh = lambda: (eng.new_state(m, model.n_neurons, n_scratch, n_ops, len(model.populations), model.precision),
-                               eng.new_buffers(int(m.readout[2])))
+        self._fresh_state = lambda: eng.new_state(m, model.n_neurons, n_scratch, n_ops, len(model.populations),
+                                                  model.precision)
+        self._fresh_buffers = lambda: eng.new_buffers(int(m.readout[2]))
+        self.buffers = None
         self._cut = self.cutoff.as_array()
         self.reset()
 
     # ------------------------------------------------------------------------------------
     def reset(self) -> None:
         """Start a new sample: all state, queues, counters and records cleared."""
-        self.state, self.buffers = self._fresh()
+        self.state = self._fresh_state()
+        # the previous sample's buffers, already grown to its needs, are kept: they are storage
+        # only (their fill levels are counters of the fresh state; the Result copies out of them)
+        if self.buffers is None or max(a.shape[0] for a in self.buffers) > _KEEP_BUFFERS:
+            self.buffers = self._fresh_buffers()
         s = self.state
         s.counters[abi.C_BUDGET] = self.budget
         s.counters[abi.C_RECORD_SPIKES] = int(self.record_spikes)
