@@ -10,6 +10,12 @@ fires, appends its spike to the same FIFO (:func:`receive`). The cascade ends wh
 empty; only then is the next input event or queued item taken. Spikes are queued, never synaptic
 targets; the binary heap holds only what lies in the future.
 
+Two compiled loops: :func:`_process` for any model, and :func:`_process_static` for a static model
+(no dynamics between events, no refractory period or shortest interval, no crossings without
+input, no delays, no trace), which leaves the heap and the closed-form updates out so that it
+compiles in a fraction of the time; both call the same delivery functions and give the same
+results (tests/test_engine_static.py). :func:`run` picks one (:func:`is_static`).
+
 All buffers that can grow (FIFO, heap, optional records) live in a :data:`Buffers` tuple; before
 each fan-out the loop makes room for the worst case that fan-out can produce (a bound computed by
 the builder), so nothing is allocated inside a fan-out.
