@@ -150,17 +150,15 @@ def test_models_with_dynamics_take_the_general_loop():
 @pytest.mark.parametrize("ge", [True, False])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_firing_level_is_the_threshold_rule(ge, dtype):
-    """The fused pass tests v ≥ L with L from ``engine.firing_levels``; that must be the rule
-    v ≥ θ (or v > θ), written out here, for state values at, just below and just above θ."""
+    """The fused pass tests v ≥ L with L from ``evsim.kernels.neuron.firing_level`` (the model's
+    ``pop_fire_level``); that must be the rule v ≥ θ (or v > θ), written out here, for state
+    values at, just below and just above θ."""
+    from evsim.kernels.neuron import firing_level
+
     rng = np.random.default_rng(7)
     thetas = np.concatenate([rng.normal(0, 3, 200), [1.0, 0.1, 1 / 3, -0.5, 1e-30, 2.0 ** 40]])
     for theta in thetas:
-        m = type("M", (), {})()
-        m.pop_flags = np.array([engine.F_GE if ge else 0])
-        m.pop_param_stride = np.zeros((1, engine.P_THRESHOLD + 1), dtype=np.int64)
-        m.pop_param_base = np.zeros((1, engine.P_THRESHOLD + 1), dtype=np.int64)
-        m.params = np.array([theta])
-        level = engine.firing_levels(m)[0]
+        level = firing_level(theta, ge)
         near = dtype(theta)
         values = [near, np.nextafter(near, dtype(np.inf)), np.nextafter(near, dtype(-np.inf)),
                   dtype(theta * 2), dtype(theta / 2), dtype(0.0)]

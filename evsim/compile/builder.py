@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..kernels.neuron import firing_level
 from ..model import neurons as nm
 from ..errors import ModelError, OptionError
 from ..model.graph import Graph, load_graph
@@ -112,6 +113,8 @@ EngineModel = namedtuple(
         "op_geom", "op_scratch_base", "maps", "scales", "weights", "conv_tables",
         # readout
         "readout",  # [population, mode, size]
+        # per population with one threshold: the firing level (evsim.kernels.neuron.firing_level), else +inf
+        "pop_fire_level",
     ],
 )
 
@@ -568,6 +571,8 @@ def pack_model(pops: list, projections: list, readout: tuple, wdtype, path) -> E
             param_chunks.append(values)
             n_params += values.size
     params = np.concatenate(param_chunks) if param_chunks else np.zeros(1)
+    fire_level = np.array([firing_level(params[base[i, P_THRESHOLD]], bool(pop_flags[i] & F_GE))
+                           if stride[i, P_THRESHOLD] == 0 else np.inf for i in range(n_pop)], dtype=np.float64)
 
     # projections grouped by source population, in creation order
     order = sorted(range(len(projections)), key=lambda j: (projections[j].source, j))
@@ -607,6 +612,7 @@ def pack_model(pops: list, projections: list, readout: tuple, wdtype, path) -> E
         ops.op_kind, ops.op_in_size, ops.op_out_size, ops.op_map_base, ops.op_scale_base, ops.op_weight_base,
         ops.op_geom, ops.op_scratch_base, ops.maps, ops.scales, ops.weights, ops.conv_tables,
         np.array([readout[0], readout[1], pops[readout[0]].size], dtype=np.int64),
+        fire_level,
     )
 
 

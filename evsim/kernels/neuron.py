@@ -39,6 +39,13 @@ def above(v, theta, ge):
     return v > theta
 
 
+def firing_level(theta: float, ge: bool) -> float:
+    """The level L with :func:`above` ⟺ v ≥ L for every state value v compared in float64 (where
+    float32 values are exact): θ under v ≥ θ, the next float64 above θ under v > θ. A delivery
+    loop then tests with one comparison and no rule flag."""
+    return float(theta) if ge else float(np.nextafter(float(theta), np.inf))
+
+
 @njit(cache=True, inline="always")
 def spike_count(v, theta, ge, multi):
     """Spikes emitted by a neuron at v ≥/> θ (float64): 1, or with MultiSpike floor(v/θ) for ≥,

@@ -98,7 +98,7 @@ EngineState = namedtuple(
         "v", "isyn", "t_last", "refr_until", "dead_until", "sched_time", "sched_version",
         "spikes_per_pop", "out_counts", "counters", "clock",
         "scratch_val", "scratch_mark", "scratch_list", "scratch_count",
-        "pop_traced", "trace_flag", "readout_buf", "runs", "cast", "fire_level",
+        "pop_traced", "trace_flag", "readout_buf", "runs", "cast",
     ],
 )
 
@@ -472,6 +472,9 @@ def confirm_crossing(m, s, b, pop, g, version, t):
 # ------------------------------------------------------------------------------------------
 
 
+#: population flags that rule out :func:`_deliver_static` (and a model's :func:`_process_static`)
+_NOT_STATIC = F_DYNAMIC | F_REFRACTORY | F_MAY_CROSS | F_MIN_INTERVAL
+
 #: neurons per block of the threshold scan after a fused pass (:func:`_deliver_uniform`): 16, the
 #: trip count at which LLVM's vectorised loop of the pre-check (4 float64 lanes, interleaved × 4) runs
 _SCAN_BLOCK = 16
@@ -482,7 +485,8 @@ def _deliver_uniform(m, s, b, dst, flags, n_runs, run_len, scaled, theta, level,
     """:func:`_deliver_static` for one gain and one threshold per population, one floor
     v_min < θ (−inf without a floor) and one ceiling v_max ≥ v_min (+inf without one): add,
     saturate, floor and "any neuron at threshold?" fused into one pass per run. The threshold test
-    is one comparison with the population's firing level (``level``, :func:`firing_levels`: the
+    is one comparison with the population's firing level (``level``,
+    :func:`evsim.kernels.neuron.firing_level`: the
     threshold rule folded in, so no rule flag is read in the loops), and the flag an integer OR,
     not a float max, so that LLVM vectorises the loop. Flooring before the threshold
     test changes no test (v_min < θ), so only neurons that fire need the floor again, after their
@@ -562,7 +566,7 @@ def _deliver_static(m, s, b, dst, n_runs, run_len, val, t):
         v_max = s.cast[0]
         if ((flags & F_FLOOR == 0 or (f_stride == 0 and v_min < theta))
                 and (flags & F_CEILING == 0 or (c_stride == 0 and v_min <= v_max))):
-            _deliver_uniform(m, s, b, dst, flags, n_runs, run_len, scaled, theta, s.fire_level[dst], v_min, v_max, t)
+            _deliver_uniform(m, s, b, dst, flags, n_runs, run_len, scaled, theta, m.pop_fire_level[dst], v_min, v_max, t)
             return
     for r in range(n_runs):
         j0 = runs[r, 0]
@@ -687,16 +691,6 @@ def _take_scratch(m, s, op, q):
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def last_input(m, s, proj, i, count, q):
-    """Input q of projection ``proj``'s last operator (see :func:`accumulate_chain`): (element,
-    value). After the last one, :func:`end_chain`."""
-    n_ops = m.proj_n_ops[proj]
-    if n_ops == 1:
-        return i, float(count)
-    return _take_scratch(m, s, m.proj_op_start[proj] + n_ops - 2, q)
-
-
-@njit(cache=True, _nrt=False, inline="always")
 def end_chain(m, s, proj):
     """Empty the accumulator list feeding projection ``proj``'s last operator."""
     n_ops = m.proj_n_ops[proj]
@@ -705,11 +699,18 @@ def end_chain(m, s, proj):
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def last_runs(m, s, proj, e, val, count):
-    """The runs of element e (value val) of projection ``proj``'s last operator into ``s.runs``
-    (:func:`evsim.kernels.fanout.op_runs`), counted as SynOps. Returns (n_runs, run_len, val):
-    n_runs = 0 when the element is dropped by the operator's input map."""
+def last_runs(m, s, proj, i, count, q):
+    """Input q of projection ``proj``'s last operator (see :func:`accumulate_chain`) fanned out:
+    its runs into ``s.runs`` (:func:`evsim.kernels.fanout.op_runs`), counted as SynOps. Returns
+    (n_runs, run_len, val); n_runs = 0 when the input is zero or dropped by the operator's input
+    map. After the last input, :func:`end_chain`."""
     op = m.proj_op_start[proj] + m.proj_n_ops[proj] - 1
+    if m.proj_n_ops[proj] == 1:
+        e, val = i, float(count)
+    else:
+        e, val = _take_scratch(m, s, op - 1, q)
+        if val == 0.0:
+            return 0, 1, val
     e, val = op_input(m, op, e, val)
     if e < 0:
         return 0, 1, val
@@ -727,16 +728,14 @@ def project(m, s, b, proj, i, count, t):
     Sub-runs are visited from the last to the first wherever order matters (threshold tests,
     receive, scratch lists): that is the order of ascending kernel column."""
     dst = m.proj_dst[proj]
-    static = m.pop_flags[dst] & (F_DYNAMIC | F_REFRACTORY | F_MAY_CROSS | F_MIN_INTERVAL) == 0 and s.pop_traced[dst] == 0
+    static = m.pop_flags[dst] & _NOT_STATIC == 0 and s.pop_traced[dst] == 0
     for q in range(accumulate_chain(m, s, proj, i, count)):
-        e, val = last_input(m, s, proj, i, count, q)
-        if val != 0.0:
-            n_runs, run_len, val = last_runs(m, s, proj, e, val, count)
-            if n_runs > 0:
-                if static:
-                    _deliver_static(m, s, b, dst, n_runs, run_len, val, t)
-                else:
-                    _receive_runs(m, s, b, dst, n_runs, run_len, val, t)
+        n_runs, run_len, val = last_runs(m, s, proj, i, count, q)
+        if n_runs > 0:
+            if static:
+                _deliver_static(m, s, b, dst, n_runs, run_len, val, t)
+            else:
+                _receive_runs(m, s, b, dst, n_runs, run_len, val, t)
     end_chain(m, s, proj)
 
 
@@ -745,11 +744,9 @@ def project_static(m, s, b, proj, i, count, t):
     """:func:`project` into a static population (see :func:`_process_static`)."""
     dst = m.proj_dst[proj]
     for q in range(accumulate_chain(m, s, proj, i, count)):
-        e, val = last_input(m, s, proj, i, count, q)
-        if val != 0.0:
-            n_runs, run_len, val = last_runs(m, s, proj, e, val, count)
-            if n_runs > 0:
-                _deliver_static(m, s, b, dst, n_runs, run_len, val, t)
+        n_runs, run_len, val = last_runs(m, s, proj, i, count, q)
+        if n_runs > 0:
+            _deliver_static(m, s, b, dst, n_runs, run_len, val, t)
     end_chain(m, s, proj)
 
 
@@ -996,8 +993,7 @@ def _process_static(m, s, b, ev_index, ev_time, k, t_drain, cut):
 
 def is_static(m, s) -> bool:
     """Whether :func:`_process_static` applies (see there)."""
-    dynamic = F_DYNAMIC | F_REFRACTORY | F_MAY_CROSS | F_MIN_INTERVAL
-    return not (np.any(m.pop_flags & dynamic) or np.any(m.proj_delay != 0.0) or np.any(m.proj_delay_base >= 0)
+    return not (np.any(m.pop_flags & _NOT_STATIC) or np.any(m.proj_delay != 0.0) or np.any(m.proj_delay_base >= 0)
                 or np.any(s.pop_traced))
 
 
@@ -1081,22 +1077,7 @@ def new_state(m, n_neurons: int, n_scratch: int, n_ops: int, n_pops: int, precis
         readout_buf=np.zeros(n_out, dtype=np.float64),
         runs=new_runs_buffer(m.op_geom),
         cast=np.zeros(1, dtype=dtype),
-        fire_level=firing_levels(m),
     )
-
-
-def firing_levels(m) -> np.ndarray:
-    """Per population with one threshold θ, the level L with "v fires" ⟺ v ≥ L for every state
-    value v (compared in float64, where float32 values are exact): θ under the rule v ≥ θ, the
-    next float64 above θ under the strict rule v > θ. The fused delivery pass
-    (:func:`_deliver_uniform`) then tests with one comparison and no rule flag in its loops.
-    (+inf where the threshold differs between neurons: unused.)"""
-    levels = np.full(m.pop_flags.shape[0], np.inf)
-    for pop in range(levels.shape[0]):
-        if m.pop_param_stride[pop, P_THRESHOLD] == 0:
-            theta = float(m.params[m.pop_param_base[pop, P_THRESHOLD]])
-            levels[pop] = theta if m.pop_flags[pop] & F_GE else np.nextafter(theta, np.inf)
-    return levels
 
 
 def new_buffers(n_out: int) -> Buffers:
