@@ -152,19 +152,21 @@ def test_models_with_dynamics_take_the_general_loop():
 def test_firing_level_is_the_threshold_rule(ge, dtype):
     """The fused pass tests v ≥ L with L from ``evsim.kernels.neuron.firing_level`` (the model's
     ``pop_fire_level``); that must be the rule v ≥ θ (or v > θ), written out here, for state
-    values at, just below and just above θ."""
+    values at, just below and just above θ, compared in the state's own precision (L rounded up
+    to float32 for a float32 state)."""
     from evsim.kernels.neuron import firing_level
 
     rng = np.random.default_rng(7)
     thetas = np.concatenate([rng.normal(0, 3, 200), [1.0, 0.1, 1 / 3, -0.5, 1e-30, 2.0 ** 40]])
     for theta in thetas:
-        level = firing_level(theta, ge)
+        level = firing_level(theta, ge, dtype)
+        assert isinstance(level, dtype)
         near = dtype(theta)
         values = [near, np.nextafter(near, dtype(np.inf)), np.nextafter(near, dtype(-np.inf)),
                   dtype(theta * 2), dtype(theta / 2), dtype(0.0)]
         for v in values:
             fires = float(v) >= theta if ge else float(v) > theta
-            assert (float(v) >= level) == fires, (theta, v, ge)
+            assert (v >= level) == fires, (theta, v, ge)  # compared in the state's precision
 
 
 @pytest.mark.parametrize("profile", ["speck", "snntorch"])
@@ -183,3 +185,21 @@ def test_buffers_kept_between_samples_change_nothing(profile, nmnist_dir):
         assert_same_result(result, fresh)
     np.testing.assert_array_equal(results[0].spikes, first_spikes)
     assert len(first_spikes) > 1000  # the buffers grew well beyond their initial size
+
+
+def test_lowest_set_bit_against_python_ints():
+    """The threshold scan visits a block's neurons at threshold through the lowest set bit of a
+    mask: both the intrinsic and the portable version must give Python's own answer."""
+    from numba import njit
+
+    from evsim.kernels.bits import lowest_set_bit, lowest_set_bit_portable
+
+    @njit
+    def both(mask):
+        return lowest_set_bit(mask), lowest_set_bit_portable(mask)
+
+    rng = np.random.default_rng(3)
+    masks = [1 << k for k in range(32)] + [int(x) for x in rng.integers(1, 2 ** 32, 500)]
+    for mask in masks:
+        expected = (mask & -mask).bit_length() - 1
+        assert both(np.int64(mask)) == (expected, expected), mask

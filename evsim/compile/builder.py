@@ -113,7 +113,8 @@ EngineModel = namedtuple(
         "op_geom", "op_scratch_base", "maps", "scales", "weights", "conv_tables",
         # readout
         "readout",  # [population, mode, size]
-        # per population with one threshold: the firing level (evsim.kernels.neuron.firing_level), else +inf
+        # per population with one threshold: the firing level (evsim.kernels.neuron.firing_level) in
+        # the state's precision, else +inf
         "pop_fire_level",
     ],
 )
@@ -571,8 +572,8 @@ def pack_model(pops: list, projections: list, readout: tuple, wdtype, path) -> E
             param_chunks.append(values)
             n_params += values.size
     params = np.concatenate(param_chunks) if param_chunks else np.zeros(1)
-    fire_level = np.array([firing_level(params[base[i, P_THRESHOLD]], bool(pop_flags[i] & F_GE))
-                           if stride[i, P_THRESHOLD] == 0 else np.inf for i in range(n_pop)], dtype=np.float64)
+    fire_level = np.array([firing_level(params[base[i, P_THRESHOLD]], bool(pop_flags[i] & F_GE), wdtype)
+                           if stride[i, P_THRESHOLD] == 0 else np.inf for i in range(n_pop)], dtype=wdtype)
 
     # projections grouped by source population, in creation order
     order = sorted(range(len(projections)), key=lambda j: (projections[j].source, j))

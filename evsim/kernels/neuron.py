@@ -39,11 +39,17 @@ def above(v, theta, ge):
     return v > theta
 
 
-def firing_level(theta: float, ge: bool) -> float:
-    """The level L with :func:`above` ⟺ v ≥ L for every state value v compared in float64 (where
-    float32 values are exact): θ under v ≥ θ, the next float64 above θ under v > θ. A delivery
-    loop then tests with one comparison and no rule flag."""
-    return float(theta) if ge else float(np.nextafter(float(theta), np.inf))
+def firing_level(theta: float, ge: bool, dtype=np.float64):
+    """The level L with :func:`above` ⟺ v ≥ L for every state value v of ``dtype`` (float32 or
+    float64): in float64, θ under v ≥ θ and the next float64 above θ under v > θ; in float32, the
+    smallest float32 at or above that (a float32 v is at or above a float64 level exactly when it is
+    at or above the level rounded up to float32). A delivery loop then tests with one comparison
+    in the state's own precision and no rule flag."""
+    level = float(theta) if ge else float(np.nextafter(float(theta), np.inf))
+    rounded = dtype(level)
+    if float(rounded) < level:
+        rounded = np.nextafter(rounded, dtype(np.inf))
+    return rounded
 
 
 @njit(cache=True, inline="always")

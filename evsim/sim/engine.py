@@ -29,6 +29,7 @@ import numpy as np
 from numba import njit
 
 from ..kernels import neuron as nk
+from ..kernels.bits import lowest_set_bit
 from ..kernels.fanout import new_runs_buffer, op_input, op_runs
 from ..kernels.abi import (
     C_ANY_TRACE,
@@ -475,8 +476,8 @@ def confirm_crossing(m, s, b, pop, g, version, t):
 #: population flags that rule out :func:`_deliver_static` (and a model's :func:`_process_static`)
 _NOT_STATIC = F_DYNAMIC | F_REFRACTORY | F_MAY_CROSS | F_MIN_INTERVAL
 
-#: neurons per block of the threshold scan after a fused pass (:func:`_deliver_uniform`): 16, the
-#: trip count at which LLVM's vectorised loop of the pre-check (4 float64 lanes, interleaved × 4) runs
+#: neurons per block of the threshold scan after a fused pass (:func:`_deliver_uniform`): one bit
+#: mask per block (a sub-run of 16 channels is one block)
 _SCAN_BLOCK = 16
 
 
@@ -486,8 +487,8 @@ def _deliver_uniform(m, s, b, dst, flags, n_runs, run_len, scaled, theta, level,
     v_min < θ (−inf without a floor) and one ceiling v_max ≥ v_min (+inf without one): add,
     saturate, floor and "any neuron at threshold?" fused into one pass per run. The threshold test
     is one comparison with the population's firing level (``level``,
-    :func:`evsim.kernels.neuron.firing_level`: the
-    threshold rule folded in, so no rule flag is read in the loops), and the flag an integer OR,
+    :func:`evsim.kernels.neuron.firing_level`: the threshold rule folded in, in the state's
+    precision, so no rule flag is read and no value converted in the loops), and the flag an integer OR,
     not a float max, so that LLVM vectorises the loop. Flooring before the threshold
     test changes no test (v_min < θ), so only neurons that fire need the floor again, after their
     reset; the ceiling comes before the test, as in :func:`receive`."""
@@ -514,23 +515,21 @@ def _deliver_uniform(m, s, b, dst, flags, n_runs, run_len, scaled, theta, level,
                 vv[co] = x
                 hit |= x >= level
         if hit:
-            # find the blocks of ≤ 16 neurons that reached θ with a vectorised pass first, so that
-            # the neuron-by-neuron test (scalar) runs on them only: a merged convolution run is
-            # one block per sub-run, a dense row (one long sub-run) 16 neurons a block
-            one_block = n_sub == 1 and run_len <= _SCAN_BLOCK
+            # the neurons at threshold, in order: per block of ≤ 16 neurons (a sub-run of a merged
+            # convolution run, or 16 neurons of a dense row) a bit mask from one vectorised
+            # comparison, then its set bits, lowest first
             for sb in range(n_sub - 1, -1, -1):  # ascending kernel column (see project)
                 for lo in range(sb * run_len, (sb + 1) * run_len, _SCAN_BLOCK):
                     vs = vv[lo:min(lo + _SCAN_BLOCK, (sb + 1) * run_len)]
-                    block_hit = one_block
-                    if not block_hit:
-                        for co in range(vs.shape[0]):
-                            block_hit |= vs[co] >= level
-                    if block_hit:
-                        for co in range(vs.shape[0]):
-                            if vs[co] >= level:
-                                spike_and_reset(m, s, b, dst, flags, j0 + lo + co, g0 + lo + co, t, theta)
-                                if vs[co] < v_min:
-                                    vs[co] = v_min
+                    at_level = 0
+                    for co in range(vs.shape[0]):
+                        at_level |= (1 if vs[co] >= level else 0) << co
+                    while at_level != 0:
+                        co = lowest_set_bit(at_level)
+                        at_level &= at_level - 1
+                        spike_and_reset(m, s, b, dst, flags, j0 + lo + co, g0 + lo + co, t, theta)
+                        if vs[co] < v_min:
+                            vs[co] = v_min
 
 
 @njit(cache=True, _nrt=False, inline="always")
