@@ -203,3 +203,65 @@ def test_lowest_set_bit_against_python_ints():
     for mask in masks:
         expected = (mask & -mask).bit_length() - 1
         assert both(np.int64(mask)) == (expected, expected), mask
+
+
+def _without_run_tables(model):
+    """The same compiled model with its convolutions' run tables switched off (runs computed per
+    spike by ``evsim.kernels.fanout.op_runs``, the slow, direct way)."""
+    import dataclasses
+
+    m = model.arrays
+    return dataclasses.replace(model, arrays=m._replace(op_table_base=-np.ones_like(m.op_table_base)))
+
+
+def test_run_tables_are_op_runs():
+    """Every row of a model's run tables is what ``op_runs`` computes for that input element, for
+    the bundled model and a CNN with padding, stride and a pool folded in; a row limit tabulates
+    the convolutions in order while they fit and leaves the rest to ``op_runs``."""
+    from evsim.kernels.abi import OP_CONV
+    from evsim.kernels.fanout import new_runs_buffer, op_runs, run_tables
+    from numba import njit
+
+    @njit
+    def runs_of(m, op, i, runs):
+        return op_runs(m, op, i, runs)
+
+    models = [evsim.load_model(BUNDLED, profile="speck"),
+              evsim.load_model(_random_cnn(np.random.default_rng(4), True), profile="sinabs", precision="float64")]
+    for model in models:
+        m = model.arrays
+        convs = [op for op in range(m.op_kind.shape[0]) if m.op_kind[op] == OP_CONV]
+        assert len(convs) >= 2 and all(m.op_table_base[op] >= 0 for op in convs)
+        runs = new_runs_buffer(m.op_geom)
+        rows_of = {}
+        for op in convs:
+            base = int(m.op_table_base[op])
+            rows_of[op] = int(m.run_ptr[base + m.op_in_size[op], 0] - m.run_ptr[base, 0])
+            for i in range(int(m.op_in_size[op])):
+                n_runs, n_sub_total, _ = runs_of(m, op, i, runs)
+                r0, r1 = m.run_ptr[base + i, 0], m.run_ptr[base + i + 1, 0]
+                np.testing.assert_array_equal(m.run_table[r0:r1], runs[:n_runs])
+                assert m.run_ptr[base + i, 1] == n_sub_total
+        # a limit that holds the first convolution only
+        table_base, _, table = run_tables(m, max_rows=rows_of[convs[0]])
+        assert table_base[convs[0]] >= 0 and all(table_base[op] == -1 for op in convs[1:])
+        assert table.shape[0] == rows_of[convs[0]]
+
+
+@pytest.mark.parametrize("profile", ["speck", "nir"])
+def test_run_tables_change_no_result(profile, nmnist_dir, monkeypatch):
+    """The engine with its run tables against the same model computing every run per spike: same
+    results, in the static loop and in the general loop, on real recordings and a random CNN."""
+    cases = [(evsim.load_model(BUNDLED, profile=profile),
+              [evsim.read_recording(sorted(d.iterdir())[1]).events for d in sorted(nmnist_dir.iterdir())[:3]])]
+    rng = np.random.default_rng(11)
+    cases.append((evsim.load_model(_random_cnn(rng, profile != "nir"), profile=profile),
+                  [random_events(rng, (2, 10, 10), 600)[0] for _ in range(3)]))
+    for model, recordings in cases:
+        direct = _without_run_tables(model)
+        for events in recordings:
+            for general in (False, True):
+                tabulated, _ = _run(model, events, general=general, monkeypatch=monkeypatch)
+                computed, _ = _run(direct, events, general=general, monkeypatch=monkeypatch)
+                assert sum(tabulated.spikes_per_node.values()) > len(events) + 50
+                assert_same_result(tabulated, computed)

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..kernels.fanout import RUN_COLS, run_tables
 from ..kernels.neuron import firing_level
 from ..model import neurons as nm
 from ..errors import ModelError, OptionError
@@ -116,6 +117,10 @@ EngineModel = namedtuple(
         # per population with one threshold: the firing level (evsim.kernels.neuron.firing_level) in
         # the state's precision, else +inf
         "pop_fire_level",
+        # run tables of the convolutions (evsim.kernels.fanout.run_tables): per operator the first
+        # entry of its elements in run_ptr (−1: not tabulated); per element its first row of run_table
+        # and its number of sub-runs
+        "op_table_base", "run_ptr", "run_table",
     ],
 )
 
@@ -605,7 +610,7 @@ def pack_model(pops: list, projections: list, readout: tuple, wdtype, path) -> E
     delays = np.concatenate(delay_chunks) if delay_chunks else np.zeros(1)
 
     ops = pack_operators([pr.ops for pr in projections], wdtype)
-    return EngineModel(
+    packed = EngineModel(
         pop_kind, pop_offset, pop_size, pop_flags, pop_refr, pop_min_interval, base, stride, params, proj_ptr, pop_proj, reserve,
         np.array([pr.source for pr in projections], dtype=np.int64),
         np.array([pr.target for pr in projections], dtype=np.int64),
@@ -614,7 +619,11 @@ def pack_model(pops: list, projections: list, readout: tuple, wdtype, path) -> E
         ops.op_geom, ops.op_scratch_base, ops.maps, ops.scales, ops.weights, ops.conv_tables,
         np.array([readout[0], readout[1], pops[readout[0]].size], dtype=np.int64),
         fire_level,
+        -np.ones(len(ops.op_kind), dtype=np.int64), np.zeros((1, 2), dtype=np.int64),
+        np.zeros((1, RUN_COLS), dtype=np.int64),
     )
+    table_base, run_ptr, run_table = run_tables(packed)
+    return packed._replace(op_table_base=table_base, run_ptr=run_ptr, run_table=run_table)
 
 
 def population_flags(p: Population) -> tuple:

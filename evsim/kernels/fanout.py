@@ -6,6 +6,10 @@ The single definition of an operator's fan-out geometry (:func:`op_runs`) and of
 mode takes its per-source SynOp table from :func:`synops_per_spike`, which walks the same runs, so
 both modes count the same thing by construction (docs/SEMANTICS.md#synops).
 
+The event engine reads a convolution's runs from a table made once per model (:func:`run_tables`:
+:func:`op_runs` of every input element, evaluated ahead) rather than computing them per spike
+(:func:`element_runs`).
+
 Runs: ``runs[r] = (first output index, first weight index, n_sub, first output position)``, each followed by
 ``n_sub × run_len`` contiguous outputs and weights (a weight index < 0: an index map, one output of
 weight 1). A dense row is one run of all outputs; a convolution one run per kernel row that lands
@@ -20,6 +24,10 @@ from numba import njit
 
 from .abi import (G_CIN, G_CIN_G, G_COLS, G_COUT, G_COUT_G, G_GROUPS, G_KH, G_KW, G_OW, G_ROWS, G_W, OP_CONV, OP_DENSE,
                   OP_IDENTITY)
+
+#: at most this many rows (32 bytes each: 128 MiB) in a model's run tables (:func:`run_tables`);
+#: convolutions beyond it compute their runs per spike instead (the same runs)
+RUN_TABLE_MAX_ROWS = 1 << 22
 
 
 #: columns of a run buffer (first output, first weight, sub-runs, output position of a convolution)
@@ -55,6 +63,71 @@ def op_runs(m, op, i, runs):
         y = pos // w_in
         n_runs, n_sub_total, run_len = conv_runs(m, op, i - pos * c_in, y, pos - y * w_in, runs)
     return n_runs, n_sub_total, run_len
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def element_runs(m, op, i, runs):
+    """:func:`op_runs` as rows ``r0 … r1 − 1`` of an array: of the model's run table for a
+    tabulated convolution (:func:`run_tables`), else of ``runs``, computed now. Returns
+    ``(array, r0, r1, n_sub_total, run_len)``."""
+    base = m.op_table_base[op]
+    if base >= 0:
+        r0 = m.run_ptr[base + i, 0]
+        r1 = m.run_ptr[base + i + 1, 0]
+        n_sub_total = m.run_ptr[base + i, 1]
+        run_len = m.op_geom[op, G_COUT] if m.op_geom[op, G_GROUPS] == 1 else m.op_geom[op, G_COUT_G]
+        return m.run_table, r0, r1, n_sub_total, run_len
+    n_runs, n_sub_total, run_len = op_runs(m, op, i, runs)
+    return runs, 0, n_runs, n_sub_total, run_len
+
+
+@njit(cache=True)
+def _tabulate_op(m, op, runs, first_row, ptr, table):
+    """Rows of operator ``op``'s run table from row ``first_row`` on (``table`` of 0 rows: count
+    only); ``ptr[i]``: the first row of input element i and its number of sub-runs, ``ptr[n_in, 0]``
+    the end."""
+    row = first_row
+    for i in range(m.op_in_size[op]):
+        n_runs, n_sub_total, _ = op_runs(m, op, i, runs)
+        ptr[i, 0] = row
+        ptr[i, 1] = n_sub_total
+        if table.shape[0] > 0:
+            for r in range(n_runs):
+                for col in range(RUN_COLS):
+                    table[row + r, col] = runs[r, col]
+        row += n_runs
+    ptr[m.op_in_size[op], 0] = row
+    return row
+
+
+def run_tables(m, max_rows: int = RUN_TABLE_MAX_ROWS) -> tuple:
+    """The run tables of a packed model's convolutions: ``(op_table_base, run_ptr, run_table)``.
+    For a tabulated operator ``op`` (``op_table_base[op]`` ≥ 0), input element i's runs are rows
+    ``run_ptr[base + i, 0] … run_ptr[base + i + 1, 0] − 1`` of ``run_table``, equal to
+    :func:`op_runs`' (one row per kernel row; tests/test_engine_static.py), and
+    ``run_ptr[base + i, 1]`` is their number of sub-runs. Convolutions are tabulated in order while the
+    rows fit in ``max_rows``; the others keep ``op_table_base`` −1."""
+    n_ops = m.op_kind.shape[0]
+    table_base = -np.ones(n_ops, dtype=np.int64)
+    runs = new_runs_buffer(m.op_geom)
+    no_rows = np.zeros((0, RUN_COLS), dtype=np.int64)
+    chosen, ptr_len, n_rows = [], 0, 0
+    for op in range(n_ops):
+        if m.op_kind[op] != OP_CONV:
+            continue
+        rows = _tabulate_op(m, op, runs, 0, np.zeros((int(m.op_in_size[op]) + 1, 2), dtype=np.int64), no_rows)
+        if n_rows + rows > max_rows:
+            break
+        chosen.append((op, n_rows))
+        table_base[op] = ptr_len
+        ptr_len += int(m.op_in_size[op]) + 1
+        n_rows += rows
+    run_ptr = np.zeros((max(ptr_len, 1), 2), dtype=np.int64)
+    table = np.zeros((max(n_rows, 1), RUN_COLS), dtype=np.int64)
+    for op, first_row in chosen:
+        base = int(table_base[op])
+        _tabulate_op(m, op, runs, first_row, run_ptr[base:base + int(m.op_in_size[op]) + 1], table)
+    return table_base, run_ptr, table
 
 
 @njit(cache=True, _nrt=False, inline="always")

@@ -13,6 +13,7 @@ position contiguously; (C, L) tensors are stored ``l*C + c``; vectors as they ar
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,8 +27,19 @@ from ..errors import ModelError
 
 
 def engine_to_nir(shape: tuple) -> np.ndarray:
-    """Permutation p with ``nir_flat[p[e]] = engine[e]``: engine index -> NIR (C-order) flat index."""
-    shape = tuple(int(s) for s in shape)
+    """Permutation p with ``nir_flat[p[e]] = engine[e]``: engine index -> NIR (C-order) flat index
+    (read-only: one array per shape, kept, since every result converts its output with it)."""
+    return _engine_to_nir(tuple(int(s) for s in shape))
+
+
+@functools.lru_cache(maxsize=256)
+def _engine_to_nir(shape: tuple) -> np.ndarray:
+    p = _permutation(shape)
+    p.flags.writeable = False
+    return p
+
+
+def _permutation(shape: tuple) -> np.ndarray:
     n = int(np.prod(shape))
     if len(shape) == 3:
         c, h, w = shape

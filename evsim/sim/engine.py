@@ -30,7 +30,7 @@ from numba import njit
 
 from ..kernels import neuron as nk
 from ..kernels.bits import lowest_set_bit
-from ..kernels.fanout import new_runs_buffer, op_input, op_runs
+from ..kernels.fanout import element_runs, new_runs_buffer, op_input
 from ..kernels.abi import (
     C_ANY_TRACE,
     C_BUDGET,
@@ -482,7 +482,7 @@ _SCAN_BLOCK = 16
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def _deliver_uniform(m, s, b, dst, flags, n_runs, run_len, scaled, theta, level, v_min, v_max, t):
+def _deliver_uniform(m, s, b, dst, flags, runs, r0, r1, run_len, scaled, theta, level, v_min, v_max, t):
     """:func:`_deliver_static` for one gain and one threshold per population, one floor
     v_min < θ (−inf without a floor) and one ceiling v_max ≥ v_min (+inf without one): add,
     saturate, floor and "any neuron at threshold?" fused into one pass per run. The threshold test
@@ -494,9 +494,8 @@ def _deliver_uniform(m, s, b, dst, flags, n_runs, run_len, scaled, theta, level,
     reset; the ceiling comes before the test, as in :func:`receive`."""
     v = s.v
     weights = m.weights
-    runs = s.runs
     off = m.pop_offset[dst]
-    for r in range(n_runs):
+    for r in range(r0, r1):
         j0 = runs[r, 0]
         w0 = runs[r, 1]
         n_sub = runs[r, 2]
@@ -533,7 +532,7 @@ def _deliver_uniform(m, s, b, dst, flags, n_runs, run_len, scaled, theta, level,
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def _deliver_static(m, s, b, dst, n_runs, run_len, val, t):
+def _deliver_static(m, s, b, dst, runs, r0, r1, run_len, val, t):
     """The common case, a population without dynamics between events (IF without bias, no
     refractory period): the same add / ceiling / test / reset / floor as :func:`receive`, organised per
     run so that the additions of one kernel offset form one vectorisable loop. Neurons of a run
@@ -542,7 +541,6 @@ def _deliver_static(m, s, b, dst, n_runs, run_len, val, t):
     v = s.v
     weights = m.weights
     params = m.params
-    runs = s.runs
     flags = m.pop_flags[dst]
     off = m.pop_offset[dst]
     g_base = m.pop_param_base[dst, P_GAIN]
@@ -565,9 +563,10 @@ def _deliver_static(m, s, b, dst, n_runs, run_len, val, t):
         v_max = s.cast[0]
         if ((flags & F_FLOOR == 0 or (f_stride == 0 and v_min < theta))
                 and (flags & F_CEILING == 0 or (c_stride == 0 and v_min <= v_max))):
-            _deliver_uniform(m, s, b, dst, flags, n_runs, run_len, scaled, theta, m.pop_fire_level[dst], v_min, v_max, t)
+            _deliver_uniform(m, s, b, dst, flags, runs, r0, r1, run_len, scaled, theta, m.pop_fire_level[dst], v_min,
+                             v_max, t)
             return
-    for r in range(n_runs):
+    for r in range(r0, r1):
         j0 = runs[r, 0]
         w0 = runs[r, 1]
         n_sub = runs[r, 2]
@@ -619,12 +618,11 @@ def _deliver_static(m, s, b, dst, n_runs, run_len, val, t):
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def _receive_runs(m, s, b, dst, n_runs, run_len, val, t):
-    """Deliver val × weight along the runs of ``s.runs`` neuron by neuron (:func:`receive`): the
-    general case, any population."""
-    runs = s.runs
+def _receive_runs(m, s, b, dst, runs, r0, r1, run_len, val, t):
+    """Deliver val × weight along rows r0 … r1 − 1 of ``runs`` neuron by neuron (:func:`receive`):
+    the general case, any population."""
     weights = m.weights
-    for r in range(n_runs):
+    for r in range(r0, r1):
         for sb in range(runs[r, 2] - 1, -1, -1):
             o0 = runs[r, 0] + sb * run_len
             w0 = runs[r, 1]
@@ -641,11 +639,10 @@ def _accumulate(m, s, op, i, val):
     i, val = op_input(m, op, i, val)
     if i < 0:
         return
-    runs = s.runs
     weights = m.weights
-    n_runs, _, run_len = op_runs(m, op, i, runs)
+    runs, r0, r1, _, run_len = element_runs(m, op, i, s.runs)
     base = m.op_scratch_base[op]
-    for r in range(n_runs):
+    for r in range(r0, r1):
         for sb in range(runs[r, 2] - 1, -1, -1):
             o0 = runs[r, 0] + sb * run_len
             w0 = runs[r, 1]
@@ -700,22 +697,22 @@ def end_chain(m, s, proj):
 @njit(cache=True, _nrt=False, inline="always")
 def last_runs(m, s, proj, i, count, q):
     """Input q of projection ``proj``'s last operator (see :func:`accumulate_chain`) fanned out:
-    its runs into ``s.runs`` (:func:`evsim.kernels.fanout.op_runs`), counted as SynOps. Returns
-    (n_runs, run_len, val); n_runs = 0 when the input is zero or dropped by the operator's input
-    map. After the last input, :func:`end_chain`."""
+    its runs (:func:`evsim.kernels.fanout.element_runs`), counted as SynOps. Returns
+    (runs, r0, r1, run_len, val): rows r0 … r1 − 1 of ``runs``, none when the input is zero or
+    dropped by the operator's input map. After the last input, :func:`end_chain`."""
     op = m.proj_op_start[proj] + m.proj_n_ops[proj] - 1
     if m.proj_n_ops[proj] == 1:
         e, val = i, float(count)
     else:
         e, val = _take_scratch(m, s, op - 1, q)
         if val == 0.0:
-            return 0, 1, val
+            return s.runs, 0, 0, 1, val
     e, val = op_input(m, op, e, val)
     if e < 0:
-        return 0, 1, val
-    n_runs, n_sub_total, run_len = op_runs(m, op, e, s.runs)
+        return s.runs, 0, 0, 1, val
+    runs, r0, r1, n_sub_total, run_len = element_runs(m, op, e, s.runs)
     s.counters[C_SYNOPS] += n_sub_total * run_len * count
-    return n_runs, run_len, val
+    return runs, r0, r1, run_len, val
 
 
 @njit(cache=True, _nrt=False, inline="always")
@@ -729,12 +726,12 @@ def project(m, s, b, proj, i, count, t):
     dst = m.proj_dst[proj]
     static = m.pop_flags[dst] & _NOT_STATIC == 0 and s.pop_traced[dst] == 0
     for q in range(accumulate_chain(m, s, proj, i, count)):
-        n_runs, run_len, val = last_runs(m, s, proj, i, count, q)
-        if n_runs > 0:
+        runs, r0, r1, run_len, val = last_runs(m, s, proj, i, count, q)
+        if r1 > r0:
             if static:
-                _deliver_static(m, s, b, dst, n_runs, run_len, val, t)
+                _deliver_static(m, s, b, dst, runs, r0, r1, run_len, val, t)
             else:
-                _receive_runs(m, s, b, dst, n_runs, run_len, val, t)
+                _receive_runs(m, s, b, dst, runs, r0, r1, run_len, val, t)
     end_chain(m, s, proj)
 
 
@@ -743,9 +740,9 @@ def project_static(m, s, b, proj, i, count, t):
     """:func:`project` into a static population (see :func:`_process_static`)."""
     dst = m.proj_dst[proj]
     for q in range(accumulate_chain(m, s, proj, i, count)):
-        n_runs, run_len, val = last_runs(m, s, proj, i, count, q)
-        if n_runs > 0:
-            _deliver_static(m, s, b, dst, n_runs, run_len, val, t)
+        runs, r0, r1, run_len, val = last_runs(m, s, proj, i, count, q)
+        if r1 > r0:
+            _deliver_static(m, s, b, dst, runs, r0, r1, run_len, val, t)
     end_chain(m, s, proj)
 
 
@@ -1051,8 +1048,9 @@ def schedule_initial_crossings(m, s, b):
 # ------------------------------------------------------------------------------------------
 
 
-def new_state(m, n_neurons: int, n_scratch: int, n_ops: int, n_pops: int, precision: str) -> EngineState:
-    """Zeroed engine state for a compiled model."""
+def new_state(m, n_neurons: int, n_scratch: int, n_ops: int, n_pops: int, precision: str,
+              runs: np.ndarray | None = None) -> EngineState:
+    """Zeroed engine state for a compiled model (``runs``: a run buffer to use, else a new one)."""
     dtype = np.float32 if precision == "float32" else np.float64
     n_out = int(m.readout[2])
     return EngineState(
@@ -1074,7 +1072,7 @@ def new_state(m, n_neurons: int, n_scratch: int, n_ops: int, n_pops: int, precis
         pop_traced=np.zeros(n_pops, dtype=np.uint8),
         trace_flag=np.zeros(n_neurons, dtype=np.uint8),
         readout_buf=np.zeros(n_out, dtype=np.float64),
-        runs=new_runs_buffer(m.op_geom),
+        runs=new_runs_buffer(m.op_geom) if runs is None else runs,
         cast=np.zeros(1, dtype=dtype),
     )
 

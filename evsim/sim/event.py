@@ -115,8 +115,10 @@ class Simulator:
         self._input_map = nir_to_engine(model.input_shape)
         n_ops = int(m.op_kind.shape[0])
         n_scratch = int(sum(op.out_size for pr in model.projections for op in pr.ops[:-1]))
-        self._fresh_state = lambda: eng.new_state(m, model.n_neurons, n_scratch, n_ops, len(model.populations),
-                                                  model.precision)
+        n_neurons = model.n_neurons
+        runs = eng.new_runs_buffer(m.op_geom)  # scratch of the loop: shared by the samples
+        self._fresh_state = lambda: eng.new_state(m, n_neurons, n_scratch, n_ops, len(model.populations),
+                                                  model.precision, runs)
         self._fresh_buffers = lambda: eng.new_buffers(int(m.readout[2]))
         self.buffers = None
         self._cut = self.cutoff.as_array()
