@@ -151,7 +151,7 @@ def test_models_with_dynamics_take_the_general_loop():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_firing_level_is_the_threshold_rule(ge, dtype):
     """The fused pass tests v ≥ L with L from ``evsim.kernels.neuron.firing_level`` (the model's
-    ``pop_fire_level``); that must be the rule v ≥ θ (or v > θ), written out here, for state
+    ``pop_uniform[:, 0]``); that must be the rule v ≥ θ (or v > θ), written out here, for state
     values at, just below and just above θ, compared in the state's own precision (L rounded up
     to float32 for a float32 state)."""
     from evsim.kernels.neuron import firing_level
@@ -265,3 +265,26 @@ def test_run_tables_change_no_result(profile, nmnist_dir, monkeypatch):
                 computed, _ = _run(direct, events, general=general, monkeypatch=monkeypatch)
                 assert sum(tabulated.spikes_per_node.values()) > len(events) + 50
                 assert_same_result(tabulated, computed)
+
+
+@pytest.mark.parametrize("precision", ["float32", "float64"])
+def test_uniform_delivery_equals_the_per_neuron_path(precision, nmnist_dir, monkeypatch):
+    """Populations marked F_UNIFORM by the builder take the fused delivery; with the mark removed
+    the same model takes the per-neuron path of ``_deliver_static`` (per-neuron parameters, ceiling,
+    threshold test and floor in separate loops): the results must be identical, with and without
+    the state ceiling of ``--quantize speck``."""
+    import dataclasses
+
+    from evsim.kernels.abi import F_UNIFORM
+
+    events = [evsim.read_recording(sorted(d.iterdir())[2]).events for d in sorted(nmnist_dir.iterdir())[:3]]
+    for model in (evsim.load_model(BUNDLED, profile="sinabs", precision=precision),
+                  evsim.load_model(BUNDLED, profile="speck", quantize="speck", precision=precision)):
+        m = model.arrays
+        assert np.all(m.pop_flags[1:] & F_UNIFORM)
+        plain = dataclasses.replace(model, arrays=m._replace(pop_flags=m.pop_flags & ~F_UNIFORM))
+        for ev in events:
+            fused, _ = _run(model, ev, general=False, monkeypatch=monkeypatch)
+            per_neuron, _ = _run(plain, ev, general=False, monkeypatch=monkeypatch)
+            assert sum(fused.spikes_per_node.values()) > len(ev) + 50
+            assert_same_result(fused, per_neuron)

@@ -64,6 +64,7 @@ from ..kernels.abi import (
     F_REFRACTORY,
     F_SPIKING,
     F_SUBTRACT,
+    F_UNIFORM,
     G_CIN,
     G_COLS,
     G_COUT,
@@ -91,6 +92,7 @@ from ..kernels.abi import (
     OP_DENSE,
     OP_IDENTITY,
     P_DRIVE,
+    P_GAIN,
     P_TAU_MEM,
     P_TAU_SYN,
     P_THRESHOLD,
@@ -114,9 +116,9 @@ EngineModel = namedtuple(
         "op_geom", "op_scratch_base", "maps", "scales", "weights", "conv_tables",
         # readout
         "readout",  # [population, mode, size]
-        # per population with one threshold: the firing level (evsim.kernels.neuron.firing_level) in
-        # the state's precision, else +inf
-        "pop_fire_level",
+        # per population with F_UNIFORM, in the state's precision: the firing level
+        # (evsim.kernels.neuron.firing_level), the floor (−inf: none) and the ceiling (+inf: none)
+        "pop_uniform",
         # run tables of the convolutions (evsim.kernels.fanout.run_tables): per operator the first
         # entry of its elements in run_ptr (−1: not tabulated); per element its first row of run_table
         # and its number of sub-runs
@@ -577,8 +579,9 @@ def pack_model(pops: list, projections: list, readout: tuple, wdtype, path) -> E
             param_chunks.append(values)
             n_params += values.size
     params = np.concatenate(param_chunks) if param_chunks else np.zeros(1)
-    fire_level = np.array([firing_level(params[base[i, P_THRESHOLD]], bool(pop_flags[i] & F_GE), wdtype)
-                           if stride[i, P_THRESHOLD] == 0 else np.inf for i in range(n_pop)], dtype=wdtype)
+    pop_uniform = np.zeros((n_pop, 3), dtype=wdtype)
+    for i in range(n_pop):
+        pop_flags[i], pop_uniform[i] = uniform_delivery(pop_flags[i], params, base[i], stride[i], wdtype)
 
     # projections grouped by source population, in creation order
     order = sorted(range(len(projections)), key=lambda j: (projections[j].source, j))
@@ -618,12 +621,30 @@ def pack_model(pops: list, projections: list, readout: tuple, wdtype, path) -> E
         ops.op_kind, ops.op_in_size, ops.op_out_size, ops.op_map_base, ops.op_scale_base, ops.op_weight_base,
         ops.op_geom, ops.op_scratch_base, ops.maps, ops.scales, ops.weights, ops.conv_tables,
         np.array([readout[0], readout[1], pops[readout[0]].size], dtype=np.int64),
-        fire_level,
+        pop_uniform,
         -np.ones(len(ops.op_kind), dtype=np.int64), np.zeros((1, 2), dtype=np.int64),
         np.zeros((1, RUN_COLS), dtype=np.int64),
     )
     table_base, run_ptr, run_table = run_tables(packed)
     return packed._replace(op_table_base=table_base, run_ptr=run_ptr, run_table=run_table)
+
+
+def uniform_delivery(flags: int, params: np.ndarray, base: np.ndarray, stride: np.ndarray, wdtype) -> tuple:
+    """F_UNIFORM added to a population's flags when the engine's fused delivery applies to it
+    (``evsim.sim.engine._deliver_uniform``: one gain and one threshold, a floor below θ and a
+    ceiling at or above the floor, each in the state's precision), and its (firing level, floor,
+    ceiling) in that precision (zeros without F_UNIFORM)."""
+    values = np.zeros(3, dtype=wdtype)
+    if not flags & F_SPIKING or stride[P_GAIN] != 0 or stride[P_THRESHOLD] != 0:
+        return flags, values
+    theta = float(params[base[P_THRESHOLD]])
+    v_min = wdtype(params[base[P_V_MIN]]) if flags & F_FLOOR else wdtype(-np.inf)
+    v_max = wdtype(params[base[P_V_MAX]]) if flags & F_CEILING else wdtype(np.inf)
+    if (flags & F_FLOOR and (stride[P_V_MIN] != 0 or not float(v_min) < theta)) or \
+            (flags & F_CEILING and (stride[P_V_MAX] != 0 or not v_min <= v_max)):
+        return flags, values
+    values[:] = (firing_level(theta, bool(flags & F_GE), wdtype), v_min, v_max)
+    return flags | F_UNIFORM, values
 
 
 def population_flags(p: Population) -> tuple:

@@ -41,6 +41,7 @@ F_REFRACTORY = 64  # an absolute refractory period
 F_FLOOR = 128  # v is clipped at v_min
 F_MIN_INTERVAL = 256  # at most one firing per pop_min_interval µs (discrete-time profiles)
 F_CEILING = 512  # v saturates at v_max after every input, before the threshold test (--quantize speck)
+F_UNIFORM = 1024  # one gain, one threshold, a floor below θ and a ceiling at or above it (fused delivery)
 
 # ------------------------------------------------------------------------------------------
 # linear operators (``EngineModel.op_kind``, ``op_geom``)

@@ -65,6 +65,7 @@ from ..kernels.abi import (
     F_REFRACTORY,
     F_SPIKING,
     F_SUBTRACT,
+    F_UNIFORM,
     ITEM_CROSSING,
     ITEM_DELAYED,
     KIND_CUBA,
@@ -542,6 +543,14 @@ def _deliver_static(m, s, b, dst, runs, r0, r1, run_len, val, t):
     weights = m.weights
     params = m.params
     flags = m.pop_flags[dst]
+    if dst == m.readout[0]:
+        s.counters[C_OUT_CHANGED] = 1
+    if flags & F_UNIFORM:  # (decided by the builder: evsim.compile.builder.uniform_delivery)
+        s.cast[0] = val * params[m.pop_param_base[dst, P_GAIN]]  # in the state's precision
+        u = m.pop_uniform
+        _deliver_uniform(m, s, b, dst, flags, runs, r0, r1, run_len, s.cast[0],
+                         params[m.pop_param_base[dst, P_THRESHOLD]], u[dst, 0], u[dst, 1], u[dst, 2], t)
+        return
     off = m.pop_offset[dst]
     g_base = m.pop_param_base[dst, P_GAIN]
     g_stride = m.pop_param_stride[dst, P_GAIN]
@@ -553,19 +562,6 @@ def _deliver_static(m, s, b, dst, runs, r0, r1, run_len, val, t):
     c_stride = m.pop_param_stride[dst, P_V_MAX]
     s.cast[0] = val * params[g_base]  # in the state's precision
     scaled = s.cast[0]
-    if dst == m.readout[0]:
-        s.counters[C_OUT_CHANGED] = 1
-    if g_stride == 0 and t_stride == 0 and flags & F_SPIKING:
-        theta = params[t_base]
-        s.cast[0] = params[f_base] if flags & F_FLOOR else -np.inf
-        v_min = s.cast[0]
-        s.cast[0] = params[c_base] if flags & F_CEILING else np.inf
-        v_max = s.cast[0]
-        if ((flags & F_FLOOR == 0 or (f_stride == 0 and v_min < theta))
-                and (flags & F_CEILING == 0 or (c_stride == 0 and v_min <= v_max))):
-            _deliver_uniform(m, s, b, dst, flags, runs, r0, r1, run_len, scaled, theta, m.pop_fire_level[dst], v_min,
-                             v_max, t)
-            return
     for r in range(r0, r1):
         j0 = runs[r, 0]
         w0 = runs[r, 1]
