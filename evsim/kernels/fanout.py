@@ -19,6 +19,8 @@ channels, channel-last layout; see :func:`evsim.compile.builder.encode_conv`).
 
 from __future__ import annotations
 
+from collections import namedtuple
+
 import numpy as np
 from numba import njit
 
@@ -28,6 +30,11 @@ from .abi import (G_CIN, G_CIN_G, G_COLS, G_COUT, G_COUT_G, G_GROUPS, G_KH, G_KW
 #: at most this many rows (32 bytes each: 128 MiB) in a model's run tables (:func:`run_tables`);
 #: convolutions beyond it compute their runs per spike instead (the same runs)
 RUN_TABLE_MAX_ROWS = 1 << 22
+
+#: the operator arrays :func:`op_runs` reads: what the run tables are made from (a smaller
+#: argument than the whole model halves the first compilation of :func:`_tabulate_op`)
+FanoutArrays = namedtuple("FanoutArrays", ["op_kind", "op_in_size", "op_out_size", "op_weight_base", "op_geom",
+                                           "conv_tables"])
 
 
 #: columns of a run buffer (first output, first weight, sub-runs, output position of a convolution)
@@ -110,6 +117,7 @@ def run_tables(m, max_rows: int = RUN_TABLE_MAX_ROWS) -> tuple:
     n_ops = m.op_kind.shape[0]
     table_base = -np.ones(n_ops, dtype=np.int64)
     runs = new_runs_buffer(m.op_geom)
+    m = FanoutArrays(*(getattr(m, name) for name in FanoutArrays._fields))
     no_rows = np.zeros((0, RUN_COLS), dtype=np.int64)
     chosen, ptr_len, n_rows = [], 0, 0
     for op in range(n_ops):
