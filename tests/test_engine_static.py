@@ -288,3 +288,15 @@ def test_uniform_delivery_equals_the_per_neuron_path(precision, nmnist_dir, monk
             per_neuron, _ = _run(plain, ev, general=False, monkeypatch=monkeypatch)
             assert sum(fused.spikes_per_node.values()) > len(ev) + 50
             assert_same_result(fused, per_neuron)
+
+
+def test_a_model_beyond_the_run_index_is_refused(monkeypatch):
+    """Runs are 32-bit: a model with more weights (or neurons) than that type addresses must be
+    refused by the builder with a ModelError, not wrap around. Checked with an 8-bit run type, whose
+    limit (127) the bundled model exceeds."""
+    from evsim.compile import builder
+    from evsim.errors import ModelError
+
+    monkeypatch.setattr(builder, "RUN_DTYPE", np.int8)
+    with pytest.raises(ModelError, match="addresses at most 127"):
+        evsim.load_model(BUNDLED, profile="speck")

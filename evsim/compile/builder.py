@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..kernels.fanout import RUN_COLS, run_tables
+from ..kernels.fanout import RUN_COLS, RUN_DTYPE, run_tables
 from ..kernels.neuron import firing_level
 from ..model import neurons as nm
 from ..errors import ModelError, OptionError
@@ -613,6 +613,10 @@ def pack_model(pops: list, projections: list, readout: tuple, wdtype, path) -> E
     delays = np.concatenate(delay_chunks) if delay_chunks else np.zeros(1)
 
     ops = pack_operators([pr.ops for pr in projections], wdtype)
+    index_limit = np.iinfo(RUN_DTYPE).max
+    if ops.weights.size > index_limit or sum(p.size for p in pops) > index_limit:
+        raise ModelError(f"{ops.weights.size} weights and {sum(p.size for p in pops)} neurons: the engine addresses "
+                         f"at most {index_limit} of each", path=path)
     packed = EngineModel(
         pop_kind, pop_offset, pop_size, pop_flags, pop_refr, pop_min_interval, base, stride, params, proj_ptr, pop_proj, reserve,
         np.array([pr.source for pr in projections], dtype=np.int64),
@@ -623,7 +627,7 @@ def pack_model(pops: list, projections: list, readout: tuple, wdtype, path) -> E
         np.array([readout[0], readout[1], pops[readout[0]].size], dtype=np.int64),
         pop_uniform,
         -np.ones(len(ops.op_kind), dtype=np.int64), np.zeros((1, 2), dtype=np.int64),
-        np.zeros((1, RUN_COLS), dtype=np.int64),
+        np.zeros((1, RUN_COLS), dtype=RUN_DTYPE),
     )
     table_base, run_ptr, run_table = run_tables(packed)
     return packed._replace(op_table_base=table_base, run_ptr=run_ptr, run_table=run_table)

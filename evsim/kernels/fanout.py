@@ -27,9 +27,9 @@ from numba import njit
 from .abi import (G_CIN, G_CIN_G, G_COLS, G_COUT, G_COUT_G, G_GROUPS, G_KH, G_KW, G_OW, G_ROWS, G_W, OP_CONV, OP_DENSE,
                   OP_IDENTITY)
 
-#: at most this many rows (32 bytes each: 128 MiB) in a model's run tables (:func:`run_tables`);
+#: at most this many rows (16 bytes each: 128 MiB) in a model's run tables (:func:`run_tables`);
 #: convolutions beyond it compute their runs per spike instead (the same runs)
-RUN_TABLE_MAX_ROWS = 1 << 22
+RUN_TABLE_MAX_ROWS = 1 << 23
 
 #: the operator arrays :func:`op_runs` reads: what the run tables are made from (a smaller
 #: argument than the whole model halves the first compilation of :func:`_tabulate_op`)
@@ -39,6 +39,10 @@ FanoutArrays = namedtuple("FanoutArrays", ["op_kind", "op_in_size", "op_out_size
 
 #: columns of a run buffer (first output, first weight, sub-runs, output position of a convolution)
 RUN_COLS = 4
+
+#: integer type of runs (buffers and tables): 32 bits halve the tables; the builder refuses a model
+#: whose weights or neurons a 32-bit index cannot address (evsim.compile.builder.pack_model)
+RUN_DTYPE = np.int32
 
 
 @njit(cache=True, _nrt=False, inline="always")
@@ -118,7 +122,7 @@ def run_tables(m, max_rows: int = RUN_TABLE_MAX_ROWS) -> tuple:
     table_base = -np.ones(n_ops, dtype=np.int64)
     runs = new_runs_buffer(m.op_geom)
     m = FanoutArrays(*(getattr(m, name) for name in FanoutArrays._fields))
-    no_rows = np.zeros((0, RUN_COLS), dtype=np.int64)
+    no_rows = np.zeros((0, RUN_COLS), dtype=RUN_DTYPE)
     chosen, ptr_len, n_rows = [], 0, 0
     for op in range(n_ops):
         if m.op_kind[op] != OP_CONV:
@@ -131,7 +135,7 @@ def run_tables(m, max_rows: int = RUN_TABLE_MAX_ROWS) -> tuple:
         ptr_len += int(m.op_in_size[op]) + 1
         n_rows += rows
     run_ptr = np.zeros((max(ptr_len, 1), 2), dtype=np.int64)
-    table = np.zeros((max(n_rows, 1), RUN_COLS), dtype=np.int64)
+    table = np.zeros((max(n_rows, 1), RUN_COLS), dtype=RUN_DTYPE)
     for op, first_row in chosen:
         base = int(table_base[op])
         _tabulate_op(m, op, runs, first_row, run_ptr[base:base + int(m.op_in_size[op]) + 1], table)
@@ -254,4 +258,4 @@ def synops_table(m, proj: int, n_src: int) -> np.ndarray:
 
 def new_runs_buffer(op_geom) -> np.ndarray:
     """A run buffer with room for the runs of any operator of ``op_geom`` (at most one per kernel offset)."""
-    return np.zeros((max(1, int(np.max(op_geom[:, G_KH] * op_geom[:, G_KW]))), RUN_COLS), dtype=np.int64)
+    return np.zeros((max(1, int(np.max(op_geom[:, G_KH] * op_geom[:, G_KW]))), RUN_COLS), dtype=RUN_DTYPE)
