@@ -29,3 +29,16 @@ def machine() -> dict:
         pass
     info["load_average_at_start"] = os.getloadavg()
     return info
+
+
+def busy_cpu_s() -> float:
+    """CPU seconds the whole machine has spent busy since boot (all cores; /proc/stat: user, nice,
+    system, irq, softirq, steal). The difference over a run minus the run's own CPU time is what
+    other processes used meanwhile: on a shared machine a wall time means little without it (the
+    load average lags by a minute). 0.0 where /proc/stat is missing."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return 0.0
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
