@@ -394,7 +394,9 @@ def _trajectory_of(runner: SampleRunner, record: dict, source):
 def _run_dask(items, pending, config, keep, stop, state, *, workers, client, scheduler, security, chunk_size,
               keep_trajectories, retries, run_here):
     """Chunks of samples as Dask tasks, at most a few per worker in flight, results kept in
-    completion order.
+    completion order. Chunks hold up to about a second of work and shrink towards the end
+    (:func:`chunk_size_for`): each task costs the client's event loop (scheduler, result transfer)
+    a few milliseconds of CPU, on the cores the workers need when they are few.
 
     A local cluster (``workers`` > 1, no client or scheduler given) is made of workers forked
     from this process (:class:`~evsim.analysis.execution.ForkedWorkers`) after it has run the
@@ -501,14 +503,15 @@ def chunk_size_for(remaining: int, n_workers: int, sample_s: float | None) -> in
 
     At most a quarter of one worker's share of what is left (``remaining / (4 n_workers)``), so
     chunks shrink towards the end and the workers finish together; before any timing is known (the
-    first few tasks) at most 16 samples; then between a tenth of and one :data:`CHUNK_TARGET_S` of
-    work at the measured ``sample_s`` seconds per sample (a sample of a second or more goes alone).
-    The records do not depend on it (every sample is simulated on its own)."""
+    first few tasks) at most 16 samples; then at most :data:`CHUNK_TARGET_S` of work at the
+    measured ``sample_s`` seconds per sample (a sample of a second or more goes alone) and at least
+    a tenth of that, unless that is more than one worker's share of what is left. The records do
+    not depend on it (every sample is simulated on its own)."""
     share = -(-remaining // (4 * n_workers))
     if sample_s is None:
         return max(1, min(16, share, remaining))
     most = max(1, int(CHUNK_TARGET_S / max(sample_s, 1e-9)))
-    least = max(1, most // 10)
+    least = min(max(1, most // 10), -(-remaining // n_workers))
     return max(1, min(remaining, most, max(least, share)))
 
 
