@@ -439,6 +439,9 @@ def _run_dask(items, pending, config, keep, stop, state, *, workers, client, sch
         n_workers = max(1, len(client.scheduler_info().get("workers", {})) or workers)
         queue = collections.deque(pending)  # sample order
         timing = [0.0, 0]  # seconds the workers spent in finished chunks, samples in them
+        # every future is kept until the cluster closes: releasing each as it is consumed sends
+        # messages that can still be on their way when the scheduler closes (a CommClosedError
+        # traceback logged at the end, seen in tests/test_evaluate.py)
         submitted = []
 
         def submit():
@@ -448,12 +451,10 @@ def _run_dask(items, pending, config, keep, stop, state, *, workers, client, sch
             submitted.append(fut)
             return fut
 
-        window = 3 * n_workers
-        first = []
-        while queue and len(first) < window:
-            first.append(submit())
         # with_results: the client's event loop fetches each result as its task ends
-        ac = as_completed(first, with_results=True, raise_errors=False)
+        ac = as_completed(loop=client.loop, with_results=True, raise_errors=False)
+        while queue and len(submitted) < 3 * n_workers:
+            ac.add(submit())
         while not ac.is_empty():
             if stop or state["failed"]:
                 break
