@@ -3,7 +3,7 @@
 One command::
 
     python benchmarks/bench_eval.py [--data $EVSIM_SHARED_DATA/nmnist-train1k] [--repeats 3]
-                                    [--json benchmarks/results/bench_eval.json]
+                                    [--json benchmarks/results/bench_eval.json] [--wait-quiet 300]
 
 Model: the bundled N-MNIST CNN (``evsim/bundled/nmnist_cnn/model.nir``, profile speck), no cutoff
 (anytime analysis on, the default), every recording of ``--data``. Figures, each the median over
@@ -43,7 +43,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_machine.py
-from _machine import busy_cpu_s, machine  # noqa: E402
+from _machine import busy_cpu_s, machine, wait_quiet  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -59,9 +59,13 @@ def eval_cmd(data, out: Path, *extra) -> list:
             "--json", str(out), "--csv", str(out.with_suffix(".csv")), *extra]
 
 
+QUIET_WAIT_S = 0.0  # --wait-quiet
+
+
 def timed(cmd) -> tuple[float, dict]:
     """Wall time of a subprocess, its CPU time (with the processes it waited for), peak RSS (MiB)
     and the load average when it started."""
+    quiet = wait_quiet(QUIET_WAIT_S) if QUIET_WAIT_S > 0 else None
     load = os.getloadavg()[0]
     busy0 = busy_cpu_s()
     t0 = time.perf_counter()
@@ -75,7 +79,7 @@ def timed(cmd) -> tuple[float, dict]:
     if proc.returncode != 0:
         raise SystemExit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{err}")
     return wall, {"cpu_s": usage.ru_utime + usage.ru_stime, "load": load, "peak_rss_mib": usage.ru_maxrss / 1024,
-                  "others_cpu_s": max(0.0, others)}
+                  "others_cpu_s": max(0.0, others), "started_quiet": quiet}
 
 
 def engine_time(data, repeats: int) -> dict:
@@ -151,13 +155,20 @@ def main() -> None:
                     help="root/<label>/ folder (default: $EVSIM_SHARED_DATA/nmnist-train1k)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--wait-quiet", type=float, default=0.0, metavar="S",
+                    help="before each eval run, wait up to S seconds until other processes use < 0.1 core for 3 s "
+                         "(a shared machine)")
     args = ap.parse_args()
+    global QUIET_WAIT_S
+    QUIET_WAIT_S = args.wait_quiet
     data = Path(args.data)
     report = {"machine": machine(), "data": str(data), "model": str(MODEL.relative_to(REPO)),
               "repeats": args.repeats}
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         print("engine only ...", flush=True)
+        if QUIET_WAIT_S > 0:
+            wait_quiet(QUIET_WAIT_S)
         report.update(engine_time(data, args.repeats))
         runs = {}
         for name, extra in (("eval_1_worker", ()), ("eval_2_workers", ("--workers", "2")),
@@ -172,7 +183,9 @@ def main() -> None:
                 loads.append(info["load"])
                 others.append(info["others_cpu_s"])
                 print(f"{name}: {wall:.2f} s wall, {info['cpu_s']:.2f} s CPU (load {info['load']:.2f}; other "
-                      f"processes {info['others_cpu_s']:.2f} s CPU meanwhile)", flush=True)
+                      f"processes {info['others_cpu_s']:.2f} s CPU meanwhile"
+                      f"{'' if info['started_quiet'] is None else '; started quiet' if info['started_quiet'] else '; NOT started quiet'})",
+                      flush=True)
             runs[name] = json.loads(out.read_text())
             report[f"{name}_s"] = statistics.median(walls)
             report[f"{name}_runs_s"] = walls
