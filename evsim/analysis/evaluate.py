@@ -548,7 +548,7 @@ async def _running_workers(client, n: int, until: float) -> int:
 
     while True:
         info = await client.scheduler.identity(n_workers=-1)
-        running = sum(1 for ws in info.get("workers", {}).values() if ws.get("status") == "running")
+        running = sum(1 for ws in info.get("workers", {}).values() if ws.get("status", "running") == "running")
         if running >= n or time.time() >= until:
             return running
         await asyncio.sleep(0.005)
