@@ -3,7 +3,7 @@
 One command::
 
     python benchmarks/bench_eval.py [--data $EVSIM_SHARED_DATA/nmnist-train1k] [--repeats 3]
-                                    [--json benchmarks/results/bench_eval.json]
+                                    [--json benchmarks/results/bench_eval.json] [--wait-quiet 300]
 
 Model: the bundled N-MNIST CNN (``evsim/bundled/nmnist_cnn/model.nir``, profile speck), no cutoff
 (anytime analysis on, the default), every recording of ``--data``. Figures, each the median over
@@ -24,8 +24,9 @@ Model: the bundled N-MNIST CNN (``evsim/bundled/nmnist_cnn/model.nir``, profile 
   speed-up two workers would give if they added no cost at all.
 
 Each run also records its CPU time (user + system of the command and of the worker processes it
-waited for, ``*_cpu_s``) and the 1-minute load average when it started (``*_load``): on a shared
-machine wall times are only meaningful with the load next to them.
+waited for, ``*_cpu_s``), the 1-minute load average when it started (``*_load``) and the CPU time
+other processes used while it ran (``*_others_cpu_s``, from ``/proc/stat``; the load average lags
+by a minute): on a shared machine wall times are only meaningful with the load next to them.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_machine.py
-from _machine import machine  # noqa: E402
+from _machine import busy_cpu_s, machine, wait_quiet  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -58,20 +59,27 @@ def eval_cmd(data, out: Path, *extra) -> list:
             "--json", str(out), "--csv", str(out.with_suffix(".csv")), *extra]
 
 
+QUIET_WAIT_S = 0.0  # --wait-quiet
+
+
 def timed(cmd) -> tuple[float, dict]:
     """Wall time of a subprocess, its CPU time (with the processes it waited for), peak RSS (MiB)
     and the load average when it started."""
+    quiet = wait_quiet(QUIET_WAIT_S) if QUIET_WAIT_S > 0 else None
     load = os.getloadavg()[0]
+    busy0 = busy_cpu_s()
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env())
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
+    others = busy_cpu_s() - busy0 - (usage.ru_utime + usage.ru_stime)
     err = proc.stderr.read().decode(errors="replace")
     proc.stderr.close()
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{err}")
-    return wall, {"cpu_s": usage.ru_utime + usage.ru_stime, "load": load, "peak_rss_mib": usage.ru_maxrss / 1024}
+    return wall, {"cpu_s": usage.ru_utime + usage.ru_stime, "load": load, "peak_rss_mib": usage.ru_maxrss / 1024,
+                  "others_cpu_s": max(0.0, others), "started_quiet": quiet}
 
 
 def engine_time(data, repeats: int) -> dict:
@@ -83,15 +91,16 @@ def engine_time(data, repeats: int) -> dict:
     sim = evsim.Simulator(model)
     for ev in events[:50]:
         sim.run(ev)  # warm-up
-    times, cpus = [], []
+    times, cpus, others = [], [], []
     for _ in range(repeats):
-        t0, c0 = time.perf_counter(), time.process_time()
+        t0, c0, b0 = time.perf_counter(), time.process_time(), busy_cpu_s()
         for ev in events:
             sim.run(ev)
         times.append(time.perf_counter() - t0)
         cpus.append(time.process_time() - c0)
+        others.append(max(0.0, busy_cpu_s() - b0 - cpus[-1]))
     return {"engine_s": statistics.median(times), "engine_runs_s": times, "engine_cpu_s": cpus,
-            "n_recordings": len(events)}
+            "engine_others_cpu_s": others, "n_recordings": len(events)}
 
 
 def peak_rss(data, out: Path, limit: int | None) -> float:
@@ -146,31 +155,43 @@ def main() -> None:
                     help="root/<label>/ folder (default: $EVSIM_SHARED_DATA/nmnist-train1k)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--wait-quiet", type=float, default=0.0, metavar="S",
+                    help="before each eval run, wait up to S seconds until other processes use < 0.1 core for 3 s "
+                         "(a shared machine)")
     args = ap.parse_args()
+    global QUIET_WAIT_S
+    QUIET_WAIT_S = args.wait_quiet
     data = Path(args.data)
     report = {"machine": machine(), "data": str(data), "model": str(MODEL.relative_to(REPO)),
               "repeats": args.repeats}
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         print("engine only ...", flush=True)
+        if QUIET_WAIT_S > 0:
+            wait_quiet(QUIET_WAIT_S)
         report.update(engine_time(data, args.repeats))
         runs = {}
         for name, extra in (("eval_1_worker", ()), ("eval_2_workers", ("--workers", "2")),
                             ("eval_startup", ("--limit", "2"))):
             out = tmp / f"{name}.json"
             timed(eval_cmd(data, out, *extra))  # warm-up
-            walls, cpus, loads = [], [], []
+            walls, cpus, loads, others = [], [], [], []
             for _ in range(args.repeats):
                 wall, info = timed(eval_cmd(data, out, *extra))
                 walls.append(wall)
                 cpus.append(info["cpu_s"])
                 loads.append(info["load"])
-                print(f"{name}: {wall:.2f} s wall, {info['cpu_s']:.2f} s CPU (load {info['load']:.2f})", flush=True)
+                others.append(info["others_cpu_s"])
+                print(f"{name}: {wall:.2f} s wall, {info['cpu_s']:.2f} s CPU (load {info['load']:.2f}; other "
+                      f"processes {info['others_cpu_s']:.2f} s CPU meanwhile"
+                      f"{'' if info['started_quiet'] is None else '; started quiet' if info['started_quiet'] else '; NOT started quiet'})",
+                      flush=True)
             runs[name] = json.loads(out.read_text())
             report[f"{name}_s"] = statistics.median(walls)
             report[f"{name}_runs_s"] = walls
             report[f"{name}_cpu_s"] = cpus
             report[f"{name}_load"] = loads
+            report[f"{name}_others_cpu_s"] = others
         report["records_identical_1_vs_2_workers"] = runs["eval_1_worker"]["samples"] == runs["eval_2_workers"]["samples"]
         report["eval_over_engine"] = report["eval_1_worker_s"] / report["engine_s"]
         # the same ratio in CPU time (what a shared machine distorts least)

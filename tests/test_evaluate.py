@@ -344,7 +344,7 @@ import evsim.analysis.evaluate as ev
 from evsim.analysis.records import json_default
 from evsim.sim.result import Cutoff
 
-data, chunk, kill, model = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+data, chunk, kill, model = sys.argv[1], int(sys.argv[2]) or None, sys.argv[3], sys.argv[4]
 made = []
 
 class Watched(ev.ForkedWorkers):  # records the worker processes
@@ -380,11 +380,12 @@ def _forked_run(data, chunk, kill="none"):
     return json.loads(proc.stdout)
 
 
-@pytest.mark.parametrize("chunk", [1, 7])
+@pytest.mark.parametrize("chunk", [1, 7, 0])
 def test_forked_local_workers_give_the_records_of_one_worker(dataset, samples, chunk):
     """``workers=2`` without a client: two worker processes forked from the (single-threaded)
     calling process; the document equals the one of one in-process worker, and no worker
-    process is left behind."""
+    process is left behind. ``chunk`` 0: the default chunks (sized from the workers' timing, so
+    they differ from run to run)."""
     one = evaluate(samples, config(cutoff=Cutoff("topk", threshold=3.0)), progress=False)
     out = _forked_run(dataset, chunk)
     assert len(out["made"]) == 2  # forked, not spawned by a LocalCluster
@@ -393,6 +394,40 @@ def test_forked_local_workers_give_the_records_of_one_worker(dataset, samples, c
     assert doc["workers"] == 2
     assert doc["samples"] == json.loads(json.dumps(one["samples"]))
     assert strip_wall(doc) == json.loads(json.dumps(strip_wall(one)))
+
+
+@pytest.mark.parametrize("sample_s", [None, 1e-4, 0.009, 0.05, 0.7, 3.0])
+@pytest.mark.parametrize("n_samples, n_workers", [(1, 2), (5, 2), (1000, 2), (1000, 1), (20000, 4)])
+def test_default_chunks_cover_every_sample_and_shrink_towards_the_end(n_samples, n_workers, sample_s):
+    """The default Dask chunks, drawn one after the other as :func:`_run_dask` does: they cover
+    the samples exactly; each holds at most about a second of work at ``sample_s`` seconds per
+    sample (one sample if a sample takes longer) and never more than one worker's share of what
+    is left; at least a tenth of a second's work unless that share is smaller; apart from that
+    floor, at most a quarter of one worker's share, so the last chunks are the smallest."""
+    from evsim.analysis.evaluate import CHUNK_TARGET_S, chunk_size_for
+
+    remaining, sizes, lefts = n_samples, [], []
+    while remaining:
+        size = chunk_size_for(remaining, n_workers, sample_s)
+        assert 1 <= size <= remaining
+        sizes.append(size)
+        lefts.append(remaining)
+        remaining -= size
+    assert sum(sizes) == n_samples
+    for size, left in zip(sizes, lefts):
+        if sample_s is None:
+            assert size <= 16
+            continue
+        if sample_s >= CHUNK_TARGET_S:
+            assert size == 1
+            continue
+        assert size * sample_s <= CHUNK_TARGET_S + 1e-12
+        assert size <= np.ceil(left / n_workers)  # never more than one worker's share
+        assert size >= min(left, np.ceil(left / n_workers), CHUNK_TARGET_S / 10 / sample_s - 1)
+        assert size <= np.ceil(left / (4 * n_workers)) or size * sample_s <= CHUNK_TARGET_S / 10
+    if sample_s is not None and n_samples >= 1000 and sample_s < 0.1:
+        assert len(sizes) <= n_samples / 4  # far fewer tasks than samples: the per-task cost is spread
+        assert len(sizes) == 1 or sizes[-1] < max(sizes)  # shrinks towards the end
 
 
 def test_forked_workers_one_killed_the_other_finishes_all_killed_is_an_error(dataset, samples):

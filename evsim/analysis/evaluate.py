@@ -237,7 +237,8 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
             ``json_path`` (else ``csv_path``).
         resume: continue an interrupted run from those outputs.
         on_error: "continue" (a bad sample becomes an error record) or "stop" (raise at the first).
-        chunk_size: samples per Dask task (default: about 4 tasks per worker, at most 32 samples).
+        chunk_size: samples per Dask task (default: :func:`chunk_size_for`, tasks of up to about a
+            second of work that shrink towards the end).
         keep_trajectories: keep each sample's uncut output trajectory in ``doc["_trajectories"]``
             (in sample order; for calibration, memory grows with the dataset).
         retries: Dask retries of a task whose worker died.
@@ -393,12 +394,16 @@ def _trajectory_of(runner: SampleRunner, record: dict, source):
 def _run_dask(items, pending, config, keep, stop, state, *, workers, client, scheduler, security, chunk_size,
               keep_trajectories, retries, run_here):
     """Chunks of samples as Dask tasks, at most a few per worker in flight, results kept in
-    completion order.
+    completion order. Chunks hold up to about a second of work and shrink towards the end
+    (:func:`chunk_size_for`): each task costs the client's event loop (scheduler, result transfer)
+    a few milliseconds of CPU, on the cores the workers need when they are few.
 
     A local cluster (``workers`` > 1, no client or scheduler given) is made of workers forked
     from this process (:class:`~evsim.analysis.execution.ForkedWorkers`) after it has run the
     first sample itself, which loads the engine they inherit; where forking is not safe (other
     threads running, not Linux) a LocalCluster spawns them."""
+    import collections
+
     import dask
     from distributed import Client, LocalCluster, as_completed
 
@@ -432,22 +437,24 @@ def _run_dask(items, pending, config, keep, stop, state, *, workers, client, sch
                                            host="127.0.0.1", dashboard_address=None, silence_logs=40)
                     own_client = client = Client(cluster)
         n_workers = max(1, len(client.scheduler_info().get("workers", {})) or workers)
-        if chunk_size is None:
-            chunk_size = max(1, min(16, len(pending) // (4 * n_workers) or 1))
-        chunks = [pending[j:j + chunk_size] for j in range(0, len(pending), chunk_size)]
-        chunks.reverse()  # pop() from the end takes them in sample order
-        task = _run_chunk_with_trajectories if keep_trajectories else run_chunk
+        queue = collections.deque(pending)  # sample order
+        timing = [0.0, 0]  # seconds the workers spent in finished chunks, samples in them
+        # every future is kept until the cluster closes: releasing each as it is consumed sends
+        # messages that can still be on their way when the scheduler closes (a CommClosedError
+        # traceback logged at the end, seen in tests/test_evaluate.py)
         submitted = []
 
         def submit():
-            chunk = chunks.pop()
-            work = [items.item(i) for i in chunk]
-            fut = client.submit(task, config, work, retries=retries, pure=False)
+            size = chunk_size or chunk_size_for(len(queue), n_workers, timing[0] / timing[1] if timing[1] else None)
+            work = [items.item(queue.popleft()) for _ in range(min(size, len(queue)))]
+            fut = client.submit(_run_chunk_timed, config, work, keep_trajectories, retries=retries, pure=False)
             submitted.append(fut)
             return fut
 
-        window = 3 * n_workers
-        ac = as_completed([submit() for _ in range(min(window, len(chunks)))])
+        # with_results: the client's event loop fetches each result as its task ends
+        ac = as_completed(loop=client.loop, with_results=True, raise_errors=False)
+        while queue and len(submitted) < 3 * n_workers:
+            ac.add(submit())
         while not ac.is_empty():
             if stop or state["failed"]:
                 break
@@ -455,16 +462,18 @@ def _run_dask(items, pending, config, keep, stop, state, *, workers, client, sch
             if not batch:
                 if forked is not None and not forked.alive():
                     raise EvsimError("every local Dask worker process died")
-                time.sleep(0.02)
+                _wait_for_results(ac, 0.25)
                 continue
-            for fut in batch:
-                try:
-                    records = fut.result()
-                except Exception as exc:  # noqa: BLE001 — e.g. KilledWorker after the retries
-                    raise EvsimError(f"a Dask task failed: {type(exc).__name__}: {exc}") from None
+            for fut, result in batch:
+                if fut.status != "finished":  # e.g. KilledWorker after the retries
+                    exc = result[1] if isinstance(result, tuple) and len(result) == 3 else result
+                    raise EvsimError(f"a Dask task failed: {type(exc).__name__}: {exc}")
+                records, seconds = result
+                timing[0] += seconds
+                timing[1] += len(records)
                 for record in records:
                     keep(record)
-                if chunks and not stop and not state["failed"]:
+                if queue and not stop and not state["failed"]:
                     ac.add(submit())
         unfinished = [f for f in submitted if not f.done()]
         if unfinished:
@@ -484,16 +493,75 @@ def _run_dask(items, pending, config, keep, stop, state, *, workers, client, sch
             forked.close()
 
 
+#: seconds of work per Dask task once the workers have reported how long a sample takes; a
+#: task costs the client about 5–10 ms of CPU (scheduler, result transfer), so tasks much shorter
+#: than this spend the cores the workers need on 2 cores
+CHUNK_TARGET_S = 1.0
+
+
+def chunk_size_for(remaining: int, n_workers: int, sample_s: float | None) -> int:
+    """Samples in the next Dask task when ``remaining`` samples are not submitted yet.
+
+    At most a quarter of one worker's share of what is left (``remaining / (4 n_workers)``), so
+    chunks shrink towards the end and the workers finish together; before any timing is known (the
+    first few tasks) at most 16 samples; then at most :data:`CHUNK_TARGET_S` of work at the
+    measured ``sample_s`` seconds per sample (a sample of a second or more goes alone) and at least
+    a tenth of that, unless that is more than one worker's share of what is left. The records do
+    not depend on it (every sample is simulated on its own)."""
+    share = -(-remaining // (4 * n_workers))
+    if sample_s is None:
+        return max(1, min(16, share, remaining))
+    most = max(1, int(CHUNK_TARGET_S / max(sample_s, 1e-9)))
+    least = min(max(1, most // 10), -(-remaining // n_workers))
+    return max(1, min(remaining, most, max(least, share)))
+
+
+def _wait_for_results(ac, timeout: float) -> None:
+    """Until ``ac`` (a ``distributed.as_completed``) has a result or ``timeout`` s have passed.
+    Its thread condition is notified after each result is queued; waiting on it instead of polling
+    keeps the client asleep while the workers run (a signal still ends the wait: the flag is
+    checked when it returns)."""
+    cond = getattr(ac, "thread_condition", None)
+    if cond is None or not hasattr(ac, "has_ready"):  # another distributed: poll
+        time.sleep(0.02)
+        return
+    with cond:
+        if not ac.has_ready():
+            cond.wait(timeout)
+
+
 def _wait_for_forked(client, forked, n: int, limit_s: float = 120.0) -> None:
-    """Until the ``n`` forked workers have joined the scheduler (EvsimError if one dies first)."""
+    """Until the ``n`` forked workers have joined the scheduler (EvsimError if one dies first).
+    Asks the scheduler every 5 ms (``Client.wait_for_workers`` sleeps 0.1 s between its checks,
+    while forked workers join in a few tens of milliseconds)."""
     deadline = time.time() + limit_s
     while True:
-        try:
-            client.wait_for_workers(n, timeout=1)
+        if client.sync(_running_workers, client, n, min(deadline, time.time() + 1.0)) >= n:
             return
-        except TimeoutError:
-            if forked.alive() < n or time.time() > deadline:
-                raise EvsimError(f"the {n} local Dask worker processes did not start") from None
+        if forked.alive() < n or time.time() > deadline:
+            raise EvsimError(f"the {n} local Dask worker processes did not start")
+
+
+async def _running_workers(client, n: int, until: float) -> int:
+    """The number of running workers of ``client``'s scheduler once it reaches ``n`` or at ``until``."""
+    import asyncio
+
+    while True:
+        info = await client.scheduler.identity(n_workers=-1)
+        running = sum(1 for ws in info.get("workers", {}).values() if ws.get("status", "running") == "running")
+        if running >= n or time.time() >= until:
+            return running
+        await asyncio.sleep(0.005)
+
+
+def _run_chunk_timed(config, items, trajectories: bool = False):
+    """The Dask task: ``(records, seconds)``, the records of ``items``
+    (:func:`~evsim.analysis.execution.run_chunk`, with each sample's uncut trajectory under
+    ``"_trajectory"`` if ``trajectories``) and the wall time they took in the worker (for the
+    size of the next chunks, :func:`chunk_size_for`)."""
+    t0 = time.perf_counter()
+    records = _run_chunk_with_trajectories(config, items) if trajectories else run_chunk(config, items)
+    return records, time.perf_counter() - t0
 
 
 def _run_chunk_with_trajectories(config, items):
