@@ -626,7 +626,7 @@ def pack_model(pops: list, projections: list, readout: tuple, wdtype, path) -> E
         ops.op_geom, ops.op_scratch_base, ops.maps, ops.scales, ops.weights, ops.conv_tables,
         np.array([readout[0], readout[1], pops[readout[0]].size], dtype=np.int64),
         pop_uniform,
-        -np.ones(len(ops.op_kind), dtype=np.int64), np.zeros((1, 2), dtype=np.int64),
+        -np.ones(len(ops.op_kind), dtype=np.int64), np.zeros((1, 2), dtype=RUN_DTYPE),
         np.zeros((1, RUN_COLS), dtype=RUN_DTYPE),
     )
     table_base, run_ptr, run_table = run_tables(packed)

@@ -27,8 +27,9 @@ from numba import njit
 from .abi import (G_CIN, G_CIN_G, G_COLS, G_COUT, G_COUT_G, G_GROUPS, G_KH, G_KW, G_OW, G_ROWS, G_W, OP_CONV, OP_DENSE,
                   OP_IDENTITY)
 
-#: at most this many rows (16 bytes each: 128 MiB) in a model's run tables (:func:`run_tables`);
-#: convolutions beyond it compute their runs per spike instead (the same runs)
+#: at most this many rows (16 bytes each: 128 MiB) in a model's run tables (:func:`run_tables`, which
+#: also take 8 bytes per input element of a convolution); convolutions beyond it compute their runs
+#: per spike instead (the same runs)
 RUN_TABLE_MAX_ROWS = 1 << 23
 
 #: the operator arrays :func:`op_runs` reads: what the run tables are made from (a smaller
@@ -127,14 +128,14 @@ def run_tables(m, max_rows: int = RUN_TABLE_MAX_ROWS) -> tuple:
     for op in range(n_ops):
         if m.op_kind[op] != OP_CONV:
             continue
-        rows = _tabulate_op(m, op, runs, 0, np.zeros((int(m.op_in_size[op]) + 1, 2), dtype=np.int64), no_rows)
+        rows = _tabulate_op(m, op, runs, 0, np.zeros((int(m.op_in_size[op]) + 1, 2), dtype=RUN_DTYPE), no_rows)
         if n_rows + rows > max_rows:
             break
         chosen.append((op, n_rows))
         table_base[op] = ptr_len
         ptr_len += int(m.op_in_size[op]) + 1
         n_rows += rows
-    run_ptr = np.zeros((max(ptr_len, 1), 2), dtype=np.int64)
+    run_ptr = np.zeros((max(ptr_len, 1), 2), dtype=RUN_DTYPE)
     table = np.zeros((max(n_rows, 1), RUN_COLS), dtype=RUN_DTYPE)
     for op, first_row in chosen:
         base = int(table_base[op])

@@ -827,12 +827,19 @@ def _after_cascade(m, s, b, t, cut):
     c[C_OUT_CHANGED] = 0
     if c[C_RECORD_OUTPUT] != 0:
         n = c[C_OUTREC_N]
-        readout_values(m, s, t, s.readout_buf)
         b.out_t[n] = t
         b.out_k[n] = c[C_CONSUMED]
-        for k in range(s.readout_buf.shape[0]):
-            b.out_v[n, k] = s.readout_buf[k]
+        # (spike counts copied here: a call to readout_values passes the whole model and state)
+        if m.readout[1] == READOUT_COUNTS:
+            for k in range(s.out_counts.shape[0]):
+                b.out_v[n, k] = s.out_counts[k]
+        else:
+            readout_values(m, s, t, s.readout_buf)
+            for k in range(s.readout_buf.shape[0]):
+                b.out_v[n, k] = s.readout_buf[k]
         c[C_OUTREC_N] = n + 1
+    if int(cut[CUT_MODE]) == CUT_NONE:  # (no call without a cutoff)
+        return False
     return cutoff_decided(m, s, cut, t)
 
 
