@@ -41,7 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 MODEL = REPO / "evsim" / "bundled" / "nmnist_cnn" / "model.nir"
 
-from evsim.kernels.bits import lowest_set_bit  # noqa: E402
+from evsim.kernels.bits import at_level_mask, lowest_set_bit  # noqa: E402
 from evsim.kernels.fanout import new_runs_buffer, op_runs  # noqa: E402
 
 
@@ -109,9 +109,7 @@ def minimal_cascades(ev_index, pop_proj_ptr, pop_proj, proj_dst, proj_base, run_
                     for sb in range(n_sub - 1, -1, -1):  # ascending kernel column, as the engine
                         for b0 in range(sb * rl, (sb + 1) * rl, 16):
                             vs = vv[b0:min(b0 + 16, (sb + 1) * rl)]
-                            mask = 0
-                            for co in range(vs.shape[0]):
-                                mask |= (1 if vs[co] >= at else 0) << co
+                            mask = at_level_mask(vs, at)
                             while mask != 0:
                                 co = lowest_set_bit(mask)
                                 mask &= mask - 1

@@ -614,9 +614,10 @@ def pack_model(pops: list, projections: list, readout: tuple, wdtype, path) -> E
 
     ops = pack_operators([pr.ops for pr in projections], wdtype)
     index_limit = np.iinfo(RUN_DTYPE).max
-    if ops.weights.size > index_limit or sum(p.size for p in pops) > index_limit:
-        raise ModelError(f"{ops.weights.size} weights and {sum(p.size for p in pops)} neurons: the engine addresses "
-                         f"at most {index_limit} of each", path=path)
+    n_neurons = sum(p.size for p in pops)
+    if ops.weights.size > index_limit or n_neurons > index_limit:
+        raise ModelError(f"{ops.weights.size} weights and {n_neurons} neurons: the engine addresses at most "
+                         f"{index_limit} of each", path=path)
     packed = EngineModel(
         pop_kind, pop_offset, pop_size, pop_flags, pop_refr, pop_min_interval, base, stride, params, proj_ptr, pop_proj, reserve,
         np.array([pr.source for pr in projections], dtype=np.int64),

@@ -1,4 +1,5 @@
-"""Bit operations for the compiled loops: the index of a mask's lowest set bit.
+"""Bit operations for the compiled loops: a block's neurons at threshold as a bit mask, and the
+index of a mask's lowest set bit.
 
 The threshold scan of the event engine (``evsim.sim.engine._deliver_uniform``) turns one
 vectorised comparison of a block of neurons into a bit mask and visits its set bits, lowest
@@ -14,6 +15,15 @@ from numba import njit
 _DEBRUIJN32 = 0x077CB531
 _DEBRUIJN32_INDEX = np.array([0, 1, 28, 2, 29, 14, 24, 3, 30, 22, 20, 15, 25, 17, 4, 8,
                               31, 27, 13, 23, 21, 19, 16, 7, 26, 12, 18, 6, 11, 5, 10, 9], dtype=np.int64)
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def at_level_mask(values, level):
+    """Bit k set when ``values[k]`` ≥ ``level`` (at most 64 values): one vectorised comparison."""
+    mask = 0
+    for k in range(values.shape[0]):
+        mask |= (1 if values[k] >= level else 0) << k
+    return mask
 
 
 @njit(cache=True, inline="always")

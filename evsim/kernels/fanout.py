@@ -87,8 +87,7 @@ def element_runs(m, op, i, runs):
         r0 = m.run_ptr[base + i, 0]
         r1 = m.run_ptr[base + i + 1, 0]
         n_sub_total = m.run_ptr[base + i, 1]
-        run_len = m.op_geom[op, G_COUT] if m.op_geom[op, G_GROUPS] == 1 else m.op_geom[op, G_COUT_G]
-        return m.run_table, r0, r1, n_sub_total, run_len
+        return m.run_table, r0, r1, n_sub_total, conv_run_len(m.op_geom, op)
     n_runs, n_sub_total, run_len = op_runs(m, op, i, runs)
     return runs, 0, n_runs, n_sub_total, run_len
 
@@ -144,6 +143,12 @@ def run_tables(m, max_rows: int = RUN_TABLE_MAX_ROWS) -> tuple:
 
 
 @njit(cache=True, _nrt=False, inline="always")
+def conv_run_len(geo, op):
+    """Outputs per sub-run of a convolution: its output channels (of one group when grouped)."""
+    return geo[op, G_COUT] if geo[op, G_GROUPS] == 1 else geo[op, G_COUT_G]
+
+
+@njit(cache=True, _nrt=False, inline="always")
 def conv_runs(m, op, c, y, x, runs):
     """:func:`op_runs` of a convolution for the input element at channel c, row y, column x."""
     geo = m.op_geom
@@ -153,10 +158,9 @@ def conv_runs(m, op, c, y, x, runs):
     ow = geo[op, G_OW]
     kh = geo[op, G_KH]
     kw = geo[op, G_KW]
-    run_len = c_out
+    run_len = conv_run_len(geo, op)
     group_out = 0
     if geo[op, G_GROUPS] != 1:
-        run_len = geo[op, G_COUT_G]
         cin_g = geo[op, G_CIN_G]
         # (an integer division costs ~15 cycles: none for a depthwise convolution or a pool)
         group_out = (c if cin_g == 1 else c // cin_g) * run_len

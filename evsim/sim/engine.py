@@ -29,7 +29,7 @@ import numpy as np
 from numba import njit
 
 from ..kernels import neuron as nk
-from ..kernels.bits import lowest_set_bit
+from ..kernels.bits import at_level_mask, lowest_set_bit
 from ..kernels.fanout import element_runs, new_runs_buffer, op_input
 from ..kernels.abi import (
     C_ANY_TRACE,
@@ -521,9 +521,7 @@ def _deliver_uniform(m, s, b, dst, flags, runs, r0, r1, run_len, scaled, theta, 
             for sb in range(n_sub - 1, -1, -1):  # ascending kernel column (see project)
                 for lo in range(sb * run_len, (sb + 1) * run_len, _SCAN_BLOCK):
                     vs = vv[lo:min(lo + _SCAN_BLOCK, (sb + 1) * run_len)]
-                    at_level = 0
-                    for co in range(vs.shape[0]):
-                        at_level |= (1 if vs[co] >= level else 0) << co
+                    at_level = at_level_mask(vs, level)
                     while at_level != 0:
                         co = lowest_set_bit(at_level)
                         at_level &= at_level - 1
@@ -827,19 +825,12 @@ def _after_cascade(m, s, b, t, cut):
     c[C_OUT_CHANGED] = 0
     if c[C_RECORD_OUTPUT] != 0:
         n = c[C_OUTREC_N]
+        readout_values(m, s, t, s.readout_buf)
         b.out_t[n] = t
         b.out_k[n] = c[C_CONSUMED]
-        # (spike counts copied here: a call to readout_values passes the whole model and state)
-        if m.readout[1] == READOUT_COUNTS:
-            for k in range(s.out_counts.shape[0]):
-                b.out_v[n, k] = s.out_counts[k]
-        else:
-            readout_values(m, s, t, s.readout_buf)
-            for k in range(s.readout_buf.shape[0]):
-                b.out_v[n, k] = s.readout_buf[k]
+        for k in range(s.readout_buf.shape[0]):
+            b.out_v[n, k] = s.readout_buf[k]
         c[C_OUTREC_N] = n + 1
-    if int(cut[CUT_MODE]) == CUT_NONE:  # (no call without a cutoff)
-        return False
     return cutoff_decided(m, s, cut, t)
 
 
