@@ -332,23 +332,24 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
             state["last_json"] = time.time()
         bar.update(len(done))
 
-    def run_here(i: int) -> dict:
-        idx, source, lab = items.item(i)
-        record = runner((idx, source, lab))
-        if keep_trajectories and "error" not in record:
-            record["_trajectory"] = _trajectory_of(runner, record, source)
-        return record
+    def run_here(batch: list) -> list:
+        return runner.records([items.item(i) for i in batch], trajectories=keep_trajectories)
 
     interrupted = False
     with interrupt_guard as stop:
         try:
             if client is None and scheduler is None and workers == 1:
-                for n, i in enumerate(pending):
-                    if stop or state["failed"]:
-                        break
-                    keep(run_here(i))
-                    if n == 0:
+                done_here, t_first = 0, time.perf_counter()
+                while done_here < len(pending) and not (stop or state["failed"]):
+                    # a few samples at a time (SampleRunner.records), as many as take about
+                    # BATCH_S: an interrupt still stops the run within about that time
+                    size = 1 if done_here == 0 else _batch_size((time.perf_counter() - t_first) / done_here)
+                    for record in run_here(pending[done_here:done_here + size]):
+                        keep(record)
+                    if done_here == 0:
                         _freeze_heap()  # what the first simulation loaded (numba, the engine)
+                        t_first = time.perf_counter()
+                    done_here += size
             else:
                 _run_dask(items, pending, config, keep, stop, state, workers=workers, client=client,
                           scheduler=scheduler, security=security, chunk_size=chunk_size,
@@ -383,12 +384,17 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
     return doc
 
 
-def _trajectory_of(runner: SampleRunner, record: dict, source):
-    """The uncut trajectory of the sample just run by ``runner`` (calibration keeps them)."""
-    traj = runner.last_trajectory
-    if traj is not None:
-        traj.label = record["label"]
-    return traj
+#: the samples one process simulates between two looks at an interrupt take about this long
+#: (at most BATCH_MAX of them): see SampleRunner.records for why several at a time
+BATCH_S = 0.05
+BATCH_MAX = 16
+
+
+def _batch_size(seconds_per_sample: float) -> int:
+    """How many samples of ``seconds_per_sample`` each make a batch of about BATCH_S."""
+    if not seconds_per_sample > 0:
+        return 1
+    return int(max(1, min(BATCH_MAX, BATCH_S // seconds_per_sample)))
 
 
 def _run_dask(items, pending, config, keep, stop, state, *, workers, client, scheduler, security, chunk_size,
@@ -420,7 +426,7 @@ def _run_dask(items, pending, config, keep, stop, state, *, workers, client, sch
                                       f"{str(exc).splitlines()[0] if str(exc) else 'no answer'})",
                                       option="--scheduler") from None
             elif can_fork_workers() and pending:
-                keep(run_here(pending[0]))  # warms this process: the workers inherit the loaded engine
+                keep(run_here(pending[:1])[0])  # warms this process: the workers inherit the loaded engine
                 pending = pending[1:]
                 if stop or state["failed"] or not pending:
                     return
@@ -565,12 +571,12 @@ def _run_chunk_timed(config, items, trajectories: bool = False):
 
 
 def _run_chunk_with_trajectories(config, items):
-    runner = runner_for(config)
     out = []
-    for item in items:
-        record = with_text(runner(item))
-        if "error" not in record:
-            record["_trajectory"] = _trajectory_of(runner, record, item[1])
+    for record in runner_for(config).records(items, trajectories=True):
+        traj = record.pop("_trajectory", None)
+        with_text(record)  # (the text without the trajectory)
+        if traj is not None:
+            record["_trajectory"] = traj
         out.append(record)
     return out
 

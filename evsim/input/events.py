@@ -12,6 +12,7 @@ addresses neuron (p, y, x), flat index ``p*H*W + y*W + x``; for shape (N,) it ad
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from ..errors import RecordingError
 
@@ -294,3 +295,39 @@ def describe(events: np.ndarray) -> dict:
         "y_max": int(events["y"].max()),
         "p_counts": {str(int(v)): int(c) for v, c in zip(values, counts)},
     }
+
+
+@njit(cache=True, _nrt=False)
+def _engine_input_kernel(t, x, y, p, c, h, w, input_map, t0_us, index, times):
+    """The fast path of :func:`engine_input`: one pass over the columns. Returns -1 when every event
+    has 0 <= t < 2**53 and non-decreasing, non-negative x, y, p and addresses a neuron of the
+    (c, h, w) input (index[i]: its engine index, times[i]: t - t0_us), else the first failing event
+    (nothing is written at or after it)."""
+    t_prev = 0
+    for i in range(t.shape[0]):
+        ti, xi, yi, pi = t[i], x[i], y[i], p[i]
+        if ti < t_prev or ti >= T_LIMIT_US or xi < 0 or yi < 0 or pi < 0 or xi >= w or yi >= h or pi >= c:
+            return i
+        t_prev = ti
+        index[i] = input_map[(pi * h + yi) * w + xi]
+        times[i] = float(ti - t0_us)
+    return -1
+
+
+def engine_input(events: np.ndarray, input_shape: tuple, input_map: np.ndarray, t0_us: int):
+    """``(engine index, time since t0_us as float64)`` of every event when all of them pass
+    :func:`check_sorted` and :func:`input_indices` (``engine index = input_map[input index]``), in one
+    compiled pass; ``None`` when that fast path does not apply (a dtype other than
+    :data:`EVENT_DTYPE`, an input that is not (C, H, W)) or an event fails a check: the caller then
+    takes the checked path, which raises the error the event deserves (or, for an event only
+    outside the input, after a time window has cut it off, accepts it)."""
+    if events.dtype != EVENT_DTYPE or len(input_shape) != 3 or getattr(events, "ndim", 0) != 1:
+        return None
+    n = events.shape[0]
+    index = np.empty(n, dtype=np.int64)
+    times = np.empty(n, dtype=np.float64)
+    c, h, w = (int(s) for s in input_shape)
+    if _engine_input_kernel(events["t"], events["x"], events["y"], events["p"], c, h, w, input_map, int(t0_us),
+                            index, times) >= 0:
+        return None
+    return index, times

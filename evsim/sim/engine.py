@@ -987,7 +987,7 @@ def is_static(m, s) -> bool:
                 or np.any(s.pop_traced))
 
 
-def run(m, s, b, ev_index, ev_time, t_drain, cut):
+def run(m, s, b, ev_index, ev_time, t_drain, cut, static=None):
     """Consume input events (engine index, time in µs since the first event) in order; see the
     module docstring.
 
@@ -995,6 +995,8 @@ def run(m, s, b, ev_index, ev_time, t_drain, cut):
         t_drain: after the last input event, also process queued items up to this time
             (-inf: leave them for the next call, which is what chunked feeding needs).
         cut: cutoff parameters (mode 0 = none).
+        static: :func:`is_static` of ``m`` and ``s`` if the caller knows it (a simulator finds
+            it once), else found here.
 
     Returns:
         (status, k, buffers): STATUS_INPUT_DONE, STATUS_CUTOFF (decided; input consumption
@@ -1002,7 +1004,7 @@ def run(m, s, b, ev_index, ev_time, t_drain, cut):
         consumed by this call; the possibly regrown buffers.
     """
     # (plain Python around the compiled loop: it returns only when done or when a buffer must grow)
-    loop = _process_static if is_static(m, s) else _process
+    loop = _process_static if (is_static(m, s) if static is None else static) else _process
     k = np.int64(0)
     while True:
         status, k, room = loop(m, s, b, ev_index, ev_time, k, float(t_drain), cut)
@@ -1069,6 +1071,17 @@ def new_state(m, n_neurons: int, n_scratch: int, n_ops: int, n_pops: int, precis
         runs=new_runs_buffer(m.op_geom) if runs is None else runs,
         cast=np.zeros(1, dtype=dtype),
     )
+
+
+#: the value every state array starts a sample with (:func:`new_state`), when not zero
+_STATE_START = {"refr_until": -np.inf, "dead_until": -np.inf, "sched_time": np.inf}
+
+
+def clear_state(s: EngineState) -> None:
+    """Put a state back to :func:`new_state`'s start values, in place (its run buffer aside)."""
+    for name, a in zip(EngineState._fields, s):
+        if name != "runs":
+            a.fill(_STATE_START.get(name, 0))
 
 
 def new_buffers(n_out: int) -> Buffers:

@@ -21,7 +21,7 @@ from ..compile.builder import CompiledModel, compile_model
 from ..kernels import abi
 from ..kernels.abi import READOUT_COUNTS
 from ..errors import OptionError, RecordingError
-from ..input.events import check_sorted, input_indices
+from ..input.events import check_sorted, engine_input, input_indices
 from ..input.stream import check_chunk, shift_index
 from ..input.window import SampleWindow
 from ..model.linear import engine_to_nir, nir_to_engine, to_nir_order
@@ -120,14 +120,27 @@ class Simulator:
         self._fresh_state = lambda: eng.new_state(m, n_neurons, n_scratch, n_ops, len(model.populations),
                                                   model.precision, runs)
         self._fresh_buffers = lambda: eng.new_buffers(int(m.readout[2]))
-        self.buffers = None
+        self.state = self.buffers = None
         self._cut = self.cutoff.as_array()
+        # what every result needs of the model, found once
+        pop_index, mode = model.readout
+        self._readout_pop = model.populations[pop_index]
+        self._readout_counts = mode == READOUT_COUNTS
+        self._n_out = self._readout_pop.size
+        # the readout's engine -> NIR permutation, None when it is the identity (a 1-D readout)
+        perm = engine_to_nir(self._readout_pop.shape)
+        self._readout_perm = None if np.array_equal(perm, np.arange(perm.size)) else perm
+        self._node_names = [p.name for p in model.populations]
+        self._static = None  # whether the loop specialised to static models applies (engine.is_static)
         self.reset()
 
     # ------------------------------------------------------------------------------------
     def reset(self) -> None:
         """Start a new sample: all state, queues, counters and records cleared."""
-        self.state = self._fresh_state()
+        if self.state is None:
+            self.state = self._fresh_state()
+        else:  # cleared in place: no allocation per sample (results copy what they keep)
+            eng.clear_state(self.state)
         # the previous sample's buffers, already grown to its needs, are kept: they are storage
         # only (their fill levels are counters of the fresh state; the Result copies out of them)
         if self.buffers is None or max(a.shape[0] for a in self.buffers) > _KEEP_BUFFERS:
@@ -146,6 +159,8 @@ class Simulator:
             s.trace_flag[pop.offset + eng_idx] = 1
             s.pop_traced[p] = 1
             s.counters[abi.C_ANY_TRACE] = 1
+        if self._static is None:  # (the trace options, set above, never change)
+            self._static = eng.is_static(self.model.arrays, s)
         self._t0_us = self.window.origin_us(None)
         self._t_last_us = None
         self.events_total = 0
@@ -158,16 +173,24 @@ class Simulator:
         sample has stopped (cutoff or budget): later chunks are counted but not consumed.
         ``first_index`` is the index of the chunk's first event in the whole recording: error
         messages name events by their index there."""
-        try:
-            check_sorted(events, source=source)
-        except RecordingError as exc:
-            raise shift_index(exc, first_index) from None
-        return self._feed(events, source, first_index)
+        prepared = None
+        if events.shape[0] and not self.stopped:
+            # every check below in one compiled pass when all events pass them (the common case)
+            t0 = self._t0_us if self._t0_us is not None else int(events["t"][0])
+            prepared = engine_input(events, self.model.input_shape, self._input_map, t0)
+        if prepared is None:
+            try:
+                check_sorted(events, source=source)
+            except RecordingError as exc:
+                raise shift_index(exc, first_index) from None
+        return self._feed(events, source, first_index, prepared=prepared)
 
-    def _feed(self, events: np.ndarray, source: str | None, first_index: int, check_stopped: bool = False) -> bool:
+    def _feed(self, events: np.ndarray, source: str | None, first_index: int, check_stopped: bool = False,
+              prepared: tuple | None = None) -> bool:
         """:meth:`feed` after the chunk's values and order were checked; ``check_stopped``: once
         stopped, still check that the chunk's events address the input (as :meth:`run` does for
-        the events after a cutoff)."""
+        the events after a cutoff). ``prepared``: :func:`~evsim.input.events.engine_input` of the
+        chunk (every event checked already, time 0 at this sample's origin)."""
         if self._t0_us is None and events.shape[0]:
             self._t0_us = int(events["t"][0])
         events = self.window.clip(events, self._t0_us)
@@ -184,23 +207,27 @@ class Simulator:
             raise RecordingError(
                 f"chunk starts at t={int(events['t'][0])} us, before the previous chunk ended "
                 f"(t={self._t_last_us} us)", path=source, field="t")
-        try:
-            flat = input_indices(events, self.model.input_shape, source=source)
-        except RecordingError as exc:
-            raise shift_index(exc, first_index) from None
-        index = self._input_map[flat]
-        t_rel_us = events["t"].astype(np.int64) - self._t0_us
+        if prepared is not None:
+            index, times = prepared[0][:n], prepared[1][:n]
+        else:
+            try:
+                flat = input_indices(events, self.model.input_shape, source=source)
+            except RecordingError as exc:
+                raise shift_index(exc, first_index) from None
+            index = self._input_map[flat]
+            # the engine counts microseconds since the origin (exact in float64 below 2**53)
+            times = (events["t"].astype(np.int64) - self._t0_us).astype(np.float64)
         # time and event budgets: input beyond them is never consumed
         keep = n
         if self.cutoff.max_time_us is not None:
-            keep = int(np.searchsorted(t_rel_us, self.cutoff.max_time_us, side="right"))
+            keep = int(np.searchsorted(times, self.cutoff.max_time_us, side="right"))
         if self.cutoff.max_events is not None:
             keep = min(keep, max(0, self.cutoff.max_events - int(self.state.counters[abi.C_CONSUMED])))
-        times = t_rel_us[:keep].astype(np.float64)  # the engine counts microseconds
+        times = times[:keep]
         if COMPILE_NOTICE:
             _announce_compile((self.model.arrays, self.state, self.buffers, index[:keep], times, -np.inf, self._cut))
         status, _, self.buffers = eng.run(self.model.arrays, self.state, self.buffers, index[:keep], times,
-                                          -np.inf, self._cut)
+                                          -np.inf, self._cut, static=self._static)
         self._t_last_us = int(events["t"][-1])
         self.status = status
         if status != abi.STATUS_INPUT_DONE or keep < n:
@@ -215,7 +242,7 @@ class Simulator:
         empty_i = np.zeros(0, dtype=np.int64)
         empty_t = np.zeros(0, dtype=np.float64)
         status, _, self.buffers = eng.run(self.model.arrays, self.state, self.buffers, empty_i, empty_t,
-                                          float(t_us), self._cut)
+                                          float(t_us), self._cut, static=self._static)
         self.status = status
         if status != abi.STATUS_INPUT_DONE:
             self.stopped = True
@@ -226,18 +253,21 @@ class Simulator:
         model = self.model
         s = self.state
         c = s.counters
-        m = model.arrays
-        pop_index, mode = model.readout
-        readout_pop = model.populations[pop_index]
+        readout_pop = self._readout_pop
         t_now = float(s.clock[abi.T_NOW])
-        values = np.zeros(int(m.readout[2]), dtype=np.float64)
-        eng.readout_values(m, s, t_now, values)
-        output = to_nir_order(values, readout_pop.shape)
-        counts = to_nir_order(s.out_counts.copy(), readout_pop.shape) if mode == READOUT_COUNTS else None
+        perm = self._readout_perm
+        if self._readout_counts:  # (engine.readout_values' first case, without a call)
+            counts = s.out_counts.copy() if perm is None else to_nir_order(s.out_counts, readout_pop.shape)
+            output = counts.astype(np.float64)
+        else:
+            values = np.zeros(self._n_out, dtype=np.float64)
+            eng.readout_values(model.arrays, s, t_now, values)
+            output = values if perm is None else to_nir_order(values, readout_pop.shape)
+            counts = None
         status = {abi.STATUS_INPUT_DONE: "complete", abi.STATUS_CUTOFF: "cutoff", abi.STATUS_BUDGET: "budget"}[self.status]
         status = truncation_status(status, self.cutoff, int(c[abi.C_CONSUMED]), self.events_total)
         decision = float(s.clock[abi.T_DECISION]) if status == "cutoff" else t_now
-        names = [p.name for p in model.populations]
+        names = self._node_names
         spikes = None
         if self.record_spikes:
             n = int(c[abi.C_REC_N])
@@ -263,8 +293,11 @@ class Simulator:
         output_record = None
         if self.record_output:
             n = int(c[abi.C_OUTREC_N])
-            vectors = np.empty((n, readout_pop.size))
-            vectors[:, engine_to_nir(readout_pop.shape)] = self.buffers.out_v[:n, :readout_pop.size]
+            if perm is None:
+                vectors = self.buffers.out_v[:n, :self._n_out].copy()
+            else:
+                vectors = np.empty((n, self._n_out))
+                vectors[:, perm] = self.buffers.out_v[:n, :self._n_out]
             output_record = (self.buffers.out_t[:n].copy(), self.buffers.out_k[:n].copy(), vectors)
         return Result(
             prediction=predict(output),
@@ -273,12 +306,12 @@ class Simulator:
             events_consumed=int(c[abi.C_CONSUMED]),
             events_total=int(self.events_total),
             synops=int(c[abi.C_SYNOPS]),
-            spikes_per_node={n: int(k) for n, k in zip(names, s.spikes_per_pop)},
+            spikes_per_node=dict(zip(names, s.spikes_per_pop.tolist())),
             status=status,
             decision_time_us=decision if self._t0_us is not None else None,
             confidence=float(s.clock[abi.CONFIDENCE]) if status == "cutoff" else None,
             crossings=int(c[abi.C_CROSSINGS]),
-            node_names=names,
+            node_names=list(names),
             spikes=spikes,
             traces=traces,
             output_record=output_record,
@@ -316,7 +349,7 @@ class Simulator:
                     index = self._input_map[input_indices(rest, self.model.input_shape, source=source)]
                     times = (rest["t"].astype(np.int64) - self._t0_us).astype(np.float64)
                     status, _, self.buffers = eng.run(self.model.arrays, self.state, self.buffers, index, times,
-                                                      -np.inf, Cutoff().as_array())
+                                                      -np.inf, Cutoff().as_array(), static=self._static)
                     self.status = status
                 if self.status == abi.STATUS_CUTOFF:
                     self.status = abi.STATUS_INPUT_DONE

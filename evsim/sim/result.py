@@ -141,9 +141,9 @@ class Result:
 
 def predict(output: np.ndarray) -> int | None:
     """argmax with ties to the lowest index; None when there is no output activity at all."""
-    if output.size == 0 or not np.any(output != 0):
+    if output.size == 0 or not output.any():
         return None
-    return int(np.argmax(output))
+    return int(output.argmax())
 
 
 def truncation_status(status: str, cutoff: Cutoff, consumed: int, total: int) -> str:
