@@ -10,7 +10,8 @@ Model: the bundled N-MNIST CNN (``evsim/bundled/nmnist_cnn/model.nir``, profile 
 ``--repeats`` runs after one warm-up run (numba's on-disk cache filled):
 
 * ``engine_s``: ``Simulator.run`` over every recording (events read beforehand), in this process
-  (``engine_cpu_s``: its CPU time per repeat);
+  (``engine_cpu_s``: its CPU time per repeat), each repeat just before a 1-worker eval run (the
+  machine's speed drifts: alternated, both see the same);
 * ``eval_1_worker_s``: ``evsim eval DATA --json ... --csv ...`` as a subprocess, start-up (imports,
   model compilation) included;
 * ``eval_2_workers_s``: the same with ``--workers 2`` (a local Dask cluster, start-up included);
@@ -82,25 +83,36 @@ def timed(cmd) -> tuple[float, dict]:
                   "others_cpu_s": max(0.0, others), "started_quiet": quiet}
 
 
-def engine_time(data, repeats: int) -> dict:
-    import evsim
+class EngineAlone:
+    """``Simulator.run`` over every recording of ``data`` (events read beforehand), in this process:
+    :meth:`once` times one pass. The passes alternate with the 1-worker eval runs, so that both see
+    the same machine (this VM's speed drifts by 10-30 % within minutes)."""
 
-    model = evsim.load_model(str(MODEL), profile="speck")
-    files = evsim.FolderDataset(data).samples
-    events = [evsim.read_recording(p).events for p, _ in files]
-    sim = evsim.Simulator(model)
-    for ev in events[:50]:
-        sim.run(ev)  # warm-up
-    times, cpus, others = [], [], []
-    for _ in range(repeats):
+    def __init__(self, data):
+        import evsim
+
+        model = evsim.load_model(str(MODEL), profile="speck")
+        files = evsim.FolderDataset(data).samples
+        self.events = [evsim.read_recording(p).events for p, _ in files]
+        self.sim = evsim.Simulator(model)
+        for ev in self.events[:50]:
+            self.sim.run(ev)  # warm-up
+        self.times, self.cpus, self.others = [], [], []
+
+    def once(self) -> None:
+        if QUIET_WAIT_S > 0:
+            wait_quiet(QUIET_WAIT_S)
         t0, c0, b0 = time.perf_counter(), time.process_time(), busy_cpu_s()
-        for ev in events:
-            sim.run(ev)
-        times.append(time.perf_counter() - t0)
-        cpus.append(time.process_time() - c0)
-        others.append(max(0.0, busy_cpu_s() - b0 - cpus[-1]))
-    return {"engine_s": statistics.median(times), "engine_runs_s": times, "engine_cpu_s": cpus,
-            "engine_others_cpu_s": others, "n_recordings": len(events)}
+        for ev in self.events:
+            self.sim.run(ev)
+        self.times.append(time.perf_counter() - t0)
+        self.cpus.append(time.process_time() - c0)
+        self.others.append(max(0.0, busy_cpu_s() - b0 - self.cpus[-1]))
+        print(f"engine alone: {self.times[-1]:.2f} s wall, {self.cpus[-1]:.2f} s CPU", flush=True)
+
+    def report(self) -> dict:
+        return {"engine_s": statistics.median(self.times), "engine_runs_s": self.times, "engine_cpu_s": self.cpus,
+                "engine_others_cpu_s": self.others, "n_recordings": len(self.events)}
 
 
 def peak_rss(data, out: Path, limit: int | None) -> float:
@@ -166,10 +178,7 @@ def main() -> None:
               "repeats": args.repeats}
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        print("engine only ...", flush=True)
-        if QUIET_WAIT_S > 0:
-            wait_quiet(QUIET_WAIT_S)
-        report.update(engine_time(data, args.repeats))
+        engine = EngineAlone(data)
         runs = {}
         for name, extra in (("eval_1_worker", ()), ("eval_2_workers", ("--workers", "2")),
                             ("eval_startup", ("--limit", "2"))):
@@ -177,6 +186,8 @@ def main() -> None:
             timed(eval_cmd(data, out, *extra))  # warm-up
             walls, cpus, loads, others = [], [], [], []
             for _ in range(args.repeats):
+                if name == "eval_1_worker":
+                    engine.once()  # engine alone and eval, alternated
                 wall, info = timed(eval_cmd(data, out, *extra))
                 walls.append(wall)
                 cpus.append(info["cpu_s"])
@@ -192,6 +203,7 @@ def main() -> None:
             report[f"{name}_cpu_s"] = cpus
             report[f"{name}_load"] = loads
             report[f"{name}_others_cpu_s"] = others
+        report.update(engine.report())
         report["records_identical_1_vs_2_workers"] = runs["eval_1_worker"]["samples"] == runs["eval_2_workers"]["samples"]
         report["eval_over_engine"] = report["eval_1_worker_s"] / report["engine_s"]
         # the same ratio in CPU time (what a shared machine distorts least)
