@@ -37,7 +37,11 @@ numba's cache and the page cache):
   ``bound_2_workers_contended`` the same with the samples ``contention`` times slower when both
   cores run an engine;
 * ``contention``: ``bench_vgg.py --graphs vgg`` (CPU time per 10^5-event recording, pinned to a
-  core) alone on core 0 and on core 1, then one copy on each core at the same time;
+  core, median of max(5, ``--repeats``)) alone on core 0, then one copy on each core at the same
+  time, then alone on core 1; ``slowdown`` = mean(both) / mean(alone);
+* ``pairs``: each alternated (1 worker, 2 workers) pair with its ratio, and
+  ``speedup_quiet_pairs``, the median ratio of the pairs in which other processes used less than
+  0.05 core on average during both runs (a run shared with another job says little);
 * checks: the 2-worker records equal the 1-worker ones in every run (``records_identical``), and
   the first ``--check`` recordings' records equal ``Simulator.run`` on the in-memory graph of
   ``vgg_graph`` (prediction, output counts, events, SynOps, spikes per node, status, decision
@@ -66,7 +70,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import bench_eval  # noqa: E402  (also puts the repository on sys.path)
-from _machine import machine, wait_quiet  # noqa: E402
+from _machine import busy_cpu_s, machine, wait_quiet  # noqa: E402
 from bench_vgg import moving_object, vgg_graph  # noqa: E402
 
 REPO = HERE.parent
@@ -146,41 +150,48 @@ def check_in_memory(samples, records: list, k: int) -> list[dict]:
 
 
 def contention(repeats: int) -> dict:
-    """bench_vgg.py --graphs vgg pinned to core 0, to core 1, then both at once: s CPU per recording."""
+    """bench_vgg.py --graphs vgg pinned to core 0, then one copy on each core at the same time, then
+    alone on core 1: s CPU per recording (median of ``repeats``), and the CPU other processes used
+    during each phase."""
 
     def start(core: int, out: Path):
         return subprocess.Popen([sys.executable, str(HERE / "bench_vgg.py"), "--graphs", "vgg", "--events",
                                  str(EVENTS), "--repeats", str(repeats), "--core", str(core), "--json", str(out)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=bench_eval.env())
 
-    def result(proc, out: Path) -> float:
+    def result(proc, out: Path) -> tuple[float, float]:
+        _, status, usage = os.wait4(proc.pid, 0)
         err = proc.stderr.read().decode(errors="replace")
-        if proc.wait() != 0:
+        proc.stderr.close()
+        if status != 0:
             raise SystemExit(f"bench_vgg.py failed: {err}")
-        return json.loads(out.read_text())["vgg"]["s_cpu_median"]
+        return json.loads(out.read_text())["vgg"]["s_cpu_median"], usage.ru_utime + usage.ru_stime
 
-    res = {}
-    with tempfile.TemporaryDirectory() as tmpdir:
-        tmp = Path(tmpdir)
-        for core in (0, 1):
-            if bench_eval.QUIET_WAIT_S > 0:
-                wait_quiet(bench_eval.QUIET_WAIT_S)
-            p = start(core, tmp / f"alone{core}.json")
-            res[f"alone_core{core}_s_cpu"] = result(p, tmp / f"alone{core}.json")
+    def phase(cores) -> tuple[list, float]:
         if bench_eval.QUIET_WAIT_S > 0:
             wait_quiet(bench_eval.QUIET_WAIT_S)
-        procs = [start(core, tmp / f"both{core}.json") for core in (0, 1)]
-        both = [result(p, tmp / f"both{core}.json") for core, p in zip((0, 1), procs)]
-        res["both_s_cpu"] = both
-        res["repeats"] = repeats
-    alone = (res["alone_core0_s_cpu"] + res["alone_core1_s_cpu"]) / 2
-    res["slowdown"] = statistics.mean(both) / alone
-    print(f"bench_vgg per recording: alone {res['alone_core0_s_cpu']:.3f} / {res['alone_core1_s_cpu']:.3f} s CPU "
-          f"(core 0 / 1), both at once {both[0]:.3f} / {both[1]:.3f} s: x{res['slowdown']:.3f}", flush=True)
+        b0 = busy_cpu_s()
+        procs = [(start(c, tmp / f"vgg{c}.json"), tmp / f"vgg{c}.json") for c in cores]
+        out = [result(p, f) for p, f in procs]
+        others = busy_cpu_s() - b0 - sum(cpu for _, cpu in out)
+        return [t for t, _ in out], max(0.0, others)
+
+    res = {"repeats": repeats}
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        (a0,), res["alone_core0_others_cpu_s"] = phase((0,))
+        both, res["both_others_cpu_s"] = phase((0, 1))
+        (a1,), res["alone_core1_others_cpu_s"] = phase((1,))
+    res.update(alone_core0_s_cpu=a0, alone_core1_s_cpu=a1, both_s_cpu=both)
+    res["slowdown"] = statistics.mean(both) / ((a0 + a1) / 2)
+    print(f"bench_vgg per recording: alone {a0:.3f} / {a1:.3f} s CPU (core 0 / 1), both at once {both[0]:.3f} / "
+          f"{both[1]:.3f} s: x{res['slowdown']:.3f} (other processes {res['alone_core0_others_cpu_s']:.2f}, "
+          f"{res['both_others_cpu_s']:.2f}, {res['alone_core1_others_cpu_s']:.2f} s CPU)", flush=True)
     return res
 
 
 EVENTS = 100_000
+QUIET_CORES = 0.05  # a pair counts as quiet when other processes used less than this on average
 
 
 def main() -> None:
@@ -232,6 +243,16 @@ def main() -> None:
         report["synops_per_sample_mean"] = float(np.mean([r["synops"] for r in ref]))
         report["predictions"] = [r["prediction"] for r in ref]
         report["statuses"] = sorted({r["status"] for r in ref})
+        pairs = []
+        for one, two in zip(runs["eval_1_worker"], runs["eval_2_workers"]):
+            quiet = all(r["others_cpu_s"] < QUIET_CORES * r["wall_s"] for r in (one, two))
+            pairs.append({"eval_1_worker_s": one["wall_s"], "eval_2_workers_s": two["wall_s"],
+                          "speedup": one["wall_s"] / two["wall_s"], "quiet": quiet,
+                          "others_cpu_s": [one["others_cpu_s"], two["others_cpu_s"]]})
+        report["pairs"] = pairs
+        quiet = [p["speedup"] for p in pairs if p["quiet"]]
+        report["speedup_quiet_pairs"] = statistics.median(quiet) if quiet else None
+        report["n_quiet_pairs"] = len(quiet)
         for name, infos in runs.items():
             report[name] = infos
             report[f"{name}_s"] = statistics.median(i["wall_s"] for i in infos)
@@ -255,10 +276,13 @@ def main() -> None:
     report["machine"]["load_average_at_end"] = os.getloadavg()
     text = json.dumps(report, indent=1)
     print(text)
+    quiet = report["speedup_quiet_pairs"]
     print(f"\nVGG, {n} recordings of {args.events} events ({report['synops_per_sample_mean']:.3g} SynOps each): "
-          f"eval 1 worker {t1:.2f} s, --workers 2 {t2:.2f} s = {report['speedup_2_workers']:.2f}x (target >= 1.8); "
-          f"start-up {s:.2f} s = {100 * report['startup_share']:.1f} % of one worker's run; bound without Dask "
-          f"costs {report['bound_2_workers']:.2f}x"
+          f"eval 1 worker {t1:.2f} s, --workers 2 {t2:.2f} s = {report['speedup_2_workers']:.2f}x (target >= 1.8; "
+          f"quiet pairs ({report['n_quiet_pairs']} of {len(report['pairs'])}): "
+          f"{'-' if quiet is None else format(quiet, '.2f')}x); start-up {s:.2f} s = "
+          f"{100 * report['startup_share']:.1f} % of one worker's run; bound without Dask costs "
+          f"{report['bound_2_workers']:.2f}x"
           + (f", with the measured x{report['contention']['slowdown']:.3f} contention "
              f"{report['bound_2_workers_contended']:.2f}x" if "contention" in report else "")
           + f"; records identical {report['records_identical']}; equal to the in-memory Simulator "
