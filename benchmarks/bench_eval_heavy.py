@@ -4,6 +4,7 @@ One command::
 
     python benchmarks/bench_eval_heavy.py [--recordings 37] [--events 100000] [--classes 4] [--repeats 3]
                                           [--wait-quiet 300] [--json benchmarks/results/bench_eval_heavy.json]
+    python benchmarks/bench_eval_heavy.py --only-contention [--repeats 5] [--wait-quiet 300] [--json FILE]
 
 ``bench_eval.py`` measures the 2-worker speed-up on the bundled N-MNIST CNN, a job of ~9 s of
 which ~1 s is start-up that a second worker cannot share. This script measures it on a job whose
@@ -36,9 +37,13 @@ numba's cache and the page cache):
   (the document's ``wall_s``: the samples), T1 − E1 its start-up and exit, t = E1 / N;
   ``bound_2_workers_contended`` the same with the samples ``contention`` times slower when both
   cores run an engine;
-* ``contention``: ``bench_vgg.py --graphs vgg`` (CPU time per 10^5-event recording, pinned to a
-  core, median of max(5, ``--repeats``)) alone on core 0, then one copy on each core at the same
-  time, then alone on core 1; ``slowdown`` = mean(both) / mean(alone);
+* ``contention``: CPU time of ``Simulator.run`` on one 10^5-event recording (as ``bench_vgg.py``
+  measures it, median of max(5, ``--repeats``)), in a process of its own: pinned alone to core 0,
+  then to core 1; then two copies at once, one per core, forked after the model was loaded (they
+  share its pages — weights, run tables — as the eval's forked workers do); then two independent
+  processes started together (each its own copy of the model, as two ``bench_vgg.py`` runs);
+  ``slowdown_forked`` / ``slowdown_independent`` = mean(pair) / mean(alone) (``--only-contention``:
+  this part alone, a minute instead of ten);
 * ``pairs``: each alternated (1 worker, 2 workers) pair with its ratio, and
   ``speedup_quiet_pairs``, the median ratio of the pairs in which other processes used less than
   0.05 core on average during both runs (a run shared with another job says little);
@@ -63,6 +68,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -149,44 +155,97 @@ def check_in_memory(samples, records: list, k: int) -> list[dict]:
     return out
 
 
-def contention(repeats: int) -> dict:
-    """bench_vgg.py --graphs vgg pinned to core 0, then one copy on each core at the same time, then
-    alone on core 1: s CPU per recording (median of ``repeats``), and the CPU other processes used
-    during each phase."""
+def _engine_cpu(sim, events, repeats: int) -> tuple[float, float]:
+    """Median CPU seconds of ``sim.run(events)`` over ``repeats`` runs after one, and the CPU of all of them."""
+    c_all = time.process_time()
+    sim.run(events)
+    cpus = []
+    for _ in range(repeats):
+        c0 = time.process_time()
+        sim.run(events)
+        cpus.append(time.process_time() - c0)
+    return statistics.median(cpus), time.process_time() - c_all
 
-    def start(core: int, out: Path):
-        return subprocess.Popen([sys.executable, str(HERE / "bench_vgg.py"), "--graphs", "vgg", "--events",
-                                 str(EVENTS), "--repeats", str(repeats), "--core", str(core), "--json", str(out)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=bench_eval.env())
 
-    def result(proc, out: Path) -> tuple[float, float]:
-        _, status, usage = os.wait4(proc.pid, 0)
-        err = proc.stderr.read().decode(errors="replace")
-        proc.stderr.close()
-        if status != 0:
-            raise SystemExit(f"bench_vgg.py failed: {err}")
-        return json.loads(out.read_text())["vgg"]["s_cpu_median"], usage.ru_utime + usage.ru_stime
+def _engine_pair(repeats: int, events: int) -> dict:
+    """In a process of its own (``--_engine-pair``): the VGG on one 10^5-event recording, CPU per
+    recording pinned to core 0 alone, to core 1 alone, then two copies at once, one per core,
+    forked from this process after the model was loaded (sharing its pages: weights and run tables,
+    as the eval's forked workers do), then two independent processes (each its own model, as two
+    ``bench_vgg.py`` runs), started together; each phase with the CPU other processes used."""
+    import evsim
 
-    def phase(cores) -> tuple[list, float]:
-        if bench_eval.QUIET_WAIT_S > 0:
-            wait_quiet(bench_eval.QUIET_WAIT_S)
-        b0 = busy_cpu_s()
-        procs = [(start(c, tmp / f"vgg{c}.json"), tmp / f"vgg{c}.json") for c in cores]
-        out = [result(p, f) for p, f in procs]
-        others = busy_cpu_s() - b0 - sum(cpu for _, cpu in out)
-        return [t for t, _ in out], max(0.0, others)
-
+    sim = evsim.Simulator(evsim.load_model(vgg_graph(), profile="speck"))
+    ev = moving_object(events)
     res = {"repeats": repeats}
+    for core in (0, 1):
+        os.sched_setaffinity(0, {core})
+        b0 = busy_cpu_s()
+        res[f"alone_core{core}_s_cpu"], cpu = _engine_cpu(sim, ev, repeats)
+        res[f"alone_core{core}_others_cpu_s"] = max(0.0, busy_cpu_s() - b0 - cpu)
+    r, w = os.pipe()
+    b0 = busy_cpu_s()
+    pid = os.fork()
+    if pid == 0:  # the copy on core 1
+        os.sched_setaffinity(0, {1})
+        os.write(w, json.dumps(_engine_cpu(sim, ev, repeats)).encode())
+        os._exit(0)
+    os.sched_setaffinity(0, {0})
+    mine = _engine_cpu(sim, ev, repeats)
+    os.waitpid(pid, 0)
+    child = json.loads(os.read(r, 4096).decode())
+    res["forked_s_cpu"] = [mine[0], child[0]]
+    res["forked_others_cpu_s"] = max(0.0, busy_cpu_s() - b0 - mine[1] - child[1])
+    os.sched_setaffinity(0, {0, 1})
     with tempfile.TemporaryDirectory() as tmpdir:
-        tmp = Path(tmpdir)
-        (a0,), res["alone_core0_others_cpu_s"] = phase((0,))
-        both, res["both_others_cpu_s"] = phase((0, 1))
-        (a1,), res["alone_core1_others_cpu_s"] = phase((1,))
-    res.update(alone_core0_s_cpu=a0, alone_core1_s_cpu=a1, both_s_cpu=both)
-    res["slowdown"] = statistics.mean(both) / ((a0 + a1) / 2)
-    print(f"bench_vgg per recording: alone {a0:.3f} / {a1:.3f} s CPU (core 0 / 1), both at once {both[0]:.3f} / "
-          f"{both[1]:.3f} s: x{res['slowdown']:.3f} (other processes {res['alone_core0_others_cpu_s']:.2f}, "
-          f"{res['both_others_cpu_s']:.2f}, {res['alone_core1_others_cpu_s']:.2f} s CPU)", flush=True)
+        go = Path(tmpdir) / "go"
+        procs = [subprocess.Popen([sys.executable, __file__, "--_engine-one", str(core), str(go), str(repeats),
+                                   str(events)], stdout=subprocess.PIPE, env=bench_eval.env()) for core in (0, 1)]
+        while not all((go.parent / f"ready{core}").exists() for core in (0, 1)):
+            if any(p.poll() is not None for p in procs):
+                raise SystemExit("--_engine-one failed")
+            time.sleep(0.01)
+        b0 = busy_cpu_s()
+        go.touch()
+        out = [json.loads(p.communicate()[0]) for p in procs]
+        res["independent_s_cpu"] = [o[0] for o in out]
+        res["independent_others_cpu_s"] = max(0.0, busy_cpu_s() - b0 - sum(o[1] for o in out))
+    alone = (res["alone_core0_s_cpu"] + res["alone_core1_s_cpu"]) / 2
+    res["slowdown_forked"] = statistics.mean(res["forked_s_cpu"]) / alone
+    res["slowdown_independent"] = statistics.mean(res["independent_s_cpu"]) / alone
+    return res
+
+
+def _engine_one(core: int, go: Path, repeats: int, events: int) -> None:
+    """``--_engine-one``: pinned to ``core``, load the VGG, warm up, wait for ``go``, measure."""
+    import evsim
+
+    os.sched_setaffinity(0, {core})
+    sim = evsim.Simulator(evsim.load_model(vgg_graph(), profile="speck"))
+    ev = moving_object(events)
+    sim.run(ev)
+    (go.parent / f"ready{core}").touch()
+    while not go.exists():
+        time.sleep(0.005)
+    print(json.dumps(_engine_cpu(sim, ev, repeats)))
+
+
+def contention(repeats: int) -> dict:
+    """:func:`_engine_pair` in a new process (after waiting for a quiet machine)."""
+    if bench_eval.QUIET_WAIT_S > 0:
+        wait_quiet(bench_eval.QUIET_WAIT_S)
+    proc = subprocess.run([sys.executable, __file__, "--_engine-pair", str(repeats), str(EVENTS)],
+                          capture_output=True, text=True, env=bench_eval.env())
+    if proc.returncode != 0:
+        raise SystemExit(f"--_engine-pair failed: {proc.stderr}")
+    res = json.loads(proc.stdout)
+    print(f"VGG per recording, s CPU: alone {res['alone_core0_s_cpu']:.3f} / {res['alone_core1_s_cpu']:.3f} (core 0 / 1); "
+          f"two forked copies at once {res['forked_s_cpu'][0]:.3f} / {res['forked_s_cpu'][1]:.3f} "
+          f"(x{res['slowdown_forked']:.3f}); two independent processes {res['independent_s_cpu'][0]:.3f} / "
+          f"{res['independent_s_cpu'][1]:.3f} (x{res['slowdown_independent']:.3f}); other processes "
+          + ", ".join(f"{res[k]:.2f}" for k in ("alone_core0_others_cpu_s", "alone_core1_others_cpu_s",
+                                                "forked_others_cpu_s", "independent_others_cpu_s"))
+          + " s CPU", flush=True)
     return res
 
 
@@ -195,6 +254,12 @@ QUIET_CORES = 0.05  # a pair counts as quiet when other processes used less than
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--_engine-pair"]:
+        print(json.dumps(_engine_pair(int(sys.argv[2]), int(sys.argv[3]))))
+        return
+    if sys.argv[1:2] == ["--_engine-one"]:
+        _engine_one(int(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
+        return
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--recordings", type=int, default=37,
                     help="recordings in the dataset (odd: the client runs one, the two workers share the rest)")
@@ -202,7 +267,8 @@ def main() -> None:
     ap.add_argument("--classes", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--check", type=int, default=3, help="recordings compared with Simulator on the in-memory graph")
-    ap.add_argument("--no-contention", action="store_true", help="skip the bench_vgg.py contention measurement")
+    ap.add_argument("--no-contention", action="store_true", help="skip the engine contention measurement")
+    ap.add_argument("--only-contention", action="store_true", help="only the engine contention measurement")
     ap.add_argument("--json", default=None)
     ap.add_argument("--wait-quiet", type=float, default=0.0, metavar="S",
                     help="before each run, wait up to S seconds until other processes use < 0.1 core for 3 s")
@@ -217,6 +283,15 @@ def main() -> None:
               "model": "bench_vgg.vgg_graph() written with nir.write, profile speck",
               "recordings": args.recordings, "events": args.events, "classes": args.classes,
               "seeds": [SEED0, SEED0 + args.recordings - 1], "repeats": args.repeats}
+    if args.only_contention:
+        report = {k: report[k] for k in ("machine", "env", "command", "events")}
+        report["contention"] = contention(max(args.repeats, 5))
+        report["machine"]["load_average_at_end"] = os.getloadavg()
+        text = json.dumps(report, indent=1)
+        print(text)
+        if args.json:
+            Path(args.json).write_text(text + "\n")
+        return
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         model = tmp / "vgg.nir"
@@ -260,7 +335,7 @@ def main() -> None:
         report["check_in_memory"] = check_in_memory(samples, ref, args.check)
         report["matches_in_memory_simulator"] = all(c["equal"] for c in report["check_in_memory"])
     if not args.no_contention:
-        print("contention (bench_vgg.py alone and two at once) ...", flush=True)
+        print("contention (the engine alone, two forked copies, two independent processes) ...", flush=True)
         report["contention"] = contention(max(args.repeats, 5))
     t1, t2, s, n = report["eval_1_worker_s"], report["eval_2_workers_s"], report["startup_s"], report["n_samples"]
     e1 = statistics.median(i["evaluate_wall_s"] for i in report["eval_1_worker"])
@@ -271,7 +346,7 @@ def main() -> None:
     report["startup_share"] = s / t1
     report["bound_2_workers"] = t1 / (t1 - e1 + per_sample + (e1 - per_sample) / 2)
     if "contention" in report:
-        c = report["contention"]["slowdown"]
+        c = report["contention"]["slowdown_forked"]
         report["bound_2_workers_contended"] = t1 / (t1 - e1 + per_sample + (e1 - per_sample) * c / 2)
     report["machine"]["load_average_at_end"] = os.getloadavg()
     text = json.dumps(report, indent=1)
@@ -283,7 +358,7 @@ def main() -> None:
           f"{'-' if quiet is None else format(quiet, '.2f')}x); start-up {s:.2f} s = "
           f"{100 * report['startup_share']:.1f} % of one worker's run; bound without Dask costs "
           f"{report['bound_2_workers']:.2f}x"
-          + (f", with the measured x{report['contention']['slowdown']:.3f} contention "
+          + (f", with the measured x{report['contention']['slowdown_forked']:.3f} contention of forked engines "
              f"{report['bound_2_workers_contended']:.2f}x" if "contention" in report else "")
           + f"; records identical {report['records_identical']}; equal to the in-memory Simulator "
           f"{report['matches_in_memory_simulator']}; PYTHONDONTWRITEBYTECODE={report['env']['PYTHONDONTWRITEBYTECODE']}")
