@@ -185,3 +185,27 @@ def test_decode_kernel_column_types():
     assert ev.dtype == EVENT_DTYPE
     assert (int(ev["x"][0]), int(ev["y"][0]), int(ev["p"][0]), int(ev["t"][0])) == (255, 239, 1, (1 << 23) - 1)
     assert events_module.EVENT_DTYPE is EVENT_DTYPE
+
+
+def test_a_static_run_leaves_the_arrays_it_is_said_not_to_write():
+    data = require_shared_data("nmnist-train1k")
+    model = evsim.load_model(str(BUNDLED_MODEL), profile="speck")
+    sim = evsim.Simulator(model, record_output=True)
+    assert sim._static  # the bundled model takes the static loop
+    fresh = sim._fresh_state()
+    for label in (0, 6):
+        sim.run(evsim.read_recording(sorted((data / str(label)).glob("*.bin"))[2]).events)
+        for name in eng.STATIC_UNWRITTEN:
+            np.testing.assert_array_equal(getattr(sim.state, name), getattr(fresh, name), err_msg=name)
+    assert not np.array_equal(sim.state.v, fresh.v)  # (it did run)
+
+
+@pytest.mark.parametrize("profile", ["speck", "snntorch"])  # the static loop, and the general one
+def test_samples_in_a_row_equal_samples_on_fresh_simulators(profile):
+    data = require_shared_data("nmnist-train1k")
+    model = evsim.load_model(str(BUNDLED_MODEL), profile=profile)
+    recordings = [evsim.read_recording(sorted((data / str(label)).glob("*.bin"))[7]).events for label in (2, 9, 2)]
+    in_a_row = evsim.Simulator(model, record_output=True)
+    assert in_a_row._static == (profile == "speck")
+    for ev in recordings:
+        assert_results_equal(in_a_row.run(ev), evsim.Simulator(model, record_output=True).run(ev))

@@ -353,7 +353,7 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
             else:
                 _run_dask(items, pending, config, keep, stop, state, workers=workers, client=client,
                           scheduler=scheduler, security=security, chunk_size=chunk_size,
-                          keep_trajectories=keep_trajectories, retries=retries, run_here=run_here)
+                          keep_trajectories=keep_trajectories, retries=retries)
             interrupted = bool(stop)
         finally:
             if records_file is not None:
@@ -398,16 +398,17 @@ def _batch_size(seconds_per_sample: float) -> int:
 
 
 def _run_dask(items, pending, config, keep, stop, state, *, workers, client, scheduler, security, chunk_size,
-              keep_trajectories, retries, run_here):
+              keep_trajectories, retries):
     """Chunks of samples as Dask tasks, at most a few per worker in flight, results kept in
     completion order. Chunks hold up to about a second of work and shrink towards the end
     (:func:`chunk_size_for`): each task costs the client's event loop (scheduler, result transfer)
     a few milliseconds of CPU, on the cores the workers need when they are few.
 
     A local cluster (``workers`` > 1, no client or scheduler given) is made of workers forked
-    from this process (:class:`~evsim.analysis.execution.ForkedWorkers`) after it has run the
-    first sample itself, which loads the engine they inherit; where forking is not safe (other
-    threads running, not Linux) a LocalCluster spawns them."""
+    from this process (:class:`~evsim.analysis.execution.ForkedWorkers`) after it has simulated
+    one synthetic event (:meth:`~evsim.analysis.execution.SampleRunner.warm_up`), which loads the
+    engine they inherit; where forking is not safe (other threads running, not Linux) a
+    LocalCluster spawns them."""
     import collections
 
     import dask
@@ -426,9 +427,8 @@ def _run_dask(items, pending, config, keep, stop, state, *, workers, client, sch
                                       f"{str(exc).splitlines()[0] if str(exc) else 'no answer'})",
                                       option="--scheduler") from None
             elif can_fork_workers() and pending:
-                keep(run_here(pending[:1])[0])  # warms this process: the workers inherit the loaded engine
-                pending = pending[1:]
-                if stop or state["failed"] or not pending:
+                runner_for(config).warm_up()  # the workers inherit the loaded engine
+                if stop:
                     return
                 _freeze_heap()  # with distributed and the loaded engine, for this process and the workers
                 forked = ForkedWorkers(workers)

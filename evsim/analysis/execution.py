@@ -206,6 +206,17 @@ class SampleRunner:
         """Record (or error record) of one work item ``(index, path or events, label)``."""
         return self.records([item])[0]
 
+    def warm_up(self) -> None:
+        """Load what a sample needs (the event loop from numba's cache above all) by simulating
+        one synthetic event, at input address 0 and time 0: worker processes forked afterwards
+        inherit it, and no real sample has to run here first."""
+        from ..input.events import EVENT_DTYPE
+
+        try:
+            self.run_events(np.zeros(1, dtype=EVENT_DTYPE), "<warm-up>")
+        except EvsimError:
+            pass  # (a real sample will say what is wrong)
+
     def records(self, items, trajectories: bool = False) -> list:
         """Records (or error records) of work items ``(index, path or events, label)``, in order;
         with ``trajectories``, each record of a simulated sample carries its uncut trajectory under

@@ -238,7 +238,7 @@ class CompiledModel:
 
 
 def compile_model(source, profile: str = "nir", overrides: Overrides | None = None, precision: str = "float32",
-                  state_ceiling: dict | None = None) -> CompiledModel:
+                  state_ceiling: dict | None = None, nir_graph=None) -> CompiledModel:
     """Load (if a path) and compile a NIR graph.
 
     Args:
@@ -249,6 +249,8 @@ def compile_model(source, profile: str = "nir", overrides: Overrides | None = No
             and times are always float64.
         state_ceiling: {IF/I node name: v_max}: the state of those populations saturates at v_max
             (:mod:`evsim.model.neurons`; set by ``--quantize speck``, :mod:`evsim.chip.speck`).
+        nir_graph: the file ``source`` already read by :func:`evsim.model.graph.read_nir` (not
+            read again).
 
     Raises:
         ModelError: the graph cannot be compiled (message names the node).
@@ -258,7 +260,7 @@ def compile_model(source, profile: str = "nir", overrides: Overrides | None = No
         raise OptionError(f"must be {' or '.join(PRECISIONS)}, got {precision!r}", option="--precision")
     overrides = overrides or Overrides()
     prof = get_profile(profile)
-    graph = load_graph(source)
+    graph = load_graph(source, nir_graph)
     dt = resolve_dt(prof, overrides, graph)
     return build(graph, prof, overrides, dt, precision, _hash_source(source, profile, overrides, precision),
                  state_ceiling or {})
@@ -927,9 +929,10 @@ def load_model(path_or_graph, profile: str | None = None, precision: str = "floa
     from ..model.graph import read_nir
 
     is_path = isinstance(path_or_graph, (str, Path))
+    nir_graph = None
     if is_path:
-        metadata = getattr(read_nir(path_or_graph), "metadata", None) if Path(path_or_graph).is_file() else None
-        declared = read_declared(path_or_graph, metadata)
+        nir_graph = read_nir(path_or_graph) if Path(path_or_graph).is_file() else None
+        declared = read_declared(path_or_graph, getattr(nir_graph, "metadata", None))
     else:
         declared = read_declared(None, getattr(path_or_graph, "metadata", None))
     if profile is not None:
@@ -945,6 +948,7 @@ def load_model(path_or_graph, profile: str | None = None, precision: str = "floa
 
         model = compile_quantized(path_or_graph, quantize, chosen, Overrides(**options), precision)
     else:
-        model = compile_model(path_or_graph, profile=chosen, overrides=Overrides(**options), precision=precision)
+        model = compile_model(path_or_graph, profile=chosen, overrides=Overrides(**options), precision=precision,
+                              nir_graph=nir_graph)
     model.profile_source = source
     return model

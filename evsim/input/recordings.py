@@ -61,9 +61,11 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import os
 import re
 import shutil
+import stat
 import struct
 import sys
 import tempfile
@@ -243,9 +245,15 @@ def _read(path, format):
     source = str(path)
     fmt = detect_format(path, format)
     p = Path(source)
-    if not p.exists():
-        raise RecordingError("no such file", path=source)
-    if not p.is_file():
+    try:
+        mode = os.stat(source).st_mode  # (one system call for both questions)
+    except ValueError:  # (a NUL in the path)
+        raise RecordingError("no such file", path=source) from None
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.EBADF):  # (as Path.exists)
+            raise RecordingError("no such file", path=source) from None
+        raise RecordingError(f"cannot read file: {_one_line(exc)}", path=source) from None
+    if not stat.S_ISREG(mode):
         raise RecordingError("not a regular file", path=source)
     if fmt in ("aedat", "dat"):
         # jAER wrote AEDAT 2 files with a .dat extension; AEDAT4 files sometimes end in .aedat.

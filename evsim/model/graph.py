@@ -247,8 +247,9 @@ def flatten_graph(graph, path: str | None = None) -> tuple[dict, list]:
 # --------------------------------------------------------------------------------------------
 
 
-def load_graph(source) -> Graph:
+def load_graph(source, nir_graph=None) -> Graph:
     """Load a NIR graph (path or ``nir.NIRGraph``), flatten, validate, order and infer shapes.
+    ``nir_graph``: the file ``source`` read already (:func:`read_nir`), not read again.
 
     Raises:
         ModelError: naming the node for an unknown type, a parameter that is not a finite real
@@ -261,7 +262,7 @@ def load_graph(source) -> Graph:
     path = None
     if isinstance(source, (str, Path)):
         path = str(source)
-        graph_obj = read_nir(path)
+        graph_obj = read_nir(path) if nir_graph is None else nir_graph
     elif isinstance(source, nir.NIRGraph):
         graph_obj = source
     else:

@@ -21,7 +21,7 @@ from ..compile.builder import CompiledModel, compile_model
 from ..kernels import abi
 from ..kernels.abi import READOUT_COUNTS
 from ..errors import OptionError, RecordingError
-from ..input.events import check_sorted, engine_input, input_indices
+from ..input.events import EVENT_DTYPE, check_sorted, engine_input, input_indices
 from ..input.stream import check_chunk, shift_index
 from ..input.window import SampleWindow
 from ..model.linear import engine_to_nir, nir_to_engine, to_nir_order
@@ -140,7 +140,7 @@ class Simulator:
         if self.state is None:
             self.state = self._fresh_state()
         else:  # cleared in place: no allocation per sample (results copy what they keep)
-            eng.clear_state(self.state)
+            eng.clear_state(self.state, static=bool(self._static))
         # the previous sample's buffers, already grown to its needs, are kept: they are storage
         # only (their fill levels are counters of the fresh state; the Result copies out of them)
         if self.buffers is None or max(a.shape[0] for a in self.buffers) > _KEEP_BUFFERS:
@@ -174,7 +174,8 @@ class Simulator:
         ``first_index`` is the index of the chunk's first event in the whole recording: error
         messages name events by their index there."""
         prepared = None
-        if events.shape[0] and not self.stopped:
+        if (isinstance(events, np.ndarray) and events.dtype == EVENT_DTYPE and events.ndim == 1 and events.shape[0]
+                and not self.stopped):
             # every check below in one compiled pass when all events pass them (the common case)
             t0 = self._t0_us if self._t0_us is not None else int(events["t"][0])
             prepared = engine_input(events, self.model.input_shape, self._input_map, t0)
