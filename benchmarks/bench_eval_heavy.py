@@ -2,7 +2,7 @@
 
 One command::
 
-    python benchmarks/bench_eval_heavy.py [--recordings 37] [--events 100000] [--classes 4] [--repeats 3]
+    python benchmarks/bench_eval_heavy.py [--recordings 36] [--events 100000] [--classes 4] [--repeats 3]
                                           [--wait-quiet 300] [--json benchmarks/results/bench_eval_heavy.json]
     python benchmarks/bench_eval_heavy.py --only-contention [--repeats 5] [--wait-quiet 300] [--json FILE]
 
@@ -31,10 +31,11 @@ numba's cache and the page cache):
   subprocess, without / with ``--workers 2`` (start-up included); ``speedup_2_workers`` their
   ratio, ``startup_share`` = startup_s / eval_1_worker_s;
 * ``bound_2_workers``: the speed-up two workers would give if they cost nothing: the client runs
-  the start-up and the first sample itself before it forks the workers
-  (``evsim.analysis.evaluate._run_dask``), then the other N − 1 samples are shared:
-  T1 / (T1 − E1 + t + (E1 − t) / 2), with E1 the time the 1-worker run spent inside ``evaluate``
-  (the document's ``wall_s``: the samples), T1 − E1 its start-up and exit, t = E1 / N;
+  the start-up and a one-event warm-up before it forks the workers
+  (``evsim.analysis.evaluate._run_dask``; until af29f27 it simulated the first real sample
+  instead, which made that sample serial), then the N samples are shared:
+  T1 / (T1 − E1 + E1 / 2), with E1 the time the 1-worker run spent inside ``evaluate``
+  (the document's ``wall_s``: the samples), T1 − E1 its start-up and exit;
   ``bound_2_workers_contended`` the same with the samples ``contention`` times slower when both
   cores run an engine;
 * ``contention``: CPU time of ``Simulator.run`` on one 10^5-event recording (as ``bench_vgg.py``
@@ -261,8 +262,8 @@ def main() -> None:
         _engine_one(int(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
         return
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--recordings", type=int, default=37,
-                    help="recordings in the dataset (odd: the client runs one, the two workers share the rest)")
+    ap.add_argument("--recordings", type=int, default=36,
+                    help="recordings in the dataset (even: the two workers share them)")
     ap.add_argument("--events", type=int, default=100_000, help="events per recording")
     ap.add_argument("--classes", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=3)
@@ -344,10 +345,10 @@ def main() -> None:
     report["outside_evaluate_1_worker_s"] = t1 - e1
     report["speedup_2_workers"] = t1 / t2
     report["startup_share"] = s / t1
-    report["bound_2_workers"] = t1 / (t1 - e1 + per_sample + (e1 - per_sample) / 2)
+    report["bound_2_workers"] = t1 / (t1 - e1 + e1 / 2)
     if "contention" in report:
         c = report["contention"]["slowdown_forked"]
-        report["bound_2_workers_contended"] = t1 / (t1 - e1 + per_sample + (e1 - per_sample) * c / 2)
+        report["bound_2_workers_contended"] = t1 / (t1 - e1 + e1 * c / 2)
     report["machine"]["load_average_at_end"] = os.getloadavg()
     text = json.dumps(report, indent=1)
     print(text)
