@@ -224,9 +224,9 @@ class SampleRunner:
 
         The work is done in phases, every item's recording read, then every item simulated, then
         every record made: the Python and numpy code of a phase stays in the core's caches from one
-        item to the next instead of being evicted by each simulation (on the bundled N-MNIST model
-        about a tenth of the time per recording, benchmarks/README.md "Whole evaluations"). The
-        records are those of one item at a time."""
+        item to the next instead of being evicted by each simulation, which makes it 2-3x slower
+        (benchmarks/README.md, "Whole evaluations: the per-sample work"). The records are those of
+        one item at a time."""
         work = []  # per item: [index, name, label, events | None, error | None, (result, trajectory)]
         for index, source, label in items:
             name = source if isinstance(source, str) else f"<sample {index}>"

@@ -131,7 +131,7 @@ class Simulator:
         perm = engine_to_nir(self._readout_pop.shape)
         self._readout_perm = None if np.array_equal(perm, np.arange(perm.size)) else perm
         self._node_names = [p.name for p in model.populations]
-        self._static = None  # whether the loop specialised to static models applies (engine.is_static)
+        self._static = None  # whether this sample takes the loop specialised to static models (engine.is_static)
         self.reset()
 
     # ------------------------------------------------------------------------------------
@@ -139,7 +139,8 @@ class Simulator:
         """Start a new sample: all state, queues, counters and records cleared."""
         if self.state is None:
             self.state = self._fresh_state()
-        else:  # cleared in place: no allocation per sample (results copy what they keep)
+        else:  # cleared in place: no allocation per sample (results copy what they keep), only
+            # the arrays the previous sample's loop may have written
             eng.clear_state(self.state, static=bool(self._static))
         # the previous sample's buffers, already grown to its needs, are kept: they are storage
         # only (their fill levels are counters of the fresh state; the Result copies out of them)
@@ -159,8 +160,7 @@ class Simulator:
             s.trace_flag[pop.offset + eng_idx] = 1
             s.pop_traced[p] = 1
             s.counters[abi.C_ANY_TRACE] = 1
-        if self._static is None:  # (the trace options, set above, never change)
-            self._static = eng.is_static(self.model.arrays, s)
+        self._static = eng.is_static(self.model.arrays, s)  # the loop this sample takes
         self._t0_us = self.window.origin_us(None)
         self._t_last_us = None
         self.events_total = 0
