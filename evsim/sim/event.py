@@ -38,7 +38,7 @@ COMPILE_NOTICE = False
 #: What the notice announces: CPU time of the first compile of the event loop on the reference
 #: machine (benchmarks/bench_first_run.py; benchmarks/README.md#first-run), for the loop
 #: specialised to static models (engine._process_static) and for the general loop.
-COMPILE_ESTIMATE = {"static": "about 30 seconds", "general": "1-2 minutes"}
+COMPILE_ESTIMATE = {"static": "30-45 seconds", "general": "1-2 minutes"}
 
 _announced = set()  # the loops (static, general) already announced in this process
 
