@@ -227,35 +227,37 @@ class SampleRunner:
         item to the next instead of being evicted by each simulation, which makes it 2-3x slower
         (benchmarks/README.md, "Whole evaluations: the per-sample work"). The records are those of
         one item at a time."""
-        work = []  # per item: [index, name, label, events | None, error | None, (result, trajectory)]
-        for index, source, label in items:
-            name = source if isinstance(source, str) else f"<sample {index}>"
-            try:
-                events = self.events_of(source) if isinstance(source, str) else self.prepare(source, name)
-                work.append([index, name, label, events, None, None])
-            except EvsimError as exc:
-                work.append([index, name, label, None, exc, None])
-        for w in work:
-            if w[4] is None:
-                try:
-                    w[5] = self.run_events(w[3], w[1])
-                except EvsimError as exc:
-                    w[4] = exc
-                w[3] = None  # (the events are not needed any more)
-        out = []
-        for index, name, label, _, exc, simulated in work:
-            if exc is not None:
-                out.append(error_record(index, name, label, str(exc).splitlines()[0] if str(exc) else
-                                        type(exc).__name__))
-                continue
-            result, traj = simulated
-            if traj is not None:
-                traj.label = None if label is None else int(label)
-            record = sample_record(name, label, result, traj, index=index)
-            if trajectories and traj is not None:
-                record["_trajectory"] = traj
-            out.append(record)
-        return out
+        loaded = [self._load(item) for item in items]  # (index, name, label, events or the error)
+        ran = [x if isinstance(x, EvsimError) else self._simulate(x, name) for _, name, _, x in loaded]
+        return [self._record(index, name, label, outcome, trajectories)
+                for (index, name, label, _), outcome in zip(loaded, ran)]
+
+    def _load(self, item) -> tuple:
+        index, source, label = item
+        name = source if isinstance(source, str) else f"<sample {index}>"
+        try:
+            return index, name, label, self.events_of(source) if isinstance(source, str) else self.prepare(source, name)
+        except EvsimError as exc:
+            return index, name, label, exc
+
+    def _simulate(self, events, name):
+        try:
+            return self.run_events(events, name)
+        except EvsimError as exc:
+            return exc
+
+    @staticmethod
+    def _record(index, name, label, outcome, trajectories: bool) -> dict:
+        if isinstance(outcome, EvsimError):
+            text = str(outcome)
+            return error_record(index, name, label, text.splitlines()[0] if text else type(outcome).__name__)
+        result, traj = outcome
+        if traj is not None:
+            traj.label = None if label is None else int(label)
+        record = sample_record(name, label, result, traj, index=index)
+        if trajectories and traj is not None:
+            record["_trajectory"] = traj
+        return record
 
 
 # --------------------------------------------------------------------------------------------

@@ -314,20 +314,23 @@ def _engine_input_kernel(t, x, y, p, c, h, w, input_map, t0_us, index, times):
     return -1
 
 
-def engine_input(events: np.ndarray, input_shape: tuple, input_map: np.ndarray, t0_us: int):
+def engine_input(events, input_shape: tuple, input_map: np.ndarray, t0_us: int | None):
     """``(engine index, time since t0_us as float64)`` of every event when all of them pass
     :func:`check_sorted` and :func:`input_indices` (``engine index = input_map[input index]``), in one
-    compiled pass; ``None`` when that fast path does not apply (a dtype other than
-    :data:`EVENT_DTYPE`, an input that is not (C, H, W)) or an event fails a check: the caller then
-    takes the checked path, which raises the error the event deserves (or, for an event only
-    outside the input, after a time window has cut it off, accepts it)."""
-    if events.dtype != EVENT_DTYPE or len(input_shape) != 3 or getattr(events, "ndim", 0) != 1:
+    compiled pass (``t0_us`` None: the first event's time); ``None`` when that fast path does not
+    apply (not a 1-D :data:`EVENT_DTYPE` array, an input that is not (C, H, W)) or an
+    event fails a check: the caller then takes the checked path, which raises the error the event
+    deserves (or, for an event only outside the input, after a time window has cut it off,
+    accepts it)."""
+    if (not isinstance(events, np.ndarray) or events.dtype != EVENT_DTYPE or events.ndim != 1
+            or len(input_shape) != 3):
         return None
     n = events.shape[0]
     index = np.empty(n, dtype=np.int64)
     times = np.empty(n, dtype=np.float64)
     c, h, w = (int(s) for s in input_shape)
-    if _engine_input_kernel(events["t"], events["x"], events["y"], events["p"], c, h, w, input_map, int(t0_us),
+    t0 = int(t0_us) if t0_us is not None else int(events["t"][0]) if n else 0
+    if _engine_input_kernel(events["t"], events["x"], events["y"], events["p"], c, h, w, input_map, t0,
                             index, times) >= 0:
         return None
     return index, times

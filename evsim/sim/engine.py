@@ -1044,6 +1044,10 @@ def schedule_initial_crossings(m, s, b):
 # ------------------------------------------------------------------------------------------
 
 
+#: the value every state array starts a sample with (:func:`new_state`), when not zero
+_STATE_START = {"refr_until": -np.inf, "dead_until": -np.inf, "sched_time": np.inf}
+
+
 def new_state(m, n_neurons: int, n_scratch: int, n_ops: int, n_pops: int, precision: str,
               runs: np.ndarray | None = None) -> EngineState:
     """Zeroed engine state for a compiled model (``runs``: a run buffer to use, else a new one)."""
@@ -1053,9 +1057,9 @@ def new_state(m, n_neurons: int, n_scratch: int, n_ops: int, n_pops: int, precis
         v=np.zeros(n_neurons, dtype=dtype),
         isyn=np.zeros(n_neurons, dtype=dtype),
         t_last=np.zeros(n_neurons, dtype=np.float64),
-        refr_until=np.full(n_neurons, -np.inf),
-        dead_until=np.full(n_neurons, -np.inf),
-        sched_time=np.full(n_neurons, np.inf),
+        refr_until=np.full(n_neurons, _STATE_START["refr_until"]),
+        dead_until=np.full(n_neurons, _STATE_START["dead_until"]),
+        sched_time=np.full(n_neurons, _STATE_START["sched_time"]),
         sched_version=np.zeros(n_neurons, dtype=np.int64),
         spikes_per_pop=np.zeros(n_pops, dtype=np.int64),
         out_counts=np.zeros(n_out, dtype=np.int64),
@@ -1071,10 +1075,6 @@ def new_state(m, n_neurons: int, n_scratch: int, n_ops: int, n_pops: int, precis
         runs=new_runs_buffer(m.op_geom) if runs is None else runs,
         cast=np.zeros(1, dtype=dtype),
     )
-
-
-#: the value every state array starts a sample with (:func:`new_state`), when not zero
-_STATE_START = {"refr_until": -np.inf, "dead_until": -np.inf, "sched_time": np.inf}
 
 
 #: the state arrays :func:`_process_static` never writes (no synaptic current, no refractory or

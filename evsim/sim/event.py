@@ -21,10 +21,10 @@ from ..compile.builder import CompiledModel, compile_model
 from ..kernels import abi
 from ..kernels.abi import READOUT_COUNTS
 from ..errors import OptionError, RecordingError
-from ..input.events import EVENT_DTYPE, check_sorted, engine_input, input_indices
+from ..input.events import check_sorted, engine_input, input_indices
 from ..input.stream import check_chunk, shift_index
 from ..input.window import SampleWindow
-from ..model.linear import engine_to_nir, nir_to_engine, to_nir_order
+from ..model.linear import engine_to_nir, nir_to_engine
 from .result import SPIKE_RECORD_DTYPE, TRACE_DTYPE, Cutoff, Result, predict, truncation_status
 
 #: Default per-sample budget on processed items (spikes and queued items): stops runaway
@@ -124,11 +124,11 @@ class Simulator:
         self._cut = self.cutoff.as_array()
         # what every result needs of the model, found once
         pop_index, mode = model.readout
-        self._readout_pop = model.populations[pop_index]
+        readout_pop = model.populations[pop_index]
         self._readout_counts = mode == READOUT_COUNTS
-        self._n_out = self._readout_pop.size
+        self._n_out = readout_pop.size
         # the readout's engine -> NIR permutation, None when it is the identity (a 1-D readout)
-        perm = engine_to_nir(self._readout_pop.shape)
+        perm = engine_to_nir(readout_pop.shape)
         self._readout_perm = None if np.array_equal(perm, np.arange(perm.size)) else perm
         self._node_names = [p.name for p in model.populations]
         self._static = None  # whether this sample takes the loop specialised to static models (engine.is_static)
@@ -173,12 +173,9 @@ class Simulator:
         sample has stopped (cutoff or budget): later chunks are counted but not consumed.
         ``first_index`` is the index of the chunk's first event in the whole recording: error
         messages name events by their index there."""
-        prepared = None
-        if (isinstance(events, np.ndarray) and events.dtype == EVENT_DTYPE and events.ndim == 1 and events.shape[0]
-                and not self.stopped):
-            # every check below in one compiled pass when all events pass them (the common case)
-            t0 = self._t0_us if self._t0_us is not None else int(events["t"][0])
-            prepared = engine_input(events, self.model.input_shape, self._input_map, t0)
+        # every check below in one compiled pass when all events pass them (the common case)
+        prepared = None if self.stopped else engine_input(events, self.model.input_shape, self._input_map,
+                                                          self._t0_us)
         if prepared is None:
             try:
                 check_sorted(events, source=source)
@@ -254,16 +251,14 @@ class Simulator:
         model = self.model
         s = self.state
         c = s.counters
-        readout_pop = self._readout_pop
         t_now = float(s.clock[abi.T_NOW])
-        perm = self._readout_perm
         if self._readout_counts:  # (engine.readout_values' first case, without a call)
-            counts = s.out_counts.copy() if perm is None else to_nir_order(s.out_counts, readout_pop.shape)
+            counts = self._in_nir_order(s.out_counts)
             output = counts.astype(np.float64)
         else:
             values = np.zeros(self._n_out, dtype=np.float64)
             eng.readout_values(model.arrays, s, t_now, values)
-            output = values if perm is None else to_nir_order(values, readout_pop.shape)
+            output = self._in_nir_order(values)
             counts = None
         status = {abi.STATUS_INPUT_DONE: "complete", abi.STATUS_CUTOFF: "cutoff", abi.STATUS_BUDGET: "budget"}[self.status]
         status = truncation_status(status, self.cutoff, int(c[abi.C_CONSUMED]), self.events_total)
@@ -294,11 +289,7 @@ class Simulator:
         output_record = None
         if self.record_output:
             n = int(c[abi.C_OUTREC_N])
-            if perm is None:
-                vectors = self.buffers.out_v[:n, :self._n_out].copy()
-            else:
-                vectors = np.empty((n, self._n_out))
-                vectors[:, perm] = self.buffers.out_v[:n, :self._n_out]
+            vectors = self._in_nir_order(self.buffers.out_v[:n, :self._n_out])
             output_record = (self.buffers.out_t[:n].copy(), self.buffers.out_k[:n].copy(), vectors)
         return Result(
             prediction=predict(output),
@@ -317,6 +308,14 @@ class Simulator:
             traces=traces,
             output_record=output_record,
         )
+
+    def _in_nir_order(self, a: np.ndarray) -> np.ndarray:
+        """A copy of ``a``, readout values in engine order along its last axis, in NIR order."""
+        if self._readout_perm is None:  # (a 1-D readout: the orders agree)
+            return a.copy()
+        out = np.empty_like(a)
+        out[..., self._readout_perm] = a
+        return out
 
     def _to_nir_index(self, pops: np.ndarray, local: np.ndarray) -> np.ndarray:
         out = np.empty(local.shape, dtype=np.int64)
