@@ -264,40 +264,11 @@ def _calibration_options(o: dict) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in opts.items()}
 
 
-class _NoScipyBlas:
-    """An import hook that refuses ``scipy.linalg.cython_blas`` (see :func:`_numba_without_scipy`)."""
-
-    def find_spec(self, name, path=None, target=None):
-        if name in ("scipy.linalg", "scipy.linalg.cython_blas"):
-            raise ImportError(f"{name}: not imported by the evsim command line (numba's BLAS probe)")
-        return None
-
-
-def _numba_without_scipy() -> None:
-    """Import numba's array-math registry without SciPy.
-
-    Numba loads its implementation registries the first time it compiles or loads a cached
-    function, and one of them (``numba.np.arraymath``) probes for BLAS at import by importing
-    ``scipy.linalg.cython_blas``: SciPy's whole ``linalg`` package, 0.15–0.2 s of an evaluation's
-    start-up. The probe only chooses how ``np.convolve``/``np.correlate`` are compiled (no evsim
-    kernel uses them, nor any BLAS or LAPACK function); numba imports SciPy again on demand when a
-    kernel calls ``np.dot`` or ``np.linalg``. A command-line process runs no other numba code, so
-    the probe is answered "no BLAS" here. Nothing happens if SciPy's ``linalg`` or the registry is
-    already imported (an API user's process is never touched: only the command line calls this)."""
-    if "numba.np.arraymath" in sys.modules or "scipy.linalg" in sys.modules:
-        return
-    hook = _NoScipyBlas()
-    sys.meta_path.insert(0, hook)
-    try:
-        import numba.np.arraymath  # noqa: F401
-    finally:
-        sys.meta_path.remove(hook)
-
-
 def _load(model_path, o: dict):
     from .compile.builder import load_model
+    from .numba_start import start_numba
 
-    _numba_without_scipy()
+    start_numba()
 
     model = load_model(str(model_path), profile=o.get("profile"), precision=o.get("precision", "float32"),
                        **_overrides(o))

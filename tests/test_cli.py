@@ -4,6 +4,7 @@ and aggregates, worker-count independence, calibration round trip."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -308,9 +309,9 @@ def test_profile_rockpool_from_the_command_line(capsys, tmp_path):
 
 
 def test_the_command_line_loads_numba_without_scipy_linalg():
-    """_numba_without_scipy: numba's BLAS probe answered "no" (SciPy's linalg not imported by a
-    model load), and numba code still compiles, np.dot included (SciPy imported on demand) and
-    np.convolve (the probe's only effect) equal to NumPy's."""
+    """evsim.numba_start: numba's BLAS probe answered "no" (SciPy's linalg not imported by a
+    model load and a simulation), and numba code still compiles in that process, np.dot included
+    (SciPy imported on demand) and np.convolve (the probe's only effect) equal to NumPy's."""
     script = (
         "import sys\n"
         "from evsim import cli\n"
@@ -319,15 +320,16 @@ def test_the_command_line_loads_numba_without_scipy_linalg():
         "model = evsim.load_model(cli.BUNDLED_MODEL, profile='speck')\n"
         f"res = evsim.Simulator(model).run(evsim.read_recording({str(BUNDLED_RECORDING)!r}).events)\n"
         "before = 'scipy.linalg' in sys.modules\n"
-        "from numba.np import arraymath\n"
         "conv = numba.njit(lambda a, b: np.convolve(a, b))\n"
         "dot = numba.njit(lambda a, b: np.dot(a, b))\n"
         "a, b = np.arange(7.0) - 2.5, np.array([0.5, -1.0, 2.0])\n"
         "assert np.array_equal(conv(a, b), np.convolve(a, b)), (conv(a, b), np.convolve(a, b))\n"
+        "from numba.np import arraymath\n"
         "assert dot(a, a) == float(np.dot(a, a))\n"
         "print(before, arraymath._HAVE_BLAS, 'scipy.linalg' in sys.modules, res.prediction)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    env = {k: v for k, v in os.environ.items() if k != "EVSIM_NUMBA_PLAIN"}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
     before, have_blas, after, prediction = proc.stdout.split()
     assert (before, have_blas, after) == ("False", "False", "True")
