@@ -4,18 +4,22 @@ One command::
 
     python benchmarks/bench_eval.py [--data $EVSIM_SHARED_DATA/nmnist-train1k] [--repeats 3]
                                     [--json benchmarks/results/bench_eval.json] [--wait-quiet 300]
+                                    [--profile speck] [--clock-bin-us US] [--no-scaleout] [--no-memory]
 
-Model: the bundled N-MNIST CNN (``evsim/bundled/nmnist_cnn/model.nir``, profile speck), no cutoff
-(anytime analysis on, the default), every recording of ``--data``. Figures, each the median over
-``--repeats`` runs after one warm-up run (numba's on-disk cache filled):
+Model: the bundled N-MNIST CNN (``evsim/bundled/nmnist_cnn/model.nir``, profile ``--profile``,
+speck by default), no cutoff (anytime analysis on, the default), every recording of ``--data``,
+event-driven (with ``--clock-bin-us``: the clock-driven mode with bins of that many µs, engine
+``ClockSimulator``). Figures, each the median over ``--repeats`` runs after one warm-up run
+(numba's on-disk cache filled):
 
-* ``engine_s``: ``Simulator.run`` over every recording (events read beforehand), in this process
-  (``engine_cpu_s``: its CPU time per repeat), each repeat just before a 1-worker eval run (the
-  machine's speed drifts: alternated, both see the same; ``eval_over_engine_pairs``: each 1-worker
-  eval over the engine pass just before it);
+* ``engine_s``: the simulator's ``run`` over every recording (events read beforehand), in this
+  process (``engine_cpu_s``: its CPU time per repeat);
 * ``eval_1_worker_s``: ``evsim eval DATA --json ... --csv ...`` as a subprocess, start-up (imports,
   model compilation) included;
 * ``eval_2_workers_s``: the same with ``--workers 2`` (a local Dask cluster, start-up included);
+* the three alternate within each repeat (engine, 1 worker, 2 workers): this VM's speed drifts by
+  10-30 % within minutes, and each ratio is taken between runs of the same repeat
+  (``eval_over_engine_pairs``, ``speedup_2_workers_pairs``, and their medians);
 * ``scaleout``: a ``dask scheduler`` and two ``dask worker --nthreads 1`` started as separate
   processes on 127.0.0.1, ``evsim eval --scheduler ADDRESS``; its records must equal the 1-worker
   run's (checked, reported as ``records_identical``);
@@ -56,9 +60,14 @@ def env() -> dict:
     return {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
 
+#: the simulation being measured: --profile and --clock-bin-us
+JOB = {"profile": "speck", "clock_bin_us": None}
+
+
 def eval_cmd(data, out: Path, *extra) -> list:
-    return [sys.executable, "-m", "evsim.cli", "eval", str(MODEL), str(data), "--profile", "speck", "--quiet",
-            "--json", str(out), "--csv", str(out.with_suffix(".csv")), *extra]
+    mode = () if JOB["clock_bin_us"] is None else ("--mode", "clock", "--bin-us", str(JOB["clock_bin_us"]))
+    return [sys.executable, "-m", "evsim.cli", "eval", str(MODEL), str(data), "--profile", JOB["profile"], "--quiet",
+            "--json", str(out), "--csv", str(out.with_suffix(".csv")), *mode, *extra]
 
 
 QUIET_WAIT_S = 0.0  # --wait-quiet
@@ -85,17 +94,18 @@ def timed(cmd) -> tuple[float, dict]:
 
 
 class EngineAlone:
-    """``Simulator.run`` over every recording of ``data`` (events read beforehand), in this process:
-    :meth:`once` times one pass. The passes alternate with the 1-worker eval runs, so that both see
+    """The simulator's ``run`` over every recording of ``data`` (events read beforehand), in this
+    process: :meth:`once` times one pass. The passes alternate with the eval runs, so that both see
     the same machine (this VM's speed drifts by 10-30 % within minutes)."""
 
     def __init__(self, data):
         import evsim
 
-        model = evsim.load_model(str(MODEL), profile="speck")
+        model = evsim.load_model(str(MODEL), profile=JOB["profile"])
         files = evsim.FolderDataset(data).samples
         self.events = [evsim.read_recording(p).events for p, _ in files]
-        self.sim = evsim.Simulator(model)
+        self.sim = (evsim.Simulator(model) if JOB["clock_bin_us"] is None
+                    else evsim.ClockSimulator(model, bin_us=JOB["clock_bin_us"]))
         for ev in self.events[:50]:
             self.sim.run(ev)  # warm-up
         self.times, self.cpus, self.others = [], [], []
@@ -171,39 +181,46 @@ def main() -> None:
     ap.add_argument("--wait-quiet", type=float, default=0.0, metavar="S",
                     help="before each eval run, wait up to S seconds until other processes use < 0.1 core for 3 s "
                          "(a shared machine)")
+    ap.add_argument("--profile", default="speck", help="the bundled model's profile (default speck)")
+    ap.add_argument("--clock-bin-us", type=float, default=None, metavar="US",
+                    help="measure the clock-driven mode with bins of US microseconds instead of the event mode")
+    ap.add_argument("--no-scaleout", action="store_true", help="leave out the scale-out run")
+    ap.add_argument("--no-memory", action="store_true", help="leave out the peak-memory runs")
     args = ap.parse_args()
     global QUIET_WAIT_S
     QUIET_WAIT_S = args.wait_quiet
+    JOB.update(profile=args.profile, clock_bin_us=args.clock_bin_us)
     data = Path(args.data)
     report = {"machine": machine(), "data": str(data), "model": str(MODEL.relative_to(REPO)),
-              "repeats": args.repeats}
+              "profile": args.profile, "mode": "event" if args.clock_bin_us is None else "clock",
+              "clock_bin_us": args.clock_bin_us, "repeats": args.repeats}
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         engine = EngineAlone(data)
         runs = {}
-        for name, extra in (("eval_1_worker", ()), ("eval_2_workers", ("--workers", "2")),
-                            ("eval_startup", ("--limit", "2"))):
-            out = tmp / f"{name}.json"
-            timed(eval_cmd(data, out, *extra))  # warm-up
-            walls, cpus, loads, others = [], [], [], []
-            for _ in range(args.repeats):
-                if name == "eval_1_worker":
-                    engine.once()  # engine alone and eval, alternated
-                wall, info = timed(eval_cmd(data, out, *extra))
-                walls.append(wall)
-                cpus.append(info["cpu_s"])
-                loads.append(info["load"])
-                others.append(info["others_cpu_s"])
+        kinds = {"eval_1_worker": (), "eval_2_workers": ("--workers", "2"), "eval_startup": ("--limit", "2")}
+        outs = {name: tmp / f"{name}.json" for name in kinds}
+        series = {name: {"walls": [], "cpus": [], "loads": [], "others": []} for name in kinds}
+        for name, extra in kinds.items():
+            timed(eval_cmd(data, outs[name], *extra))  # warm-up
+        for _ in range(args.repeats):
+            engine.once()  # engine alone, 1 worker, 2 workers, start-up: alternated
+            for name, extra in kinds.items():
+                wall, info = timed(eval_cmd(data, outs[name], *extra))
+                for key, value in (("walls", wall), ("cpus", info["cpu_s"]), ("loads", info["load"]),
+                                   ("others", info["others_cpu_s"])):
+                    series[name][key].append(value)
                 print(f"{name}: {wall:.2f} s wall, {info['cpu_s']:.2f} s CPU (load {info['load']:.2f}; other "
                       f"processes {info['others_cpu_s']:.2f} s CPU meanwhile"
                       f"{'' if info['started_quiet'] is None else '; started quiet' if info['started_quiet'] else '; NOT started quiet'})",
                       flush=True)
-            runs[name] = json.loads(out.read_text())
-            report[f"{name}_s"] = statistics.median(walls)
-            report[f"{name}_runs_s"] = walls
-            report[f"{name}_cpu_s"] = cpus
-            report[f"{name}_load"] = loads
-            report[f"{name}_others_cpu_s"] = others
+        for name in kinds:
+            runs[name] = json.loads(outs[name].read_text())
+            report[f"{name}_s"] = statistics.median(series[name]["walls"])
+            report[f"{name}_runs_s"] = series[name]["walls"]
+            report[f"{name}_cpu_s"] = series[name]["cpus"]
+            report[f"{name}_load"] = series[name]["loads"]
+            report[f"{name}_others_cpu_s"] = series[name]["others"]
         report.update(engine.report())
         report["records_identical_1_vs_2_workers"] = runs["eval_1_worker"]["samples"] == runs["eval_2_workers"]["samples"]
         report["eval_over_engine"] = report["eval_1_worker_s"] / report["engine_s"]
@@ -214,13 +231,18 @@ def main() -> None:
         report["eval_over_engine_cpu"] = statistics.median(report["eval_1_worker_cpu_s"]) / statistics.median(
             report["engine_cpu_s"])
         report["speedup_2_workers"] = report["eval_1_worker_s"] / report["eval_2_workers_s"]
+        report["speedup_2_workers_pairs"] = [a / b for a, b in zip(report["eval_1_worker_runs_s"],
+                                                                   report["eval_2_workers_runs_s"])]
+        report["speedup_2_workers_pairs_median"] = statistics.median(report["speedup_2_workers_pairs"])
         serial = report["eval_startup_s"]
         report["amdahl_bound_2_workers"] = report["eval_1_worker_s"] / (serial + (report["eval_1_worker_s"] - serial) / 2)
-        print("scale-out (dask scheduler + 2 dask workers) ...", flush=True)
-        report["scaleout"] = scaleout(data, tmp, runs["eval_1_worker"])
+        if not args.no_scaleout:
+            print("scale-out (dask scheduler + 2 dask workers) ...", flush=True)
+            report["scaleout"] = scaleout(data, tmp, runs["eval_1_worker"])
         n = report["n_recordings"]
-        report["peak_rss_mib"] = {str(n // 4): peak_rss(data, tmp / "rss_q.json", n // 4),
-                                  str(n): peak_rss(data, tmp / "rss_all.json", None)}
+        if not args.no_memory:
+            report["peak_rss_mib"] = {str(n // 4): peak_rss(data, tmp / "rss_q.json", n // 4),
+                                      str(n): peak_rss(data, tmp / "rss_all.json", None)}
     report["machine"]["load_average_at_end"] = os.getloadavg()
     text = json.dumps(report, indent=1)
     print(text)
@@ -230,9 +252,11 @@ def main() -> None:
           f"{', '.join(f'{r:.2f}' for r in report['eval_over_engine_pairs'])}, median "
           f"{report['eval_over_engine_pairs_median']:.2f}x); eval --workers 2 "
           f"{report['eval_2_workers_s']:.2f} s = {report['speedup_2_workers']:.2f}x one worker (target >= 1.8; "
-          f"bound with {report['eval_startup_s']:.2f} s of start-up: {report['amdahl_bound_2_workers']:.2f}x); "
-          f"scale-out {report['scaleout']['wall_s']:.2f} s; records identical "
-          f"{report['records_identical_1_vs_2_workers'] and report['scaleout']['records_identical']}")
+          f"pairs {', '.join(f'{r:.2f}' for r in report['speedup_2_workers_pairs'])}, median "
+          f"{report['speedup_2_workers_pairs_median']:.2f}x; bound with {report['eval_startup_s']:.2f} s of start-up: "
+          f"{report['amdahl_bound_2_workers']:.2f}x); "
+          + (f"scale-out {report['scaleout']['wall_s']:.2f} s; " if "scaleout" in report else "")
+          + f"records identical {report['records_identical_1_vs_2_workers'] and report.get('scaleout', {}).get('records_identical', True)}")
     if args.json:
         Path(args.json).write_text(text + "\n")
 

@@ -132,3 +132,24 @@ def test_bias_and_leak_act_in_empty_bins():
     for k in range(5):
         v = v * np.exp(-1e-3 / tau) + (0.75 * g if k in (0, 4) else 0.0)
     assert r.extra["state"]["lif"]["v"][0] == pytest.approx(v, rel=1e-12)
+
+
+@pytest.mark.parametrize("ndim, dtype", [(1, np.float64), (1, np.int64), (2, np.float32), (2, np.float64)])
+def test_packed_typed_lists_hold_the_arrays_and_share_their_memory(ndim, dtype):
+    """_ListBuilder: the typed List the compiled loop receives holds each array added (values and
+    shape), and the numpy views Python keeps (zeroed before every run, read for the final state)
+    are the same memory."""
+    from evsim.sim.clock import _ListBuilder
+
+    rng = np.random.default_rng(3)
+    shapes = [(4,), (1,), (7,), (0,)] if ndim == 1 else [(1, 3), (1, 1), (2, 5), (1, 0)]
+    arrays = [(rng.normal(size=s) * 10).astype(dtype) for s in shapes]
+    lst = _ListBuilder(ndim)
+    assert [lst.add(a) for a in arrays] == [0, 1, 2, 3]
+    typed, views = lst.build(dtype)
+    assert len(typed) == len(arrays) == len(views)
+    for a, t, v in zip(arrays, typed, views):
+        assert t.dtype == v.dtype == dtype and t.shape == v.shape == a.shape
+        assert np.array_equal(t, a) and np.array_equal(v, a)
+    views[2].fill(0)
+    assert not typed[2].any() and np.array_equal(typed[0], arrays[0])  # one piece written, others intact

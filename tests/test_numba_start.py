@@ -14,6 +14,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 
 from evsim.bundled import BUNDLED_MODEL, BUNDLED_SAMPLES
 
@@ -98,3 +99,29 @@ def test_the_command_line_gives_the_same_records_either_way(tmp_path):
         samples.append(json.loads(out.read_text())["samples"])
     assert samples[0] and "anytime" in samples[0][0]
     assert samples[0] == samples[1]
+
+
+WARM_RUN = textwrap.dedent('''
+    import sys
+    from numba.core import event
+    from evsim import cli
+    with event.install_recorder("numba:compile") as recorder:
+        code = cli.main(sys.argv[1:])
+    compiled = sorted({e.data["dispatcher"].py_func.__qualname__ for _, e in recorder.buffer})
+    print("COMPILED", code, ",".join(compiled))
+''')
+
+
+@pytest.mark.parametrize("mode", [[], ["--mode", "clock", "--bin-us", "1000"]], ids=["event", "clock"])
+def test_a_second_command_compiles_nothing(tmp_path, mode):
+    """Every kernel a command needs comes from numba's on-disk cache once a first run filled it:
+    the second identical command compiles nothing (the clock mode's typed Lists once compiled
+    their own methods in every process, ~2 s)."""
+    args = ["eval", str(BUNDLED_MODEL), str(BUNDLED_SAMPLES), "--profile", "speck", "--quiet",
+            "--json", str(tmp_path / "out.json"), *mode]
+    lines = []
+    for _ in range(2):
+        proc = subprocess.run([sys.executable, "-c", WARM_RUN, *args], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        lines.append([line for line in proc.stdout.splitlines() if line.startswith("COMPILED")][-1])
+    assert lines[1] == "COMPILED 0 ", lines

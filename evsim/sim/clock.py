@@ -942,16 +942,57 @@ def _run_sample(k0, flat, ptr, n_run, width, pt, in_ptr, incoming, proj, ot, l_s
     return n_run, 1
 
 
-def _typed_list(first):
-    """A numba typed List whose entry 0 is ``first`` (a placeholder fixing the element type)."""
+class _ListBuilder:
+    """The arrays of one typed List argument of :func:`_run_sample` (one dtype, one number of
+    dimensions; an entry 0 given here is a placeholder that unused slots point to), collected in Python and packed
+    into one buffer at the end, where a cached kernel (:func:`_views_1d`, :func:`_views_2d`) makes
+    the typed List of its pieces. Python never operates on a typed List: numba compiles each of
+    those operations (``List()``, ``append``, ``[]``) in every process, which took ~2 s of every
+    clock-mode start-up."""
+
+    def __init__(self, ndim: int, *arrays: np.ndarray):
+        self.ndim = ndim
+        self.arrays = list(arrays)
+
+    def add(self, a: np.ndarray) -> int:
+        self.arrays.append(a)
+        return len(self.arrays) - 1
+
+    def build(self, dtype) -> tuple:
+        """(the typed List, the same arrays as numpy views): both share the packed buffer."""
+        sizes = np.array([a.size for a in self.arrays], dtype=np.int64)
+        offsets = np.zeros(sizes.size + 1, dtype=np.int64)
+        np.cumsum(sizes, out=offsets[1:])
+        flat = np.empty(int(offsets[-1]), dtype=dtype)
+        views = []
+        for a, start, end in zip(self.arrays, offsets[:-1], offsets[1:]):
+            piece = flat[start:end]
+            piece[:] = np.asarray(a).ravel()
+            views.append(piece.reshape(a.shape))
+        if self.ndim == 1:
+            return _views_1d(flat, offsets), views
+        rows = np.array([a.shape[0] for a in self.arrays], dtype=np.int64)
+        cols = np.array([a.shape[1] for a in self.arrays], dtype=np.int64)
+        return _views_2d(flat, offsets, rows, cols), views
+
+
+@njit(cache=True)
+def _views_1d(flat, offsets):
+    """Typed List of the pieces ``flat[offsets[k]:offsets[k + 1]]`` (views)."""
     out = List()
-    out.append(first)
+    for k in range(offsets.shape[0] - 1):
+        out.append(flat[offsets[k]:offsets[k + 1]])
     return out
 
 
-def _writable(a: np.ndarray) -> np.ndarray:
-    """``a``, or a copy of it where it is read-only (a typed List holds writable arrays)."""
-    return a if a.flags.writeable else a.copy()
+@njit(cache=True)
+def _views_2d(flat, offsets, rows, cols):
+    """Typed List of the pieces ``flat[offsets[k]:offsets[k + 1]]`` as ``rows[k]`` × ``cols[k]``
+    arrays (views)."""
+    out = List()
+    for k in range(offsets.shape[0] - 1):
+        out.append(flat[offsets[k]:offsets[k + 1]].reshape((rows[k], cols[k])))
+    return out
 
 
 class _FastPlan:
@@ -971,49 +1012,49 @@ class _FastPlan:
         pops, projs = sim.pops, sim.projs
         sdt = sim.dtype
         self.sim = sim
-        self.l_state = _typed_list(np.zeros((1, 1), dtype=sdt))
-        self.l_f64 = _typed_list(np.zeros((1, 1)))
-        self.l_buf = _typed_list(np.zeros(1))
-        self.l_idx = _typed_list(np.zeros(1, dtype=np.int64))
+        l_state = _ListBuilder(2, np.zeros((1, 1), dtype=sdt))
+        l_f64 = _ListBuilder(2, np.zeros((1, 1)))
+        l_buf = _ListBuilder(1, np.zeros(1))
+        l_idx = _ListBuilder(1, np.zeros(1, dtype=np.int64))
         self.ops = sim.ops
         self.runs = new_runs_buffer(sim.ops.op_geom)
-        self.l_scale = _typed_list(np.zeros(1))
-        self.l_fan = List()
-        self.to_zero = []  # state zeroed before every run
+        l_scale = _ListBuilder(1, np.zeros(1))
+        l_fan = _ListBuilder(1)  # projection j's fan-out at j (no placeholder)
+        zeroed = []  # (list, slot) of the state zeroed before every run
 
         def add(lst, a, zero=False):
-            lst.append(_writable(a))
+            slot = lst.add(a)
             if zero:
-                self.to_zero.append(a)
-            return len(lst) - 1
+                zeroed.append((lst, slot))
+            return slot
 
         n_p = len(pops)
         pt = np.zeros((n_p, _POP_COLS), dtype=np.int64)
         self.coef_keys = [None] * n_p
         for i, p in enumerate(pops):
-            pt[i, _PSPK] = add(self.l_f64, np.zeros((1, p.size)), zero=True)
-            pt[i, _PACT] = add(self.l_idx, np.zeros(p.size, dtype=np.int64))
+            pt[i, _PSPK] = add(l_f64, np.zeros((1, p.size)), zero=True)
+            pt[i, _PACT] = add(l_idx, np.zeros(p.size, dtype=np.int64))
             if p.is_input:
                 continue
-            pt[i, _PMARK] = add(self.l_idx, np.zeros(p.size, dtype=np.int64))
-            pt[i, _PUPD] = add(self.l_idx, np.zeros(p.size, dtype=np.int64))
+            pt[i, _PMARK] = add(l_idx, np.zeros(p.size, dtype=np.int64))
+            pt[i, _PUPD] = add(l_idx, np.zeros(p.size, dtype=np.int64))
             w = p._wide
-            dummy = add(self.l_f64, w["zero"])
+            dummy = add(l_f64, w["zero"])
             pt[i, _PKIND] = _KIND_CUBA if p.kind == KIND_CUBA else _KIND_LINEAR
             pt[i, _PFAM] = _FAMILY_CODE[p.family]
-            pt[i, _PV] = add(self.l_state, np.zeros((1, p.size), dtype=sdt), zero=True)
-            pt[i, _PI] = add(self.l_state, np.zeros((1, p.size), dtype=sdt), zero=True) if p.kind == KIND_CUBA else 0
-            pt[i, _PX] = add(self.l_f64, np.zeros((1, p.size)), zero=True)
-            pt[i, _PGAIN] = add(self.l_f64, w["gain"])
-            pt[i, _PTHETA] = add(self.l_f64, w["theta"])
-            pt[i, _PVRESET] = add(self.l_f64, w["v_reset"])
-            pt[i, _PVMIN] = add(self.l_f64, w["v_min"])
-            pt[i, _PVMAX] = add(self.l_f64, w["v_max"])
+            pt[i, _PV] = add(l_state, np.zeros((1, p.size), dtype=sdt), zero=True)
+            pt[i, _PI] = add(l_state, np.zeros((1, p.size), dtype=sdt), zero=True) if p.kind == KIND_CUBA else 0
+            pt[i, _PX] = add(l_f64, np.zeros((1, p.size)), zero=True)
+            pt[i, _PGAIN] = add(l_f64, w["gain"])
+            pt[i, _PTHETA] = add(l_f64, w["theta"])
+            pt[i, _PVRESET] = add(l_f64, w["v_reset"])
+            pt[i, _PVMIN] = add(l_f64, w["v_min"])
+            pt[i, _PVMAX] = add(l_f64, w["v_max"])
             spiking = bool(p.spiking)
             use_refr = spiking and p.refractory_s > 0
-            pt[i, _PPREV] = (add(self.l_f64, np.zeros((1, p.size)), zero=True) if p.deferred_reset or p.raise_test
+            pt[i, _PPREV] = (add(l_f64, np.zeros((1, p.size)), zero=True) if p.deferred_reset or p.raise_test
                              else dummy)
-            pt[i, _PREFR] = add(self.l_f64, np.zeros((1, p.size)), zero=True) if use_refr else dummy
+            pt[i, _PREFR] = add(l_f64, np.zeros((1, p.size)), zero=True) if use_refr else dummy
             rule = p.rule
             pt[i, _PSPIKING] = spiking
             pt[i, _PGE] = bool(spiking and rule.threshold_ge)
@@ -1041,7 +1082,7 @@ class _FastPlan:
         proj = np.zeros((len(projs), 3), dtype=np.int64)
         ops = []
         for j, pr in enumerate(projs):
-            self.l_fan.append(np.ascontiguousarray(pr.fanout, dtype=np.float64))
+            l_fan.add(np.ascontiguousarray(pr.fanout, dtype=np.float64))
             proj[j, 0] = pr.src
             proj[j, 1] = len(ops)
             for kern in pr.kernels:
@@ -1057,12 +1098,12 @@ class _FastPlan:
                     row[_OW] = kern.index
                     row[[_OCIN, _OH, _OWD, _OCOUT, _OOH, _OOW]] = (c_in, h, w_, c_out, oh, ow)
                     n_out = oh * ow * c_out
-                    row[_OHWC] = add(self.l_buf, np.zeros(n_out), zero=True)
-                    row[_OMARK] = add(self.l_idx, np.zeros(oh * ow, dtype=np.int64))
-                    row[_OPLIST] = add(self.l_idx, np.zeros(oh * ow, dtype=np.int64))
+                    row[_OHWC] = add(l_buf, np.zeros(n_out), zero=True)
+                    row[_OMARK] = add(l_idx, np.zeros(oh * ow, dtype=np.int64))
+                    row[_OPLIST] = add(l_idx, np.zeros(oh * ow, dtype=np.int64))
                 else:
                     row[_OK] = OP_SCALE
-                    row[_OW] = add(self.l_scale, np.ascontiguousarray(kern.scale.ravel(), dtype=np.float64))
+                    row[_OW] = add(l_scale, np.ascontiguousarray(kern.scale.ravel(), dtype=np.float64))
                     n_out = None  # same size as its input
                 ops.append((row, n_out))
             proj[j, 2] = len(ops)
@@ -1073,10 +1114,19 @@ class _FastPlan:
             for o in range(proj[j, 1], proj[j, 2]):
                 row, n_out = ops[o]
                 size = size if n_out is None else n_out
-                row[_OOUT] = add(self.l_buf, np.zeros(size), zero=True)
-                row[_OACT] = add(self.l_idx, np.zeros(size, dtype=np.int64))
+                row[_OOUT] = add(l_buf, np.zeros(size), zero=True)
+                row[_OACT] = add(l_idx, np.zeros(size, dtype=np.int64))
                 ot[o] = row
         self.pt, self.proj, self.ot = pt, proj, ot
+        built = {}
+        for name, lst, dtype in (("l_state", l_state, sdt), ("l_f64", l_f64, np.float64), ("l_buf", l_buf, np.float64),
+                                 ("l_idx", l_idx, np.int64), ("l_scale", l_scale, np.float64),
+                                 ("l_fan", l_fan, np.float64)):
+            typed, views = lst.build(dtype)
+            setattr(self, name, typed)
+            built[id(lst)] = views
+        self.state_views = built[id(l_state)]  # l_state's arrays, for Python to read
+        self.to_zero = [built[id(lst)][slot] for lst, slot in zeroed]
         self.in_ptr = np.zeros(n_p + 1, dtype=np.int64)
         self.in_ptr[1:] = np.cumsum([len(sim.incoming[i]) for i in range(n_p)])
         self.incoming = np.asarray(order, dtype=np.int64)
@@ -1093,7 +1143,7 @@ class _FastPlan:
         if got is not None:
             return got
         sim = self.sim
-        l_coef = _typed_list(np.zeros((1, 1)))
+        l_coef = _ListBuilder(2, np.zeros((1, 1)))
         static = np.zeros(len(sim.pops), dtype=np.int64)
         for i, p in enumerate(sim.pops):
             keys = self.coef_keys[i]
@@ -1101,7 +1151,7 @@ class _FastPlan:
                 continue
             c = p.coeffs(width_us * 1e-6)
             for key in keys:
-                l_coef.append(_writable(c[key] if key is not None else p._wide["zero"]))
+                l_coef.add(c[key] if key is not None else p._wide["zero"])
             theta_ok = not p.spiking or (p.theta is not None and bool(np.all(p.theta > 0)))
             floor_ok = not p.spiking or p.v_min is None or bool(np.all(p.v_min <= 0))
             floor_ok = floor_ok and (p.v_max is None or bool(np.all(p.v_max >= 0)))  # v = 0 not saturated
@@ -1110,8 +1160,8 @@ class _FastPlan:
             if (p.kind == KIND_INTEGRATOR and "refr" not in c and theta_ok and floor_ok and not p.raise_test
                     and np.all(c["a"] == 1.0) and np.all(c["c"] == 0.0)):
                 static[i] = 2 if p.spiking and not p.deferred_reset else 1
-        self._by_width[width_us] = (l_coef, static)
-        return l_coef, static
+        got = self._by_width[width_us] = (l_coef.build(np.float64)[0], static)
+        return got
 
     def reset(self) -> None:
         for a in self.to_zero:
@@ -1371,9 +1421,9 @@ class ClockSimulator:
             for i, p in enumerate(self.pops):
                 if p.is_input:
                     continue
-                st = {"v": plan.l_state[plan.pt[i, _PV]][0].astype(np.float64)}
+                st = {"v": plan.state_views[plan.pt[i, _PV]][0].astype(np.float64)}
                 if p.kind == KIND_CUBA:
-                    st["i"] = plan.l_state[plan.pt[i, _PI]][0].astype(np.float64)
+                    st["i"] = plan.state_views[plan.pt[i, _PI]][0].astype(np.float64)
                 state[p.name] = st
             result.extra["state"] = state
         return result
