@@ -68,6 +68,10 @@ def start_numba() -> bool:
     from numba.core import caching, cpu
     from numba.core.runtime import rtsys
 
+    needed = (hasattr(caching.Cache, name) for name in ("load_overload", "_load_overload",
+                                                          "_guard_against_spurious_io_errors"))
+    if not all(needed) or not hasattr(rtsys, "initialize") or not hasattr(cpu.CPUContext, "load_additional_registries"):
+        return False  # not the internals this was written against
     if "scipy.linalg" in sys.modules or "numba.np.arraymath" in sys.modules:
         load_registries = cpu.CPUContext.load_additional_registries  # loaded already: nothing to answer
     else:
