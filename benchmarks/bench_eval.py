@@ -200,15 +200,15 @@ def main() -> None:
         runs = {}
         kinds = {"eval_1_worker": (), "eval_2_workers": ("--workers", "2"), "eval_startup": ("--limit", "2")}
         outs = {name: tmp / f"{name}.json" for name in kinds}
-        series = {name: {"walls": [], "cpus": [], "loads": [], "others": []} for name in kinds}
+        # per run of each kind, under the report's names: {name}_runs_s, _cpu_s, _load, _others_cpu_s
+        series = {name: {"runs_s": [], "cpu_s": [], "load": [], "others_cpu_s": []} for name in kinds}
         for name, extra in kinds.items():
             timed(eval_cmd(data, outs[name], *extra))  # warm-up
         for _ in range(args.repeats):
             engine.once()  # engine alone, 1 worker, 2 workers, start-up: alternated
             for name, extra in kinds.items():
                 wall, info = timed(eval_cmd(data, outs[name], *extra))
-                for key, value in (("walls", wall), ("cpus", info["cpu_s"]), ("loads", info["load"]),
-                                   ("others", info["others_cpu_s"])):
+                for key, value in zip(series[name], (wall, info["cpu_s"], info["load"], info["others_cpu_s"])):
                     series[name][key].append(value)
                 print(f"{name}: {wall:.2f} s wall, {info['cpu_s']:.2f} s CPU (load {info['load']:.2f}; other "
                       f"processes {info['others_cpu_s']:.2f} s CPU meanwhile"
@@ -216,11 +216,8 @@ def main() -> None:
                       flush=True)
         for name in kinds:
             runs[name] = json.loads(outs[name].read_text())
-            report[f"{name}_s"] = statistics.median(series[name]["walls"])
-            report[f"{name}_runs_s"] = series[name]["walls"]
-            report[f"{name}_cpu_s"] = series[name]["cpus"]
-            report[f"{name}_load"] = series[name]["loads"]
-            report[f"{name}_others_cpu_s"] = series[name]["others"]
+            report[f"{name}_s"] = statistics.median(series[name]["runs_s"])
+            report.update({f"{name}_{key}": values for key, values in series[name].items()})
         report.update(engine.report())
         report["records_identical_1_vs_2_workers"] = runs["eval_1_worker"]["samples"] == runs["eval_2_workers"]["samples"]
         report["eval_over_engine"] = report["eval_1_worker_s"] / report["engine_s"]

@@ -72,20 +72,17 @@ def start_numba() -> bool:
                                                           "_guard_against_spurious_io_errors"))
     if not all(needed) or not hasattr(rtsys, "initialize") or not hasattr(cpu.CPUContext, "load_additional_registries"):
         return False  # not the internals this was written against
-    if "scipy.linalg" in sys.modules or "numba.np.arraymath" in sys.modules:
-        load_registries = cpu.CPUContext.load_additional_registries  # loaded already: nothing to answer
-    else:
-        plain_load_registries = cpu.CPUContext.load_additional_registries
+    plain_load_registries = cpu.CPUContext.load_additional_registries
 
-        def load_registries(self):
-            if "numba.np.arraymath" in sys.modules:
-                return plain_load_registries(self)
-            hook = _NoScipyBlas()
-            sys.meta_path.insert(0, hook)
-            try:
-                return plain_load_registries(self)
-            finally:
-                sys.meta_path.remove(hook)
+    def load_registries(self):
+        if "numba.np.arraymath" in sys.modules or "scipy.linalg" in sys.modules:
+            return plain_load_registries(self)  # loaded already: nothing to answer
+        hook = _NoScipyBlas()
+        sys.meta_path.insert(0, hook)
+        try:
+            return plain_load_registries(self)
+        finally:
+            sys.meta_path.remove(hook)
 
     def load_overload(self, sig, target_context):
         # numba's own version calls target_context.refresh() here; a cached function needs the

@@ -144,9 +144,9 @@ def test_packed_typed_lists_hold_the_arrays_and_share_their_memory(ndim, dtype):
     rng = np.random.default_rng(3)
     shapes = [(4,), (1,), (7,), (0,)] if ndim == 1 else [(1, 3), (1, 1), (2, 5), (1, 0)]
     arrays = [(rng.normal(size=s) * 10).astype(dtype) for s in shapes]
-    lst = _ListBuilder(ndim)
+    lst = _ListBuilder(dtype, ndim, placeholder=False)
     assert [lst.add(a) for a in arrays] == [0, 1, 2, 3]
-    typed, views = lst.build(dtype)
+    typed, views = lst.build(), lst.views
     assert len(typed) == len(arrays) == len(views)
     for a, t, v in zip(arrays, typed, views):
         assert t.dtype == v.dtype == dtype and t.shape == v.shape == a.shape

@@ -944,36 +944,37 @@ def _run_sample(k0, flat, ptr, n_run, width, pt, in_ptr, incoming, proj, ot, l_s
 
 class _ListBuilder:
     """The arrays of one typed List argument of :func:`_run_sample` (one dtype, one number of
-    dimensions; an entry 0 given here is a placeholder that unused slots point to), collected in Python and packed
-    into one buffer at the end, where a cached kernel (:func:`_views_1d`, :func:`_views_2d`) makes
-    the typed List of its pieces. Python never operates on a typed List: numba compiles each of
-    those operations (``List()``, ``append``, ``[]``) in every process, which took ~2 s of every
-    clock-mode start-up."""
+    dimensions; with ``placeholder``, entry 0 is a zero array that unused slots point to),
+    collected in Python and packed into one buffer at the end, where a cached kernel
+    (:func:`_views_1d`, :func:`_views_2d`) makes the typed List of its pieces. Python never operates
+    on a typed List: numba compiles each of those operations (``List()``, ``append``, ``[]``) in
+    every process, which took ~2 s of every clock-mode start-up."""
 
-    def __init__(self, ndim: int, *arrays: np.ndarray):
-        self.ndim = ndim
-        self.arrays = list(arrays)
+    def __init__(self, dtype, ndim: int, placeholder: bool = True):
+        self.dtype, self.ndim = dtype, ndim
+        self.arrays = [np.zeros((1,) * ndim, dtype=dtype)] if placeholder else []
+        self.views = None  # after build(): the arrays as numpy views of the packed buffer
 
     def add(self, a: np.ndarray) -> int:
         self.arrays.append(a)
         return len(self.arrays) - 1
 
-    def build(self, dtype) -> tuple:
-        """(the typed List, the same arrays as numpy views): both share the packed buffer."""
+    def build(self):
+        """The typed List; :attr:`views` holds the same arrays as numpy views (one memory)."""
         sizes = np.array([a.size for a in self.arrays], dtype=np.int64)
         offsets = np.zeros(sizes.size + 1, dtype=np.int64)
         np.cumsum(sizes, out=offsets[1:])
-        flat = np.empty(int(offsets[-1]), dtype=dtype)
-        views = []
+        flat = np.empty(int(offsets[-1]), dtype=self.dtype)
+        self.views = []
         for a, start, end in zip(self.arrays, offsets[:-1], offsets[1:]):
             piece = flat[start:end]
             piece[:] = np.asarray(a).ravel()
-            views.append(piece.reshape(a.shape))
+            self.views.append(piece.reshape(a.shape))
         if self.ndim == 1:
-            return _views_1d(flat, offsets), views
+            return _views_1d(flat, offsets)
         rows = np.array([a.shape[0] for a in self.arrays], dtype=np.int64)
         cols = np.array([a.shape[1] for a in self.arrays], dtype=np.int64)
-        return _views_2d(flat, offsets, rows, cols), views
+        return _views_2d(flat, offsets, rows, cols)
 
 
 @njit(cache=True)
@@ -1012,14 +1013,14 @@ class _FastPlan:
         pops, projs = sim.pops, sim.projs
         sdt = sim.dtype
         self.sim = sim
-        l_state = _ListBuilder(2, np.zeros((1, 1), dtype=sdt))
-        l_f64 = _ListBuilder(2, np.zeros((1, 1)))
-        l_buf = _ListBuilder(1, np.zeros(1))
-        l_idx = _ListBuilder(1, np.zeros(1, dtype=np.int64))
+        l_state = _ListBuilder(sdt, 2)
+        l_f64 = _ListBuilder(np.float64, 2)
+        l_buf = _ListBuilder(np.float64, 1)
+        l_idx = _ListBuilder(np.int64, 1)
         self.ops = sim.ops
         self.runs = new_runs_buffer(sim.ops.op_geom)
-        l_scale = _ListBuilder(1, np.zeros(1))
-        l_fan = _ListBuilder(1)  # projection j's fan-out at j (no placeholder)
+        l_scale = _ListBuilder(np.float64, 1)
+        l_fan = _ListBuilder(np.float64, 1, placeholder=False)  # projection j's fan-out at j
         zeroed = []  # (list, slot) of the state zeroed before every run
 
         def add(lst, a, zero=False):
@@ -1118,15 +1119,10 @@ class _FastPlan:
                 row[_OACT] = add(l_idx, np.zeros(size, dtype=np.int64))
                 ot[o] = row
         self.pt, self.proj, self.ot = pt, proj, ot
-        built = {}
-        for name, lst, dtype in (("l_state", l_state, sdt), ("l_f64", l_f64, np.float64), ("l_buf", l_buf, np.float64),
-                                 ("l_idx", l_idx, np.int64), ("l_scale", l_scale, np.float64),
-                                 ("l_fan", l_fan, np.float64)):
-            typed, views = lst.build(dtype)
-            setattr(self, name, typed)
-            built[id(lst)] = views
-        self.state_views = built[id(l_state)]  # l_state's arrays, for Python to read
-        self.to_zero = [built[id(lst)][slot] for lst, slot in zeroed]
+        self.l_state, self.l_f64, self.l_buf, self.l_idx, self.l_scale, self.l_fan = (
+            lst.build() for lst in (l_state, l_f64, l_buf, l_idx, l_scale, l_fan))
+        self.state_views = l_state.views  # for Python to read the final state
+        self.to_zero = [lst.views[slot] for lst, slot in zeroed]
         self.in_ptr = np.zeros(n_p + 1, dtype=np.int64)
         self.in_ptr[1:] = np.cumsum([len(sim.incoming[i]) for i in range(n_p)])
         self.incoming = np.asarray(order, dtype=np.int64)
@@ -1143,7 +1139,7 @@ class _FastPlan:
         if got is not None:
             return got
         sim = self.sim
-        l_coef = _ListBuilder(2, np.zeros((1, 1)))
+        l_coef = _ListBuilder(np.float64, 2)
         static = np.zeros(len(sim.pops), dtype=np.int64)
         for i, p in enumerate(sim.pops):
             keys = self.coef_keys[i]
@@ -1160,7 +1156,7 @@ class _FastPlan:
             if (p.kind == KIND_INTEGRATOR and "refr" not in c and theta_ok and floor_ok and not p.raise_test
                     and np.all(c["a"] == 1.0) and np.all(c["c"] == 0.0)):
                 static[i] = 2 if p.spiking and not p.deferred_reset else 1
-        got = self._by_width[width_us] = (l_coef.build(np.float64)[0], static)
+        got = self._by_width[width_us] = (l_coef.build(), static)
         return got
 
     def reset(self) -> None:
