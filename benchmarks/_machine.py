@@ -60,3 +60,10 @@ def wait_quiet(limit_s: float, cores: float = 0.1, for_s: int = 3) -> bool:
         if quiet >= for_s:
             return True
     return False
+
+
+def nmnist_folder(repo: Path | None = None) -> str:
+    """The N-MNIST recordings the benchmarks read by default: ``$EVSIM_SHARED_DATA/nmnist-train1k``
+    (``shared/data`` next to the repository ``repo`` when the variable is unset)."""
+    repo = Path(__file__).resolve().parents[1] if repo is None else Path(repo)
+    return str(Path(os.environ.get("EVSIM_SHARED_DATA", repo.parent / "shared" / "data")) / "nmnist-train1k")

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_machine.py
-from _machine import machine  # noqa: E402
+from _machine import machine, nmnist_folder  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -59,9 +59,8 @@ def time_runs(sim, events: list, repeats: int) -> tuple:
 
 
 def main(argv=None) -> int:
-    default_data = Path(os.environ.get("EVSIM_SHARED_DATA", REPO.parent / "shared" / "data")) / "nmnist-train1k"
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=str(default_data), help="folder <label>/<recording>")
+    ap.add_argument("--data", default=nmnist_folder(), help="folder <label>/<recording>")
     ap.add_argument("--model", default=str(REPO / "evsim" / "bundled" / "nmnist_cnn" / "model.nir"))
     ap.add_argument("--profile", default="sinabs", help="sinabs (MultiSpike, as sinabs.from_nir) or speck")
     ap.add_argument("--n", type=int, default=200, help="recordings (stratified sample)")

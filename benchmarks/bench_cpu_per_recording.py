@@ -25,16 +25,15 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_machine.py
-from _machine import machine  # noqa: E402
+from _machine import machine, nmnist_folder  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
 def main() -> None:
-    default_data = Path(os.environ.get("EVSIM_SHARED_DATA", REPO.parent / "shared" / "data")) / "nmnist-train1k"
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=str(default_data), help="folder <label>/<recording>")
+    ap.add_argument("--data", default=nmnist_folder(), help="folder <label>/<recording>")
     ap.add_argument("--mode", choices=["event", "clock"], default="event")
     ap.add_argument("--profile", default="speck")
     ap.add_argument("--per-class", type=int, default=30)

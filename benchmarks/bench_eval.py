@@ -49,7 +49,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_machine.py
-from _machine import busy_cpu_s, machine, wait_quiet  # noqa: E402
+from _machine import busy_cpu_s, machine, nmnist_folder, wait_quiet  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -173,8 +173,7 @@ def scaleout(data, tmp: Path, reference: dict) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    shared = os.environ.get("EVSIM_SHARED_DATA", str(REPO.parent / "shared" / "data"))
-    ap.add_argument("--data", default=str(Path(shared) / "nmnist-train1k"),
+    ap.add_argument("--data", default=nmnist_folder(),
                     help="root/<label>/ folder (default: $EVSIM_SHARED_DATA/nmnist-train1k)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--json", default=None)

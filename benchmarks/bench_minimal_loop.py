@@ -35,7 +35,7 @@ import numpy as np
 from numba import njit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import machine  # noqa: E402
+from _machine import machine, nmnist_folder  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -125,8 +125,7 @@ def minimal_cascades(ev_index, pop_proj_ptr, pop_proj, proj_dst, proj_base, run_
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    default_data = Path(os.environ.get("EVSIM_SHARED_DATA", REPO.parent / "shared" / "data")) / "nmnist-train1k"
-    parser.add_argument("--data", default=str(default_data))
+    parser.add_argument("--data", default=nmnist_folder())
     parser.add_argument("--per-class", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--core", type=int, default=None, help="CPU core to pin to (default: the last one)")

@@ -27,13 +27,11 @@ from multiprocessing import get_context
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_machine.py
-from _machine import busy_cpu_s, machine  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
+from _machine import busy_cpu_s, machine, nmnist_folder  # noqa: E402
 
 
 def _engine_process(conn, cpu: int, model, events) -> None:
-    """Pinned to ``cpu``: a pass over ``events`` per "go" received, its wall time sent back."""
+    """Pinned to ``cpu``: a pass over ``events`` per "go" received; (wall, CPU) seconds sent back."""
     import evsim
 
     if hasattr(os, "sched_setaffinity"):
@@ -43,16 +41,15 @@ def _engine_process(conn, cpu: int, model, events) -> None:
         sim.run(ev)  # warm-up
     conn.send("ready")
     while conn.recv() == "go":
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for ev in events:
             sim.run(ev)
-        conn.send(time.perf_counter() - t0)
+        conn.send((time.perf_counter() - t0, time.process_time() - c0))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    shared = Path(os.environ.get("EVSIM_SHARED_DATA", REPO.parent / "shared" / "data"))
-    parser.add_argument("--data", default=str(shared / "nmnist-train1k"))
+    parser.add_argument("--data", default=nmnist_folder())
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--profile", default="speck")
     parser.add_argument("--json", default=None, help="write the figures here")
@@ -81,13 +78,13 @@ def main() -> None:
         for rnd in range(args.rounds):
             b0 = busy_cpu_s()
             pipes[rnd % 2].send("go")
-            alone = pipes[rnd % 2].recv()
+            alone, alone_cpu = pipes[rnd % 2].recv()
             for pipe in pipes:
                 pipe.send("go")
-            both = [pipe.recv() for pipe in pipes]
-            others = max(0.0, busy_cpu_s() - b0 - alone - sum(both))
+            both, both_cpu = zip(*(pipe.recv() for pipe in pipes))
+            others = max(0.0, busy_cpu_s() - b0 - alone_cpu - sum(both_cpu))
             ratio = 2 * alone / max(both)
-            report["rounds"].append({"alone_s": alone, "both_s": both, "throughput_ratio": ratio,
+            report["rounds"].append({"alone_s": alone, "both_s": list(both), "throughput_ratio": ratio,
                                      "others_cpu_s": others})
             print(f"round {rnd}: alone {alone:.2f} s (core {rnd % 2}); both {both[0]:.2f} s and {both[1]:.2f} s; "
                   f"two cores give {ratio:.2f}x (others' CPU {others:.2f} s)", flush=True)

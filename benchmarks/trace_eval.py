@@ -186,10 +186,12 @@ def main() -> None:
     ap.add_argument("--chunk-size", type=int, default=None, help="evaluate(chunk_size=...) (an experiment)")
     ap.add_argument("extra", nargs="*")
     args = ap.parse_args()
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_machine.py
+    from _machine import busy_cpu_s, nmnist_folder
+
     repo = Path(args.repo).resolve()
-    shared = os.environ.get("EVSIM_SHARED_DATA", str(repo.parent / "shared" / "data"))
     if args.data is None:
-        args.data = str(Path(shared) / "nmnist-train1k")
+        args.data = nmnist_folder(repo)
     model = repo / "evsim" / "bundled" / "nmnist_cnn" / "model.nir"
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "eval.json"
@@ -198,9 +200,6 @@ def main() -> None:
                *(["--limit", str(args.limit)] if args.limit else []), *args.extra]
         env = {**os.environ, "EVSIM_TRACE_DIR": tmp, **({"EVSIM_TRACE_CHUNK": str(args.chunk_size)} if args.chunk_size else {}),
                "PYTHONPATH": str(repo) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from _machine import busy_cpu_s
-
         load = os.getloadavg()[0]
         busy0 = busy_cpu_s()
         t0 = time.time()
