@@ -486,7 +486,8 @@ def _clock_text(config):
 
 def _samples(data: str, subset, limit, seed: int = 0, options: dict | None = None):
     """(path, label) list from a folder dataset, optionally restricted to a subset file and to a
-    stratified sample of ``limit`` recordings (classes in proportion, drawn with ``seed``)."""
+    stratified sample of ``limit`` recordings (classes in proportion, drawn with ``seed``), and the
+    dataset's {class folder name: label}."""
     from .analysis.evaluate import stratified_subset
     from .input.datasets import FolderDataset
 
@@ -508,7 +509,7 @@ def _samples(data: str, subset, limit, seed: int = 0, options: dict | None = Non
         if limit < 1:
             raise OptionError("must be >= 1", option="--limit")
         samples = [samples[i] for i in stratified_subset([label for _, label in samples], limit, seed)]
-    return samples
+    return samples, ds.class_to_label
 
 
 def _class_text(counts: dict) -> str:
@@ -583,13 +584,14 @@ def eval_command(model, data, json_path, csv_path, resume, on_error, anytime, wo
         security = _security({"tls_ca_file": tls_ca_file, "tls_cert": tls_cert, "tls_key": tls_key,
                               "scheduler": scheduler})
         compiled = _load(model, o)
-        samples = _samples(data, subset, limit, seed, options=o)
+        samples, classes = _samples(data, subset, limit, seed, options=o)
+        _warn_unpredictable_labels([label for _, label in samples], compiled, classes)
         config = _config(model, o, _cutoff(o, compiled, o["mode"]), anytime=anytime)
         try:
             doc = evaluate(samples, config, workers=workers, scheduler=scheduler, security=security,
                            json_path=json_path, csv_path=csv_path, progress=not quiet, data=str(data), resume=resume,
                            on_error=on_error, selection={"limit": limit, "seed": seed if limit else None,
-                                                         "subset": subset}, model=compiled)
+                                                         "subset": subset}, model=compiled, classes=classes)
         except KeyboardInterrupt:
             click.echo("evsim: interrupted; finished samples were written" + (" (continue with --resume)"
                                                                                 if json_path or csv_path else ""),
@@ -600,6 +602,23 @@ def eval_command(model, data, json_path, csv_path, resume, on_error, anytime, wo
         if json_path:
             _write_json_file(json_path, doc)
     _print_eval(doc)
+    if doc["n_errors"] and not doc["n_samples"]:  # every recording failed: no result to speak of
+        first = doc["errors"][0]
+        raise EvsimError(f"none of the {doc['n_errors']} recordings could be evaluated, e.g. {first['path']}: "
+                         f"{first['message']}")
+
+
+def _warn_unpredictable_labels(labels, compiled, classes: dict) -> None:
+    """Say on stderr which labels no output of the model stands for (their samples count as wrong)."""
+    n_outputs = int(compiled.populations[compiled.readout[0]].size)
+    outside = sorted({int(label) for label in labels if label is not None and not 0 <= label < n_outputs})
+    if outside:
+        names = {label: name for name, label in classes.items()}
+        shown = ", ".join(f"{label}" + (f" ('{names[label]}')" if names.get(label, str(label)) != str(label) else "")
+                          for label in outside[:5])
+        click.echo(f"evsim: warning: label{'s' if len(outside) > 1 else ''} {shown}{', ...' if len(outside) > 5 else ''} "
+                   f"of the data {'have' if len(outside) > 1 else 'has'} no output among the model's {n_outputs}: "
+                   "those samples count as wrong", err=True)
 
 
 def _percent(value) -> str:
@@ -614,7 +633,10 @@ def _print_eval(doc):
         click.echo(f"classes               {_class_text(doc['class_counts'])}")
     ci = doc.get("accuracy_interval") or {}
     interval = f", 95% CI {100 * ci['low']:.2f}-{100 * ci['high']:.2f}%" if ci else ""
-    click.echo(f"accuracy              {100 * doc['accuracy']:.2f}%{interval}  (no prediction: {doc['no_prediction']})")
+    if doc["accuracy"] is None:
+        click.echo("accuracy              - (no sample was simulated)")
+    else:
+        click.echo(f"accuracy              {100 * doc['accuracy']:.2f}%{interval}  (no prediction: {doc['no_prediction']})")
     if doc.get("per_class"):
         click.echo("per class             " + ", ".join(
             f"{r['label']}: {_percent(r['accuracy'])}" for r in doc["per_class"] if r["n"]))
@@ -683,7 +705,7 @@ def calibrate(model, data, output, calib_bin_us, calib_bins, workers, scheduler,
         security = _security({"tls_ca_file": tls_ca_file, "tls_cert": tls_cert, "tls_key": tls_key,
                               "scheduler": scheduler})
         compiled = _load(model, o)
-        samples = _samples(data, subset, limit, seed, options=o)
+        samples, _ = _samples(data, subset, limit, seed, options=o)
         counts = class_counts([label for _, label in samples])
         n_outputs = int(compiled.populations[compiled.readout[0]].size)
         if cutoff == "topk" and temperature is not None:
@@ -696,8 +718,9 @@ def calibrate(model, data, output, calib_bin_us, calib_bins, workers, scheduler,
             raise OptionError("must be in [0.5, 1), or 0 for the observed rate", option="--confidence")
         if not 0 < epsilon < 1:
             raise OptionError("must be in (0, 1)", option="--epsilon")
-        for warning in analysis.calibration_set_warnings([label for _, label in samples], n_outputs,
-                                                         epsilon=epsilon, confidence=confidence):
+        warned = analysis.calibration_set_warnings([label for _, label in samples], n_outputs, epsilon=epsilon,
+                                                   confidence=confidence)
+        for warning in warned:
             click.echo(f"evsim: warning: {warning}", err=True)
         config = _config(model, o, Cutoff())
         try:
@@ -709,6 +732,12 @@ def calibrate(model, data, output, calib_bin_us, calib_bins, workers, scheduler,
     trajs = [t for t in doc["_trajectories"] if t is not None]
     if not trajs:
         raise EvsimError("no recording of DATA could be simulated: nothing to calibrate on")
+    if doc["n_errors"]:  # what the calibration rests on: the recordings that could be simulated
+        counts = class_counts([t.label for t in trajs if t.label is not None])
+        for warning in analysis.calibration_set_warnings([t.label for t in trajs if t.label is not None], n_outputs,
+                                                         epsilon=epsilon, confidence=confidence):
+            if warning not in warned:
+                click.echo(f"evsim: warning: {warning}", err=True)
     if calib_bins is None:
         longest = max((t.duration_us for t in trajs), default=0.0)
         calib_bins = max(1, int(np.ceil((longest + 1) / calib_bin_us)))
@@ -834,6 +863,7 @@ def _print_recording_info(doc: dict) -> None:
 def _folder_info(path) -> dict:
     """Recordings per class, and events and durations per recording (every file is read)."""
     from .input.datasets import FolderDataset
+    from .input.events import check_sorted
     from .input.recordings import read_events
 
     ds = FolderDataset(path)
@@ -841,8 +871,11 @@ def _folder_info(path) -> dict:
     for file, _ in ds.samples:
         try:
             ev = read_events(file)
+            check_sorted(ev, source=file)  # what `evsim eval` rejects, `info` counts as unreadable
         except EvsimError as exc:
-            unreadable.append({"path": file, "message": str(exc).splitlines()[0]})
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            unreadable.append({"path": file, "message": message[len(file) + 2:] if message.startswith(file + ": ")
+                               else message})
             continue
         n_events.append(int(ev.shape[0]))
         durations.append(float(ev["t"].max() - ev["t"].min()) if ev.shape[0] else 0.0)
@@ -859,7 +892,8 @@ def _folder_info(path) -> dict:
     return {"path": str(path), "n_recordings": len(ds.samples),
             "classes": {name: counts.get(ds.class_to_label[name], 0) for name in ds.classes},
             "class_to_label": ds.class_to_label, "events": stats(n_events), "duration_us": stats(durations),
-            "n_unreadable": len(unreadable), "unreadable": unreadable}
+            "n_unreadable": len(unreadable), "unreadable": unreadable,
+            "n_empty": sum(n == 0 for n in n_events), "ignored_folders": ds.ignored_folders}
 
 
 def _print_folder_info(doc) -> None:
@@ -870,9 +904,13 @@ def _print_folder_info(doc) -> None:
         click.echo(f"events      min {e['min']:.0f}, median {e['median']:.0f}, mean {e['mean']:.0f}, max {e['max']:.0f}")
         click.echo(f"duration    min {d['min'] / 1000:.1f} ms, median {d['median'] / 1000:.1f} ms, "
                    f"mean {d['mean'] / 1000:.1f} ms, max {d['max'] / 1000:.1f} ms")
+    if doc["n_empty"]:
+        click.echo(f"empty       {doc['n_empty']} recording(s) without any event (no prediction in an eval)")
     if doc["n_unreadable"]:
         click.echo(f"unreadable  {doc['n_unreadable']}, e.g. {doc['unreadable'][0]['path']}: "
                    f"{doc['unreadable'][0]['message']}")
+    if doc["ignored_folders"]:
+        click.echo(f"ignored     folders without recordings: {', '.join(doc['ignored_folders'])}")
 
 
 def _is_nir(path: str) -> bool:
@@ -1198,6 +1236,11 @@ def report(results, output, title):
 def _check_outputs(**outputs):
     """Refuse unwritable output files before anything runs; figures (.png/.svg/.pdf) may name a
     folder that does not exist yet (it is created)."""
+    given = [(option, path) for option, path in outputs.values() if path is not None]
+    for i, (option, path) in enumerate(given):
+        for other, other_path in given[:i]:
+            if Path(path).resolve() == Path(other_path).resolve():
+                raise OptionError(f"names the same file as {other} ({path})", option=option)
     for kind, (option, path) in outputs.items():
         if path is None:
             continue
@@ -1258,8 +1301,8 @@ def _main(argv) -> int:
         return code if isinstance(code, int) else 0
     except click.exceptions.Exit as exc:
         return exc.exit_code
-    except click.exceptions.Abort:
-        print("evsim: aborted", file=sys.stderr)
+    except click.exceptions.Abort:  # a Ctrl-C that click caught before a command's own handler
+        print("evsim: interrupted", file=sys.stderr)
         return 130
     except click.ClickException as exc:
         print(f"evsim: error: {exc.format_message()}", file=sys.stderr)

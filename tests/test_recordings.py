@@ -573,30 +573,38 @@ def test_folder_dataset_string_labels(tmp_path):
     (root / "dog" / "readme.txt").write_text("not a recording")
     (root / "notes.npy").write_bytes(b"")  # not inside a label folder: ignored
     ds = FolderDataset(root)
-    assert ds.classes == ["bird", "cat", "dog"]
-    assert ds.class_to_label == {"bird": 0, "cat": 1, "dog": 2}
-    assert [(os.path.basename(p), label) for p, label in ds.samples] == [("a.npy", 1), ("b.npy", 1), ("z.h5", 2)]
-    assert ds[2].label == 2 and ds[2].events["t"].tolist() == [4, 5, 6]
+    # "bird" holds no recording: not a class (an empty folder must not shift the labels)
+    assert ds.classes == ["cat", "dog"] and ds.ignored_folders == ["bird"]
+    assert ds.class_to_label == {"cat": 0, "dog": 1}
+    assert [(os.path.basename(p), label) for p, label in ds.samples] == [("a.npy", 0), ("b.npy", 0), ("z.h5", 1)]
+    assert ds[2].label == 1 and ds[2].events["t"].tolist() == [4, 5, 6]
     only_npy = FolderDataset(root, extensions=["npy"])
-    assert len(only_npy) == 2
+    assert len(only_npy) == 2 and only_npy.classes == ["cat"] and only_npy.ignored_folders == ["bird", "dog"]
     with pytest.raises(OptionError, match="'.txt'"):
         FolderDataset(root, extensions=[".txt"])
 
 
-def test_folder_dataset_mixed_names_are_strings(tmp_path):
+def test_folder_dataset_mixed_names_are_refused_and_empty_folders_ignored(tmp_path):
     for name in ("10", "2", "x"):
         (tmp_path / name).mkdir()
         np.save(tmp_path / name / "s.npy", ev([1], [0]))
-    ds = FolderDataset(tmp_path)
-    assert ds.classes == ["10", "2", "x"] and ds.labels == [0, 1, 2]
-    for name in ("10", "2", "x"):
-        (tmp_path / name / "s.npy").unlink()
-        (tmp_path / name).rmdir()
-    for name in ("10", "2"):
-        (tmp_path / name).mkdir()
-        np.save(tmp_path / name / "s.npy", ev([1], [0]))
+    # labels by sorted position would make '10' → 0, '2' → 1: every integer label shifted
+    with pytest.raises(RecordingError, match=r"mix integer names \(2, 10\) and other names \('x'\)"):
+        FolderDataset(tmp_path)
+    (tmp_path / "x" / "s.npy").unlink()  # now empty: ignored, the integer names are the labels
+    (tmp_path / ".hidden").mkdir()
     ints = FolderDataset(tmp_path)
-    assert ints.classes == ["2", "10"] and ints.labels == [2, 10]
+    assert ints.classes == ["2", "10"] and ints.labels == [2, 10] and ints.ignored_folders == ["x"]
+
+
+def test_folder_dataset_paths_are_the_same_whatever_the_spelling(tmp_path, monkeypatch):
+    (tmp_path / "data" / "3").mkdir(parents=True)
+    np.save(tmp_path / "data" / "3" / "s.npy", ev([1], [0]))
+    (tmp_path / "link").symlink_to(tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    spellings = [tmp_path / "data", "data", "./link/", tmp_path / "link" / ".." / "data"]
+    paths = {tuple(FolderDataset(root).samples) for root in spellings}
+    assert paths == {((str((tmp_path / "data" / "3" / "s.npy").resolve()), 3),)}
 
 
 def test_folder_dataset_empty_or_missing(tmp_path):

@@ -40,7 +40,7 @@ def summarise(records: list, errors: list | None = None, *, n_outputs: int | Non
     latency = _column(records, "decision_time_us", float, 0.0)
     status = [r.get("status") for r in records]
     doc = {
-        "accuracy": k / n if n else 0.0,
+        "accuracy": k / n if n else None,  # undefined without a simulated sample
         "accuracy_interval": {"confidence": confidence, "low": lo, "high": hi, "method": "wilson"},
         "n_samples": n,
         "n_correct": k,

@@ -40,9 +40,9 @@ import numpy as np
 from ..errors import EvsimError, OptionError
 from .aggregate import summarise
 from .execution import (LOCAL_DASK_CONFIG, EvalConfig, ForkedWorkers, Progress, SampleRunner, can_fork_workers,
-                        run_chunk, runner_for, with_text)
+                        release_dask_offload_thread, run_chunk, runner_for, with_text)
 from .records import (RecordsFile, SAMPLE_FIELDS, csv_row, dumps_record, read_records_file, records_path_for,
-                      sample_record, write_csv, write_json_atomic)
+                      remove_stale_temporaries, sample_record, write_csv, write_json_atomic)
 from ..sim.result import predict
 
 __all__ = ["EvalConfig", "SampleRunner", "evaluate", "sample_record", "write_json", "predict", "stratified_subset",
@@ -219,7 +219,7 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
              security=None, json_path=None, csv_path=None, progress: bool = True, data: str = "",
              resume: bool = False, on_error: str = "continue", chunk_size: int | None = None,
              keep_trajectories: bool = False, json_interval_s: float = 10.0, retries: int = 2,
-             selection: dict | None = None, model=None) -> dict:
+             selection: dict | None = None, model=None, classes: dict | None = None) -> dict:
     """Evaluate ``samples`` and return the eval document (docs/SEMANTICS.md#cli).
 
     Args:
@@ -243,6 +243,8 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
             (in sample order; for calibration, memory grows with the dataset).
         retries: Dask retries of a task whose worker died.
         selection: how the samples were chosen (e.g. ``{"limit": 100, "seed": 0}``), for the record.
+        classes: {class folder name: label} of a folder dataset, for the record (taken from
+            ``samples`` when it is a :class:`~evsim.input.datasets.FolderDataset`).
         model: ``config``'s model if the caller compiled it already (the
             :class:`~evsim.compile.builder.CompiledModel` of ``config.model_path`` with its profile,
             precision and overrides), not compiled again in this process.
@@ -260,6 +262,8 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
         raise OptionError("must be >= 1", option="--chunk-size")
     if keep_trajectories and not config.records_anytime:
         raise OptionError("trajectories need anytime analysis (event mode, or --cutoff none)", option="--cutoff")
+    if classes is None and isinstance(getattr(samples, "class_to_label", None), dict):
+        classes = samples.class_to_label
     items = _Items(samples)
     runner = runner_for(config, model)  # compiles and validates in this process first
     _freeze_heap()
@@ -268,14 +272,23 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
     header = {"evsim_version": _version(), "model_hash": model_hash, "options": config.options(),
               "data": {"description": str(data), "selection": selection or {}, "n_samples": items.n,
                        "fingerprint": items.fingerprint()}}
+    if classes:
+        header["data"]["classes"] = {str(name): int(label) for name, label in classes.items()}
 
     out = json_path or csv_path
     records_path = records_path_for(out) if out else None
     done: dict = {}
+    for path in (json_path, csv_path):
+        if path:
+            remove_stale_temporaries(path)
     if resume:
         if records_path is None:
             raise OptionError("--resume needs the --json or --csv output of the run to continue", option="--resume")
-        done = _finished_records(records_path, json_path, header)
+        # samples that failed are tried again: the recording may have been fixed (on_error="stop")
+        done = {i: r for i, r in _finished_records(records_path, json_path, header).items() if "error" not in r}
+    elif records_path is not None and records_path.exists():
+        raise OptionError(f"{records_path} holds the records of an unfinished run: --resume continues it; "
+                          "delete that file to start over", option="--resume")
     trajectories = {} if keep_trajectories else None
 
     start = time.time()
@@ -283,6 +296,9 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
     label = f"evsim eval ({config.mode}, " + ("Dask" if client is not None or scheduler else
                                              f"{workers} worker{'s' if workers > 1 else ''}") + ")"
     bar = Progress(items.n, label, progress, done=len(done))
+    # each record's JSON text, encoded once (by the worker that ran it) for the records file and
+    # the document
+    texts = texts_of(done)
     records_file = csv_file = None
     try:
         if records_path is not None:
@@ -297,14 +313,17 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
         if csv_path:
             write_csv(csv_path, [done[i] for i in sorted(done)])
             csv_file = open(csv_path, "a", newline="")
+        if json_path:  # from now on the file describes this run (not a finished earlier one)
+            write_json_atomic(json_path, _document(done, header, config, n_outputs, 0.0, complete=False,
+                                                   final=False, workers=workers, data=data), texts)
     except OSError as exc:
+        for f in (records_file, csv_file):
+            if f is not None:
+                f.close()
         raise EvsimError(f"cannot write {exc.filename or out} ({exc.strerror})") from None
     csv_writer = csv.writer(csv_file) if csv_file is not None else None
     # the CSV is rewritten in sample order at the end, unless its rows were appended in that order
     state = {"last_json": time.time(), "failed": None, "csv_last": max(done, default=-1), "csv_in_order": True}
-    # each record's JSON text, encoded once (by the worker that ran it) for the records file and
-    # the document
-    texts = {i: dumps_record(r) for i, r in done.items() if "error" not in r}
 
     def keep(record: dict) -> None:
         traj = record.pop("_trajectory", None)
@@ -372,8 +391,8 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
         write_json_atomic(json_path, doc, texts)
     if csv_path and complete and not state["csv_in_order"]:
         write_csv(csv_path, [done[i] for i in sorted(done)])
-    if complete and json_path and records_path is not None and records_path.exists():
-        records_path.unlink()  # the complete document holds every record
+    if complete and records_path is not None and records_path.exists():
+        records_path.unlink()  # the complete document (or CSV) holds every record
     if state["failed"] is not None:
         failed = state["failed"]
         raise EvsimError(f"{failed['path']}: {failed['error']}")
@@ -382,6 +401,11 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
     if trajectories is not None:
         doc["_trajectories"] = [trajectories.get(i) for i in range(items.n)]
     return doc
+
+
+def texts_of(done: dict) -> dict:
+    """{index: JSON text} of the finished records that are not errors."""
+    return {i: dumps_record(r) for i, r in done.items() if "error" not in r}
 
 
 #: the samples one process simulates between two looks at an interrupt take about this long
@@ -497,6 +521,8 @@ def _run_dask(items, pending, config, keep, stop, state, *, workers, client, sch
                 pass
         if forked is not None:  # after the scheduler: it does not see (and log) its workers vanish
             forked.close()
+        if own_client is not None:  # a client of ours: no thread of it left behind
+            release_dask_offload_thread()
 
 
 #: seconds of work per Dask task once the workers have reported how long a sample takes; a
@@ -612,8 +638,25 @@ def _finished_records(records_path: Path, json_path, header: dict) -> dict:
             mine = {k: v for k, v in mine.items() if k != "model_path"}
             theirs = {k: v for k, v in (theirs or {}).items() if k != "model_path"}
         if json.loads(json.dumps(mine)) != theirs:
-            raise OptionError(f"cannot resume from {source}: the {what} differ from that run's", option="--resume")
+            raise OptionError(f"cannot resume from {source}: the {what} differ from that run's"
+                              + _difference(key, header[key], found.get(key)), option="--resume")
     return records
+
+
+def _difference(key: str, mine, theirs) -> str:
+    """What differs between this run's ``key`` and that of the run to resume, in a few words."""
+    if key == "data":
+        theirs = theirs or {}
+        if mine.get("n_samples") != theirs.get("n_samples"):
+            return f" ({theirs.get('n_samples')} samples then, {mine.get('n_samples')} now)"
+        return (f" (the same number of samples, other recordings, paths or labels; that run read "
+                f"{theirs.get('description') or 'in-memory data'})")
+    if key == "options":
+        mine, theirs = mine or {}, theirs or {}
+        names = sorted(k for k in set(mine) | set(theirs) if k != "model_path"
+                       and json.loads(json.dumps(mine.get(k))) != theirs.get(k))
+        return f" ({', '.join(names)})" if names else ""
+    return ""
 
 
 def _document(done: dict, header: dict, config: EvalConfig, n_outputs: int, wall_s: float, *, complete: bool,

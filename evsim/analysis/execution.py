@@ -249,8 +249,10 @@ class SampleRunner:
     @staticmethod
     def _record(index, name, label, outcome, trajectories: bool) -> dict:
         if isinstance(outcome, EvsimError):
-            text = str(outcome)
-            return error_record(index, name, label, text.splitlines()[0] if text else type(outcome).__name__)
+            text = str(outcome).splitlines()[0] if str(outcome) else type(outcome).__name__
+            if isinstance(name, str) and text.startswith(name + ": "):
+                text = text[len(name) + 2:]  # the record names the path already
+            return error_record(index, name, label, text)
         result, traj = outcome
         if traj is not None:
             traj.label = None if label is None else int(label)
@@ -318,6 +320,23 @@ def can_fork_workers() -> bool:
     import threading
 
     return sys.platform.startswith("linux") and threading.active_count() == 1
+
+
+def release_dask_offload_thread() -> None:
+    """Give back the thread a Dask client leaves running in this process once closed (the
+    ``Dask-Offload`` pool of ``distributed.utils``, which serialises messages): with it alive,
+    :func:`can_fork_workers` is False and a second local evaluation in the same process would start
+    its workers as fresh interpreters (slow, and impossible from a script without an
+    ``if __name__ == "__main__"`` guard). The pool is replaced by a new one that starts its
+    thread when next used; the old one has no work left (its client is closed) and ends."""
+    utils = sys.modules.get("distributed.utils")
+    old = getattr(utils, "_offload_executor", None)
+    if old is None or not hasattr(old, "shutdown"):
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    utils._offload_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="Dask-Offload")
+    old.shutdown(wait=True)
 
 
 class ForkedWorkers:

@@ -24,6 +24,7 @@ Files:
 from __future__ import annotations
 
 import csv
+import glob
 import io
 import json
 import os
@@ -229,6 +230,32 @@ def write_json_atomic(path, doc: dict, sample_texts: dict | None = None) -> None
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def remove_stale_temporaries(path) -> None:
+    """Remove the temporary files that :func:`write_json_atomic` and :func:`write_csv` leave
+    next to ``path`` when a process is killed mid-write (``.NAME.PID.tmp`` of a process that no
+    longer runs)."""
+    path = Path(path)
+    try:
+        candidates = list(path.parent.glob(f".{glob.escape(path.name)}.*.tmp"))
+    except OSError:
+        return
+    for tmp in candidates:
+        pid = tmp.name[len(path.name) + 2:-len(".tmp")]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # a running process is writing it
+        except ProcessLookupError:
+            pass
+        except OSError:
+            continue  # another user's running process
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
 
 
 def records_path_for(output) -> Path:

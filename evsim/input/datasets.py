@@ -24,13 +24,17 @@ def _is_int(name: str) -> bool:
 class FolderDataset:
     """Recordings in ``root/<label>/<file>``, one sub-folder per class.
 
-    Labels: if every sub-folder name is an integer (``0``, ``1``, ..., ``10``), a sample's label is
-    ``int(name)``; otherwise labels index the sub-folder names in sorted order. ``classes`` lists
-    the sub-folder names in label order (numeric order for integer names) and ``class_to_label``
-    maps each name to its label. Files without a supported extension (and hidden files) are
-    ignored; nested folders below ``<label>/`` are not searched.
+    Classes are the sub-folders that hold at least one recording; sub-folders without any (empty
+    ones, ``#recycle``, ``__MACOSX``...) are ignored and listed in ``ignored_folders``, as are
+    hidden ones. Labels: if every class name is an integer (``0``, ``1``, ..., ``10``), a sample's
+    label is ``int(name)``; if none is, labels index the names in sorted order (``cat`` → 0,
+    ``dog`` → 1); a mix of both is refused (an extra folder would otherwise shift every label).
+    ``classes`` lists the class names in label order (numeric order for integer names) and
+    ``class_to_label`` maps each name to its label. Files without a supported extension (and
+    hidden files) are ignored; nested folders below ``<label>/`` are not searched.
 
-    Samples are sorted by label, then file name, so indices are deterministic.
+    Samples are sorted by label, then file name, so indices are deterministic; their paths start
+    with ``root`` resolved (absolute, symbolic links followed).
 
     The folder may declare the time window of its samples once, in ``root/evsim-dataset.json``:
     ``{"time_origin": "zero", "duration_us": 300000}`` (either key; docs/SEMANTICS.md#time-window).
@@ -45,16 +49,19 @@ class FolderDataset:
         sort: sort each recording's events by timestamp instead of rejecting unsorted ones.
 
     Raises:
-        RecordingError: ``root`` is missing, not a folder, or holds no recordings.
+        RecordingError: ``root`` is missing, not a folder, holds no recordings, or mixes integer and
+            other class names.
         OptionError: an extension evsim cannot read.
     """
 
     def __init__(self, root, *, extensions=None, format: str | None = None, sort: bool = False):
-        self.root = Path(root)
         self.format = format
         self.sort = sort
         self.extensions = _normalise_extensions(extensions)
-        source = str(self.root)
+        source = str(root)
+        # the sample paths start with the folder's resolved path: the same data given as a relative
+        # path or through a symbolic link is the same data (--resume, `evsim compare`)
+        self.root = Path(root).resolve()
         if not self.root.exists():
             raise RecordingError("dataset folder does not exist", path=source)
         if not self.root.is_dir():
@@ -77,20 +84,28 @@ class FolderDataset:
         self.window: dict = read_declared_window(self.root)
 
     def _scan(self):
-        names = sorted(d.name for d in self.root.iterdir() if d.is_dir() and not d.name.startswith("."))
-        if names and all(_is_int(n) for n in names):
+        folders = sorted(d for d in self.root.iterdir() if d.is_dir() and not d.name.startswith("."))
+        files = {d.name: [f for f in d.iterdir()
+                          if f.is_file() and not f.name.startswith(".") and f.suffix.lower() in self.extensions]
+                 for d in folders}
+        names = [name for name in files if files[name]]
+        #: sub-folders holding no recording, not classes
+        self.ignored_folders: list[str] = [name for name in files if not files[name]]
+        integer = sorted((n for n in names if _is_int(n)), key=int)
+        if integer and len(integer) < len(names):
+            others = [n for n in names if not _is_int(n)]
+            raise RecordingError(
+                f"class folders mix integer names ({', '.join(integer[:5])}{', ...' if len(integer) > 5 else ''}) "
+                f"and other names ({', '.join(repr(n) for n in others[:5])}): integer names are labels, the others "
+                "would have none; move or rename them", path=str(self.root))
+        if integer:
             names.sort(key=int)
             self.class_to_label = {n: int(n) for n in names}
         else:
             self.class_to_label = {n: i for i, n in enumerate(names)}
         self.classes: list[str] = names
 
-        samples = []
-        for name in names:
-            label = self.class_to_label[name]
-            for f in (self.root / name).iterdir():
-                if f.is_file() and not f.name.startswith(".") and f.suffix.lower() in self.extensions:
-                    samples.append((str(f), label))
+        samples = [(str(f), self.class_to_label[name]) for name in names for f in files[name]]
         samples.sort(key=lambda s: (s[1], Path(s[0]).name))
         return names, samples
 

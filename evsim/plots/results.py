@@ -50,6 +50,8 @@ def load_results(paths) -> list:
 
 
 def check_doc(doc, where: str):
+    if isinstance(doc, dict) and doc.get("accuracy", 0) is None and doc.get("n_samples") == 0:
+        raise OptionError(f"{where}: no sample was simulated in that evaluation (nothing to show)", option="RESULTS")
     if not isinstance(doc, dict) or num(doc.get("accuracy")) is None:
         raise OptionError(f"{where} is not an `evsim eval --json` result (no accuracy)", option="RESULTS")
     if not 0.0 <= float(doc["accuracy"]) <= 1.0:
