@@ -17,8 +17,11 @@ See :mod:`evsim.sim.event` (simulation), :mod:`evsim.compile.builder` (compilati
 
 from importlib import import_module
 
+from . import kernel_cache as _kernel_cache
 from .bundled import bundled_model_path
 from .errors import EvsimError, ModelError, OptionError, RecordingError
+
+_kernel_cache.ensure_consistent()  # before any kernel is loaded from numba's cache
 
 __version__ = "0.1.0"
 
@@ -35,7 +38,7 @@ _LAZY = {
     "ClockSimulator": ".sim.clock", "Simulator": ".sim.event", "Cutoff": ".sim.result", "Result": ".sim.result",
 }
 _SUBPACKAGES = {"analysis", "chip", "compile", "input", "kernels", "model", "plots", "sim", "bundled", "cli", "paths",
-                "errors"}
+                "errors", "kernel_cache"}
 
 __all__ = ["bundled_model_path", "EvsimError", "ModelError", "OptionError", "RecordingError", *_LAZY]
 

@@ -7,6 +7,7 @@ exit with code 2; an interrupted evaluation keeps what it finished and exits wit
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import sys
@@ -544,7 +545,7 @@ data_options = _options(
     click.option("--tls-key", type=click.Path(dir_okay=False), default=None, help="Dask TLS: client private key."),
     click.option("--limit", type=int, default=None,
                  help="Use a stratified sample of N recordings (classes in proportion, drawn with --seed)."),
-    click.option("--seed", type=int, default=0, show_default=True, help="Seed of the --limit sample."),
+    click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the --limit sample."),
     click.option("--subset", type=str, default=None,
                  help="Only recordings listed in FILE (text: one path per line relative to DATA; JSON: a list, "
                       "or FILE.json:KEY for a list in a dict such as a model's split.json)."),
@@ -585,7 +586,6 @@ def eval_command(model, data, json_path, csv_path, resume, on_error, anytime, wo
                               "scheduler": scheduler})
         compiled = _load(model, o)
         samples, classes = _samples(data, subset, limit, seed, options=o)
-        _warn_unpredictable_labels([label for _, label in samples], compiled, classes)
         config = _config(model, o, _cutoff(o, compiled, o["mode"]), anytime=anytime)
         try:
             doc = evaluate(samples, config, workers=workers, scheduler=scheduler, security=security,
@@ -606,19 +606,6 @@ def eval_command(model, data, json_path, csv_path, resume, on_error, anytime, wo
         first = doc["errors"][0]
         raise EvsimError(f"none of the {doc['n_errors']} recordings could be evaluated, e.g. {first['path']}: "
                          f"{first['message']}")
-
-
-def _warn_unpredictable_labels(labels, compiled, classes: dict) -> None:
-    """Say on stderr which labels no output of the model stands for (their samples count as wrong)."""
-    n_outputs = int(compiled.populations[compiled.readout[0]].size)
-    outside = sorted({int(label) for label in labels if label is not None and not 0 <= label < n_outputs})
-    if outside:
-        names = {label: name for name, label in classes.items()}
-        shown = ", ".join(f"{label}" + (f" ('{names[label]}')" if names.get(label, str(label)) != str(label) else "")
-                          for label in outside[:5])
-        click.echo(f"evsim: warning: label{'s' if len(outside) > 1 else ''} {shown}{', ...' if len(outside) > 5 else ''} "
-                   f"of the data {'have' if len(outside) > 1 else 'has'} no output among the model's {n_outputs}: "
-                   "those samples count as wrong", err=True)
 
 
 def _percent(value) -> str:
@@ -662,6 +649,10 @@ def _print_eval(doc):
     click.echo(f"wall time             {doc['wall_s']:.1f} s ({doc['samples_per_s']:.1f} samples/s)")
 
 
+#: thresholds a calibration may have (a grid of 10^5 bins of 10 ms covers 1000 s)
+MAX_CALIBRATION_BINS = 100_000
+
+
 @cli.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.argument("data", type=click.Path())
@@ -697,7 +688,7 @@ def calibrate(model, data, output, calib_bin_us, calib_bins, workers, scheduler,
     cross-validation estimates what it does on other data (docs/SEMANTICS.md#calibration)."""
     from . import analysis
     from .analysis.aggregate import class_counts
-    from .analysis.evaluate import evaluate, interrupt_guard
+    from .analysis.evaluate import check_labels, evaluate, interrupt_guard
     from .sim.result import Cutoff
 
     _check_outputs(json=("-o/--output", output))
@@ -705,9 +696,10 @@ def calibrate(model, data, output, calib_bin_us, calib_bins, workers, scheduler,
         security = _security({"tls_ca_file": tls_ca_file, "tls_cert": tls_cert, "tls_key": tls_key,
                               "scheduler": scheduler})
         compiled = _load(model, o)
-        samples, _ = _samples(data, subset, limit, seed, options=o)
+        samples, classes = _samples(data, subset, limit, seed, options=o)
         counts = class_counts([label for _, label in samples])
         n_outputs = int(compiled.populations[compiled.readout[0]].size)
+        check_labels([label for _, label in samples], n_outputs, classes)
         if cutoff == "topk" and temperature is not None:
             raise OptionError("applies to --cutoff conf only", option="--temperature")
         if cv_folds < 0 or cv_folds == 1:
@@ -718,6 +710,13 @@ def calibrate(model, data, output, calib_bin_us, calib_bins, workers, scheduler,
             raise OptionError("must be in [0.5, 1), or 0 for the observed rate", option="--confidence")
         if not 0 < epsilon < 1:
             raise OptionError("must be in (0, 1)", option="--epsilon")
+        # the grid's options, checked before any sample is simulated
+        if not (math.isfinite(calib_bin_us) and calib_bin_us >= 1):
+            raise OptionError("must be a finite number of microseconds >= 1", option="--calib-bin-us")
+        if calib_bins is not None and not 1 <= calib_bins <= MAX_CALIBRATION_BINS:
+            raise OptionError(f"must be between 1 and {MAX_CALIBRATION_BINS:,}", option="--calib-bins")
+        if min_support < 1:
+            raise OptionError("must be an integer >= 1", option="--min-support")
         warned = analysis.calibration_set_warnings([label for _, label in samples], n_outputs, epsilon=epsilon,
                                                    confidence=confidence)
         for warning in warned:
@@ -741,6 +740,10 @@ def calibrate(model, data, output, calib_bin_us, calib_bins, workers, scheduler,
     if calib_bins is None:
         longest = max((t.duration_us for t in trajs), default=0.0)
         calib_bins = max(1, int(np.ceil((longest + 1) / calib_bin_us)))
+        if calib_bins > MAX_CALIBRATION_BINS:
+            raise OptionError(f"bins of {calib_bin_us:g} µs over the longest recording ({longest / 1e6:g} s) would be "
+                              f"{calib_bins:,} thresholds (at most {MAX_CALIBRATION_BINS:,}): give wider bins or "
+                              "--calib-bins", option="--calib-bin-us")
     width = calib_bin_us if calib_bins > 1 else 0.0
     if cutoff == "conf" and temperature is None:
         temperature = analysis.fit_temperature(trajs)
@@ -751,6 +754,9 @@ def calibrate(model, data, output, calib_bin_us, calib_bins, workers, scheduler,
     labelled = sum(t.label is not None for t in trajs)
     cv = analysis.cross_validate(trajs, cutoff, epsilon, k=cv_folds, seed=seed, **kw) \
         if cv_folds and labelled >= cv_folds else None
+    if cv_folds and cv is None:
+        _notice(f"no cross-validation: {cv_folds} folds need at least {cv_folds} labelled recordings "
+                f"({labelled} here; --cv-folds)")
     written = analysis.write_calibration(output, model_hash=compiled.model_hash, model_path=str(model),
                                          profile=compiled.profile.name, mode=o["mode"], cutoff=cutoff, epsilon=epsilon,
                                          temperature=temperature, bin_width_us=width, n_bins=calib_bins, result=result,

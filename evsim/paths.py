@@ -25,8 +25,8 @@ def check_output_path(path, option: str, *, suffixes: tuple | None = None, make_
 
     Raises:
         OptionError: the path is an existing folder, its folder is missing (unless
-            ``make_parents``) or not a writable folder, the file exists read-only, or its
-            extension is not in ``suffixes``.
+            ``make_parents``) or not a writable folder, the file exists read-only or is not a
+            regular file (a device, pipe or socket), or its extension is not in ``suffixes``.
     """
     p = Path(str(path))
     if str(path) == "" or p.name in ("", ".", ".."):
@@ -46,6 +46,8 @@ def check_output_path(path, option: str, *, suffixes: tuple | None = None, make_
         raise OptionError(f"cannot write {path}: {parent} is not a folder", option=option)
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OptionError(f"cannot write {path}: folder {parent} is not writable", option=option)
+    if p.exists() and not p.is_file():  # a device, pipe or socket: not replaced by a regular file
+        raise OptionError(f"cannot write {path}: it exists and is not a regular file", option=option)
     if p.exists() and not os.access(p, os.W_OK):
         raise OptionError(f"cannot write {path}: the file exists and is read-only", option=option)
     return p

@@ -69,6 +69,7 @@ class _Items:
         if hasattr(samples, "samples") and isinstance(getattr(samples, "samples"), list):
             samples = samples.samples  # a FolderDataset: its (path, label) list
         self.samples = samples
+        self.n_outputs = None  # labels must lie in [0, n_outputs) once set (check_labels)
         try:
             self.n = len(samples)
         except TypeError:
@@ -84,8 +85,20 @@ class _Items:
         if isinstance(source, Path):
             source = str(source)
         if label is not None:
-            label = int(np.asarray(label).item())
+            try:
+                label = int(np.asarray(label).item())
+            except (TypeError, ValueError, OverflowError):
+                raise OptionError(f"sample {i}: label {label!r} is not an integer", option="samples") from None
+            if self.n_outputs is not None and not 0 <= label < self.n_outputs:
+                raise OptionError(f"sample {i} has label {label}, but the model has {self.n_outputs} outputs "
+                                  f"(labels 0 to {self.n_outputs - 1})", option="samples")
         return i, source, label
+
+    def check_labels(self, n_outputs: int, classes: dict | None = None) -> None:
+        """:func:`check_labels`: at once for a list of paths, else as each sample is taken."""
+        if self.by_path():
+            check_labels([label for _, label in self.samples], n_outputs, classes)
+        self.n_outputs = n_outputs
 
     def by_path(self) -> bool:
         return self.n > 0 and isinstance(self.item(0)[1], str)
@@ -105,6 +118,25 @@ class _Items:
                 h.update(np.ascontiguousarray(ev).tobytes())
                 h.update(str(label).encode())
         return h.hexdigest()[:20]
+
+
+def local_workers_max() -> int:
+    """Local worker processes allowed: 4 per CPU (more only compete for the same cores, and a
+    mistyped --workers 1000 would start a thousand processes)."""
+    return 4 * (os.cpu_count() or 1)
+
+
+def check_labels(labels, n_outputs: int, classes: dict | None = None) -> None:
+    """Refuse labels that no output of the model stands for: they could never be right, and a
+    label of 3000000 would make a confusion matrix of 3000001² counts. ``classes``: {class folder
+    name: label}, to name the folders in the message."""
+    bad = sorted({int(label) for label in labels if label is not None and not 0 <= int(label) < n_outputs})
+    if bad:
+        names = {int(label): name for name, label in (classes or {}).items()}
+        shown = ", ".join(f"{label}" + (f" (folder '{names[label]}')" if label in names else "") for label in bad[:5])
+        raise OptionError(f"label{'s' if len(bad) > 1 else ''} {shown}{', ...' if len(bad) > 5 else ''} of the data "
+                          f"{'have' if len(bad) > 1 else 'has'} no output: the model has {n_outputs} (labels 0 to "
+                          f"{n_outputs - 1})", option="DATA")
 
 
 def stratified_subset(labels, n: int, seed: int = 0) -> list[int]:
@@ -258,6 +290,10 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
         raise OptionError("must be continue or stop", option="--on-error")
     if workers < 1:
         raise OptionError("must be >= 1", option="--workers")
+    if client is None and scheduler is None and workers > local_workers_max():
+        raise OptionError(f"at most {local_workers_max()} local workers on this machine ({os.cpu_count()} CPUs; "
+                          "each worker is one single-threaded process); more machines: --scheduler",
+                          option="--workers")
     if chunk_size is not None and chunk_size < 1:
         raise OptionError("must be >= 1", option="--chunk-size")
     if keep_trajectories and not config.records_anytime:
@@ -269,6 +305,7 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
     _freeze_heap()
     model_hash = runner.model.model_hash
     n_outputs = int(runner.model.populations[runner.model.readout[0]].size)
+    items.check_labels(n_outputs, classes)
     header = {"evsim_version": _version(), "model_hash": model_hash, "options": config.options(),
               "data": {"description": str(data), "selection": selection or {}, "n_samples": items.n,
                        "fingerprint": items.fingerprint()}}

@@ -24,6 +24,7 @@ Files:
 from __future__ import annotations
 
 import csv
+import errno
 import glob
 import io
 import json
@@ -218,11 +219,24 @@ def dumps_document(doc: dict, sample_texts: dict | None = None) -> str:
     return "{\n" + ",\n".join(lines) + "\n}\n"
 
 
+def replaceable_file(path) -> Path:
+    """The file an atomic write to ``path`` replaces: the target of a symbolic link (the link
+    stays), never a device, pipe or socket (``/dev/null`` replaced by a regular file would be
+    lost to every other program).
+
+    Raises:
+        OSError: ``path`` exists and is not a regular file."""
+    target = Path(os.path.realpath(path))
+    if target.exists() and not target.is_file():
+        raise OSError(errno.EINVAL, "it exists and is not a regular file", str(path))
+    return target
+
+
 def write_json_atomic(path, doc: dict, sample_texts: dict | None = None) -> None:
     """Write ``doc`` (keys starting with ``_`` dropped) to a temporary file, then rename it over
     ``path``: a reader (or a kill) never sees half a document. ``sample_texts``: as in
     :func:`dumps_document`."""
-    path = Path(path)
+    path = replaceable_file(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     clean = {k: v for k, v in doc.items() if not str(k).startswith("_")}
     with open(tmp, "w") as f:
@@ -236,7 +250,7 @@ def remove_stale_temporaries(path) -> None:
     """Remove the temporary files that :func:`write_json_atomic` and :func:`write_csv` leave
     next to ``path`` when a process is killed mid-write (``.NAME.PID.tmp`` of a process that no
     longer runs)."""
-    path = Path(path)
+    path = Path(os.path.realpath(path))  # where they are written (a link's target)
     try:
         candidates = list(path.parent.glob(f".{glob.escape(path.name)}.*.tmp"))
     except OSError:
@@ -332,7 +346,7 @@ def csv_row(record: dict) -> list:
 
 def write_csv(path, records: list) -> None:
     """Rewrite the CSV atomically with ``records`` (sample order)."""
-    path = Path(path)
+    path = replaceable_file(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w", newline="") as f:
         w = csv.writer(f)

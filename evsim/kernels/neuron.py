@@ -52,16 +52,25 @@ def firing_level(theta: float, ge: bool, dtype=np.float64):
     return rounded
 
 
+#: most spikes one neuron emits in one update with MultiSpike (2^24: exact in float32 and far
+#: from int64's range when summed). More means a threshold far below the input; the event engine
+#: then stops the sample as runaway activity (status "budget", docs/SEMANTICS.md).
+MAX_SPIKES_PER_UPDATE = 16777216.0
+
+
 @njit(cache=True, inline="always")
 def spike_count(v, theta, ge, multi):
     """Spikes emitted by a neuron at v ≥/> θ (float64): 1, or with MultiSpike floor(v/θ) for ≥,
-    ceil(v/θ) − 1 for > (so that the residual v − n·θ is < θ resp. ≤ θ), at least 1."""
+    ceil(v/θ) − 1 for > (so that the residual v − n·θ is < θ resp. ≤ θ), at least 1 and at most
+    :data:`MAX_SPIKES_PER_UPDATE`."""
     if not multi:
         return 1.0
     ratio = v / theta
     n = np.floor(ratio) if ge else np.ceil(ratio) - 1.0
     if n < 1.0:
         n = 1.0
+    if not n <= MAX_SPIKES_PER_UPDATE:  # (also NaN)
+        n = MAX_SPIKES_PER_UPDATE
     return n
 
 

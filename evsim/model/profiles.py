@@ -347,6 +347,9 @@ def _spike_parameters(profile: Profile, overrides: Overrides, dt, kind: str, p, 
     rule = spike_rule(profile, overrides, dt)
     if rule.subtract and np.any(threshold <= 0):
         raise ModelError("reset by subtraction needs v_threshold > 0", node=name, path=path)
+    if rule.multi_spike and np.any(threshold <= 0):
+        raise ModelError("several spikes per update (multi) need v_threshold > 0 (the count is v / v_threshold)",
+                         node=name, path=path)
     if overrides.v_min is not None:
         v_min = np.array([float(overrides.v_min)])
     elif profile.floor_at_minus_threshold and kind == "IF":

@@ -383,6 +383,8 @@ def spike_and_reset(m, s, b, pop, flags, j, g, t, theta):
     """Neuron j is at or above threshold at time t: emit n spikes and reset (SpikeRule)."""
     v = s.v[g]
     n = nk.spike_count(v, theta, flags & F_GE != 0, flags & F_MULTI != 0)
+    if n >= nk.MAX_SPIKES_PER_UPDATE:  # runaway: the sample stops as out of budget, flagged
+        s.counters[C_PROCESSED] = max(s.counters[C_PROCESSED], s.counters[C_BUDGET])
     subtract = flags & F_SUBTRACT != 0
     v_reset = 0.0 if subtract else param(m, pop, P_V_RESET, j)
     s.v[g] = nk.reset(v, n, theta, v_reset, subtract)

@@ -1,0 +1,266 @@
+"""What a careless or hostile user does to an evaluation, and what evsim must answer: outputs
+that are devices, links or the same file twice; labels no output stands for; a second run into an
+unfinished run's files; a fixed recording after `--on-error stop`; every recording broken; a
+threshold far below the input with several spikes per update; stale compiled kernels; two local
+Dask evaluations in one process. Each expected value is computed here, independently."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+import nir
+import numpy as np
+import pytest
+
+import evsim
+from evsim import kernel_cache
+from evsim.analysis.evaluate import EvalConfig, evaluate
+from evsim.analysis.execution import can_fork_workers
+from evsim.analysis.records import records_path_for, remove_stale_temporaries, write_json_atomic
+from evsim.cli import BUNDLED_MODEL, main
+from evsim.errors import ModelError, OptionError
+from evsim.kernels.neuron import MAX_SPIKES_PER_UPDATE
+
+BUNDLED_RECORDING = next(iter(sorted((BUNDLED_MODEL.parent / "samples").glob("*/*.bin"))))
+M = str(BUNDLED_MODEL)
+
+
+def cli(capsys, *args):
+    code = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def events():
+    return evsim.read_recording(BUNDLED_RECORDING).events
+
+
+@pytest.fixture
+def small_dataset(tmp_path, events):
+    """6 recordings in classes 0, 1, 2 (prefixes of the bundled recording)."""
+    root = tmp_path / "data"
+    for i in range(6):
+        (root / str(i % 3)).mkdir(parents=True, exist_ok=True)
+        np.save(root / str(i % 3) / f"r{i}.npy", events[: 400 + 150 * i])
+    return root
+
+
+# ------------------------------------------------------------------------------------------
+# outputs
+# ------------------------------------------------------------------------------------------
+
+
+def test_outputs_that_are_not_regular_files_are_refused_and_left_alone(capsys, tmp_path):
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    code, _, err = cli(capsys, "run", "--json", fifo)
+    assert code == 2 and "not a regular file" in err and len(err.strip().splitlines()) == 1
+    assert fifo.is_fifo()  # not replaced by a regular file
+    with pytest.raises(OSError, match="not a regular file"):
+        write_json_atomic(fifo, {"a": 1})
+    assert fifo.is_fifo()
+
+
+def test_an_output_given_as_a_symbolic_link_writes_its_target_and_keeps_the_link(capsys, tmp_path):
+    target = tmp_path / "target.json"
+    target.write_text("{}")
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    code, _, err = cli(capsys, "run", "--json", link)
+    assert code == 0, err
+    assert link.is_symlink() and json.loads(target.read_text())["prediction"] is not None
+
+
+def test_json_and_csv_naming_the_same_file_are_refused_before_anything_runs(capsys, tmp_path, small_dataset):
+    out = tmp_path / "out"
+    code, _, err = cli(capsys, "eval", M, small_dataset, "--json", out, "--csv", tmp_path / "." / "out", "--quiet")
+    assert code == 2 and "--csv" in err and "same file as --json" in err
+    assert not out.exists()
+
+
+def test_stale_temporaries_of_dead_writers_are_removed(tmp_path):
+    out = tmp_path / "r.json"
+    dead = tmp_path / f".r.json.{2 ** 22 + 12345}.tmp"  # above Linux's pid_max default: no such process
+    alive = tmp_path / f".r.json.{os.getppid()}.tmp"  # a running process
+    for p in (dead, alive):
+        p.write_text("partial")
+    remove_stale_temporaries(out)
+    assert not dead.exists() and alive.exists()
+
+
+# ------------------------------------------------------------------------------------------
+# labels
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("folder", ["10", "-3", "3000000"])
+def test_labels_without_an_output_are_refused_before_any_simulation(capsys, tmp_path, small_dataset, folder):
+    (small_dataset / folder).mkdir()
+    np.save(small_dataset / folder / "x.npy", np.load(small_dataset / "0" / "r0.npy"))
+    out = tmp_path / "r.json"
+    for command in (["eval", M, small_dataset, "--json", out, "--quiet"],
+                    ["calibrate", M, small_dataset, "--cutoff", "topk", "-o", out, "--quiet"]):
+        code, _, err = cli(capsys, *command)
+        assert code == 2, err
+        assert f"{int(folder)} (folder '{folder}')" in err and "the model has 10" in err
+        assert len(err.strip().splitlines()) == 1
+        assert not out.exists() and not records_path_for(out).exists()  # refused before simulating
+
+
+def test_in_memory_labels_without_an_output_are_refused(events):
+    with pytest.raises(OptionError, match="sample 1 has label 12, but the model has 10 outputs"):
+        evaluate([(events[:300], 1), (events[:300], 12)], EvalConfig(M, "speck"), progress=False)
+
+
+# ------------------------------------------------------------------------------------------
+# runs into the same files, resume, errors
+# ------------------------------------------------------------------------------------------
+
+
+def test_an_unfinished_run_is_not_overwritten_and_the_json_always_describes_the_current_run(
+        capsys, tmp_path, small_dataset):
+    out = tmp_path / "r.json"
+    code, _, err = cli(capsys, "eval", M, small_dataset, "--json", out, "--quiet", "--limit", "3")
+    assert code == 0, err
+    assert json.loads(out.read_text())["complete"] is True
+    # an unfinished run: its records file, as a killed run leaves it
+    records = records_path_for(out)
+    records.write_text(json.dumps({"format": "evsim-records-1"}) + "\n")
+    code, _, err = cli(capsys, "eval", M, small_dataset, "--json", out, "--quiet")
+    assert code == 2 and "unfinished run" in err and "--resume" in err
+    records.unlink()
+    # a new run: from its start the file no longer holds the finished earlier one
+    doc = {}
+
+    def spy(path, document, texts=None):
+        doc.setdefault("first", json.loads(json.dumps({k: v for k, v in document.items() if not k.startswith("_")})))
+        return write_json_atomic(path, document, texts)
+
+    import evsim.analysis.evaluate as ev
+    original = ev.write_json_atomic
+    ev.write_json_atomic = spy
+    try:
+        evaluate(evsim.FolderDataset(small_dataset), EvalConfig(M, "speck", cutoff=evsim.Cutoff("topk", threshold=3.0)),
+                 json_path=out, progress=False)
+    finally:
+        ev.write_json_atomic = original
+    first = doc["first"]
+    assert first["complete"] is False and first["samples"] == [] and first["cutoff"]["mode"] == "topk"
+
+
+def test_resume_tries_failed_recordings_again(capsys, tmp_path, small_dataset, events):
+    bad = small_dataset / "1" / "r0_bad.npy"
+    bad.write_bytes(b"\x93NUMPY garbage")
+    out = tmp_path / "r.json"
+    code, _, err = cli(capsys, "eval", M, small_dataset, "--json", out, "--quiet", "--on-error", "stop")
+    assert code == 2 and "r0_bad.npy" in err
+    assert err.count("r0_bad.npy") == 1  # the path once, not "path: path: ..."
+    np.save(bad, events[:500])  # fixed (np.save keeps the name: it ends with .npy)
+    code, _, err = cli(capsys, "eval", M, small_dataset, "--json", out, "--quiet", "--on-error", "stop", "--resume")
+    assert code == 0, err
+    resumed = json.loads(out.read_text())
+    fresh_out = tmp_path / "fresh.json"
+    assert cli(capsys, "eval", M, small_dataset, "--json", fresh_out, "--quiet")[0] == 0
+    fresh = json.loads(fresh_out.read_text())
+    assert resumed["n_errors"] == 0 and resumed["samples"] == fresh["samples"] and len(fresh["samples"]) == 7
+
+
+def test_an_eval_where_every_recording_fails_has_no_accuracy_and_exits_2(capsys, tmp_path):
+    for i in range(2):
+        (tmp_path / "data" / str(i)).mkdir(parents=True)
+        (tmp_path / "data" / str(i) / "x.bin").write_bytes(b"\x00" * 1001)  # not whole 5-byte N-MNIST records
+    out = tmp_path / "r.json"
+    code, stdout, err = cli(capsys, "eval", M, tmp_path / "data", "--json", out, "--quiet")
+    assert code == 2 and "none of the 2 recordings could be evaluated" in err
+    assert "accuracy              - (no sample was simulated)" in stdout
+    doc = json.loads(out.read_text())
+    assert doc["accuracy"] is None and doc["n_errors"] == 2 and doc["n_samples"] == 0
+
+
+def test_absurd_eval_and_calibrate_options_are_refused_before_any_simulation(capsys, tmp_path, small_dataset):
+    out = tmp_path / "c.json"
+    cases = [(["eval", M, small_dataset, "--workers", "100000"], "--workers"),
+             (["eval", M, small_dataset, "--limit", "3", "--seed", "-1"], "--seed"),
+             (["calibrate", M, small_dataset, "--cutoff", "topk", "-o", out, "--calib-bin-us", "0"], "--calib-bin-us"),
+             (["calibrate", M, small_dataset, "--cutoff", "topk", "-o", out, "--calib-bin-us", "nan"], "--calib-bin-us"),
+             (["calibrate", M, small_dataset, "--cutoff", "topk", "-o", out, "--calib-bins", "100000000"],
+              "--calib-bins"),
+             (["calibrate", M, small_dataset, "--cutoff", "topk", "-o", out, "--min-support", "0"], "--min-support")]
+    for args, option in cases:
+        code, _, err = cli(capsys, *args, "--quiet")
+        assert code == 2 and option in err and len(err.strip().splitlines()) == 1, (args, err)
+        assert not out.exists()
+
+
+# ------------------------------------------------------------------------------------------
+# several spikes per update with a threshold far below the input
+# ------------------------------------------------------------------------------------------
+
+
+def _one_layer(threshold: float, weight: float = 1.0) -> nir.NIRGraph:
+    return nir.NIRGraph(nodes={
+        "input": nir.Input(input_type={"input": np.array([2])}),
+        "fc": nir.Linear(weight=np.full((3, 2), weight)),
+        "n": nir.IF(r=np.ones(3), v_threshold=np.full(3, threshold), v_reset=np.zeros(3)),
+        "output": nir.Output(output_type={"output": np.array([3])}),
+    }, edges=[("input", "fc"), ("fc", "n"), ("n", "output")], type_check=False)
+
+
+def test_several_spikes_per_update_need_a_positive_threshold():
+    with pytest.raises(ModelError, match="v_threshold > 0"):
+        evsim.load_model(_one_layer(0.0), profile="nir", spikes_per_update="multi")
+
+
+def test_spike_counts_far_beyond_the_cap_stop_the_sample_as_runaway_in_event_time_and_saturate_per_step():
+    ev = evsim.make_events(t=[0, 10, 20], x=[0, 1, 0], y=[0, 0, 0], p=[0, 0, 0])
+    model = evsim.load_model(_one_layer(1e-20), profile="nir", spikes_per_update="multi")
+    # one input event raises v to 1: floor(1 / 1e-20) = 1e20 spikes, beyond int64 once summed
+    result = evsim.Simulator(model).run(ev)
+    assert result.status == "budget"
+    assert result.events_consumed == 1
+    assert result.output.tolist() == [MAX_SPIKES_PER_UPDATE] * 3
+    # clock-driven, 10-µs bins: each of the 3 steps brings v = 1 (subtracting n·θ leaves it ~1)
+    clock = evsim.ClockSimulator(model, bin_us=10).run(ev)
+    assert clock.output.tolist() == [3 * MAX_SPIKES_PER_UPDATE] * 3
+    assert np.all(np.isfinite(clock.output))
+
+
+# ------------------------------------------------------------------------------------------
+# compiled kernels and Dask threads
+# ------------------------------------------------------------------------------------------
+
+
+def test_an_edited_source_removes_every_cached_kernel(tmp_path, monkeypatch):
+    package = tmp_path / "pkg"
+    (package / "sub" / "__pycache__").mkdir(parents=True)
+    (package / "__pycache__").mkdir()
+    (package / "a.py").write_text("x = 1\n")
+    (package / "sub" / "b.py").write_text("y = 2\n")
+    cached = [package / "__pycache__" / "a.f-1.py311.nbi", package / "sub" / "__pycache__" / "b.g-2.py311.1.nbc"]
+    monkeypatch.setattr(kernel_cache, "PACKAGE", package)
+    monkeypatch.setattr(kernel_cache, "STAMP", package / "__pycache__" / "stamp")
+    for p in cached:
+        p.write_bytes(b"kernel")
+    assert kernel_cache.ensure_consistent() is True  # no stamp yet: whatever is cached is of unknown sources
+    for p in cached:
+        p.write_bytes(b"kernel")
+    assert kernel_cache.ensure_consistent() is False and all(p.exists() for p in cached)  # nothing changed
+    (package / "sub" / "b.py").write_text("y = 3  # edited\n")
+    assert kernel_cache.ensure_consistent() is True and not any(p.exists() for p in cached)
+    (package / "sub" / "__pycache__" / "b.cpython-311.pyc").write_bytes(b"bytecode")  # not numba's: kept
+    assert kernel_cache.ensure_consistent() is False
+    assert (package / "sub" / "__pycache__" / "b.cpython-311.pyc").exists()
+
+
+def test_two_local_dask_evaluations_in_one_process_both_fork_their_workers(small_dataset):
+    samples = evsim.FolderDataset(small_dataset).samples
+    docs = []
+    for _ in range(2):
+        assert can_fork_workers(), [t.name for t in threading.enumerate()]
+        docs.append(evaluate(samples, EvalConfig(M, "speck"), workers=2, progress=False))
+    assert docs[0]["samples"] == docs[1]["samples"] and len(docs[0]["samples"]) == 6
+    assert threading.active_count() == 1
