@@ -46,3 +46,19 @@ class OptionError(EvsimError):
     def __init__(self, message: str, *, option: str | None = None):
         self.option = option
         super().__init__(f"option {option}: {message}" if option else message)
+
+
+def real_option(value, option: str, *, integer: bool = False):
+    """``value`` as a float (or, with ``integer``, an int), or OptionError naming ``option``:
+    booleans, strings, None and other objects are not numbers (the API takes what the command
+    line parses)."""
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise OptionError(f"must be a number, got {value!r}", option=option)
+    if integer:
+        if not isinstance(value, numbers.Integral) and not (value == value and abs(value) < float("inf")
+                                                             and float(value).is_integer()):
+            raise OptionError(f"must be an integer, got {value!r}", option=option)
+        return int(value)
+    return float(value)

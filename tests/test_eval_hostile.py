@@ -263,3 +263,30 @@ def test_two_local_dask_evaluations_in_one_process_both_fork_their_workers(small
         docs.append(evaluate(samples, EvalConfig(M, "speck"), workers=2, progress=False))
     assert docs[0]["samples"] == docs[1]["samples"] and len(docs[0]["samples"]) == 6
     assert threading.active_count() == 1
+
+
+# ------------------------------------------------------------------------------------------
+# the Python API takes what the command line parses, and says so in the same words
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bundled():
+    return evsim.load_model(M, profile="speck")
+
+
+@pytest.mark.parametrize("call, option", [
+    (lambda m: evsim.FolderDataset(None), "root"),
+    (lambda m: evsim.Simulator(m, budget="10"), "--budget"),
+    (lambda m: evsim.Simulator(m, budget=2 ** 70), "--budget"),
+    (lambda m: evsim.Simulator(m, budget=0), "--budget"),
+    (lambda m: evsim.ClockSimulator(m, bin_us="x"), "--bin-us"),
+    (lambda m: evsim.ClockSimulator(m, n_bins=2.5), "--n-bins"),
+    (lambda m: evsim.load_model(M, profile="speck", v_min="x"), "--v-min"),
+    (lambda m: evsim.load_model(M, profile="speck", threshold_ge="yes"), "--threshold-rule"),
+], ids=["folder-none", "budget-str", "budget-huge", "budget-0", "bin-us-str", "n-bins-fraction", "v-min-str",
+        "threshold-ge-str"])
+def test_api_arguments_of_the_wrong_type_or_range_raise_option_errors(bundled, call, option):
+    with pytest.raises(OptionError) as info:
+        call(bundled)
+    assert info.value.option == option

@@ -665,7 +665,7 @@ def _finished_records(records_path: Path, json_path, header: dict) -> dict:
                                         "error": e["message"]}
     else:
         return {}
-    for key, what in (("model_hash", "model"), ("options", "options"), ("data", "data")):
+    for key, what in (("model_hash", "model differs"), ("options", "options differ"), ("data", "data differ")):
         mine = header[key]
         theirs = found.get(key)
         if key == "data":
@@ -675,7 +675,7 @@ def _finished_records(records_path: Path, json_path, header: dict) -> dict:
             mine = {k: v for k, v in mine.items() if k != "model_path"}
             theirs = {k: v for k, v in (theirs or {}).items() if k != "model_path"}
         if json.loads(json.dumps(mine)) != theirs:
-            raise OptionError(f"cannot resume from {source}: the {what} differ from that run's"
+            raise OptionError(f"cannot resume from {source}: the {what} from that run's"
                               + _difference(key, header[key], found.get(key)), option="--resume")
     return records
 

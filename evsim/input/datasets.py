@@ -7,6 +7,7 @@ the file list is built once, recordings are read lazily on indexing.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from ..errors import EvsimError, OptionError, RecordingError
@@ -55,6 +56,8 @@ class FolderDataset:
     """
 
     def __init__(self, root, *, extensions=None, format: str | None = None, sort: bool = False):
+        if not isinstance(root, (str, os.PathLike)):
+            raise OptionError(f"the dataset folder must be a path, got {type(root).__name__}", option="root")
         self.format = format
         self.sort = sort
         self.extensions = _normalise_extensions(extensions)

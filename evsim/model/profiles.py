@@ -56,7 +56,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ModelError, OptionError
+from ..errors import ModelError, OptionError, real_option
 from .neurons import CubaModel, IntegratorModel, LeakyModel, SpikeRule
 
 PROFILE_NAMES = ("nir", "sinabs", "speck", "snntorch", "norse", "rockpool", "spyx", "lava-dl")
@@ -112,7 +112,8 @@ class Overrides:
                               option="--spikes-per-update")
         # the same bounds as model parameters and timestamps (docs/SEMANTICS.md#cli): values beyond
         # them overflow float32 state or the µs clock
-        if self.v_min is not None and not (np.isfinite(self.v_min) and abs(self.v_min) <= 1e30):
+        if self.v_min is not None and not (np.isfinite(real_option(self.v_min, "--v-min"))
+                                           and abs(self.v_min) <= 1e30):
             raise OptionError("must be a finite number of magnitude <= 1e30", option="--v-min")
         for value, option in ((self.refractory_us, "--refractory-us"), (self.dt_us, "--dt-us"),
                               (self.recurrent_delay_us, "--recurrent-delay-us"),
@@ -131,6 +132,9 @@ class Overrides:
             raise OptionError("must be > 0", option="--recurrent-delay-us")
         if self.min_spike_interval_us is not None and self.min_spike_interval_us < 0:
             raise OptionError("must be >= 0", option="--min-spike-interval-us")
+        if self.threshold_ge not in (None, True, False):
+            raise OptionError(f"must be True (v >= threshold) or False (v > threshold), got {self.threshold_ge!r}",
+                              option="--threshold-rule")
         if self.reset_delay not in (None, True, False):
             raise OptionError(f"must be True or False, got {self.reset_delay!r}", option="--reset-delay")
 

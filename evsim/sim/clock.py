@@ -152,7 +152,7 @@ from ..kernels.fanout import conv_runs, new_runs_buffer, op_runs, synops_table
 from ..kernels.abi import (G_CIN, G_COUT, G_H, G_OH, G_OW, G_W, KIND_CUBA, KIND_INPUT, KIND_INTEGRATOR,
                            KIND_LEAKY, READOUT_COUNTS)
 from ..kernels.readout import cutoff_decision, decide_rows
-from ..errors import OptionError
+from ..errors import OptionError, real_option
 from ..input.events import check_sorted, input_indices
 from ..input.window import SampleWindow
 from ..model.linear import ConvOp, DenseOp, ReshapeOp, ScaleOp, as_spatial, to_nir_order
@@ -196,11 +196,12 @@ def bin_steps(t_us, *, bin_us: float | None = None, n_bins: int | None = None, o
         raise OptionError("give exactly one of --bin-us and --n-bins", option="--bin-us")
     t = np.asarray(t_us).astype(np.int64)
     if bin_us is not None:
-        w = float(bin_us)
+        w = real_option(bin_us, "--bin-us")
         if not (np.isfinite(w) and 0 < w < 2.0 ** 53):
             raise OptionError("must be > 0 and below 2**53 µs", option="--bin-us")
     else:
-        if int(n_bins) != n_bins or n_bins < 1:
+        n_bins = real_option(n_bins, "--n-bins", integer=True)
+        if n_bins < 1:
             raise OptionError("must be an integer >= 1", option="--n-bins")
         n_bins = int(n_bins)
         if n_bins > MAX_CLOCK_STEPS:

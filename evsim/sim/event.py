@@ -20,7 +20,7 @@ from . import engine as eng
 from ..compile.builder import CompiledModel, compile_model
 from ..kernels import abi
 from ..kernels.abi import READOUT_COUNTS
-from ..errors import OptionError, RecordingError
+from ..errors import OptionError, RecordingError, real_option
 from ..input.events import check_sorted, engine_input, input_indices
 from ..input.stream import check_chunk, shift_index
 from ..input.window import SampleWindow
@@ -102,8 +102,9 @@ class Simulator:
                  time_origin: str = "first-event", duration_us: float | None = None):
         if not isinstance(model, CompiledModel):
             model = compile_model(model, profile=profile)
-        if budget <= 0:
-            raise OptionError("must be > 0", option="--budget")
+        budget = real_option(budget, "--budget", integer=True)
+        if not 0 < budget < 2 ** 62:
+            raise OptionError("must be > 0 and below 2**62", option="--budget")
         self.model = model
         self.window = SampleWindow(time_origin, duration_us)
         self.record_spikes = record_spikes
