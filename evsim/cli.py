@@ -503,9 +503,14 @@ def _samples(data: str, subset, limit, seed: int = 0, options: dict | None = Non
                 options[key] = value
     if subset:
         wanted = {str((root / w).resolve()) for w in read_subset(subset, "--subset")}
+        found = {str(Path(s[0]).resolve()) for s in samples}
         samples = [s for s in samples if str(Path(s[0]).resolve()) in wanted]
         if not samples:
             raise OptionError(f"no recording of {data} is listed in {subset}", option="--subset")
+        missing = sorted(wanted - found)
+        if missing:
+            _notice(f"{len(missing)} recording(s) listed in {subset} are not in {data} (left out), e.g. "
+                    f"{os.path.relpath(missing[0], root.resolve())}")
     if limit is not None:
         if limit < 1:
             raise OptionError("must be >= 1", option="--limit")

@@ -392,6 +392,8 @@ def infer_shapes(graph: Graph) -> None:
         arriving = [shapes[p] for p in preds]
         expected = expected_input_shape(node, kind)
         shape_in = _merge_shapes(name, preds, arriving, expected, path)
+        if kind == "Output":
+            shape_in = tuple(arriving[0])  # checked against its declaration; the readout keeps what arrives
         in_shapes[name] = shape_in
         shapes[name] = output_shape(node, kind, shape_in, name, path, graph)
     # back edges: the shape they carry must fit the node they close the loop on

@@ -58,6 +58,23 @@ def _check_input(kind, node, name, path):
     _check_shape(input_type.get("input") if isinstance(input_type, dict) else None, "input_type['input']", name, path)
 
 
+def _output_declared_shape(kind, node):
+    """The shape an Output node declares (``output_type['output']``), when it declares a usable
+    one: what arrives must have its number of elements (the readout is read in that order). An
+    absent, empty or non-positive declaration is left alone (some exporters write none)."""
+    output_type = getattr(node, "output_type", None)
+    declared = output_type.get("output") if isinstance(output_type, dict) else None
+    try:
+        shape = tuple(int(d) for d in np.asarray(declared, dtype=np.float64).reshape(-1))
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if not shape or any(d <= 0 for d in shape):
+        return None
+    while len(shape) > 1 and shape[0] == 1:  # (as the Input's: a leading batch dimension of 1)
+        shape = shape[1:]
+    return shape
+
+
 def _check_delay(kind, node, name, path):
     if getattr(node, "delay", None) is not None and np.any(np.asarray(node.delay, dtype=np.float64) < 0):
         raise ModelError("parameter 'delay' must be >= 0 (negative delay)", node=name, path=path)
@@ -213,7 +230,7 @@ _POOL = dict(role="linear", check=_check_pool, output_shape=_pool_output_shape, 
 
 NODE_TYPES: dict = {t.name: t for t in (
     NodeType("Input", "io", check=_check_input),
-    NodeType("Output", "io"),
+    NodeType("Output", "io", input_shape=_output_declared_shape),
     NodeType("Delay", "delay", check=_check_delay),
     NodeType("NIRGraph", "subgraph"),
     NodeType("I", "neuron"),
