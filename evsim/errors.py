@@ -61,4 +61,8 @@ def real_option(value, option: str, *, integer: bool = False):
                                                              and float(value).is_integer()):
             raise OptionError(f"must be an integer, got {value!r}", option=option)
         return int(value)
-    return float(value)
+    try:
+        return float(value)
+    except (OverflowError, ValueError, TypeError):  # an integer beyond float's range
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        raise OptionError(f"must be a finite number, got {shown}", option=option) from None

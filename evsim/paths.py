@@ -121,3 +121,5 @@ def check_json_file(path, option: str):
     except (json.JSONDecodeError, RecursionError) as exc:
         detail = f"line {exc.lineno}: {exc.msg}" if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
         raise OptionError(f"{path} is not valid JSON ({detail})", option=option) from None
+    except ValueError as exc:  # an integer of thousands of digits (Python's int-string limit)
+        raise OptionError(f"{path} cannot be read as JSON ({str(exc).splitlines()[0][:80]})", option=option) from None

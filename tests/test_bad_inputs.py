@@ -927,9 +927,9 @@ case("opt-topk-without-threshold")(lambda tmp: (_run("--cutoff", "topk"), ("--th
 case("opt-unknown-profile")(lambda tmp: (_run("--profile", "loihi"), ("loihi",)))
 case("opt-downsample-huge")(lambda tmp: (_run("--downsample", "1e6"), ("downsample", "32767")))
 case("opt-sensor-size-huge")(lambda tmp: (_run("--sensor-size", "99999999999x3", "--crop", "10x10"),
-                                          ("sensor_size", "32768")))
-case("opt-t-end-inf")(lambda tmp: (_run("--t-end-us", "inf"), ("t_end_us",)))
-case("opt-t-start-1e300")(lambda tmp: (_run("--t-start-us", "1e300"), ("t_start_us", "2**53")))
+                                          ("--sensor-size", "32768")))
+case("opt-t-end-inf")(lambda tmp: (_run("--t-end-us", "inf"), ("--t-end-us",)))
+case("opt-t-start-1e300")(lambda tmp: (_run("--t-start-us", "1e300"), ("--t-start-us", "2**53")))
 case("opt-max-events-negative")(lambda tmp: (_run("--max-events", "-1"), ("--max-events",)))
 case("opt-limit-0")(lambda tmp: (["eval", BUNDLED_MODEL, dataset(tmp, {"0/a.npy": good_events()}), "--limit", "0",
                                   "--quiet"], ("--limit",)))

@@ -719,15 +719,15 @@ def test_build_transform_order_and_sizes():
 def test_build_transform_errors():
     with pytest.raises(OptionError, match="unknown transform option"):
         build_transform({"blur": 3})
-    with pytest.raises(OptionError, match="denoise_us"):
+    with pytest.raises(OptionError, match="--denoise-us"):
         build_transform({"denoise_us": -5})
     with pytest.raises(OptionError, match="downsample"):
         build_transform({"downsample": "half"})
     with pytest.raises(OptionError, match="crop"):
         build_transform({"crop": (32, 32, 2)})
-    with pytest.raises(OptionError, match="t_end_us"):
+    with pytest.raises(OptionError, match="--t-end-us"):
         build_transform({"t_start_us": 100, "t_end_us": 50})
-    with pytest.raises(OptionError, match="merge_polarities"):
+    with pytest.raises(OptionError, match="--merge-polarities"):
         build_transform({"merge_polarities": "yes"})
     needs_size = build_transform({"crop": 8})
     with pytest.raises(OptionError, match="sensor size"):

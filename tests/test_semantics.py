@@ -205,9 +205,11 @@ def test_cutoff_decision(mode, rule, temperature):
         assert res.prediction == int(np.argmax(counts))
         np.testing.assert_array_equal(res.output, counts)
         assert res.confidence == pytest.approx(conf[k], rel=1e-12)
-    # above every observed confidence: never decided
+    # above every observed confidence (a conf level stays within (0, 1]): never decided
+    above = levels[-1] + 1.0 if rule == "topk" else (levels[-1] + 1.0) / 2
+    assert above > levels[-1]
     res = simulate(counter_model(), one_per_step(CLASSES), mode,
-                   cutoff=evsim.Cutoff(mode=rule, threshold=levels[-1] + 1.0, temperature=temperature))
+                   cutoff=evsim.Cutoff(mode=rule, threshold=above, temperature=temperature))
     assert res.status == "complete" and res.events_consumed == len(CLASSES)
 
 

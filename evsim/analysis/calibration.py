@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from ..errors import OptionError
 from ..kernels.readout import cutoff_array, first_decision, threshold_bins
+from ..sim.result import MIN_BIN_WIDTH_US
 from .trajectory import Trajectory, confidence_of, correct_from_here, cutoff_mode
 
 __all__ = ["Thresholds", "time_bins", "replay_cutoff", "cutoff_outcomes", "cutoff_sweep", "calibrate",
@@ -408,24 +410,139 @@ def write_calibration(path, *, model_hash: str, model_path: str, profile: str, m
     return doc
 
 
-def read_calibration(path, *, model_hash: str, profile: str, mode: str, options: dict | None = None) -> dict:
-    """Read a calibration file and refuse it for another model, profile, mode or model options."""
+class _LongInteger:
+    """An integer literal of a JSON file too long for Python to convert (``sys.int_info``'s string
+    limit): kept as a marker so that the field holding it is named in the error."""
+
+    def __init__(self, digits: str):
+        self.digits = digits
+
+    def __repr__(self):
+        return f"an integer of {len(self.digits.lstrip('-'))} digits"
+
+
+def _parse_int(text: str):
     try:
-        with open(path) as f:
-            doc = json.load(f)
-    except FileNotFoundError:
-        raise OptionError(f"calibration file {path} does not exist", option="--calibration") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise OptionError(f"cannot read calibration file {path} ({exc})", option="--calibration") from None
+        return int(text)
+    except ValueError:  # longer than the interpreter's int-string limit
+        return _LongInteger(text)
+
+
+def _shown(value, limit: int = 60) -> str:
+    """A value of a file as one short line of a message."""
+    text = value if isinstance(value, str) and value.isprintable() else repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _load_calibration_json(path):
+    """The parsed content of a calibration file, or OptionError naming the file."""
+    p = Path(str(path))
+    if not p.exists():
+        raise OptionError(f"calibration file {path} does not exist", option="--calibration")
+    if not p.is_file():
+        raise OptionError(f"{path} is not a file (a calibration file from `evsim calibrate` is expected)",
+                          option="--calibration")
+    try:
+        text = p.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise OptionError(f"cannot read calibration file {path} ({exc.strerror or exc})", option="--calibration") from None
+    except UnicodeDecodeError:
+        raise OptionError(f"{path} is not a JSON file (not UTF-8 text)", option="--calibration") from None
+    try:
+        return json.loads(text, parse_int=_parse_int)
+    except json.JSONDecodeError as exc:
+        raise OptionError(f"{path} is not valid JSON (line {exc.lineno}: {exc.msg})", option="--calibration") from None
+    except (RecursionError, ValueError) as exc:
+        detail = "nested too deeply" if isinstance(exc, RecursionError) else _shown(str(exc))
+        raise OptionError(f"{path} is not valid JSON ({detail})", option="--calibration") from None
+
+
+def _calibration_field_error(path, field: str, message: str) -> OptionError:
+    return OptionError(f"{path}: field '{field}': {message}", option="--calibration")
+
+
+def _calibration_number(path, field: str, value) -> float:
+    """float(value) for a JSON number (not a boolean, a string, a list, ...)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _calibration_field_error(path, field, f"must be a number, got {_shown(value)}")
+    try:
+        return float(value)
+    except OverflowError:
+        raise _calibration_field_error(path, field, f"is too large ({_shown(value)})") from None
+
+
+def _check_calibration(doc: dict, path) -> None:
+    """Types, lengths and ranges of every field a calibration's user reads (docs/SEMANTICS.md#calibration-file):
+    ``model_hash``, ``profile``, ``mode``, ``options``, ``cutoff``, ``temperature``, ``grid``
+    (``bin_width_us``, ``n_bins``) and ``thresholds`` (one per bin; ``null`` = never decide)."""
+    for key in ("model_hash", "profile", "mode"):
+        if not isinstance(doc.get(key), str):
+            raise _calibration_field_error(path, key, f"must be a string, got {_shown(doc.get(key))}")
+    if not isinstance(doc.get("options", {}), dict):
+        raise _calibration_field_error(path, "options", f"must be an object, got {_shown(doc['options'])}")
+    cutoff = doc.get("cutoff")
+    if cutoff not in ("conf", "topk"):
+        raise _calibration_field_error(path, "cutoff", f"must be conf or topk, got {_shown(cutoff)}")
+    if "temperature" in doc or cutoff == "conf":
+        if "temperature" not in doc:
+            raise _calibration_field_error(path, "temperature", "missing (a conf calibration needs its temperature)")
+        t = _calibration_number(path, "temperature", doc["temperature"])
+        if not (math.isfinite(t) and t > 0):
+            raise _calibration_field_error(path, "temperature", f"must be a finite number > 0, got {_shown(t)}")
+    grid = doc.get("grid")
+    if not isinstance(grid, dict):
+        raise _calibration_field_error(path, "grid", "missing" if grid is None else f"must be an object, got {_shown(grid)}")
+    for key in ("bin_width_us", "n_bins"):
+        if key not in grid:
+            raise _calibration_field_error(path, f"grid.{key}", "missing")
+    n_bins = grid["n_bins"]
+    if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 1:
+        raise _calibration_field_error(path, "grid.n_bins", f"must be an integer >= 1, got {_shown(n_bins)}")
+    width = _calibration_number(path, "grid.bin_width_us", grid["bin_width_us"])
+    if not (math.isfinite(width) and (width == 0.0 or width >= MIN_BIN_WIDTH_US)):
+        raise _calibration_field_error(path, "grid.bin_width_us",
+                                       f"must be 0 or a finite number >= {MIN_BIN_WIDTH_US:g} µs, got {_shown(width)}")
+    if n_bins > 1 and not width > 0:
+        raise _calibration_field_error(path, "grid.bin_width_us", f"must be > 0 with {n_bins} bins")
+    thresholds = doc.get("thresholds")
+    if not isinstance(thresholds, list):
+        raise _calibration_field_error(path, "thresholds", "missing" if thresholds is None
+                                       else f"must be a list (one threshold per bin), got {_shown(thresholds)}")
+    if len(thresholds) != n_bins:
+        raise _calibration_field_error(path, "thresholds", f"has {len(thresholds)} entries for the {n_bins} bins "
+                                       "of grid.n_bins (one threshold per bin)")
+    for k, v in enumerate(thresholds):
+        if v is None:  # never decides in this bin
+            continue
+        field = f"thresholds[{k}]"
+        x = _calibration_number(path, field, v)
+        if math.isnan(x):
+            raise _calibration_field_error(path, field, "is NaN (null means: never decide in this bin)")
+        if x == math.inf:
+            continue
+        if cutoff == "conf" and not 0.0 < x <= 1.0:
+            raise _calibration_field_error(path, field, f"a softmax level lies in (0, 1] (null: never decide), got {x:g}")
+        if cutoff == "topk" and not x >= 0.0:
+            raise _calibration_field_error(path, field, f"a top1 − top2 gap must be >= 0 (null: never decide), got {x:g}")
+
+
+def read_calibration(path, *, model_hash: str, profile: str, mode: str, options: dict | None = None) -> dict:
+    """Read a calibration file and refuse it for another model, profile, mode or model options.
+
+    A file that is not a calibration, or whose fields have the wrong type, length or range, is an
+    OptionError naming the file and the field."""
+    doc = _load_calibration_json(path)
     if not isinstance(doc, dict) or doc.get("format") != CALIBRATION_FORMAT:
         raise OptionError(f"{path} is not an evsim calibration file", option="--calibration")
-    if doc.get("model_hash") != model_hash:
+    _check_calibration(doc, path)
+    if doc["model_hash"] != model_hash:
         raise OptionError(f"{path} was calibrated for another model (or other model options): "
-                          f"{doc.get('model_path')}", option="--calibration")
-    if doc.get("profile") != profile:
-        raise OptionError(f"{path} was calibrated with profile {doc.get('profile')}, not {profile}", option="--calibration")
-    if doc.get("mode") != mode:
-        raise OptionError(f"{path} was calibrated in {doc.get('mode')} mode, not {mode}", option="--calibration")
+                          f"{_shown(doc.get('model_path'), 200)}", option="--calibration")
+    if doc["profile"] != profile:
+        raise OptionError(f"{path} was calibrated with profile {_shown(doc['profile'])}, not {profile}",
+                          option="--calibration")
+    if doc["mode"] != mode:
+        raise OptionError(f"{path} was calibrated in {_shown(doc['mode'])} mode, not {mode}", option="--calibration")
     if options is not None and doc.get("options", {}) != options:
         diff = sorted(k for k in set(options) | set(doc.get("options", {}))
                       if options.get(k) != doc.get("options", {}).get(k))

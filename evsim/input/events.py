@@ -129,16 +129,31 @@ def _check_range(column: np.ndarray, name: str, lo: int, hi: int, source: str | 
     if column.size == 0:
         return
     # the common case: at most two reductions, none where the dtype already guarantees the bound
-    # (EVENT_DTYPE's int16 x, y and int8 p cannot exceed their limits); NaN fails both tests
-    bounded = np.iinfo(column.dtype) if column.dtype.kind in "iu" else None
-    low_ok = bounded is not None and bounded.min >= lo or column.min() >= lo
-    high_ok = bounded is not None and bounded.max <= hi or column.max() <= hi
+    # (EVENT_DTYPE's int16 x, y and int8 p cannot exceed their limits); NaN fails both tests.
+    # Float extremes are compared as Python floats with the Python int bounds, which is exact:
+    # a bound cast to the column's dtype could overflow (float16) or round (2**53 - 1 is 2**53
+    # in float32, which would let t = 2**53 through).
+    kind = column.dtype.kind
+    bounded = np.iinfo(column.dtype) if kind in "iu" else None
+    if kind == "f":
+        low, high = column.min(), column.max()
+        if column.dtype.itemsize <= 8:  # longdouble: its own precision holds the bounds exactly
+            low, high = float(low), float(high)
+        low_ok = low >= lo
+        high_ok = high <= hi
+    else:
+        low_ok = bounded is not None and bounded.min >= lo or column.min() >= lo
+        high_ok = bounded is not None and bounded.max <= hi or column.max() <= hi
     if low_ok and high_ok:
         return
-    if column.dtype.kind == "u":
+    if kind == "u":
         bad = column > np.uint64(hi)
-    elif column.dtype.kind == "f":
-        bad = (column < float(lo)) | (column > float(hi))
+    elif kind == "f":
+        # float64 holds every float16/float32 value exactly, and lo, hi (|bound| <= 2**62 and
+        # 2**53 - 1) exactly too; longdouble columns are compared in their own precision
+        wide = column.astype(np.float64) if column.dtype.itemsize <= 8 else column
+        with np.errstate(invalid="ignore"):
+            bad = ~((wide >= lo) & (wide <= hi))  # NaN counts as out of range
     else:
         bad = (column < lo) | (column > hi)
     unit = " us" if name == "t" else ""
@@ -153,6 +168,8 @@ def _first_bad(column: np.ndarray, bad: np.ndarray, what: str, name: str, source
     index = np.flatnonzero(bad)
     i = int(index[0])
     value = column[i].item()
+    if isinstance(value, np.generic):  # longdouble has no Python equivalent: show it as a float
+        value = float(value)
     raise RecordingError(
         f"event {i} has {name}={value!r}: {what} ({index.size} of {column.size} events)",
         path=source,

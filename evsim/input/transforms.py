@@ -34,27 +34,71 @@ def _events(events: np.ndarray) -> np.ndarray:
     return events if events.dtype == EVENT_DTYPE else as_events(events)
 
 
-def _positive_number(value, option: str) -> float:
+def _shown(value) -> str:
+    """``repr(value)`` on one short line: the digits of a huge integer and the end of a long
+    repr (an array, say) are left out."""
+    text = " ".join(repr(value).split())
+    if len(text) > 60:
+        if isinstance(value, (int, np.integer)):
+            return f"an integer of {len(str(abs(int(value))))} digits"
+        return text[:50] + "..."
+    return text
+
+
+def _positive_number(value, option: str, limit: float | None = None, limit_text: str = "") -> float:
+    """``value`` as a finite float > 0 (and <= ``limit`` when given, stated as ``limit_text``)."""
+    if isinstance(value, (bool, np.bool_)):
+        raise OptionError(f"expected a number, got {_shown(value)}", option=option)
     try:
         number = float(value)
-    except (TypeError, ValueError):
-        raise OptionError(f"expected a number, got {value!r}", option=option) from None
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond float's range
+        raise OptionError(f"expected a number, got {_shown(value)}", option=option) from None
     if not math.isfinite(number) or number <= 0:
-        raise OptionError(f"must be a positive number, got {value!r}", option=option)
+        raise OptionError(f"must be a positive number, got {_shown(value)}", option=option)
+    if limit is not None and number > limit:
+        raise OptionError(f"must be {limit_text}, got {_shown(value)}", option=option)
     return number
 
 
+#: The largest spatial factor: a larger one takes pixel 1 beyond the largest address, 32767.
+_MAX_SPATIAL_FACTOR = float(np.iinfo(np.int16).max)
+#: The largest time factor: a larger one takes t = 1 us beyond the timestamp limit, 2**53 us.
+_MAX_TIME_FACTOR = float(T_LIMIT_US - 1)
+
+
+def _spatial_factor(value, option: str) -> float:
+    return _positive_number(value, option, _MAX_SPATIAL_FACTOR,
+                            "at most 32767 (a larger factor takes pixel 1 beyond the largest address, 32767)")
+
+
+def _time_factor(value, option: str) -> float:
+    return _positive_number(value, option, _MAX_TIME_FACTOR,
+                            "below 2**53 (a larger factor takes t = 1 us beyond the timestamp limit, 2**53 us)")
+
+
 def _positive_int(value, option: str) -> int:
-    if isinstance(value, bool):
-        raise OptionError(f"expected a positive integer, got {value!r}", option=option)
+    if isinstance(value, (bool, np.bool_)):
+        raise OptionError(f"expected a positive integer, got {_shown(value)}", option=option)
     try:
         number = int(value)
     except (TypeError, ValueError, OverflowError):
-        raise OptionError(f"expected a positive integer, got {value!r}", option=option) from None
+        raise OptionError(f"expected a positive integer, got {_shown(value)}", option=option) from None
     if number != value and not (isinstance(value, float) and value == number):
-        raise OptionError(f"expected a positive integer, got {value!r}", option=option)
+        raise OptionError(f"expected a positive integer, got {_shown(value)}", option=option)
     if number <= 0:
-        raise OptionError(f"must be a positive integer, got {value!r}", option=option)
+        raise OptionError(f"must be a positive integer, got {_shown(value)}", option=option)
+    return number
+
+
+#: Largest width or height of a sensor or crop window: addresses are int16 (0..32767).
+_MAX_SIZE = _INT16_MAX + 1
+
+
+def _window_size(value, option: str) -> int:
+    """A crop window side: a positive integer that int16 addresses can span."""
+    number = _positive_int(value, option)
+    if number > _MAX_SIZE:
+        raise OptionError(f"{_shown(value)} is above {_MAX_SIZE}, the most an event address can hold", option=option)
     return number
 
 
@@ -62,22 +106,23 @@ def _pair(value, option: str, kind) -> tuple:
     """A scalar or a 2-sequence -> (a, b), each checked by ``kind``."""
     if isinstance(value, (list, tuple, np.ndarray)):
         if len(value) != 2:
-            raise OptionError(f"expected one value or two (x, y), got {value!r}", option=option)
+            raise OptionError(f"expected one value or two (x, y), got {_shown(value)}", option=option)
         return kind(value[0], option), kind(value[1], option)
     v = kind(value, option)
     return v, v
 
 
-def _sensor_size(sensor_size, option: str = "sensor_size") -> tuple[int, int, int]:
+def _sensor_size(sensor_size, option: str = "--sensor-size") -> tuple[int, int, int]:
     if sensor_size is None or not isinstance(sensor_size, (list, tuple, np.ndarray)):
-        raise OptionError(f"expected (W, H) or (W, H, P), got {sensor_size!r}", option=option)
+        raise OptionError(f"expected (W, H) or (W, H, P), got {_shown(sensor_size)}", option=option)
     if len(sensor_size) not in (2, 3):
-        raise OptionError(f"expected (W, H) or (W, H, P), got {sensor_size!r}", option=option)
+        raise OptionError(f"expected (W, H) or (W, H, P), got {_shown(sensor_size)}", option=option)
     size = [_positive_int(s, option) for s in sensor_size]
     # addresses are int16, channels int8 (EVENT_DTYPE)
-    for value, limit, what in zip(size, (32768, 32768, 128), ("width", "height", "channels")):
+    for value, given, limit, what in zip(size, sensor_size, (_MAX_SIZE, _MAX_SIZE, 128), ("width", "height", "channels")):
         if value > limit:
-            raise OptionError(f"{what} {value} is above {limit}, the most an event address can hold", option=option)
+            raise OptionError(f"{what} {_shown(given)} is above {limit}, the most an event address can hold",
+                              option=option)
     return (size[0], size[1], size[2] if len(size) == 3 else 2)
 
 
@@ -103,7 +148,7 @@ def denoise(events: np.ndarray, filter_time_us) -> np.ndarray:
     Returns:
         the kept events, in input order.
     """
-    filter_time = _positive_number(filter_time_us, "denoise_us")
+    filter_time = _positive_number(filter_time_us, "--denoise-us")
     ev = _events(events)
     n = ev.shape[0]
     if n == 0:
@@ -143,23 +188,26 @@ def downsample(events: np.ndarray, spatial_factor, time_factor=1) -> np.ndarray:
 
     Args:
         events: event array.
-        spatial_factor: factor for x and y (e.g. 0.5 halves the resolution), or a pair (fx, fy).
-        time_factor: factor for timestamps (default 1: unchanged; must be > 0 so order is kept).
+        spatial_factor: factor for x and y (e.g. 0.5 halves the resolution), or a pair (fx, fy);
+            0 < factor <= 32767, and no address may land beyond 32767.
+        time_factor: factor for timestamps (default 1: unchanged; must be > 0 so order is kept);
+            no timestamp may land at or beyond 2**53 us.
 
     Returns:
         new array; x, y (and t) floored to integers.
     """
-    fx, fy = _pair(spatial_factor, "downsample", _positive_number)
-    ft = _positive_number(time_factor, "time_factor")
+    fx, fy = _pair(spatial_factor, "--downsample", _spatial_factor)
+    ft = _time_factor(time_factor, "time_factor")
     ev = _events(events)
     if ev.shape[0]:
+        # products in Python floats (inf at worst, never a warning), as tonic computes them
         for name, f in (("x", fx), ("y", fy)):
-            if np.abs(ev[name].astype(np.int64)).max() * f > _INT16_MAX:
+            if int(np.abs(ev[name].astype(np.int64)).max()) * f > _INT16_MAX:
                 raise OptionError(
-                    f"factor {f} takes {name} addresses beyond {_INT16_MAX}", option="downsample"
+                    f"factor {f:g} takes {name} addresses beyond {_INT16_MAX}", option="--downsample"
                 )
-        if ft != 1 and np.abs(ev["t"]).max() * ft >= 2.0**62:
-            raise OptionError(f"factor {ft} overflows the timestamps", option="time_factor")
+        if ft != 1 and int(np.abs(ev["t"]).max()) * ft >= T_LIMIT_US:
+            raise OptionError(f"factor {ft:g} takes timestamps beyond 2**53 us", option="time_factor")
     time_coefficient = 1 if ft == 1 else ft  # an int 1 keeps int64 timestamps exact
     out = _tonic().Downsample(time_factor=time_coefficient, spatial_factor=(fx, fy))(ev)
     return out.astype(EVENT_DTYPE, copy=False)
@@ -175,15 +223,25 @@ def crop(events: np.ndarray, sensor_size, target_size) -> np.ndarray:
     Args:
         events: event array.
         sensor_size: (W, H) or (W, H, P) of the recording, in pixels.
-        target_size: (w, h) of the window in pixels, or one int for a square.
+        target_size: (w, h) of the window in pixels, or one int for a square; 1..32768 (int16
+            addresses), as the sensor size.
 
     Returns:
         new array with the kept events, coordinates in [0, w) x [0, h).
     """
     size = _sensor_size(sensor_size)
-    w, h = _pair(target_size, "crop", _positive_int)
+    w, h = _pair(target_size, "--crop", _window_size)
     ev = _events(events)
-    out = _tonic().CenterCrop(sensor_size=size, size=(w, h))(ev)
+    # Keep only events that land in [0, w) x [0, h) once shifted by the (signed) offsets that
+    # CenterCrop subtracts. For events inside the sensor this is CenterCrop's own selection; an
+    # event beyond the sensor's declared size could otherwise be shifted past the window (or
+    # past int16) when the target is larger than the sensor.
+    inside = np.ones(ev.shape[0], dtype=bool)
+    for name, sensor, target in (("x", size[0], w), ("y", size[1], h)):
+        offset = (sensor - target) // 2
+        column = ev[name].astype(np.int64)
+        inside &= (column >= offset) & (column < offset + target)
+    out = _tonic().CenterCrop(sensor_size=size, size=(w, h))(ev[inside])
     return out.astype(EVENT_DTYPE, copy=False)
 
 
@@ -202,10 +260,10 @@ def crop_time(events: np.ndarray, t_start_us=None, t_end_us=None, *, relative: b
     Returns:
         new array with the kept events; timestamps are *not* shifted.
     """
-    start = _time(t_start_us, "t_start_us")
-    end = _time(t_end_us, "t_end_us")
+    start = _time(t_start_us, "--t-start-us")
+    end = _time(t_end_us, "--t-end-us")
     if start is not None and end is not None and end < start:
-        raise OptionError(f"t_end_us ({end}) is before t_start_us ({start})", option="t_end_us")
+        raise OptionError(f"--t-end-us ({end}) is before --t-start-us ({start})", option="--t-end-us")
     ev = _events(events)
     if ev.shape[0] == 0:
         return ev.copy()
@@ -218,18 +276,18 @@ def crop_time(events: np.ndarray, t_start_us=None, t_end_us=None, *, relative: b
 def _time(value, option: str):
     if value is None:
         return None
-    if isinstance(value, bool):
-        raise OptionError(f"expected microseconds, got {value!r}", option=option)
+    if isinstance(value, (bool, np.bool_)):
+        raise OptionError(f"expected microseconds, got {_shown(value)}", option=option)
     try:
         number = int(value)
     except (TypeError, ValueError, OverflowError):
-        raise OptionError(f"expected integer microseconds, got {value!r}", option=option) from None
+        raise OptionError(f"expected integer microseconds, got {_shown(value)}", option=option) from None
     if number != value:
-        raise OptionError(f"expected integer microseconds, got {value!r}", option=option)
+        raise OptionError(f"expected integer microseconds, got {_shown(value)}", option=option)
     if abs(number) >= T_LIMIT_US:  # timestamps are below 2**53 us; so are the spans added to them
-        raise OptionError(f"must be below 2**53 us in magnitude, got {value!r}", option=option)
-    if number < 0 and option != "t_start_us":
-        raise OptionError(f"must be >= 0, got {value!r}", option=option)
+        raise OptionError(f"must be below 2**53 us in magnitude, got {_shown(value)}", option=option)
+    if number < 0 and option != "--t-start-us":
+        raise OptionError(f"must be >= 0, got {_shown(value)}", option=option)
     return number
 
 
@@ -292,8 +350,8 @@ class Transform:
             if required:
                 raise OptionError(
                     "crop needs the sensor size, which the recording does not declare; "
-                    "give it with the sensor_size option",
-                    option="crop",
+                    "give it with --sensor-size WxH (sensor_size= in the API)",
+                    option="--crop",
                 )
             return None
         return _sensor_size(size)
@@ -313,13 +371,22 @@ class Transform:
 def _next_size(name, params, size):
     if name == "downsample" and size is not None:
         fx, fy = params["spatial_factor"]
-        return (math.floor((size[0] - 1) * fx) + 1, math.floor((size[1] - 1) * fy) + 1, size[2])
+        return (_scaled_side(size[0], fx, "width"), _scaled_side(size[1], fy, "height"), size[2])
     if name == "crop":
         w, h = params["target_size"]
         return (w, h, 2 if size is None else size[2])
     if name == "merge_polarities" and size is not None:
         return (size[0], size[1], 1)
     return size
+
+
+def _scaled_side(side: int, factor: float, what: str) -> int:
+    """The sensor side holding the downsampled addresses 0..side-1; refused beyond int16."""
+    scaled = (side - 1) * factor  # Python float: inf at worst, never a warning
+    if not scaled < _MAX_SIZE:
+        raise OptionError(f"factor {factor:g} takes the sensor {what} {side} beyond {_MAX_SIZE} pixels, "
+                          "the most an event address can hold", option="--downsample")
+    return math.floor(scaled) + 1
 
 
 _FUNCTIONS = {
@@ -360,25 +427,25 @@ def build_transform(spec: dict | None) -> Transform:
     steps = []
     start, end = spec.get("t_start_us"), spec.get("t_end_us")
     if start is not None or end is not None:
-        start, end = _time(start, "t_start_us"), _time(end, "t_end_us")
+        start, end = _time(start, "--t-start-us"), _time(end, "--t-end-us")
         if start is not None and start < 0:
-            raise OptionError(f"must be >= 0, got {start}", option="t_start_us")
+            raise OptionError(f"must be >= 0, got {start}", option="--t-start-us")
         if start is not None and end is not None and end < start:
-            raise OptionError(f"t_end_us ({end}) is before t_start_us ({start})", option="t_end_us")
+            raise OptionError(f"--t-end-us ({end}) is before --t-start-us ({start})", option="--t-end-us")
         steps.append(("crop_time", {"t_start_us": start, "t_end_us": end}))
     if spec.get("denoise_us") is not None:
-        steps.append(("denoise", {"filter_time_us": _positive_number(spec["denoise_us"], "denoise_us")}))
+        steps.append(("denoise", {"filter_time_us": _positive_number(spec["denoise_us"], "--denoise-us")}))
     factor, time_factor = spec.get("downsample"), spec.get("time_factor")
     if factor is not None or time_factor is not None:
-        fx, fy = _pair(1 if factor is None else factor, "downsample", _positive_number)
-        ft = 1 if time_factor is None else _positive_number(time_factor, "time_factor")
+        fx, fy = _pair(1 if factor is None else factor, "--downsample", _spatial_factor)
+        ft = 1 if time_factor is None else _time_factor(time_factor, "time_factor")
         if (fx, fy, ft) != (1, 1, 1):
             steps.append(("downsample", {"spatial_factor": (fx, fy), "time_factor": ft}))
     if spec.get("crop") is not None:
-        steps.append(("crop", {"target_size": _pair(spec["crop"], "crop", _positive_int)}))
+        steps.append(("crop", {"target_size": _pair(spec["crop"], "--crop", _window_size)}))
     merge = spec.get("merge_polarities")
     if merge is not None and not isinstance(merge, (bool, np.bool_)):
-        raise OptionError(f"expected true or false, got {merge!r}", option="merge_polarities")
+        raise OptionError(f"expected true or false, got {merge!r}", option="--merge-polarities")
     if merge:
         steps.append(("merge_polarities", {}))
     sensor = spec.get("sensor_size")

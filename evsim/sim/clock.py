@@ -1300,6 +1300,9 @@ class ClockSimulator:
         self.bin_us = bin_us
         self.n_bins = n_bins
         self.cutoff = cutoff or Cutoff()
+        if not isinstance(self.cutoff, Cutoff):
+            raise OptionError(f"must be an evsim.Cutoff (e.g. Cutoff('topk', threshold=3.0)), got {self.cutoff!r}",
+                              option="cutoff")
         self.record_spikes = record_spikes
         self.record_output = record_output
         self.keep_state = keep_state

@@ -110,6 +110,9 @@ class Simulator:
         self.record_spikes = record_spikes
         self.record_output = record_output
         self.cutoff = cutoff or Cutoff()
+        if not isinstance(self.cutoff, Cutoff):
+            raise OptionError(f"must be an evsim.Cutoff (e.g. Cutoff('topk', threshold=3.0)), got {self.cutoff!r}",
+                              option="cutoff")
         self.budget = int(budget)
         self.trace = trace or {}
         m = model.arrays

@@ -3,13 +3,24 @@ prediction rule."""
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..kernels.abi import CUTOFF_RULES
 from ..kernels.readout import cutoff_array
-from ..errors import OptionError
+from ..errors import OptionError, real_option
+
+
+#: The smallest bin width of a threshold table, µs: the engine computes a bin as int(t / width) in
+#: 64 bits, which a smaller width (1e-300 µs, a typo) overflows into a wrong table entry.
+MIN_BIN_WIDTH_US = 1e-3
+
+
+def _shown(value, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 @dataclass
@@ -40,22 +51,79 @@ class Cutoff:
     max_events: int | None = None
 
     def __post_init__(self):
-        if self.mode not in CUTOFF_RULES:
-            raise OptionError(f"must be {', '.join(CUTOFF_RULES)}, got {self.mode!r}", option="--cutoff")
-        if self.mode == "conf" and self.threshold is None and self.table is None and not (0.0 < self.epsilon < 1.0):
-            raise OptionError("must be in (0, 1)", option="--epsilon")
+        """Every field checked for type and range as the command line checks its options
+        (docs/SEMANTICS.md#cutoff): a wrong one is an OptionError naming it."""
+        if not isinstance(self.mode, str) or self.mode not in CUTOFF_RULES:
+            raise OptionError(f"must be {', '.join(CUTOFF_RULES)}, got {_shown(self.mode)}", option="--cutoff")
+        epsilon = real_option(self.epsilon, "--epsilon")
+        if not 0.0 < epsilon < 1.0:
+            raise OptionError(f"must be in (0, 1), got {epsilon:g}", option="--epsilon")
+        temperature = real_option(self.temperature, "--temperature")
+        if not (np.isfinite(temperature) and temperature > 0):
+            raise OptionError(f"must be a finite number > 0, got {temperature:g}", option="--temperature")
+        if self.mode == "none" and (self.threshold is not None or self.table is not None):
+            raise OptionError("has no effect without a cutoff: give mode 'topk' or 'conf'",
+                              option="--threshold" if self.threshold is not None else "table")
+        if self.threshold is not None and self.table is not None:
+            raise OptionError("give either a threshold or a table of thresholds, not both", option="--threshold")
         if self.mode == "topk" and self.threshold is None and self.table is None:
             raise OptionError("the topk cutoff needs a threshold (--threshold) or a calibration", option="--threshold")
-        if not (np.isfinite(self.temperature) and self.temperature > 0):
-            raise OptionError("must be a finite number > 0", option="--temperature")
-        if self.threshold is not None and not np.isfinite(self.threshold):
-            raise OptionError("must be a finite number", option="--threshold")
-        if self.table is not None and len(self.table) > 1 and not self.bin_width_us > 0:
-            raise OptionError("a threshold table needs a bin width > 0", option="--calibration")
-        if self.max_time_us is not None and not (np.isfinite(self.max_time_us) and self.max_time_us >= 0):
-            raise OptionError("must be a finite number >= 0", option="--max-time-us")
-        if self.max_events is not None and self.max_events < 0:
-            raise OptionError("must be >= 0", option="--max-events")
+        if self.threshold is not None:
+            threshold = real_option(self.threshold, "--threshold")
+            if not np.isfinite(threshold):
+                raise OptionError(f"must be a finite number, got {threshold:g}", option="--threshold")
+            if self.mode == "conf" and not 0.0 < threshold <= 1.0:
+                effect = "could never decide" if threshold > 1.0 else "would decide at the first output change"
+                raise OptionError(f"a softmax level lies in (0, 1], got {threshold:g}: the conf cutoff {effect}",
+                                  option="--threshold")
+            if self.mode == "topk" and not threshold > 0.0:
+                raise OptionError(f"must be > 0, got {threshold:g}: top1 − top2 is >= 0, so the topk cutoff would "
+                                  "decide at the first output change", option="--threshold")
+        bin_width = real_option(self.bin_width_us, "bin_width_us")
+        if not (np.isfinite(bin_width) and (bin_width == 0.0 or bin_width >= MIN_BIN_WIDTH_US)):
+            raise OptionError(f"must be 0 or a finite number >= {MIN_BIN_WIDTH_US:g} µs, got {bin_width:g}",
+                              option="bin_width_us")
+        if self.table is not None:
+            self._check_table(bin_width)
+        if self.max_time_us is not None:
+            max_time = real_option(self.max_time_us, "--max-time-us")
+            if not (np.isfinite(max_time) and max_time >= 0):
+                raise OptionError(f"must be a finite number >= 0, got {max_time:g}", option="--max-time-us")
+        if self.max_events is not None:
+            if isinstance(self.max_events, (bool, np.bool_)) or not isinstance(self.max_events, numbers.Integral):
+                raise OptionError(f"must be an integer >= 0, got {_shown(self.max_events)}", option="--max-events")
+            if self.max_events < 0:
+                raise OptionError(f"must be >= 0, got {self.max_events}", option="--max-events")
+
+    def _check_table(self, bin_width: float) -> None:
+        """A table: a non-empty sequence of thresholds, each None or inf (never decides in its bin)
+        or a level the rule can reach (conf: in (0, 1]; topk: >= 0, as a calibration writes it)."""
+        table = self.table
+        if isinstance(table, np.ndarray):
+            if table.ndim != 1:
+                raise OptionError(f"must be one-dimensional (one threshold per bin), got shape {table.shape}",
+                                  option="table")
+            table = table.tolist()
+        if isinstance(table, (str, bytes, dict, set)) or not isinstance(table, (list, tuple)):
+            raise OptionError(f"must be a list of thresholds (one per bin), got {_shown(table)}", option="table")
+        if len(table) == 0:
+            raise OptionError("is empty: give at least one threshold (None or inf: never decide)", option="table")
+        for k, v in enumerate(table):
+            if v is None:
+                continue
+            x = real_option(v, f"table[{k}]")
+            if np.isnan(x):
+                raise OptionError("is NaN (None or inf: never decide in this bin)", option=f"table[{k}]")
+            if x == np.inf:
+                continue
+            if self.mode == "conf" and not 0.0 < x <= 1.0:
+                raise OptionError(f"a softmax level lies in (0, 1] (None or inf: never decide), got {x:g}",
+                                  option=f"table[{k}]")
+            if self.mode == "topk" and not x >= 0.0:
+                raise OptionError(f"a top1 − top2 gap must be >= 0 (None or inf: never decide), got {x:g}",
+                                  option=f"table[{k}]")
+        if len(table) > 1 and not bin_width > 0:
+            raise OptionError("a threshold table needs a bin width > 0", option="bin_width_us")
 
     @property
     def global_threshold(self) -> float:
