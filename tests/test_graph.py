@@ -781,3 +781,19 @@ def test_vgg_memory_and_short_run(tmp_path):
     # activity reaches every layer and the output (weights were sized for that)
     assert all(result.spikes_per_node[f"if{k}"] > 0 for k in range(8)) and result.spikes_per_node["if_out"] > 0
     assert elapsed < 30
+
+
+def test_an_output_that_declares_another_number_of_values_is_a_shape_mismatch():
+    import nir
+
+    def graph(declared):
+        return nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": np.array([2])}),
+                                   "fc": nir.Linear(weight=np.ones((3, 2))),
+                                   "n": nir.IF(r=np.ones(3), v_threshold=np.ones(3)),
+                                   "output": nir.Output(output_type={"output": np.array(declared)})},
+                            edges=[("input", "fc"), ("fc", "n"), ("n", "output")], type_check=False)
+
+    with pytest.raises(evsim.ModelError, match=r"the Output declares \(5,\) \(5 values\) but receives \(3,\)"):
+        evsim.load_model(graph([5]))
+    for declared in ([3], [1, 3], [3, 1], [], [0]):  # the same values, or no usable declaration
+        assert evsim.load_model(graph(declared)).output_size == 3

@@ -776,3 +776,23 @@ def test_decoder_output_and_panics_never_reach_the_user(capfd):
     os.write(2, b"visible\n")
     assert capfd.readouterr().err == "visible\n"
     assert _decode_quietly("X", "f", lambda: 42) == 42
+
+
+def test_hdf5_columns_of_more_than_one_value_per_event_are_refused(tmp_path):
+    """A (3, 2) column is not 3 or 6 events: refused by the whole-file and the chunked reader;
+    (N, 1) and (1, N) are columns."""
+    import h5py
+
+    from evsim.input.stream import open_stream
+
+    bad, good = tmp_path / "bad.h5", tmp_path / "good.h5"
+    with h5py.File(bad, "w") as f:
+        f["t"], f["x"] = np.arange(6).reshape(3, 2), np.arange(6).reshape(3, 2)
+    with h5py.File(good, "w") as f:
+        f["t"], f["x"] = np.arange(4).reshape(4, 1), np.arange(4).reshape(1, 4)
+    with pytest.raises(RecordingError, match=r"'t' has shape \(3, 2\)"):
+        read_recording(bad)
+    with pytest.raises(RecordingError, match=r"'t' has shape \(3, 2\)"):
+        list(open_stream(str(bad)))  # (content is checked while iterating)
+    rec = read_recording(good)
+    assert rec.events["t"].tolist() == [0, 1, 2, 3] and rec.events["x"].tolist() == [0, 1, 2, 3]

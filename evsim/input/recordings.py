@@ -882,7 +882,11 @@ def _hdf5_events(f, source: str):
             column = group[name]
             if not isinstance(column, h5py.Dataset):
                 raise RecordingError(f"HDF5 '{name}' is not a dataset", path=source)
-            columns[name] = np.asarray(column[()]).ravel()
+            values = np.asarray(column[()])
+            if sum(d > 1 for d in values.shape) > 1:  # (N, 1) or (1, N) is a column; (N, 2) is not
+                raise RecordingError(f"HDF5 '{name}' has shape {values.shape}: expected one value per event "
+                                     "(a 1-D dataset)", path=source)
+            columns[name] = values.ravel()
     lengths = {name: col.size for name, col in columns.items()}
     if len(set(lengths.values())) > 1:
         raise RecordingError(

@@ -217,6 +217,9 @@ class EventStream:
                         column = group[name]
                         if not isinstance(column, h5py.Dataset):
                             raise RecordingError(f"HDF5 '{name}' is not a dataset", path=self.path)
+                        if sum(d > 1 for d in column.shape) > 1:  # as the whole-file reader
+                            raise RecordingError(f"HDF5 '{name}' has shape {column.shape}: expected one value per "
+                                                 "event (a 1-D dataset)", path=self.path)
                         columns[name] = column
                 lengths = {name: col.size for name, col in columns.items()}
                 if len(set(lengths.values())) > 1:

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelError
-from .nodes import NEURON_TYPES, SUPPORTED_TYPES, expected_input_shape, output_shape  # noqa: F401
+from .nodes import NEURON_TYPES, SUPPORTED_TYPES, expected_input_shape, output_declared_shape, output_shape  # noqa: F401,E501
 from .validate import check_node, check_node_dict, check_sizes, check_stored_sizes
 
 # (what each node type means, its checks, shapes and operator: evsim.model.nodes.NODE_TYPES)
@@ -392,8 +392,10 @@ def infer_shapes(graph: Graph) -> None:
         arriving = [shapes[p] for p in preds]
         expected = expected_input_shape(node, kind)
         shape_in = _merge_shapes(name, preds, arriving, expected, path)
-        if kind == "Output":
-            shape_in = tuple(arriving[0])  # checked against its declaration; the readout keeps what arrives
+        declared = output_declared_shape(node) if kind == "Output" else None
+        if declared is not None and int(np.prod(declared)) != int(np.prod(shape_in)):
+            raise ModelError(f"shape mismatch: the Output declares {declared} ({int(np.prod(declared))} values) but "
+                             f"receives {shape_in} ({int(np.prod(shape_in))} values)", node=name, path=path)
         in_shapes[name] = shape_in
         shapes[name] = output_shape(node, kind, shape_in, name, path, graph)
     # back edges: the shape they carry must fit the node they close the loop on

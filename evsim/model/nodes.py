@@ -58,10 +58,10 @@ def _check_input(kind, node, name, path):
     _check_shape(input_type.get("input") if isinstance(input_type, dict) else None, "input_type['input']", name, path)
 
 
-def _output_declared_shape(kind, node):
-    """The shape an Output node declares (``output_type['output']``), when it declares a usable
-    one: what arrives must have its number of elements (the readout is read in that order). An
-    absent, empty or non-positive declaration is left alone (some exporters write none)."""
+def output_declared_shape(node):
+    """The shape an Output node declares (``output_type['output']``) when it declares a usable
+    one, else None (absent, empty or non-positive: some exporters write none). What arrives must
+    have its number of elements (:func:`evsim.model.graph.infer_shapes`)."""
     output_type = getattr(node, "output_type", None)
     declared = output_type.get("output") if isinstance(output_type, dict) else None
     try:
@@ -70,8 +70,6 @@ def _output_declared_shape(kind, node):
         return None
     if not shape or any(d <= 0 for d in shape):
         return None
-    while len(shape) > 1 and shape[0] == 1:  # (as the Input's: a leading batch dimension of 1)
-        shape = shape[1:]
     return shape
 
 
@@ -230,7 +228,7 @@ _POOL = dict(role="linear", check=_check_pool, output_shape=_pool_output_shape, 
 
 NODE_TYPES: dict = {t.name: t for t in (
     NodeType("Input", "io", check=_check_input),
-    NodeType("Output", "io", input_shape=_output_declared_shape),
+    NodeType("Output", "io"),
     NodeType("Delay", "delay", check=_check_delay),
     NodeType("NIRGraph", "subgraph"),
     NodeType("I", "neuron"),
