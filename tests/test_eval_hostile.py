@@ -290,3 +290,13 @@ def test_api_arguments_of_the_wrong_type_or_range_raise_option_errors(bundled, c
     with pytest.raises(OptionError) as info:
         call(bundled)
     assert info.value.option == option
+
+
+def test_compare_refuses_documents_whose_samples_are_not_records(capsys, tmp_path):
+    good = {"samples": [{"path": "a.bin", "correct": True}], "accuracy": 1.0}
+    for samples in ({"a": 1}, [1, 2], [{"path": "a.bin"}], [{"path": 3, "correct": True}]):
+        a, b = tmp_path / "a.json", tmp_path / "b.json"
+        a.write_text(json.dumps(good))
+        b.write_text(json.dumps({**good, "samples": samples}))
+        code, _, err = cli(capsys, "compare", a, b)
+        assert code == 2 and "result B" in err and len(err.strip().splitlines()) == 1, (samples, err)

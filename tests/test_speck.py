@@ -344,7 +344,7 @@ def test_too_many_layers_and_fan_out():
     assert "10 layers for 9 cores" in m.verdict
     # one IF population feeding three layers: a core has two destinations
     nodes = {"input": nir.Input(input_type=np.array([2])), "fc0": nir.Affine(weight=np.ones((2, 2), np.float32),
-             bias=np.zeros(2, np.float32)), "if0": IF(2), "output": nir.Output(output_type=np.array([3 * 2]))}
+             bias=np.zeros(2, np.float32)), "if0": IF(2), "output": nir.Output(output_type=np.array([2]))}  # (three inputs, summed)
     edges = [("input", "fc0"), ("fc0", "if0")]
     for i in range(1, 4):
         nodes[f"fc{i}"] = nir.Affine(weight=np.ones((2, 2), np.float32), bias=np.zeros(2, np.float32))

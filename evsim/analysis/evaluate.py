@@ -738,8 +738,7 @@ def compare_results(doc_a: dict, doc_b: dict, confidence: float = 0.95) -> dict:
     (:func:`evsim.analysis.statistics.paired_difference_interval`)."""
     from .statistics import paired_difference_interval
 
-    a = {r["path"]: bool(r["correct"]) for r in doc_a.get("samples", [])}
-    b = {r["path"]: bool(r["correct"]) for r in doc_b.get("samples", [])}
+    a, b = (_correct_by_path(doc, name) for doc, name in ((doc_a, "A"), (doc_b, "B")))
     common = sorted(set(a) & set(b))
     if not common:
         raise OptionError("the two results share no recording", option="RESULTS")
@@ -747,6 +746,20 @@ def compare_results(doc_a: dict, doc_b: dict, confidence: float = 0.95) -> dict:
     diff.update(confidence=confidence, only_in_a=len(set(a) - set(b)), only_in_b=len(set(b) - set(a)),
                 accuracy_a=float(np.mean([a[p] for p in common])), accuracy_b=float(np.mean([b[p] for p in common])))
     return diff
+
+
+def _correct_by_path(doc: dict, name: str) -> dict:
+    """{path: correct} of an eval document's samples, or OptionError naming the document."""
+    samples = doc.get("samples", []) if isinstance(doc, dict) else None
+    if not isinstance(samples, list):
+        raise OptionError(f"result {name}: 'samples' is not a list of sample records", option="RESULTS")
+    out = {}
+    for k, r in enumerate(samples):
+        if not (isinstance(r, dict) and isinstance(r.get("path"), str) and isinstance(r.get("correct"), bool)):
+            raise OptionError(f"result {name}: samples[{k}] is not a sample record (a path and whether it was "
+                              "correct)", option="RESULTS")
+        out[r["path"]] = r["correct"]
+    return out
 
 
 def write_json(path, doc: dict) -> None:

@@ -423,6 +423,11 @@ def _forked_worker(pipe, parent_pid: int) -> None:  # pragma: no cover - runs in
     from distributed import Worker
 
     logging.getLogger("distributed").setLevel(logging.ERROR)
+    import warnings
+
+    # Dask's notes on a slow machine (e.g. "Creating scratch directories is taking a surprisingly
+    # long time") would interleave with the command's own output; results do not depend on them
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"distributed(\.|$)")
     # no sampling profiler (a thread, 100 times a second); the local cluster's settings
     dask.config.set({"distributed.worker.profile.enabled": False, **LOCAL_DASK_CONFIG})
 
