@@ -398,6 +398,10 @@ def run(model, recording, raster_path, json_path, label, **o):
     runner = SampleRunner(config)
     if label is None:
         label = _label_from_path(Path(recording))
+        if label is not None and not 0 <= label < compiled.output_size:
+            label = None  # a folder name that is not a class of this model
+    elif not 0 <= label < compiled.output_size:
+        raise OptionError(f"must name an output of the model: 0 to {compiled.output_size - 1}", option="--label")
     want_raster = raster_path is not None
     from .analysis.trajectory import Trajectory
     from .sim.result import Cutoff
@@ -1102,6 +1106,10 @@ def raster(model, recording, output, evidence, label, window_start_us, window_en
     result = runner.simulator(config.cutoff, record_output=True, record_spikes=True).run(rec.events, source=str(recording))
     if label is None:
         label = _label_from_path(Path(recording))
+        if label is not None and not 0 <= label < compiled.output_size:
+            label = None  # a folder name that is not a class of this model
+    elif not 0 <= label < compiled.output_size:
+        raise OptionError(f"must name an output of the model: 0 to {compiled.output_size - 1}", option="--label")
     oct_us = None
     if label is not None:  # OCT: on the run without cutoff (when will the answer be right for good?)
         full = result if config.cutoff.mode == "none" and config.cutoff.max_time_us is None and \

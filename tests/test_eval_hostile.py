@@ -300,3 +300,102 @@ def test_compare_refuses_documents_whose_samples_are_not_records(capsys, tmp_pat
         b.write_text(json.dumps({**good, "samples": samples}))
         code, _, err = cli(capsys, "compare", a, b)
         assert code == 2 and "result B" in err and len(err.strip().splitlines()) == 1, (samples, err)
+
+
+# ------------------------------------------------------------------------------------------
+# second sweep: schedulers that do not answer, reports over existing files, odd names and labels
+# ------------------------------------------------------------------------------------------
+
+
+def test_a_listener_that_never_answers_is_not_a_scheduler_and_does_not_hang(small_dataset, monkeypatch):
+    import socket
+
+    import evsim.analysis.evaluate as ev
+
+    monkeypatch.setattr(ev, "SCHEDULER_TIMEOUT_S", 1.0)
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)  # accepts (the kernel does) and then says nothing
+    address = f"tcp://127.0.0.1:{server.getsockname()[1]}"
+    try:
+        import time
+        start = time.monotonic()
+        with pytest.raises(OptionError, match="no answer within 1 s"):
+            evaluate(evsim.FolderDataset(small_dataset), EvalConfig(M, "speck"), scheduler=address, progress=False)
+        assert time.monotonic() - start < 10
+    finally:
+        server.close()
+
+
+def test_a_report_that_fails_leaves_an_existing_file_alone_and_lone_surrogates_are_written(capsys, tmp_path,
+                                                                                         small_dataset):
+    result = tmp_path / "r.json"
+    assert cli(capsys, "eval", M, small_dataset, "--json", result, "--quiet")[0] == 0
+    doc = json.loads(result.read_text())
+    doc["model"] = "\ud800model"  # a lone surrogate (json.dumps escapes it; UTF-8 cannot encode it)
+    result.write_text(json.dumps(doc))
+    page = tmp_path / "existing.html"
+    page.write_text("<p>precious</p>")
+    code, _, err = cli(capsys, "report", result, "-o", page)
+    assert code == 0, err
+    assert page.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    code, _, err = cli(capsys, "report", tmp_path / "missing.json", "-o", page)  # fails before writing
+    assert code == 2 and page.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+def test_a_recording_whose_name_is_not_utf8_is_evaluated(capsys, tmp_path, events):
+    root = tmp_path / "data"
+    (root / "1").mkdir(parents=True)
+    with open(os.fsencode(root / "1") + b"/b\xff.npy", "wb") as f:
+        np.save(f, events[:600])
+    out = tmp_path / "r.json"
+    code, _, err = cli(capsys, "eval", M, root, "--json", out, "--csv", tmp_path / "r.csv", "--quiet")
+    assert code == 0, err
+    doc = json.loads(out.read_text())
+    assert doc["n_samples"] == 1 and doc["n_errors"] == 0 and doc["samples"][0]["path"].endswith("b\udcff.npy")
+
+
+@pytest.mark.parametrize("label", [0.5, None, True, "0", [0, 1]], ids=["half", "none", "bool", "str", "pair"])
+def test_labels_that_are_not_class_indices_are_refused(events, label):
+    with pytest.raises(OptionError, match="sample 1"):
+        evaluate([(events[:300], 0), (events[:300], label)], EvalConfig(M, "speck"), progress=False)
+
+
+def test_integral_labels_of_any_numeric_type_are_accepted(events):
+    doc = evaluate([(events[:300], 1.0), (events[:300], np.int64(1)), (events[:300], np.array([1]))],
+                   EvalConfig(M, "speck"), progress=False)
+    assert [r["label"] for r in doc["samples"]] == [1, 1, 1]
+
+
+def test_run_label_must_name_an_output(capsys):
+    for label in ("10", "-1", "99999999999999999999"):
+        code, _, err = cli(capsys, "run", M, BUNDLED_RECORDING, "--label", label)
+        assert code == 2 and "--label" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("edit, field", [
+    (lambda d: d["samples"][0].update(label=10 ** 8), "samples[0].label"),
+    (lambda d: d["samples"][0].update(prediction=10 ** 20), "samples[0].prediction"),
+    (lambda d: d["samples"][0].update(output_counts=[0] * 200_000), "samples[0].output_counts"),
+    (lambda d: d.update(profile=[1, 2]), "profile"),
+    (lambda d: d.update(cutoff={"mode": []}), "cutoff.mode"),
+    (lambda d: d.update(n_samples=1e300), "n_samples"),
+    (lambda d: d.update(mean_events_fraction=5e-324), "mean_events_fraction"),
+], ids=["label", "prediction", "counts", "profile", "cutoff-mode", "n-samples", "fraction"])
+def test_figures_and_reports_refuse_documents_with_absurd_fields(capsys, tmp_path, small_dataset, edit, field):
+    result = tmp_path / "r.json"
+    assert cli(capsys, "eval", M, small_dataset, "--json", result, "--quiet")[0] == 0
+    doc = json.loads(result.read_text())
+    edit(doc)
+    result.write_text(json.dumps(doc))
+    for command, out in (("plot", "p.png"), ("plot-classes", "c.png"), ("report", "r.html")):
+        code, _, err = cli(capsys, command, result, "-o", tmp_path / out)
+        assert code == 2 and f"'{field}'" in err and len(err.strip().splitlines()) == 1, (command, err)
+
+
+def test_a_title_with_dollar_signs_is_plain_text(capsys, tmp_path, small_dataset):
+    result = tmp_path / "r.json"
+    assert cli(capsys, "eval", M, small_dataset, "--json", result, "--quiet")[0] == 0
+    code, _, err = cli(capsys, "plot", result, "-o", tmp_path / "p.svg", "--title", r"$\undefinedmacro$ costs $5")
+    assert code == 0, err
+    assert r"$\undefinedmacro$ costs $5" in (tmp_path / "p.svg").read_text()

@@ -14,6 +14,7 @@ from ..errors import OptionError
 from ..kernels.readout import cutoff_array, first_decision, threshold_bins
 from ..sim.result import MIN_BIN_WIDTH_US
 from .trajectory import Trajectory, confidence_of, correct_from_here, cutoff_mode
+from .records import write_text_atomic
 
 __all__ = ["Thresholds", "time_bins", "replay_cutoff", "cutoff_outcomes", "cutoff_sweep", "calibrate",
            "fit_temperature", "stratified_folds", "cross_validate", "calibration_set_warnings", "DEFAULT_MIN_SUPPORT",
@@ -405,8 +406,7 @@ def write_calibration(path, *, model_hash: str, model_path: str, profile: str, m
         "data": data,
         "n_samples": n_samples,
     }
-    with open(path, "w") as f:
-        json.dump(doc, f, indent=2)
+    write_text_atomic(path, json.dumps(doc, indent=2))
     return doc
 
 

@@ -41,7 +41,7 @@ from ..errors import EvsimError, OptionError
 from .aggregate import summarise
 from .execution import (LOCAL_DASK_CONFIG, EvalConfig, ForkedWorkers, Progress, SampleRunner, can_fork_workers,
                         release_dask_offload_thread, run_chunk, runner_for, with_text)
-from .records import (RecordsFile, SAMPLE_FIELDS, csv_row, dumps_record, read_records_file, records_path_for,
+from .records import (CSV_ENCODING_ERRORS, RecordsFile, SAMPLE_FIELDS, csv_row, dumps_record, read_records_file, records_path_for,
                       remove_stale_temporaries, sample_record, write_csv, write_json_atomic)
 from ..sim.result import predict
 
@@ -84,14 +84,10 @@ class _Items:
             raise OptionError(f"sample {i} is not a pair (events or path, label)", option="samples") from None
         if isinstance(source, Path):
             source = str(source)
-        if label is not None:
-            try:
-                label = int(np.asarray(label).item())
-            except (TypeError, ValueError, OverflowError):
-                raise OptionError(f"sample {i}: label {label!r} is not an integer", option="samples") from None
-            if self.n_outputs is not None and not 0 <= label < self.n_outputs:
-                raise OptionError(f"sample {i} has label {label}, but the model has {self.n_outputs} outputs "
-                                  f"(labels 0 to {self.n_outputs - 1})", option="samples")
+        label = _integer_label(i, label)
+        if self.n_outputs is not None and not 0 <= label < self.n_outputs:
+            raise OptionError(f"sample {i} has label {label}, but the model has {self.n_outputs} outputs "
+                              f"(labels 0 to {self.n_outputs - 1})", option="samples")
         return i, source, label
 
     def check_labels(self, n_outputs: int, classes: dict | None = None) -> None:
@@ -110,7 +106,7 @@ class _Items:
         if self.by_path():
             for i in range(self.n):
                 _, path, label = self.item(i)
-                h.update(f"{path}\0{label}\n".encode())
+                h.update(f"{path}\0{label}\n".encode("utf-8", "surrogateescape"))  # (file names need not be UTF-8)
         else:
             h.update(str(self.n).encode())
             for i in sorted({0, self.n - 1}) if self.n else []:
@@ -118,6 +114,26 @@ class _Items:
                 h.update(np.ascontiguousarray(ev).tobytes())
                 h.update(str(label).encode())
         return h.hexdigest()[:20]
+
+
+def _integer_label(i: int, label) -> int:
+    """Sample ``i``'s label as an int, or OptionError: an evaluation needs a class index for every
+    sample (an integer, or a float or one-element array holding one; not None, a bool, a string
+    or 0.5, which would be truncated without a word)."""
+    shown = repr(label) if len(repr(label)) <= 40 else repr(label)[:37] + "..."
+    if label is None:
+        raise OptionError(f"sample {i} has no label (an evaluation compares predictions with labels)",
+                          option="samples")
+    try:
+        value = np.asarray(label)
+    except Exception:  # noqa: BLE001 — any object numpy cannot read is not a label
+        value = None
+    if value is None or value.size != 1 or value.dtype.kind not in "iuf":
+        raise OptionError(f"sample {i}: label {shown} is not an integer", option="samples")
+    value = value.reshape(()).item()
+    if isinstance(value, float) and not (np.isfinite(value) and value.is_integer()):
+        raise OptionError(f"sample {i}: label {shown} is not an integer", option="samples")
+    return int(value)
 
 
 def local_workers_max() -> int:
@@ -349,7 +365,7 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
                     records_file.append(done[i])
         if csv_path:
             write_csv(csv_path, [done[i] for i in sorted(done)])
-            csv_file = open(csv_path, "a", newline="")
+            csv_file = open(csv_path, "a", newline="", encoding="utf-8", errors=CSV_ENCODING_ERRORS)
         if json_path:  # from now on the file describes this run (not a finished earlier one)
             write_json_atomic(json_path, _document(done, header, config, n_outputs, 0.0, complete=False,
                                                    final=False, workers=workers, data=data), texts)
@@ -481,12 +497,9 @@ def _run_dask(items, pending, config, keep, stop, state, *, workers, client, sch
     try:
         if client is None:
             if scheduler:
-                try:
-                    own_client = client = Client(scheduler, security=security, timeout="10s")
-                except (OSError, TimeoutError, ValueError) as exc:
-                    raise OptionError(f"cannot reach the Dask scheduler at {scheduler} ({type(exc).__name__}: "
-                                      f"{str(exc).splitlines()[0] if str(exc) else 'no answer'})",
-                                      option="--scheduler") from None
+                own_client = client = _connect(scheduler, security, stop)
+                if client is None:  # interrupted while connecting
+                    return
             elif can_fork_workers() and pending:
                 runner_for(config).warm_up()  # the workers inherit the loaded engine
                 if stop:
@@ -560,6 +573,48 @@ def _run_dask(items, pending, config, keep, stop, state, *, workers, client, sch
             forked.close()
         if own_client is not None:  # a client of ours: no thread of it left behind
             release_dask_offload_thread()
+
+
+#: seconds a Dask scheduler has to answer (connection and handshake) before the run gives up
+SCHEDULER_TIMEOUT_S = 10.0
+
+
+def _connect(scheduler: str, security, stop):
+    """A ``distributed.Client`` of the scheduler at ``scheduler``, or OptionError within about
+    :data:`SCHEDULER_TIMEOUT_S` seconds; None when ``stop`` (Ctrl-C, SIGTERM) is set meanwhile.
+
+    The client is made in a helper thread that this one waits for: Dask's own ``timeout`` covers
+    the TCP connection only, and a listener that accepts and then says nothing (not a Dask
+    scheduler) would otherwise block the command for ever, deaf to signals."""
+    import threading
+
+    from distributed import Client
+
+    outcome: dict = {}
+
+    def connect():
+        try:
+            outcome["client"] = Client(scheduler, security=security, timeout=f"{SCHEDULER_TIMEOUT_S:g}s",
+                                       set_as_default=False)
+        except BaseException as exc:  # noqa: BLE001 — reported below, in this thread's caller
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=connect, name="evsim scheduler connection", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + SCHEDULER_TIMEOUT_S + 2.0
+    while thread.is_alive() and not stop and time.monotonic() < deadline:
+        thread.join(0.1)
+    if "client" in outcome:
+        return outcome["client"]
+    if stop:
+        return None
+    exc = outcome.get("error")
+    if exc is None:
+        detail = f"no answer within {SCHEDULER_TIMEOUT_S:g} s: is it a Dask scheduler?"
+    else:
+        text = str(exc).splitlines()[0] if str(exc) else ""
+        detail = f"{type(exc).__name__}{': ' + text[:200] if text else ''}"
+    raise OptionError(f"cannot reach the Dask scheduler at {scheduler} ({detail})", option="--scheduler")
 
 
 #: seconds of work per Dask task once the workers have reported how long a sample takes; a

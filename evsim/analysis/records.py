@@ -236,14 +236,28 @@ def write_json_atomic(path, doc: dict, sample_texts: dict | None = None) -> None
     """Write ``doc`` (keys starting with ``_`` dropped) to a temporary file, then rename it over
     ``path``: a reader (or a kill) never sees half a document. ``sample_texts``: as in
     :func:`dumps_document`."""
+    clean = {k: v for k, v in doc.items() if not str(k).startswith("_")}
+    write_text_atomic(path, dumps_document(clean, sample_texts))
+
+
+def write_text_atomic(path, text: str, errors: str = "strict") -> None:
+    """Write ``text`` (UTF-8) to a temporary file next to ``path``, then rename it over ``path``:
+    an existing file is only replaced once the new one is complete, never emptied by a failure
+    half-way. ``errors``: how characters UTF-8 cannot encode (lone surrogates) are written."""
     path = replaceable_file(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    clean = {k: v for k, v in doc.items() if not str(k).startswith("_")}
-    with open(tmp, "w") as f:
-        f.write(dumps_document(clean, sample_texts))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8", errors=errors) as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise
 
 
 def remove_stale_temporaries(path) -> None:
@@ -344,11 +358,15 @@ def csv_row(record: dict) -> list:
     return out
 
 
+#: a file name that is not valid UTF-8 (held as surrogate escapes) is written as \\udcXX in a CSV
+CSV_ENCODING_ERRORS = "backslashreplace"
+
+
 def write_csv(path, records: list) -> None:
     """Rewrite the CSV atomically with ``records`` (sample order)."""
     path = replaceable_file(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", newline="") as f:
+    with open(tmp, "w", newline="", encoding="utf-8", errors=CSV_ENCODING_ERRORS) as f:
         w = csv.writer(f)
         w.writerow(SAMPLE_FIELDS)
         for r in records:

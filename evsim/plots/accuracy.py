@@ -134,9 +134,9 @@ def accuracy_series(results, names=None, confidence: float = 0.95) -> dict:
         at = _floats(anytime.get("accuracy_vs_time"))
         f = _floats(anytime.get("fraction"))
         af = _floats(anytime.get("accuracy_vs_fraction"))
-        if t.size != at.size:
-            t = at = np.zeros(0)
-        if f.size != af.size:
+        if t.size != at.size or not _is_accuracy(at) or not np.all(np.isfinite(t)):
+            t = at = np.zeros(0)  # (a curve that is not one: left out)
+        if f.size != af.size or not _is_accuracy(af) or not np.all(np.isfinite(f)):
             f = af = np.zeros(0)
         if t.size or f.size:
             key = (what, str(d.get("model", "")), t.tobytes(), at.tobytes(), f.tobytes(), af.tobytes())
@@ -189,9 +189,15 @@ def _profile_note(profiles, n_profiles) -> str:
 def _floats(values) -> np.ndarray:
     try:
         out = np.asarray([np.nan if v is None else float(v) for v in (values or [])], dtype=float)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return np.zeros(0)
     return out
+
+
+def _is_accuracy(values: np.ndarray) -> bool:
+    """Every value an accuracy in [0, 1] (NaN: no value there)."""
+    known = values[~np.isnan(values)]
+    return bool(np.all((known >= 0.0) & (known <= 1.0)))
 
 
 def _short_clock(d) -> str:

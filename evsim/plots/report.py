@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import EvsimError, OptionError
+from ..analysis.records import write_text_atomic
 from .accuracy import plot_accuracy, plot_temporal
 from .classes import plot_classes
 from .results import (accuracy_interval, bin_width_text, check_doc, class_table, cutoff_text, describe, is_complete,
@@ -184,7 +185,7 @@ def write_report(results, path, **options) -> Path:
     text = report_html(results, **options)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        write_text_atomic(path, text, errors="replace")  # (a lone surrogate in a document becomes "?")
     except OSError as exc:
         raise EvsimError(f"cannot write {path} ({exc.strerror or exc})") from None
     return path

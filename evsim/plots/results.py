@@ -28,7 +28,7 @@ def num(v):
         return None
     try:
         v = float(v)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     return v if math.isfinite(v) else None
 
@@ -43,10 +43,27 @@ def load_results(paths) -> list:
         doc = check_json_file(path, "RESULTS")  # one implementation of "a JSON file given as an option"
         raw = Path(path).read_bytes()
         check_doc(doc, str(path))
+        doc = _displayable(doc)
         doc["_path"] = str(path)
         doc["_sha256"] = hashlib.sha256(raw).hexdigest()
         docs.append(doc)
     return docs
+
+
+def _displayable(obj):
+    """``obj`` with every string made encodable (a lone surrogate, which JSON may hold and a
+    non-UTF-8 file name becomes, is shown as "?"): figures and pages cannot draw or write it."""
+    if isinstance(obj, str):
+        try:
+            obj.encode("utf-8")
+            return obj
+        except UnicodeEncodeError:
+            return obj.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(obj, list):
+        return [_displayable(v) for v in obj]
+    if isinstance(obj, dict):
+        return {_displayable(k): _displayable(v) for k, v in obj.items()}
+    return obj
 
 
 def check_doc(doc, where: str):
@@ -56,6 +73,60 @@ def check_doc(doc, where: str):
         raise OptionError(f"{where} is not an `evsim eval --json` result (no accuracy)", option="RESULTS")
     if not 0.0 <= float(doc["accuracy"]) <= 1.0:
         raise OptionError(f"{where}: accuracy {doc['accuracy']!r} is not in [0, 1]", option="RESULTS")
+    _check_fields(doc, where)
+
+
+#: most classes a result may name (a label of 10^8 would make a confusion matrix of 10^16 counts)
+MAX_CLASSES = 10_000
+
+
+def _text_ok(value) -> bool:
+    return isinstance(value, str)
+
+
+def _check_fields(doc: dict, where: str) -> None:
+    """The fields the figures and the report read, checked for type and range: one OptionError
+    naming the field rather than a traceback (or a 71-PiB allocation) half-way through a figure."""
+    def bad(field, why):
+        raise OptionError(f"{where}: '{field}' {why}", option="RESULTS")
+
+    for key in ("profile", "mode", "model", "precision", "evsim_version"):
+        if doc.get(key) is not None and not _text_ok(doc[key]):
+            bad(key, "is not text")
+    cutoff = doc.get("cutoff")
+    if isinstance(cutoff, dict) and not _text_ok(cutoff.get("mode", "none")):
+        bad("cutoff.mode", "is not text")
+    if cutoff is not None and not isinstance(cutoff, dict) and not _text_ok(cutoff):
+        bad("cutoff", "is neither a cutoff description nor text")
+    if isinstance(cutoff, dict) and isinstance(cutoff.get("table"), list):
+        for k, v in enumerate(cutoff["table"]):
+            if v is not None and (num(v) is None or abs(num(v)) > 1e30):
+                bad(f"cutoff.table[{k}]", "is not a threshold (null or a finite number of magnitude <= 1e30)")
+    fraction = doc.get("mean_events_fraction")
+    if fraction is not None and (num(fraction) is None or not (num(fraction) == 0 or 2.0 ** -53 <= num(fraction) <= 1)):
+        bad("mean_events_fraction", f"is not a fraction of the events read ({str(fraction)[:40]})")
+    for key in ("bin_us", "clock_bin_us"):
+        v = doc.get(key)
+        if v is not None and (num(v) is None or not 0 < num(v) < 2.0 ** 53):
+            bad(key, f"is not a bin width in µs ({str(v)[:40]})")
+    n = doc.get("n_samples")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or not 0 <= n < 2 ** 53):
+        bad("n_samples", f"is not a count of samples ({str(n)[:40]})")
+    samples = doc.get("samples")
+    if samples is None:
+        return
+    if not isinstance(samples, list):
+        bad("samples", "is not a list of sample records")
+    for k, r in enumerate(samples):
+        if not isinstance(r, dict):
+            bad(f"samples[{k}]", "is not a sample record")
+        for field in ("label", "prediction"):
+            v = r.get(field)
+            if isinstance(v, int) and not isinstance(v, bool) and not -1 <= v < MAX_CLASSES:
+                bad(f"samples[{k}].{field}", f"is not a class index below {MAX_CLASSES:,} ({str(v)[:40]})")
+        counts = r.get("output_counts")
+        if isinstance(counts, list) and len(counts) > MAX_CLASSES:
+            bad(f"samples[{k}].output_counts", f"has {len(counts):,} outputs (at most {MAX_CLASSES:,})")
 
 
 def is_complete(doc) -> bool:

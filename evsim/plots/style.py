@@ -42,6 +42,8 @@ PAPER_RC = {
     "ytick.major.width": 0.6, "xtick.minor.width": 0.4, "ytick.minor.width": 0.4, "lines.linewidth": 1.2,
     "lines.markersize": 4.5, "grid.linewidth": 0.4, "pdf.fonttype": 42, "svg.fonttype": "none",
     "svg.hashsalt": "evsim", "path.simplify": False,
+    # every text is plain: a title or a name from a document with "$" in it is not TeX to parse
+    "text.parse_math": False,
 }
 
 # Okabe–Ito colours (distinguishable with the common colour-vision deficiencies)
