@@ -399,3 +399,27 @@ def test_a_title_with_dollar_signs_is_plain_text(capsys, tmp_path, small_dataset
     code, _, err = cli(capsys, "plot", result, "-o", tmp_path / "p.svg", "--title", r"$\undefinedmacro$ costs $5")
     assert code == 0, err
     assert r"$\undefinedmacro$ costs $5" in (tmp_path / "p.svg").read_text()
+
+
+@pytest.mark.parametrize("make", [
+    lambda ev: np.zeros(3, [("t", "<i8"), ("x", "<i2", (2,)), ("y", "<i2"), ("p", "i1")]),
+    lambda ev: np.ma.masked_array(ev[:10], mask=True),
+], ids=["subarray-field", "masked"])
+def test_event_arrays_that_are_not_one_event_per_row_are_recording_errors(bundled, events, make):
+    sim = evsim.Simulator(bundled)
+    with pytest.raises(evsim.RecordingError):
+        sim.run(make(events))
+    sim.reset()
+    with pytest.raises(evsim.RecordingError):
+        sim.feed(make(events))
+
+
+@pytest.mark.parametrize("t_end_us", [float("nan"), -1, "5", [1], 2.0 ** 53])
+def test_run_t_end_us_must_be_a_time(bundled, events, t_end_us):
+    with pytest.raises(OptionError, match="t_end_us"):
+        evsim.Simulator(bundled).run(events[:100], t_end_us=t_end_us)
+
+
+def test_run_stream_needs_an_iterable_of_chunks(bundled):
+    with pytest.raises(OptionError, match="iterable of event arrays"):
+        evsim.Simulator(bundled).run_stream(5)

@@ -218,6 +218,13 @@ def check_sorted(events: np.ndarray, *, source: str | None = None, check_values:
         raise RecordingError("events must be a structured array with a 't' field", path=source)
     if getattr(events, "ndim", 1) != 1:
         raise RecordingError(f"the event array must be 1-D (shape {events.shape})", path=source)
+    if isinstance(events, np.ma.MaskedArray):
+        raise RecordingError("a masked array is not an event array (drop the masked events first: .compressed())",
+                             path=source)
+    for name in names:
+        if events.dtype[name].shape != ():
+            raise RecordingError(f"holds {events.dtype[name].shape} values per event; expected one", path=source,
+                                 field=name)
     if check_values:
         check_event_values(events, source=source)
     t = events["t"]
@@ -339,7 +346,7 @@ def engine_input(events, input_shape: tuple, input_map: np.ndarray, t0_us: int |
     event fails a check: the caller then takes the checked path, which raises the error the event
     deserves (or, for an event only outside the input, after a time window has cut it off,
     accepts it)."""
-    if (not isinstance(events, np.ndarray) or events.dtype != EVENT_DTYPE or events.ndim != 1
+    if (type(events) is not np.ndarray or events.dtype != EVENT_DTYPE or events.ndim != 1  # (no subclass: masked)
             or len(input_shape) != 3):
         return None
     n = events.shape[0]

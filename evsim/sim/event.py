@@ -239,6 +239,9 @@ class Simulator:
     def advance(self, t_us: float) -> None:
         """Process queued items (delayed spikes, threshold crossings) up to ``t_us`` microseconds
         since the first event, without new input: e.g. to let a CubaLIF fire after its last input."""
+        t_us = real_option(t_us, "t_end_us")
+        if not 0 <= t_us < 2.0 ** 53:  # (NaN too)
+            raise OptionError(f"must be a time in µs, >= 0 and below 2**53, got {t_us:g}", option="t_end_us")
         if self.stopped or self._t0_us is None:
             return
         empty_i = np.zeros(0, dtype=np.int64)
@@ -373,6 +376,9 @@ class Simulator:
         messages name events by their index in the whole recording. Memory stays that of one
         chunk, except what the records keep (``record_spikes``, ``trace``, ``record_output``
         grow with the activity, not with the input; leave them off for unbounded streams)."""
+        if not hasattr(chunks, "__iter__") or isinstance(chunks, np.ndarray):
+            raise OptionError(f"must be an iterable of event arrays (e.g. evsim.input.stream.open_stream(path)), "
+                              f"got {type(chunks).__name__}; for one array use run()", option="chunks")
         if t_end_us is not None and self.window.duration_us is not None:
             raise OptionError("give either t_end_us or the simulator's duration_us", option="t_end_us")
         if source is None:
