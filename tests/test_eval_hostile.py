@@ -423,3 +423,16 @@ def test_run_t_end_us_must_be_a_time(bundled, events, t_end_us):
 def test_run_stream_needs_an_iterable_of_chunks(bundled):
     with pytest.raises(OptionError, match="iterable of event arrays"):
         evsim.Simulator(bundled).run_stream(5)
+
+
+def test_time_options_name_themselves_and_stay_below_2_to_the_53(capsys, tmp_path):
+    cases = [(["raster", M, BUNDLED_RECORDING, "-o", tmp_path / "r.png", "--window-end-us", "nan"], "--window-end-us"),
+             (["raster", M, BUNDLED_RECORDING, "-o", tmp_path / "r.png", "--window-start-us", "1e300"],
+              "--window-start-us"),
+             (["raster", M, BUNDLED_RECORDING, "-o", tmp_path / "r.png", "--window-start-us", "50",
+               "--window-end-us", "10"], "--window-end-us"),
+             (["run", M, BUNDLED_RECORDING, "--max-time-us", str(2 ** 53)], "--max-time-us")]
+    for args, option in cases:
+        code, _, err = cli(capsys, *args)
+        assert code == 2 and f"option {option}:" in err and len(err.strip().splitlines()) == 1, (args, err)
+    assert not (tmp_path / "r.png").exists()

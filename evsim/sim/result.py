@@ -87,8 +87,9 @@ class Cutoff:
             self._check_table(bin_width)
         if self.max_time_us is not None:
             max_time = real_option(self.max_time_us, "--max-time-us")
-            if not (np.isfinite(max_time) and max_time >= 0):
-                raise OptionError(f"must be a finite number >= 0, got {max_time:g}", option="--max-time-us")
+            if not (np.isfinite(max_time) and 0 <= max_time < 2.0 ** 53):
+                raise OptionError(f"must be a finite number >= 0 and below 2**53 µs, got {max_time:g}",
+                                  option="--max-time-us")
         if self.max_events is not None:
             if isinstance(self.max_events, (bool, np.bool_)) or not isinstance(self.max_events, numbers.Integral):
                 raise OptionError(f"must be an integer >= 0, got {_shown(self.max_events)}", option="--max-events")
