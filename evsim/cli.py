@@ -1094,7 +1094,8 @@ def raster(model, recording, output, evidence, label, window_start_us, window_en
         if value is not None and not 0 <= value < 2.0 ** 53:  # (NaN too)
             raise OptionError(f"must be a time in µs, >= 0 and below 2**53, got {value:g}", option=option)
     if window_start_us is not None and window_end_us is not None and not window_end_us > window_start_us:
-        raise OptionError(f"must be after --window-start-us ({window_start_us:g})", option="--window-end-us")
+        raise OptionError(f"the window ends before it starts (--window-start-us {window_start_us:g})",
+                          option="--window-end-us")
     from .analysis.evaluate import SampleRunner
     from .analysis.trajectory import Trajectory, oracle_cutoff_time
     from .plots import plot_evidence, plot_raster
