@@ -31,7 +31,7 @@ import click  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .bundled import BUNDLED_CALIBRATION, BUNDLED_MODEL, BUNDLED_SAMPLES  # noqa: E402
-from .errors import EvsimError, OptionError, RecordingError  # noqa: E402
+from .errors import EvsimError, OptionError, RecordingError, message_without  # noqa: E402
 from .chip.speck import CHIPS, QUANTIZE_SCHEMES  # noqa: E402
 from .kernels.abi import CUTOFF_RULES  # noqa: E402
 from .input.window import TIME_ORIGINS  # noqa: E402
@@ -507,8 +507,9 @@ def _samples(data: str, subset, limit, seed: int = 0, options: dict | None = Non
                 options[key] = value
     if subset:
         wanted = {str((root / w).resolve()) for w in read_subset(subset, "--subset")}
-        found = {str(Path(s[0]).resolve()) for s in samples}
-        samples = [s for s in samples if str(Path(s[0]).resolve()) in wanted]
+        resolved = [str(Path(s[0]).resolve()) for s in samples]
+        found = set(resolved)
+        samples = [s for s, r in zip(samples, resolved) if r in wanted]
         if not samples:
             raise OptionError(f"no recording of {data} is listed in {subset}", option="--subset")
         missing = sorted(wanted - found)
@@ -888,9 +889,7 @@ def _folder_info(path) -> dict:
             ev = read_events(file)
             check_sorted(ev, source=file)  # what `evsim eval` rejects, `info` counts as unreadable
         except EvsimError as exc:
-            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            unreadable.append({"path": file, "message": message[len(file) + 2:] if message.startswith(file + ": ")
-                               else message})
+            unreadable.append({"path": file, "message": message_without(exc, file)})
             continue
         n_events.append(int(ev.shape[0]))
         durations.append(float(ev["t"].max() - ev["t"].min()) if ev.shape[0] else 0.0)

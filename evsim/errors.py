@@ -48,6 +48,17 @@ class OptionError(EvsimError):
         super().__init__(f"option {option}: {message}" if option else message)
 
 
+def shown(value, limit: int = 60) -> str:
+    """``repr(value)`` on one short line, for a one-line message: the digits of a huge integer
+    and the end of a long repr (an array, say) are left out."""
+    text = " ".join(repr(value).split())
+    if len(text) <= limit:
+        return text
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"an integer of {len(str(abs(value)))} digits"
+    return text[:limit - 10] + "..."
+
+
 def real_option(value, option: str, *, integer: bool = False):
     """``value`` as a float (or, with ``integer``, an int), or OptionError naming ``option``:
     booleans, strings, None and other objects are not numbers (the API takes what the command
@@ -55,14 +66,20 @@ def real_option(value, option: str, *, integer: bool = False):
     import numbers
 
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise OptionError(f"must be a number, got {value!r}", option=option)
+        raise OptionError(f"must be a number, got {shown(value)}", option=option)
     if integer:
         if not isinstance(value, numbers.Integral) and not (value == value and abs(value) < float("inf")
                                                              and float(value).is_integer()):
-            raise OptionError(f"must be an integer, got {value!r}", option=option)
+            raise OptionError(f"must be an integer, got {shown(value)}", option=option)
         return int(value)
     try:
         return float(value)
     except (OverflowError, ValueError, TypeError):  # an integer beyond float's range
-        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
-        raise OptionError(f"must be a finite number, got {shown}", option=option) from None
+        raise OptionError(f"must be a finite number, got {shown(value)}", option=option) from None
+
+
+def message_without(exc: BaseException, path: str) -> str:
+    """The first line of ``exc``'s message without a leading ``path: `` (for a record or a list
+    that names the path already), or the exception's type name when it has no message."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[len(path) + 2:] if isinstance(path, str) and text.startswith(path + ": ") else text

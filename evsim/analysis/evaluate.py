@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import EvsimError, OptionError
+from ..errors import EvsimError, OptionError, shown
 from .aggregate import summarise
 from .execution import (LOCAL_DASK_CONFIG, EvalConfig, ForkedWorkers, Progress, SampleRunner, can_fork_workers,
                         release_dask_offload_thread, run_chunk, runner_for, with_text)
@@ -120,7 +120,6 @@ def _integer_label(i: int, label) -> int:
     """Sample ``i``'s label as an int, or OptionError: an evaluation needs a class index for every
     sample (an integer, or a float or one-element array holding one; not None, a bool, a string
     or 0.5, which would be truncated without a word)."""
-    shown = repr(label) if len(repr(label)) <= 40 else repr(label)[:37] + "..."
     if label is None:
         raise OptionError(f"sample {i} has no label (an evaluation compares predictions with labels)",
                           option="samples")
@@ -129,10 +128,10 @@ def _integer_label(i: int, label) -> int:
     except Exception:  # noqa: BLE001 — any object numpy cannot read is not a label
         value = None
     if value is None or value.size != 1 or value.dtype.kind not in "iuf":
-        raise OptionError(f"sample {i}: label {shown} is not an integer", option="samples")
+        raise OptionError(f"sample {i}: label {shown(label)} is not an integer", option="samples")
     value = value.reshape(()).item()
     if isinstance(value, float) and not (np.isfinite(value) and value.is_integer()):
-        raise OptionError(f"sample {i}: label {shown} is not an integer", option="samples")
+        raise OptionError(f"sample {i}: label {shown(label)} is not an integer", option="samples")
     return int(value)
 
 

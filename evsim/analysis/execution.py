@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ..errors import EvsimError, OptionError
+from ..errors import EvsimError, OptionError, message_without
 from ..sim import MODES
 from ..sim.result import Cutoff
 from .records import dumps_record, error_record, sample_record
@@ -249,10 +249,7 @@ class SampleRunner:
     @staticmethod
     def _record(index, name, label, outcome, trajectories: bool) -> dict:
         if isinstance(outcome, EvsimError):
-            text = str(outcome).splitlines()[0] if str(outcome) else type(outcome).__name__
-            if isinstance(name, str) and text.startswith(name + ": "):
-                text = text[len(name) + 2:]  # the record names the path already
-            return error_record(index, name, label, text)
+            return error_record(index, name, label, message_without(outcome, name))  # (the record names the path)
         result, traj = outcome
         if traj is not None:
             traj.label = None if label is None else int(label)

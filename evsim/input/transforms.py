@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..errors import OptionError
+from ..errors import OptionError, shown
 from .events import EVENT_DTYPE, T_LIMIT_US, as_events
 
 
@@ -34,29 +34,18 @@ def _events(events: np.ndarray) -> np.ndarray:
     return events if events.dtype == EVENT_DTYPE else as_events(events)
 
 
-def _shown(value) -> str:
-    """``repr(value)`` on one short line: the digits of a huge integer and the end of a long
-    repr (an array, say) are left out."""
-    text = " ".join(repr(value).split())
-    if len(text) > 60:
-        if isinstance(value, (int, np.integer)):
-            return f"an integer of {len(str(abs(int(value))))} digits"
-        return text[:50] + "..."
-    return text
-
-
 def _positive_number(value, option: str, limit: float | None = None, limit_text: str = "") -> float:
     """``value`` as a finite float > 0 (and <= ``limit`` when given, stated as ``limit_text``)."""
     if isinstance(value, (bool, np.bool_)):
-        raise OptionError(f"expected a number, got {_shown(value)}", option=option)
+        raise OptionError(f"expected a number, got {shown(value)}", option=option)
     try:
         number = float(value)
     except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond float's range
-        raise OptionError(f"expected a number, got {_shown(value)}", option=option) from None
+        raise OptionError(f"expected a number, got {shown(value)}", option=option) from None
     if not math.isfinite(number) or number <= 0:
-        raise OptionError(f"must be a positive number, got {_shown(value)}", option=option)
+        raise OptionError(f"must be a positive number, got {shown(value)}", option=option)
     if limit is not None and number > limit:
-        raise OptionError(f"must be {limit_text}, got {_shown(value)}", option=option)
+        raise OptionError(f"must be {limit_text}, got {shown(value)}", option=option)
     return number
 
 
@@ -78,15 +67,15 @@ def _time_factor(value, option: str) -> float:
 
 def _positive_int(value, option: str) -> int:
     if isinstance(value, (bool, np.bool_)):
-        raise OptionError(f"expected a positive integer, got {_shown(value)}", option=option)
+        raise OptionError(f"expected a positive integer, got {shown(value)}", option=option)
     try:
         number = int(value)
     except (TypeError, ValueError, OverflowError):
-        raise OptionError(f"expected a positive integer, got {_shown(value)}", option=option) from None
+        raise OptionError(f"expected a positive integer, got {shown(value)}", option=option) from None
     if number != value and not (isinstance(value, float) and value == number):
-        raise OptionError(f"expected a positive integer, got {_shown(value)}", option=option)
+        raise OptionError(f"expected a positive integer, got {shown(value)}", option=option)
     if number <= 0:
-        raise OptionError(f"must be a positive integer, got {_shown(value)}", option=option)
+        raise OptionError(f"must be a positive integer, got {shown(value)}", option=option)
     return number
 
 
@@ -98,7 +87,7 @@ def _window_size(value, option: str) -> int:
     """A crop window side: a positive integer that int16 addresses can span."""
     number = _positive_int(value, option)
     if number > _MAX_SIZE:
-        raise OptionError(f"{_shown(value)} is above {_MAX_SIZE}, the most an event address can hold", option=option)
+        raise OptionError(f"{shown(value)} is above {_MAX_SIZE}, the most an event address can hold", option=option)
     return number
 
 
@@ -106,7 +95,7 @@ def _pair(value, option: str, kind) -> tuple:
     """A scalar or a 2-sequence -> (a, b), each checked by ``kind``."""
     if isinstance(value, (list, tuple, np.ndarray)):
         if len(value) != 2:
-            raise OptionError(f"expected one value or two (x, y), got {_shown(value)}", option=option)
+            raise OptionError(f"expected one value or two (x, y), got {shown(value)}", option=option)
         return kind(value[0], option), kind(value[1], option)
     v = kind(value, option)
     return v, v
@@ -114,14 +103,14 @@ def _pair(value, option: str, kind) -> tuple:
 
 def _sensor_size(sensor_size, option: str = "--sensor-size") -> tuple[int, int, int]:
     if sensor_size is None or not isinstance(sensor_size, (list, tuple, np.ndarray)):
-        raise OptionError(f"expected (W, H) or (W, H, P), got {_shown(sensor_size)}", option=option)
+        raise OptionError(f"expected (W, H) or (W, H, P), got {shown(sensor_size)}", option=option)
     if len(sensor_size) not in (2, 3):
-        raise OptionError(f"expected (W, H) or (W, H, P), got {_shown(sensor_size)}", option=option)
+        raise OptionError(f"expected (W, H) or (W, H, P), got {shown(sensor_size)}", option=option)
     size = [_positive_int(s, option) for s in sensor_size]
     # addresses are int16, channels int8 (EVENT_DTYPE)
     for value, given, limit, what in zip(size, sensor_size, (_MAX_SIZE, _MAX_SIZE, 128), ("width", "height", "channels")):
         if value > limit:
-            raise OptionError(f"{what} {_shown(given)} is above {limit}, the most an event address can hold",
+            raise OptionError(f"{what} {shown(given)} is above {limit}, the most an event address can hold",
                               option=option)
     return (size[0], size[1], size[2] if len(size) == 3 else 2)
 
@@ -277,17 +266,17 @@ def _time(value, option: str):
     if value is None:
         return None
     if isinstance(value, (bool, np.bool_)):
-        raise OptionError(f"expected microseconds, got {_shown(value)}", option=option)
+        raise OptionError(f"expected microseconds, got {shown(value)}", option=option)
     try:
         number = int(value)
     except (TypeError, ValueError, OverflowError):
-        raise OptionError(f"expected integer microseconds, got {_shown(value)}", option=option) from None
+        raise OptionError(f"expected integer microseconds, got {shown(value)}", option=option) from None
     if number != value:
-        raise OptionError(f"expected integer microseconds, got {_shown(value)}", option=option)
+        raise OptionError(f"expected integer microseconds, got {shown(value)}", option=option)
     if abs(number) >= T_LIMIT_US:  # timestamps are below 2**53 us; so are the spans added to them
-        raise OptionError(f"must be below 2**53 us in magnitude, got {_shown(value)}", option=option)
+        raise OptionError(f"must be below 2**53 us in magnitude, got {shown(value)}", option=option)
     if number < 0 and option != "--t-start-us":
-        raise OptionError(f"must be >= 0, got {_shown(value)}", option=option)
+        raise OptionError(f"must be >= 0, got {shown(value)}", option=option)
     return number
 
 

@@ -10,17 +10,12 @@ import numpy as np
 
 from ..kernels.abi import CUTOFF_RULES
 from ..kernels.readout import cutoff_array
-from ..errors import OptionError, real_option
+from ..errors import OptionError, real_option, shown
 
 
 #: The smallest bin width of a threshold table, µs: the engine computes a bin as int(t / width) in
 #: 64 bits, which a smaller width (1e-300 µs, a typo) overflows into a wrong table entry.
 MIN_BIN_WIDTH_US = 1e-3
-
-
-def _shown(value, limit: int = 40) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 @dataclass
@@ -54,7 +49,7 @@ class Cutoff:
         """Every field checked for type and range as the command line checks its options
         (docs/SEMANTICS.md#cutoff): a wrong one is an OptionError naming it."""
         if not isinstance(self.mode, str) or self.mode not in CUTOFF_RULES:
-            raise OptionError(f"must be {', '.join(CUTOFF_RULES)}, got {_shown(self.mode)}", option="--cutoff")
+            raise OptionError(f"must be {', '.join(CUTOFF_RULES)}, got {shown(self.mode)}", option="--cutoff")
         epsilon = real_option(self.epsilon, "--epsilon")
         if not 0.0 < epsilon < 1.0:
             raise OptionError(f"must be in (0, 1), got {epsilon:g}", option="--epsilon")
@@ -92,7 +87,7 @@ class Cutoff:
                                   option="--max-time-us")
         if self.max_events is not None:
             if isinstance(self.max_events, (bool, np.bool_)) or not isinstance(self.max_events, numbers.Integral):
-                raise OptionError(f"must be an integer >= 0, got {_shown(self.max_events)}", option="--max-events")
+                raise OptionError(f"must be an integer >= 0, got {shown(self.max_events)}", option="--max-events")
             if self.max_events < 0:
                 raise OptionError(f"must be >= 0, got {self.max_events}", option="--max-events")
 
@@ -106,7 +101,7 @@ class Cutoff:
                                   option="table")
             table = table.tolist()
         if isinstance(table, (str, bytes, dict, set)) or not isinstance(table, (list, tuple)):
-            raise OptionError(f"must be a list of thresholds (one per bin), got {_shown(table)}", option="table")
+            raise OptionError(f"must be a list of thresholds (one per bin), got {shown(table)}", option="table")
         if len(table) == 0:
             raise OptionError("is empty: give at least one threshold (None or inf: never decide)", option="table")
         for k, v in enumerate(table):
