@@ -394,7 +394,7 @@ def run(model, recording, raster_path, json_path, label, **o):
     from .analysis.evaluate import SampleRunner, sample_record
 
     config = _config(model, o, _cutoff(o, compiled, o["mode"]), anytime=True)
-    click.echo(f"cutoff      {_describe_cutoff(config.cutoff, o)}" + (f"; {why}" if why else ""))
+    cutoff_line = f"cutoff      {_describe_cutoff(config.cutoff, o)}" + (f"; {why}" if why else "")
     runner = SampleRunner(config)
     if label is None:
         label = _label_from_path(Path(recording))
@@ -426,6 +426,7 @@ def run(model, recording, raster_path, json_path, label, **o):
     record = sample_record(str(recording), label, result, Trajectory.from_result(full, label=label, duration_us=span))
     if o.get("quantize"):
         record["quantize"] = o["quantize"]
+    click.echo(cutoff_line)  # after the simulation: a bad file's or option's error is the only line
     _print_run(compiled, str(model), str(recording), rec, result, record, config)
     if json_path:
         record = {"evsim_version": _evsim_version(), "model": str(model), "model_hash": compiled.model_hash,
@@ -833,6 +834,12 @@ def info(path, json_path, profile, recurrent_delay_us, quantize, chip):
     address range, polarity counts) or a dataset FOLDER root/<label>/ (recordings per class,
     events and durations)."""
     _check_outputs(json=("--json", json_path))
+    model_options = {"--profile": profile, "--recurrent-delay-us": recurrent_delay_us, "--quantize": quantize,
+                     "--chip": chip}
+    given = [name for name, value in model_options.items() if value is not None]
+    if given and (Path(path).is_dir() or (Path(path).is_file() and not _is_nir(path))):
+        raise OptionError(f"applies to a MODEL (a NIR file), not to {'a dataset folder' if Path(path).is_dir() else 'a recording'}",
+                          option=given[0])
     if Path(path).is_dir():
         doc = _folder_info(path)
         _print_folder_info(doc)

@@ -436,3 +436,41 @@ def test_time_options_name_themselves_and_stay_below_2_to_the_53(capsys, tmp_pat
         code, _, err = cli(capsys, *args)
         assert code == 2 and f"option {option}:" in err and len(err.strip().splitlines()) == 1, (args, err)
     assert not (tmp_path / "r.png").exists()
+
+
+def test_run_prints_nothing_but_the_error_for_a_bad_recording_or_option(capsys, tmp_path):
+    bad = tmp_path / "bad.bin"
+    bad.write_bytes(b"garbage")  # 7 bytes: not a whole number of 5-byte N-MNIST records
+    for args, fragment in [((M, bad), "truncated"),
+                           ((M, BUNDLED_RECORDING, "--cutoff", "topk", "--threshold", "3", "--mode", "clock",
+                             "--bin-us", "1e-300"), "--bin-us")]:
+        code, out, err = cli(capsys, "run", *args)
+        assert code == 2 and out == "" and fragment in err and len(err.strip().splitlines()) == 1, (out, err)
+    # an absurd number of bins is written with three significant digits, not 300
+    events = evsim.read_recording(BUNDLED_RECORDING).events
+    span_us = int(events["t"][-1] - events["t"][0])
+    assert f"{span_us / 1e-300:.3g} bins of 1e-300 µs" in err, err
+    assert len(err) < 300, err
+
+
+@pytest.mark.parametrize("option", [("--chip", "speck"), ("--profile", "sinabs"), ("--quantize", "speck"),
+                                    ("--recurrent-delay-us", "5")])
+def test_info_refuses_model_options_for_a_recording_or_a_folder(capsys, tmp_path, small_dataset, option):
+    for path, what in [(BUNDLED_RECORDING, "a recording"), (small_dataset, "a dataset folder")]:
+        code, out, err = cli(capsys, "info", path, *option)
+        assert code == 2 and f"option {option[0]}:" in err and what in err and out == "", err
+    code, out, _ = cli(capsys, "info", BUNDLED_RECORDING)  # without them the recording is described
+    assert code == 0 and "events" in out
+
+
+def test_a_threshold_that_quantises_to_zero_is_named_as_a_quantisation_error(capsys, tmp_path):
+    # weights of 100 set the layer's scale at 127/100: a threshold of 1e-4 becomes 1.27e-4 → 0
+    graph = _one_layer(1e-4, weight=100.0)
+    path = tmp_path / "tiny_threshold.nir"
+    nir.write(path, graph)
+    code, out, err = cli(capsys, "info", path, "--quantize", "speck")
+    assert code == 2 and "--quantize speck" in err and "rounds to 0" in err and "'n'" in err, err
+    graph = _one_layer(1.0, weight=100.0)  # 1.27 → 1: deployable
+    nir.write(path, graph)
+    code, out, err = cli(capsys, "info", path, "--quantize", "speck")
+    assert code == 0, err

@@ -603,6 +603,11 @@ def quantize_speck(source) -> tuple:
                                  node=ly.weight_node, path=g.path)
         w_q, b_q, theta_q, floor_q, scale, limited_by, (s_w, s_b, s_t) = quantize_layer(
             weight, bias, nnode.v_threshold, ly.rescale)
+        if not theta_q >= 1:  # a threshold far below the weights rounds to 0: the chip would fire on anything
+            theta = float(np.asarray(nnode.v_threshold).ravel()[0])
+            raise ModelError(f"--quantize speck: v_threshold {theta:g} rounds to {int(theta_q)} at the layer's scale "
+                             f"{float(scale):g} (set by its {limited_by}); the chip needs a threshold of at least 1",
+                             node=ly.neuron_node, path=g.path)
         new_w = copy.copy(wnode)
         new_w.weight = w_q.reshape(weight.shape).astype(np.float32)
         if bias is not None:

@@ -215,7 +215,7 @@ def bin_steps(t_us, *, bin_us: float | None = None, n_bins: int | None = None, o
     if bin_us is not None:
         n_steps = int(span // w) + 1
         if n_steps > MAX_CLOCK_STEPS:
-            raise OptionError(f"the recording spans {span:,} µs: {n_steps:,} bins of {w:g} µs, above the limit of "
+            raise OptionError(f"the recording spans {span:,} µs: {_count_text(n_steps)} bins of {w:g} µs, above the limit of "
                               f"{MAX_CLOCK_STEPS:,} steps per sample (a larger --bin-us, --n-bins, or --t-end-us to "
                               "cut the recording)", option="--bin-us")
         if w == int(w):
@@ -232,6 +232,11 @@ def bin_steps(t_us, *, bin_us: float | None = None, n_bins: int | None = None, o
     return k.astype(np.int64), n_bins, span / n_bins
 
 
+def _count_text(n: int) -> str:
+    """A count of bins for a message: grouped digits, or 3 significant ones when it is absurdly large."""
+    return f"{n:,}" if n < 10 ** 15 else f"{float(n):.3g}"
+
+
 def _bin_steps_of_window(t, bin_us, n_bins, origin_us: int, duration_us: float) -> tuple:
     """:func:`bin_steps` for a sample of fixed duration D: the bins cover [0, D)."""
     rel = t - origin_us
@@ -239,7 +244,7 @@ def _bin_steps_of_window(t, bin_us, n_bins, origin_us: int, duration_us: float) 
         w = float(bin_us)
         n_steps = int(np.ceil(duration_us / w))
         if n_steps > MAX_CLOCK_STEPS:
-            raise OptionError(f"a duration of {duration_us:g} µs makes {n_steps:,} bins of {w:g} µs, above the limit "
+            raise OptionError(f"a duration of {duration_us:g} µs makes {_count_text(n_steps)} bins of {w:g} µs, above the limit "
                               f"of {MAX_CLOCK_STEPS:,} steps per sample", option="--duration-us")
         k = rel // int(w) if w == int(w) else np.floor(rel / w).astype(np.int64)
         return np.minimum(k.astype(np.int64), n_steps - 1), n_steps, w
