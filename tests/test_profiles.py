@@ -828,7 +828,7 @@ def test_threshold_rule_at_the_edge(profile, x, fires):
 
 
 @pytest.mark.parametrize("profile,dt", [("rockpool", 1e-3), ("rockpool", 1e-4), ("spyx", 1.0), ("spyx", 1e-4),
-                                        ("lava-dl", 1e-4)])
+                                        ("lava-dl", 1e-4), ("snntorch", 1e-4)])
 def test_exporter_dt_read_back_from_float32_parameters(profile, dt):
     """Each exporter's τ–r relation, written in float32 with a different τ per neuron (β up to
     0.99), gives back the dt it was written with (rounded to 6 digits); two nodes written with
@@ -836,7 +836,8 @@ def test_exporter_dt_read_back_from_float32_parameters(profile, dt):
     def node(dt_w):
         beta = np.linspace(0.5, 0.99, 7)
         tau = dt_w / (1.0 - beta)
-        r = {"rockpool": tau * np.exp(-dt_w / tau) / dt_w, "spyx": beta, "lava-dl": tau / dt_w}[profile]
+        r = {"rockpool": tau * np.exp(-dt_w / tau) / dt_w, "spyx": beta, "lava-dl": tau / dt_w,
+             "snntorch": tau / dt_w}[profile]  # snntorch.export_nir: τ = dt/(1 − β), r = τ/dt, float32
         f32 = lambda a: np.asarray(a, dtype=np.float32)  # noqa: E731
         return nir.CubaLIF(tau_mem=f32(tau), tau_syn=f32(0.7 * tau), r=f32(r), v_leak=f32(np.zeros(7)),
                            v_threshold=f32(np.ones(7)), w_in=f32(np.ones(7)))
