@@ -181,6 +181,8 @@ class SnntorchRef(Ref):
 
         reset = H(mem − θ)                       # mem: the *stored* membrane of the last step
         Leaky:    subtract mem = β·mem + x − reset·θ ; zero mem = β·((1 − reset)·mem) + x
+        RLeaky:   subtract as Leaky                ; zero mem = (1 − reset)·(β·mem + x)
+                  (x includes W_rec·spk[t−1]; rleaky.py _base_zero, snntorch 1.0.0)
         Synaptic: syn = α·syn + x; base = β·mem + syn
                   subtract mem = base − reset·θ    ; zero mem = base − reset·base
         spk = H(mem − θ)
@@ -190,9 +192,10 @@ class SnntorchRef(Ref):
 
     β, α from the exported τ and dt = τ/r (snntorch/export_nir.py: τ = dt/(1 − β))."""
 
-    def __init__(self, kind, p, reset, dt, reset_delay=False):
+    def __init__(self, kind, p, reset, dt, reset_delay=False, recurrent=False):
         super().__init__(np.size(p["v_threshold"]))
         self.kind, self.p, self.reset, self.dt, self.reset_delay = kind, p, reset, dt, reset_delay
+        self.recurrent = recurrent
 
     def step(self, syn, bias):
         p, x, dt = self.p, syn + bias, self.dt
@@ -203,6 +206,8 @@ class SnntorchRef(Ref):
             beta = 1.0 - dt / p["tau"]
             if self.reset == "subtract":
                 mem = beta * self.v + x - reset * th
+            elif self.recurrent:
+                mem = (1.0 - reset) * (beta * self.v + x)
             else:
                 mem = beta * ((1.0 - reset) * self.v) + x
         else:
@@ -347,14 +352,16 @@ class LavaDlRef(Ref):
         return s
 
 
-def reference(profile: str, kind: str, p: dict, *, dt: float, reset: str | None = None, reset_delay: bool = False):
-    """The framework's update; ``reset`` None: the profile's default (snnTorch's importer: zero)."""
+def reference(profile: str, kind: str, p: dict, *, dt: float, reset: str | None = None, reset_delay: bool = False,
+              recurrent: bool = False):
+    """The framework's update; ``reset`` None: the profile's default (snnTorch's importer: zero);
+    ``recurrent``: the neuron of snnTorch's RLeaky / RSynaptic."""
     if profile == "nir":
         return NirRef(kind, p, dt)
     if profile in ("sinabs", "speck"):
         return SinabsRef(kind, p, multi=profile == "sinabs")
     if profile == "snntorch":
-        return SnntorchRef(kind, p, reset or "zero", dt, reset_delay)
+        return SnntorchRef(kind, p, reset or "zero", dt, reset_delay, recurrent)
     if profile == "rockpool":
         return RockpoolRef(kind, p, dt)
     if profile == "spyx":
@@ -611,7 +618,7 @@ def test_snntorch_recurrent_reset_modes_and_timings(kind):
     g = rsynaptic_graph(w_in, b_in, node, w_rec)
     trains = {}
     for reset, delay in TIMINGS:
-        ref = reference("snntorch", kind, p, dt=SNNTORCH_DT, reset=reset, reset_delay=delay)
+        ref = reference("snntorch", kind, p, dt=SNNTORCH_DT, reset=reset, reset_delay=delay, recurrent=True)
         ref_spikes = run_reference([ref], [w_in], [b_in], frames, recurrent=w_rec)
         model = evsim.load_model(g, profile="snntorch", precision="float64", reset=reset, reset_delay=delay)
         check(run_clock(model, 100, events), ["rec.lif"], [ref], ref_spikes, 100, [N_HID])
@@ -619,6 +626,10 @@ def test_snntorch_recurrent_reset_modes_and_timings(kind):
         trains[(reset, delay)] = ref_spikes[0]
     assert not np.array_equal(trains[("subtract", False)], trains[("subtract", True)])
     assert not np.array_equal(trains[("zero", False)], trains[("subtract", False)])
+    if kind == "LIF":  # RLeaky's zero reset discards the input of the step after a spike, Leaky's keeps it
+        leaky = reference("snntorch", kind, p, dt=SNNTORCH_DT, reset="zero", reset_delay=True)
+        assert not np.array_equal(run_reference([leaky], [w_in], [b_in], frames, recurrent=w_rec)[0],
+                                  trains[("zero", True)])
 
 
 RECURRENT = ["nir", "sinabs", "speck", "snntorch", "norse", "rockpool", "lava-dl"]

@@ -76,6 +76,9 @@ exp(−dt_p/τ_s) = β)
     reset = H(mem[t−1] − θ) (the previous step's spike), spk[t] = H(mem[t] − θ), H(u) = [u > 0]
     Leaky   subtract: ``mem ← β·mem + x + b − reset·θ``
             zero:     ``mem ← β·(1 − reset)·mem + x + b``            (``_base_zero``)
+    RLeaky  (a LIF closed on itself by a recurrent Linear/Affine; x includes W_rec·spk[t−1])
+            subtract: as Leaky
+            zero:     ``mem ← (1 − reset)·(β·mem + x + b)``          (rleaky.py ``_base_zero``)
     Synaptic          ``syn ← α·syn + x + b`` (x includes W_rec·spk[t−1] for RSynaptic)
             subtract: ``mem ← β·mem + syn − reset·θ``
             zero:     ``mem ← (1 − reset)·(β·mem + syn)``            (the whole update is zeroed)
@@ -451,9 +454,16 @@ class _Pop:
         # snnTorch's reset timings (docs/SEMANTICS.md#profile-snntorch): reset_delay=True defers
         # the reset to the next step; reset_delay=False with subtraction raises the next test
         # while the stored membrane is still above θ
-        self.deferred_reset = self.family == "snntorch" and self.spiking and pop.rule.reset_delay
+        # (0: none, 1: deferred, 2: deferred and the whole update of the next step zeroed)
+        self.deferred_reset = int(self.family == "snntorch" and self.spiking and pop.rule.reset_delay)
         # Spyx's LIF/IF subtract the spike of the previous state after the decay (spyx/nn.py LIF)
-        self.deferred_reset |= self.family == "spyx" and self.spiking and self.kind != KIND_CUBA
+        self.deferred_reset |= int(self.family == "spyx" and self.spiking and self.kind != KIND_CUBA)
+        # snnTorch's RLeaky (a LIF closed on itself by a recurrent Linear/Affine, as export_nir
+        # writes it) resets to zero the whole update of the step after a spike, input included
+        # (rleaky.py _base_zero), where snn.Leaky keeps the new input
+        if (self.deferred_reset and self.family == "snntorch" and self.kind == KIND_LEAKY and not pop.rule.subtract
+                and any(pr.recurrent and pr.source == index == pr.target for pr in model.projections)):
+            self.deferred_reset = 2
         self.raise_test = (self.family == "snntorch" and self.spiking and not pop.rule.reset_delay
                            and pop.rule.subtract)
         self.refractory_s = pop.rule.refractory_s if self.spiking else 0.0
@@ -536,7 +546,8 @@ class _Pop:
                      spikes, st["refr"] if use_refr else dummy, c["refr"] if use_refr else dummy,
                      spiking, bool(spiking and rule.threshold_ge), bool(spiking and rule.multi_spike),
                      bool(spiking and rule.subtract), spiking and self.v_min is not None, self.v_max is not None,
-                     self.deferred_reset, use_refr, self.raise_test)
+                     self.deferred_reset if self.kind != KIND_CUBA else bool(self.deferred_reset), use_refr,
+                     self.raise_test)
         has_x = x is not None
         if self.kind == KIND_CUBA:
             keys = _CUBA_COEFFS[self.family]
@@ -782,7 +793,7 @@ def _update_dense(i, pt, l_state, l_f64, l_coef, has_x):
                        l_f64[pt[i, _PGAIN]], l_f64[pt[i, _PTHETA]], l_f64[pt[i, _PVRESET]],
                        l_f64[pt[i, _PVMIN]], l_f64[pt[i, _PVMAX]], l_f64[pt[i, _PPREV]], l_f64[pt[i, _PSPK]],
                        l_f64[pt[i, _PREFR]], l_coef[pt[i, _PREFRC]], spiking, pt[i, _PGE] == 1, pt[i, _PMULTI] == 1,
-                       pt[i, _PSUB] == 1, pt[i, _PFLOOR] == 1, pt[i, _PCEIL] == 1, pt[i, _PDEFER] == 1,
+                       pt[i, _PSUB] == 1, pt[i, _PFLOOR] == 1, pt[i, _PCEIL] == 1, pt[i, _PDEFER],
                        pt[i, _PUSEREFR] == 1, pt[i, _PRAISE] == 1)
 
 
@@ -1069,7 +1080,7 @@ class _FastPlan:
             pt[i, _PSUB] = bool(spiking and rule.subtract)
             pt[i, _PFLOOR] = bool(spiking and p.v_min is not None)
             pt[i, _PCEIL] = bool(p.v_max is not None)
-            pt[i, _PDEFER] = bool(p.deferred_reset)
+            pt[i, _PDEFER] = p.deferred_reset
             pt[i, _PRAISE] = bool(p.raise_test)
             pt[i, _PUSEREFR] = bool(use_refr)
             keys = list(_CUBA_COEFFS[p.family] if p.kind == KIND_CUBA else ("a", "c"))
@@ -1160,7 +1171,7 @@ class _FastPlan:
             # (snnTorch's raised test after a residual, reset_delay=False with subtraction, can fire
             # a neuron without input: such populations take the dense update)
             if (p.kind == KIND_INTEGRATOR and "refr" not in c and theta_ok and floor_ok and not p.raise_test
-                    and np.all(c["a"] == 1.0) and np.all(c["c"] == 0.0)):
+                    and p.deferred_reset != 2 and np.all(c["a"] == 1.0) and np.all(c["c"] == 0.0)):
                 static[i] = 2 if p.spiking and not p.deferred_reset else 1
         got = self._by_width[width_us] = (l_coef.build(), static)
         return got
