@@ -3,11 +3,16 @@ cross-validation on the calibration data predicted, for several models.
 
 One command::
 
-    python benchmarks/bench_calibration.py [--data ../shared/data/nmnist-train1k] [--json FILE]
+    python benchmarks/bench_calibration.py [--data DATA] [--json FILE]
+
+DATA defaults to ``$EVSIM_SHARED_DATA/nmnist-train1k`` (``shared/data`` next to the repository when
+the variable is unset).
 
 Models: the bundled CNN (trained with an anytime loss, read with its declared ``speck`` profile)
 and the rate-coded softmax regression of ``examples/train_rate_linear.py`` (trained on total
-counts only; run that script first, or pass ``--extra-model``), and any model given as
+counts only), the default ``--extra-model out/rate_linear/model.nir``: that file exists only
+after ``python examples/train_rate_linear.py`` has been run with its default ``-o`` (without it the
+model is skipped with a notice), and any model given as
 ``--extra-model PATH[@PROFILE]`` — e.g. the NIR paper's sinabs N-MNIST CNN
 (``paper/02_cnn/cnn_sinabs.nir`` of github.com/neuromorphs/NIR, trained and exported by another
 group) with ``@speck``. For each model: the output
@@ -28,7 +33,11 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_machine.py
+from _machine import nmnist_folder  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
+RATE_LINEAR = REPO / "out" / "rate_linear" / "model.nir"  # written by examples/train_rate_linear.py
 
 
 def trajectories(model, root: Path, names):
@@ -49,9 +58,12 @@ def main(argv=None) -> int:
     from evsim import analysis
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "nmnist-train1k"))
+    ap.add_argument("--data", default=nmnist_folder(), help="folder <label>/<recording> (default: %(default)s)")
     ap.add_argument("--split", default=str(REPO / "evsim" / "bundled" / "nmnist_cnn" / "split.json"))
-    ap.add_argument("--extra-model", action="append", default=[str(REPO / "out" / "rate_linear" / "model.nir")])
+    ap.add_argument("--extra-model", action="append", default=[str(RATE_LINEAR)], metavar="PATH[@PROFILE]",
+                    help=f"another model (repeatable), besides {RATE_LINEAR.relative_to(REPO)}, which exists only "
+                         "after `python examples/train_rate_linear.py` with its default -o (skipped with a notice "
+                         "otherwise)")
     ap.add_argument("--epsilons", default="0.01,0.02,0.05")
     ap.add_argument("--bin-us", type=float, default=10_000.0)
     ap.add_argument("--confidence", type=float, default=None,
@@ -68,7 +80,12 @@ def main(argv=None) -> int:
     for spec in args.extra_model:
         path, _, profile = spec.partition("@")
         if not Path(path).is_file():
-            continue
+            if path == str(RATE_LINEAR):
+                print(f"bench_calibration.py: note: skipping {path}: no such file (run "
+                      "`python examples/train_rate_linear.py` first to include it)", file=sys.stderr)
+                continue
+            print(f"bench_calibration.py: error: --extra-model {path}: no such file", file=sys.stderr)
+            return 2
         if path.endswith("rate_linear/model.nir"):
             models.append((f"{Path(path).parent.name} (softmax regression on counts)", path, profile or None))
         else:

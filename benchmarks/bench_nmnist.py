@@ -2,7 +2,10 @@
 
 One command::
 
-    python benchmarks/bench_nmnist.py [--data ../shared/data/nmnist-train1k] [--repeats 5]
+    python benchmarks/bench_nmnist.py [--data DATA] [--repeats 5]
+
+DATA defaults to ``$EVSIM_SHARED_DATA/nmnist-train1k`` (``shared/data`` next to the repository when
+the variable is unset).
 
 It compiles ``evsim/bundled/nmnist_cnn/model.nir`` (Conv 2→16 5×5 s2 p1, IF, Conv 16→16 3×3 p1, IF,
 SumPool 2, Conv 16→8 3×3 p1, IF, SumPool 2, Flatten, Linear 128→256, IF, Linear 256→10, IF;
@@ -24,15 +27,14 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_machine.py
-from _machine import machine  # noqa: E402
+from _machine import machine, nmnist_folder  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "nmnist-train1k"),
-                        help="folder <label>/<recording>.bin")
+    parser.add_argument("--data", default=nmnist_folder(), help="folder <label>/<recording>.bin (default: %(default)s)")
     parser.add_argument("--model", default=str(REPO / "evsim" / "bundled" / "nmnist_cnn" / "model.nir"))
     parser.add_argument("--profile", default="speck")
     parser.add_argument("--repeats", type=int, default=5)

@@ -12,9 +12,12 @@ random positions in a state vector and weight table of realistic size (a 16×16�
 128×128×64 layer), so the loads miss L1 about as often as in a network. Three variants per run
 length:
 
-- ``dynamic``: the trip count is a run-time value (what the engine had before blocks);
-- ``blocked``: the run is cut into fixed blocks of 8 or 16 lanes with a compile-time trip count
-  (LLVM turns each block into one or two AVX-512 / AVX2 vector operations, no remainder loop);
+- ``dynamic``: the trip count is a run-time value (the engine's loop; LLVM vectorises it with
+  256-bit vectors, interleaved, and finishes the remainder with scalar code);
+- ``blocked``: the run is cut into fixed blocks of 8 or 16 lanes with a compile-time trip count.
+  The idea was one or two vector operations per block and no remainder loop, but numba/LLVM do
+  not vectorise these blocks: measured 2–6× slower than ``dynamic`` (benchmarks/README.md), so the
+  engine does not use them;
 - ``stream``: one long contiguous loop (L = whole vector): the arithmetic peak, no per-run cost.
 
 SynOps/s = run_len × runs / time (median of repeats). The figures are the ceiling for the

@@ -3,7 +3,7 @@ spyx profiles, against the frameworks' own spike steps in the paper's CSVs.
 
 Usage::
 
-    python benchmarks/exporter_lif_check.py --paper-dir DIR --input /work/shared/data/nir/lif_input.npy
+    python benchmarks/exporter_lif_check.py --paper-dir DIR --input $EVSIM_SHARED_DATA/nir/lif_input.npy
 
 DIR holds lif_rockpool.nir, lif_norse.nir and the CSVs (lif_rockpool.csv, lif_spyx.csv: one row per
 0.1 ms step, the third column the spike). The input is the notebooks' d0 as events (one event at

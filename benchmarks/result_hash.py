@@ -2,7 +2,10 @@
 
 One command::
 
-    python benchmarks/result_hash.py [--data ../shared/data/nmnist-train1k] [--workers 2] [--json FILE]
+    python benchmarks/result_hash.py [--data DATA] [--workers 2] [--json FILE]
+
+DATA defaults to ``$EVSIM_SHARED_DATA/nmnist-train1k`` (``shared/data`` next to the repository when
+the variable is unset).
 
 For every recording of the folder (sorted by label, then name) and every combination of mode
 (``event``; ``clock`` with 1 ms bins), profile (nir, sinabs, speck, snntorch, norse) and
@@ -23,6 +26,9 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_machine.py
+from _machine import nmnist_folder  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILES = ("nir", "sinabs", "speck", "snntorch", "norse")
@@ -71,7 +77,7 @@ def _hash_one(job) -> tuple:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "nmnist-train1k"))
+    ap.add_argument("--data", default=nmnist_folder(), help="folder <label>/<recording> (default: %(default)s)")
     ap.add_argument("--model", default=None, help="default: the bundled N-MNIST model")
     ap.add_argument("--limit", type=int, default=None, help="only the first N recordings")
     ap.add_argument("--modes", default=",".join(MODES))

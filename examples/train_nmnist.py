@@ -2,16 +2,19 @@
 
 One command trains and exports (run from the repository root)::
 
-    python examples/train_nmnist.py train --data ../shared/data/nmnist-train1k \
+    python examples/train_nmnist.py train --data $EVSIM_SHARED_DATA/nmnist-train1k \
         --out evsim/bundled/nmnist_cnn --epochs 50 --seed 0
 
 and an independent clock-driven evaluation of the *exported* ``.nir`` file (read back with
 ``nir.read`` and interpreted by the small torch interpreter in this file, not by the training
 model) is::
 
-    python examples/train_nmnist.py evaluate --data ../shared/data/nmnist-train1k \
+    python examples/train_nmnist.py evaluate --data $EVSIM_SHARED_DATA/nmnist-train1k \
         --nir evsim/bundled/nmnist_cnn/model.nir --split evsim/bundled/nmnist_cnn/split.json \
         --bins 1 5 20 single
+
+``--data`` defaults to ``$EVSIM_SHARED_DATA/nmnist-train1k`` (``shared/data`` next to the
+repository when the variable is unset).
 
 The simulator (``evsim``) never imports torch; this script needs the ``train`` extra
 (``pip install -e .[train]``, i.e. torch==2.13.0 CPU).
@@ -119,6 +122,14 @@ import nir
 import tonic
 import torch
 import torch.nn.functional as F
+
+
+def nmnist_folder() -> str:
+    """The default ``--data``: ``$EVSIM_SHARED_DATA/nmnist-train1k`` (``shared/data`` next to the
+    repository when the variable is unset), as ``benchmarks/_machine.nmnist_folder``."""
+    shared = os.environ.get("EVSIM_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+    return str(Path(shared) / "nmnist-train1k")
+
 
 THETA = 1.0
 SENSOR_P, SENSOR_H, SENSOR_W = 2, 34, 34
@@ -841,7 +852,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train", help="train, export to NIR, evaluate clock-driven")
-    t.add_argument("--data", default="../shared/data/nmnist-train1k")
+    t.add_argument("--data", default=nmnist_folder())
     t.add_argument("--out", default="evsim/bundled/nmnist_cnn")
     t.add_argument("--epochs", type=int, default=50)
     t.add_argument("--seed", type=int, default=0)
@@ -863,7 +874,7 @@ def main(argv=None):
     t.add_argument("--eval-bins", nargs="+", default=["0.5", "1", "2", "5", "10", "20", "50",
                                                       "single"])
     e = sub.add_parser("evaluate", help="clock-driven accuracy of an exported .nir file")
-    e.add_argument("--data", default="../shared/data/nmnist-train1k")
+    e.add_argument("--data", default=nmnist_folder())
     e.add_argument("--nir", default="evsim/bundled/nmnist_cnn/model.nir")
     e.add_argument("--split", default="evsim/bundled/nmnist_cnn/split.json")
     e.add_argument("--parts", nargs="+", default=["test"])

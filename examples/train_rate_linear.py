@@ -1,8 +1,12 @@
 """A differently trained N-MNIST model: softmax regression on event counts, as a spiking network.
 
-One command (numpy only, a few seconds)::
+One command (numpy and evsim; under a minute on the first run, most of it numba compiling evsim's
+recording decoder, a few seconds once numba's cache holds it)::
 
-    python examples/train_rate_linear.py [--data ../shared/data/nmnist-train1k] [-o out/rate_linear]
+    python examples/train_rate_linear.py [--data DATA] [-o out/rate_linear]
+
+DATA defaults to ``$EVSIM_SHARED_DATA/nmnist-train1k`` (``shared/data`` next to the repository
+when the variable is unset).
 
 Unlike the bundled CNN (trained with surrogate gradients and an anytime loss on every prefix of
 the recording), this model knows nothing of time: a multinomial logistic regression is fitted to
@@ -19,12 +23,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def nmnist_folder() -> str:
+    """``$EVSIM_SHARED_DATA/nmnist-train1k`` (``shared/data`` next to the repository when the
+    variable is unset), as ``benchmarks/_machine.nmnist_folder``."""
+    return str(Path(os.environ.get("EVSIM_SHARED_DATA", REPO.parent / "shared" / "data")) / "nmnist-train1k")
 
 
 def pooled_counts(events, shape=(2, 34, 34), pool=2) -> np.ndarray:
@@ -56,12 +67,18 @@ def main(argv=None) -> int:
     from evsim.model.declared import write_sidecar
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "nmnist-train1k"))
+    ap.add_argument("--data", default=nmnist_folder(),
+                    help="labelled N-MNIST folder DATA/<label>/<id>.bin (default: %(default)s)")
     ap.add_argument("--split", default=str(REPO / "evsim" / "bundled" / "nmnist_cnn" / "split.json"))
     ap.add_argument("-o", "--out", default=str(REPO / "out" / "rate_linear"))
     args = ap.parse_args(argv)
-    split = json.loads(Path(args.split).read_text())
     root = Path(args.data)
+    if not root.is_dir():
+        return _error(f"no data folder {root} (give --data, or set EVSIM_SHARED_DATA)")
+    try:
+        split = json.loads(Path(args.split).read_text())
+    except (OSError, ValueError) as exc:
+        return _error(f"cannot read the split {args.split}: {exc}")
 
     def load(names):
         feats, labels = [], []
@@ -70,10 +87,13 @@ def main(argv=None) -> int:
             labels.append(int(Path(name).parent.name))
         return np.array(feats), np.array(labels)
 
-    x_train, y_train = load(split["train"])
+    try:
+        x_train, y_train = load(split["train"])
+        x_test, y_test = load(split["test"])
+    except evsim.EvsimError as exc:
+        return _error(f"{exc} (is --data {root} the folder the split was made for?)")
     scale = x_train.mean()
     w = fit_softmax_regression(x_train / scale, y_train, 10)
-    x_test, y_test = load(split["test"])
     acc = float(np.mean(np.argmax(x_test @ w.T, axis=1) == y_test))
     # spike-count scale: the winning neuron's membrane gains w·x over a recording; make that ≈ 40 θ
     win = np.max(x_train @ w.T, axis=1)
@@ -97,6 +117,11 @@ def main(argv=None) -> int:
     print(f"softmax regression on pooled counts: test accuracy {100 * acc:.2f}% ({len(y_test)} recordings)")
     print(f"wrote {out / 'model.nir'} and its sidecar (profile sinabs)")
     return 0
+
+
+def _error(message: str) -> int:
+    print(f"train_rate_linear.py: error: {message}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":
