@@ -688,3 +688,22 @@ def test_compare_command(capsys, tmp_path, dataset):
     assert code == 0, err
     expected = compare_results(json.loads(a.read_text()), json.loads(b.read_text()))
     assert f"{100 * expected['difference']:+.2f} points" in out
+
+
+def test_eval_config_reads_the_profile_the_model_declares(tmp_path):
+    """EvalConfig(MODEL) is `evsim eval MODEL`: the bundled model declares speck (its sidecar), a
+    model that declares nothing is strict NIR, an explicit profile wins; the samples are
+    simulated as load_model reads the model (SynOps of one recording compared)."""
+    import shutil
+
+    assert EvalConfig(str(BUNDLED_MODEL)).profile == "speck"
+    assert EvalConfig(str(BUNDLED_MODEL), "sinabs").profile == "sinabs"
+    bare = tmp_path / "bare.nir"
+    shutil.copyfile(BUNDLED_MODEL, bare)  # without the sidecar
+    assert EvalConfig(str(bare)).profile == "nir"
+    events = evsim.read_recording(BUNDLED_RECORDING).events
+    for path, profile in ((BUNDLED_MODEL, "speck"), (bare, "nir")):
+        expected = evsim.Simulator(evsim.load_model(path, profile=profile)).run(events).synops
+        runner = SampleRunner(EvalConfig(str(path)))
+        assert runner.model.profile.name == profile
+        assert runner.sim.run(events).synops == expected

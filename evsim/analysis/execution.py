@@ -53,7 +53,7 @@ class EvalConfig:
     """Everything that defines how each sample is simulated (plain data, sent to workers)."""
 
     model_path: str
-    profile: str = "nir"
+    profile: str | None = None  # None: as the model declares it, else strict NIR (like load_model)
     overrides: dict = field(default_factory=dict)
     precision: str = "float32"
     mode: str = "event"  # or "clock"
@@ -71,6 +71,10 @@ class EvalConfig:
         from ..input.window import SampleWindow
 
         SampleWindow(self.time_origin, self.duration_us)  # validates both
+        if self.profile is None:  # resolved here: results and resume record the profile used
+            from ..model.declared import declared_profile
+
+            self.profile = declared_profile(self.model_path)
         if self.mode not in MODES:
             raise OptionError(f"must be {' or '.join(MODES)}, got {self.mode!r}", option="--mode")
         if self.mode == "clock" and (self.bin_us is None) == (self.n_bins is None):

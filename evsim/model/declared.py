@@ -84,6 +84,18 @@ def read_declared(model_path, graph_metadata: dict | None = None) -> Declared:
     return Declared()
 
 
+def declared_profile(model_path) -> str:
+    """The profile the model file at ``model_path`` declares (sidecar, then NIR metadata), or
+    ``"nir"`` if none: what :func:`evsim.load_model` reads it as without ``profile=``."""
+    from .graph import read_nir
+
+    side = sidecar_path(model_path)
+    metadata = None
+    if not side.is_file() and Path(model_path).is_file():
+        metadata = getattr(read_nir(model_path), "metadata", None)
+    return read_declared(model_path, metadata).profile or "nir"
+
+
 def write_sidecar(model_path, profile: str, options: dict | None = None) -> Path:
     """Write ``<model stem>.evsim.json`` declaring how the model is meant to be read."""
     declared = _checked(profile, options or {}, "sidecar", str(model_path))
