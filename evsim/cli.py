@@ -36,7 +36,7 @@ from .chip.speck import CHIPS, QUANTIZE_SCHEMES  # noqa: E402
 from .kernels.abi import CUTOFF_RULES  # noqa: E402
 from .input.window import TIME_ORIGINS  # noqa: E402
 from .model.profiles import PROFILE_NAMES, RESET_MODES, SPIKES_PER_UPDATE, THRESHOLD_RULES  # noqa: E402
-from .sim import MODES, PRECISIONS  # noqa: E402
+from .sim import DEFAULT_BUDGET, MODES, PRECISIONS  # noqa: E402
 from .paths import check_json_file, check_output_path, read_subset  # noqa: E402
 
 
@@ -156,7 +156,8 @@ input_options = _options(
     click.option("--t-start-us", type=float, default=None, help="Ignore events before this time since the first event, µs."),
     click.option("--t-end-us", type=float, default=None, help="Ignore events after this time since the first event, µs."),
     click.option("--budget", type=int, default=None,
-                 help="Maximum processed spikes + queued items per sample (runaway activity is flagged, not hung)."),
+                 help="Maximum processed spikes + queued items per sample (runaway activity is flagged, not hung)."
+                      f"  [default: {DEFAULT_BUDGET:_}]".replace("_", ",")),
 )
 
 
@@ -408,11 +409,12 @@ def run(model, recording, raster_path, json_path, label, **o):
 
     sim = runner.simulator(config.cutoff, record_output=True, record_spikes=want_raster)
     stream = _long_recording_stream(recording, config, want_raster)
+    # the oracle cutoff time is read on the complete input
+    uncut = config.cutoff.mode == "none" and config.cutoff.max_time_us is None and config.cutoff.max_events is None
     if stream is not None:  # read and simulated in chunks (docs/SEMANTICS.md#long-recordings)
         rec = stream
         result = sim.run_stream(stream, source=str(recording))
-        full = result if config.cutoff.mode == "none" else \
-            runner.simulator(Cutoff(), record_output=True).run_stream(stream, source=str(recording))
+        full = result if uncut else runner.simulator(Cutoff(), record_output=True).run_stream(stream, source=str(recording))
         ends = np.zeros(2 if stream.n_events else 0, dtype=[("t", "<i8")])
         if stream.n_events:
             ends["t"] = [stream.t_first_us, stream.t_last_us]
@@ -420,7 +422,7 @@ def run(model, recording, raster_path, json_path, label, **o):
     else:
         rec = runner.events(str(recording))
         result = sim.run(rec.events, source=str(recording))
-        full = result if config.cutoff.mode == "none" else runner.simulator(Cutoff(), record_output=True).run(rec.events)
+        full = result if uncut else runner.simulator(Cutoff(), record_output=True).run(rec.events)
         span = runner.span_us(rec.events)
 
     record = sample_record(str(recording), label, result, Trajectory.from_result(full, label=label, duration_us=span))
@@ -434,8 +436,12 @@ def run(model, recording, raster_path, json_path, label, **o):
         _write_json_file(json_path, record)
     if want_raster:
         from .plots import plot_raster
+        from .plots.results import cutoff_text
 
-        plot_raster(result, compiled, rec.events, raster_path,
+        mode = "event" if o["mode"] == "event" else f"clock, {_clock_text(config)}"
+        plot_raster(result, compiled, rec.events, raster_path, mode=mode,
+                    cutoff=cutoff_text({"cutoff": config.cutoff.describe()}),
+                    oct_us=record["oct_us"] if label is not None else None,
                     title=f"{Path(str(recording)).name}: prediction {result.prediction}"
                           + (f", label {label}" if label is not None else ""))
         click.echo(f"raster      {raster_path}")

@@ -155,3 +155,22 @@ def test_raster_command_window_title_and_oct(tmp_path, capture, capsys):
     assert main(["raster", str(BUNDLED / "model.nir"), str(recording), "--profile", "speck",
                  "--window-start-us", "9000", "--window-end-us", "1000", "-o", str(tmp_path / "bad.png")]) == 2
     assert "before it starts" in capsys.readouterr().err
+
+
+def test_run_raster_marks_the_oracle_cutoff_time_and_the_cutoff(tmp_path, capture):
+    """`evsim run --raster` draws what `evsim raster` draws: the OCT of the run without cutoff
+    (written out here) and the mode/cutoff in the title."""
+    recording = BUNDLED / "samples" / "7" / "00186.bin"
+    if not recording.is_file():
+        pytest.skip(f"bundled sample {recording} missing")
+    out = tmp_path / "r.png"
+    assert main(["run", str(BUNDLED / "model.nir"), str(recording), "--profile", "speck", "--cutoff", "topk",
+                 "--threshold", "40", "--raster", str(out)]) == 0
+    fig = capture["plot_raster"]
+    assert "event-driven, profile speck, top-k" in fig._suptitle.get_text()
+    ax = next(a for a in fig.axes if a.get_label() == "raster")
+    model = evsim.load_model(BUNDLED / "model.nir", profile="speck")
+    full = evsim.Simulator(model, record_output=True).run(evsim.read_recording(recording).events)
+    oct_line = next(line for line in ax.lines if line.get_gid() == "oct")
+    assert oct_line.get_xdata()[0] == pytest.approx(_oct_written_out(full, 7) / 1000.0)
+    assert any(line.get_gid() == "cutoff" for line in ax.lines)

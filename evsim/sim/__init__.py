@@ -5,3 +5,6 @@ the clock-driven baseline (:mod:`.clock`) and what both share (:mod:`.result`)."
 MODES = ("event", "clock")
 #: state and weight precisions (``--precision``)
 PRECISIONS = ("float32", "float64")
+#: the event engine's default budget per sample: processed spikes + queued items before a run is
+#: stopped as runaway (``--budget``, docs/SEMANTICS.md)
+DEFAULT_BUDGET = 20_000_000

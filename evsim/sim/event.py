@@ -25,11 +25,9 @@ from ..input.events import check_sorted, engine_input, input_indices
 from ..input.stream import check_chunk, shift_index
 from ..input.window import SampleWindow
 from ..model.linear import engine_to_nir, nir_to_engine
+from . import DEFAULT_BUDGET
 from .result import SPIKE_RECORD_DTYPE, TRACE_DTYPE, Cutoff, Result, predict, truncation_status
 
-#: Default per-sample budget on processed items (spikes and queued items): stops runaway
-#: recurrent activity with a flagged result instead of a hang.
-DEFAULT_BUDGET = 20_000_000
 
 #: Print a one-line notice on stderr before numba compiles the event loop for lack of a cached
 #: copy (the command line turns it on; the API stays silent).
