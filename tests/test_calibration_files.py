@@ -42,13 +42,22 @@ def drop_key(*keys):
     return edit
 
 
+def with_bin_1(doc):
+    """The bundled calibration with its first finite threshold in bin 1 (12.0), whatever the
+    bundled thresholds are."""
+    doc["thresholds"][0], doc["thresholds"][1] = None, 12.0
+
+
 def first_threshold_text(literal: str) -> str:
-    """The bundled text with its first finite threshold (bin 1, 12.0) written as ``literal``."""
-    assert BUNDLED_DOC["thresholds"][1] == 12.0
-    return BUNDLED_TEXT.replace("12.0,", literal + ",", 1)
+    """The bundled calibration (:func:`with_bin_1`) with its first finite threshold, bin 1, written
+    as ``literal`` in the JSON text."""
+    text = edited(with_bin_1)
+    assert text.count("12.0,") >= 1 and json.loads(text)["thresholds"][1] == 12.0
+    return text.replace("12.0,", literal + ",", 1)
 
 
 def as_conf(doc):
+    with_bin_1(doc)
     doc["cutoff"] = "conf"  # the topk gaps (12.0, ...) are no softmax levels
 
 
