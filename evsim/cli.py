@@ -961,11 +961,17 @@ def _model_info(path, profile, recurrent_delay_us, quantize=None):
     from .kernels.abi import READOUT_COUNTS
     from .compile.builder import load_model
 
+    assumed_delay_us = None
     try:
         model = load_model(path, profile=profile, recurrent_delay_us=recurrent_delay_us, quantize=quantize)
     except EvsimError as exc:
         if "recurrent" in str(exc) and recurrent_delay_us is None:
-            model = load_model(path, profile=profile, recurrent_delay_us=1000.0, quantize=quantize)
+            # described with a stand-in delay; run, eval and calibrate refuse the model without one
+            assumed_delay_us = 1000.0
+            model = load_model(path, profile=profile, recurrent_delay_us=assumed_delay_us, quantize=quantize)
+            _notice(f"{Path(path).name}: a recurrent edge needs a delay under profile {model.profile.name}; "
+                    f"shown with {assumed_delay_us:g} µs, which run/eval/calibrate do not assume (pass "
+                    "--recurrent-delay-us, or a profile with a dt)")
         else:
             raise
     g = model.graph
@@ -1000,6 +1006,7 @@ def _model_info(path, profile, recurrent_delay_us, quantize=None):
         "nodes": nodes,
         "projections": projections,
         "model_hash": model.model_hash,
+        **({"recurrent_delay_us_assumed": assumed_delay_us} if assumed_delay_us is not None else {}),
         **({"quantize": {"scheme": quantize, "layers": [q.to_dict() for q in model.quantization]}} if quantize else {}),
     }
 

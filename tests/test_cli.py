@@ -126,6 +126,29 @@ def test_info_on_a_model_and_a_recording(capsys, tmp_path):
     assert sum(doc["p_counts"].values()) == events.size
 
 
+def test_info_names_the_delay_it_assumes_for_a_strict_recurrent_model(capsys, tmp_path):
+    """A recurrent graph read as strict NIR has no delay on its recurrent edge: `run` refuses it;
+    `info` describes it with a stand-in delay and says so (notice, JSON key), not silently."""
+    from conftest import require_shared_data
+
+    braille = require_shared_data("nir", "braille_noDelay_noBias_subtract.nir")
+    out_json = tmp_path / "b.json"
+    code, out, err = evsim_cli(capsys, "info", braille, "--profile", "nir", "--json", out_json)
+    assert code == 0, err
+    assert "recurrent" in err and "--recurrent-delay-us" in err
+    doc = json.loads(out_json.read_text())
+    assert doc["recurrent_delay_us_assumed"] == 1000.0
+    assert any(p["recurrent"] and p["delay_us"] == 1000.0 for p in doc["projections"])
+    code, out, err = evsim_cli(capsys, "info", braille, "--profile", "nir", "--recurrent-delay-us", "250",
+                               "--json", out_json)
+    assert code == 0 and "--recurrent-delay-us" not in err
+    doc = json.loads(out_json.read_text())
+    assert "recurrent_delay_us_assumed" not in doc
+    assert any(p["recurrent"] and p["delay_us"] == 250.0 for p in doc["projections"])
+    code, out, err = evsim_cli(capsys, "run", braille, BUNDLED_RECORDING, "--profile", "nir")
+    assert code == 2 and "recurrent" in err
+
+
 def test_user_errors_are_one_line_with_exit_code_2(capsys, tmp_path):
     # missing files
     assert_user_error(*evsim_cli(capsys, "run", tmp_path / "nope.nir", BUNDLED_RECORDING)[::2], "nope.nir")
