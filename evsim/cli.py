@@ -866,6 +866,9 @@ def info(path, json_path, profile, recurrent_delay_us, quantize, chip):
 
         doc = recording_info(read_recording(path))
         doc = {k: (list(v) if isinstance(v, tuple) else v) for k, v in doc.items()}
+        if doc.get("label") is None and _label_from_path(Path(path)) is not None:
+            # a recording in a class folder root/<label>/: the label run and eval would give it
+            doc["label"], doc["label_source"] = _label_from_path(Path(path)), "folder"
         _print_recording_info(doc)
     if json_path:
         _write_json_file(json_path, doc)
@@ -886,7 +889,7 @@ def _print_recording_info(doc: dict) -> None:
     counts = doc.get("p_counts") or {}
     click.echo("polarity    " + ", ".join(f"p={k}: {v:,}" for k, v in sorted(counts.items())))
     if doc.get("label") is not None:
-        click.echo(f"label       {doc['label']}")
+        click.echo(f"label       {doc['label']}" + (" (its folder's name)" if doc.get("label_source") == "folder" else ""))
 
 
 def _folder_info(path) -> dict:

@@ -124,6 +124,10 @@ def test_info_on_a_model_and_a_recording(capsys, tmp_path):
     span_ms = (int(events["t"][-1]) - int(events["t"][0])) / 1000
     assert f"over {span_ms:.1f} ms" in out and "{" not in out
     assert sum(doc["p_counts"].values()) == events.size
+    # in a class folder root/<label>/ the label is the folder's name, as run and eval read it
+    assert BUNDLED_RECORDING.parent.name.isdigit()
+    assert doc["label"] == int(BUNDLED_RECORDING.parent.name) and doc["label_source"] == "folder"
+    assert f"label       {BUNDLED_RECORDING.parent.name} (its folder's name)" in out
 
 
 def test_info_names_the_delay_it_assumes_for_a_strict_recurrent_model(capsys, tmp_path):
