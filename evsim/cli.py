@@ -157,7 +157,7 @@ input_options = _options(
     click.option("--t-end-us", type=float, default=None, help="Ignore events after this time since the first event, µs."),
     click.option("--budget", type=int, default=None,
                  help="Maximum processed spikes + queued items per sample (runaway activity is flagged, not hung)."
-                      f"  [default: {DEFAULT_BUDGET:_}]".replace("_", ",")),
+                      f"  [default: {DEFAULT_BUDGET:,}]"),
 )
 
 
@@ -409,8 +409,7 @@ def run(model, recording, raster_path, json_path, label, **o):
 
     sim = runner.simulator(config.cutoff, record_output=True, record_spikes=want_raster)
     stream = _long_recording_stream(recording, config, want_raster)
-    # the oracle cutoff time is read on the complete input
-    uncut = config.cutoff.mode == "none" and config.cutoff.max_time_us is None and config.cutoff.max_events is None
+    uncut = not config.cutoff.stops_early  # else the oracle cutoff time needs a run on the complete input
     if stream is not None:  # read and simulated in chunks (docs/SEMANTICS.md#long-recordings)
         rec = stream
         result = sim.run_stream(stream, source=str(recording))
@@ -436,11 +435,8 @@ def run(model, recording, raster_path, json_path, label, **o):
         _write_json_file(json_path, record)
     if want_raster:
         from .plots import plot_raster
-        from .plots.results import cutoff_text
 
-        mode = "event" if o["mode"] == "event" else f"clock, {_clock_text(config)}"
-        plot_raster(result, compiled, rec.events, raster_path, mode=mode,
-                    cutoff=cutoff_text({"cutoff": config.cutoff.describe()}),
+        plot_raster(result, compiled, rec.events, raster_path, **_raster_subtitle(config),
                     oct_us=record["oct_us"] if label is not None else None,
                     title=f"{Path(str(recording)).name}: prediction {result.prediction}"
                           + (f", label {label}" if label is not None else ""))
@@ -490,6 +486,14 @@ def _print_run(model, model_path, rec_path, rec, result, record, config):
     click.echo(f"events      {result.events_consumed} / {result.events_total} consumed ({frac:.1f}%)")
     click.echo(f"synops      {result.synops:,}")
     click.echo("spikes      " + ", ".join(f"{k} {v}" for k, v in result.spikes_per_node.items()))
+
+
+def _raster_subtitle(config) -> dict:
+    """plot_raster's ``mode`` and ``cutoff`` texts for a run under ``config``."""
+    from .plots.results import cutoff_text
+
+    mode = "event" if config.mode == "event" else f"clock, {_clock_text(config)}"
+    return {"mode": mode, "cutoff": cutoff_text({"cutoff": config.cutoff.describe()})}
 
 
 def _clock_text(config):
@@ -866,9 +870,10 @@ def info(path, json_path, profile, recurrent_delay_us, quantize, chip):
 
         doc = recording_info(read_recording(path))
         doc = {k: (list(v) if isinstance(v, tuple) else v) for k, v in doc.items()}
-        if doc.get("label") is None and _label_from_path(Path(path)) is not None:
+        folder_label = _label_from_path(Path(path))
+        if doc.get("label") is None and folder_label is not None:
             # a recording in a class folder root/<label>/: the label run and eval would give it
-            doc["label"], doc["label_source"] = _label_from_path(Path(path)), "folder"
+            doc["label"], doc["label_source"] = folder_label, "folder"
         _print_recording_info(doc)
     if json_path:
         _write_json_file(json_path, doc)
@@ -1121,7 +1126,6 @@ def raster(model, recording, output, evidence, label, window_start_us, window_en
     from .analysis.evaluate import SampleRunner
     from .analysis.trajectory import Trajectory, oracle_cutoff_time
     from .plots import plot_evidence, plot_raster
-    from .plots.results import cutoff_text
     from .plots.style import figure_width
     from .sim.result import Cutoff
 
@@ -1140,12 +1144,11 @@ def raster(model, recording, output, evidence, label, window_start_us, window_en
         raise OptionError(f"must name an output of the model: 0 to {compiled.output_size - 1}", option="--label")
     oct_us = None
     if label is not None:  # OCT: on the run without cutoff (when will the answer be right for good?)
-        full = result if config.cutoff.mode == "none" and config.cutoff.max_time_us is None and \
-            config.cutoff.max_events is None else runner.simulator(Cutoff(), record_output=True).run(rec.events)
+        full = (runner.simulator(Cutoff(), record_output=True).run(rec.events) if config.cutoff.stops_early
+                else result)
         oct_us = oracle_cutoff_time(Trajectory.from_result(full, label=label))
-    mode = "event" if o["mode"] == "event" else f"clock, {_clock_text(config)}"
     plot_raster(result, compiled, rec.events, output, t_start_us=window_start_us, t_end_us=window_end_us, size=size,
-                mode=mode, cutoff=cutoff_text({"cutoff": config.cutoff.describe()}), oct_us=oct_us,
+                **_raster_subtitle(config), oct_us=oct_us,
                 title=f"{Path(recording).name}: prediction {result.prediction}"
                       + (f", label {label}" if label is not None else ""))
     click.echo(f"wrote {output}")

@@ -58,6 +58,15 @@ def synaptic(shape, alpha, beta, thr, reset, delay):
 
 
 @torch.no_grad()
+def random_linear(n_in, n, w_scale, b_scale):
+    """nn.Linear with normal weights and bias (drawn in that order from torch's generator)."""
+    fc = torch.nn.Linear(n_in, n)
+    fc.weight.copy_(torch.randn(n, n_in) * w_scale)
+    fc.bias.copy_(torch.randn(n) * b_scale)
+    return fc
+
+
+@torch.no_grad()
 def run_sequential(net, X):
     """Step the network through X (T, *in_shape), unbatched; {module index: (spikes, mem)} per neuron layer."""
     for m in net.modules():
@@ -105,10 +114,7 @@ def feed_forward(out, wanted):
         torch.manual_seed(7)
         b = b if b is not None else rng.uniform(0.3, 0.99, n)
         th = th if th is not None else rng.uniform(0.5, 1.5, n)
-        fc = torch.nn.Linear(n_in, n)
-        with torch.no_grad():
-            fc.weight.copy_(torch.randn(n, n_in) * 0.7)
-            fc.bias.copy_(torch.randn(n) * 0.05)
+        fc = random_linear(n_in, n, 0.7, 0.05)
         X = spikes_input(rng, (n_in,), 0.3, 0.05)
         name = f"snntorch_leaky_{bn}_{tn}_{tag(reset, delay)}"
         if name in wanted:
@@ -117,10 +123,7 @@ def feed_forward(out, wanted):
         torch.manual_seed(8)
         a = a if a is not None else rng.uniform(0.3, 0.95, n)
         b = b if b is not None else rng.uniform(0.3, 0.99, n)
-        fc = torch.nn.Linear(n_in, n)
-        with torch.no_grad():
-            fc.weight.copy_(torch.randn(n, n_in) * 0.4)
-            fc.bias.copy_(torch.randn(n) * 0.02)
+        fc = random_linear(n_in, n, 0.4, 0.02)
         X = spikes_input(rng, (n_in,), 0.3, 0.05)
         name = f"snntorch_synaptic_{an}_{tag(reset, delay)}"
         if name in wanted:

@@ -27,6 +27,12 @@ FAMILY_SINABS = 1  # sinabs / speck: the new input decays with the current
 FAMILY_SNNTORCH = 2  # snn.Synaptic, reset one step late
 FAMILY_NORSE = 3  # forward Euler (norse LIFCell): the current jumps, then reaches v in the same step
 
+# snnTorch's reset timing (``deferred``): none, one step late, or one step late with the whole
+# update of that step replaced by the reset value (RLeaky's reset to zero)
+RESET_NOW = 0
+RESET_DEFERRED = 1
+RESET_DEFERRED_WHOLE_UPDATE = 2
+
 
 @njit(cache=True, inline="always")
 def _row(a, b):
@@ -65,9 +71,10 @@ def deferred_reset(u, prev, theta, v_reset, subtract):
 def linear_step(v, x, has_x, a, c, g, theta, v_reset, v_min, v_max, prev, spikes, refr, refr_steps,
                 spiking, ge, multi, subtract, use_floor, use_ceiling, deferred, use_refr, raise_test):
     """One step of an integrator / leaky population: ``v ← a·v + c (− prev·θ) + g·x``, then
-    (``use_ceiling``) ``v ← min(v, v_max)``, then the spike rule. ``deferred`` (0, 1, 2):
-    snnTorch's reset of the previous step's spikes (``prev``); 2 (RLeaky, reset to zero): the
-    whole update of the step after a spike is the reset value, the step's input discarded.
+    (``use_ceiling``) ``v ← min(v, v_max)``, then the spike rule. ``deferred`` (``RESET_*``):
+    snnTorch's reset of the previous step's spikes (``prev``); ``RESET_DEFERRED_WHOLE_UPDATE``
+    (RLeaky, reset to zero): the whole update of the step after a spike is the reset value, the
+    step's input discarded.
     ``raise_test``: snnTorch's immediate subtraction; ``prev`` holds H(stored v − θ) and raises
     the next test (:func:`fire_reset_floor`).
     ``use_refr``: a neuron with ``refr`` > 0 steps left is held (v kept, input discarded, no
@@ -94,14 +101,14 @@ def linear_step(v, x, has_x, a, c, g, theta, v_reset, v_min, v_max, prev, spikes
                 if subtract:
                     vv = ra[j] * vv + rc[j]
                     vv = vv - p * rt[j]
-                elif deferred == 2 and p > 0.0:
+                elif deferred == RESET_DEFERRED_WHOLE_UPDATE and p > 0.0:
                     vv = rr[j]
                 else:
                     base = rr[j] if p > 0.0 else vv
                     vv = ra[j] * base + rc[j]
             else:
                 vv = ra[j] * vv + rc[j]
-            if has_x and not held and not (deferred == 2 and prev[b, j] > 0.0):
+            if has_x and not held and not (deferred == RESET_DEFERRED_WHOLE_UPDATE and prev[b, j] > 0.0):
                 vv = vv + rg[j] * x[b, j]
             if use_ceiling:
                 vv = nk.apply_ceiling(vv, rx[j])

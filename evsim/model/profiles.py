@@ -233,8 +233,7 @@ def node_dt(node, kind: str, name: str, path, profile: str = "snntorch") -> floa
     dt = dt[np.isfinite(dt) & (dt > 0)]
     if dt.size == 0:
         return None
-    tol = DT_TOLERANCE[profile]
-    if np.max(np.abs(dt - dt[0])) > tol * abs(dt[0]):
+    if np.max(np.abs(dt - dt[0])) > DT_TOLERANCE * abs(dt[0]):
         raise ModelError(f"{profile} profile: the exporter's dt implied by tau and r differs between neurons", node=name, path=path)
     return float(dt[0])
 
@@ -248,7 +247,7 @@ DT_FROM_FILE = ("snntorch", "lava-dl", "rockpool", "spyx")
 #: exactly the dt it was written with. snntorch.export_nir writes τ = 1e-4/(1 − β) and r = τ/1e-4
 #: in float32, so τ/r is 1e-4 to about 1e-8: with per-neuron β, or layers of different β, the
 #: dt's differ by that much.
-DT_TOLERANCE = {"snntorch": 1e-4, "rockpool": 1e-4, "spyx": 1e-4, "lava-dl": 1e-4}
+DT_TOLERANCE = 1e-4
 
 
 def resolve_dt(profile: Profile, overrides: Overrides, graph) -> float | None:
@@ -266,9 +265,8 @@ def resolve_dt(profile: Profile, overrides: Overrides, graph) -> float | None:
                     found.append((name, dt))
         if not found:
             return profile.default_dt_s  # snntorch.export_nir and lava_to_nir hard-code dt = 1e-4
-        tol = DT_TOLERANCE[profile.name]
         for name, dt in found:
-            if abs(dt - found[0][1]) > tol * found[0][1]:
+            if abs(dt - found[0][1]) > DT_TOLERANCE * found[0][1]:
                 raise ModelError(f"{profile.name} profile: the exporter's dt is {dt:.9g} s here but {found[0][1]:.9g} s in "
                                  f"'{found[0][0]}' (pass --dt-us to choose one)", node=name, path=graph.path)
         return float(f"{found[0][1]:.6g}")

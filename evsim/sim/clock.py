@@ -454,16 +454,16 @@ class _Pop:
         # snnTorch's reset timings (docs/SEMANTICS.md#profile-snntorch): reset_delay=True defers
         # the reset to the next step; reset_delay=False with subtraction raises the next test
         # while the stored membrane is still above θ
-        # (0: none, 1: deferred, 2: deferred and the whole update of the next step zeroed)
-        self.deferred_reset = int(self.family == "snntorch" and self.spiking and pop.rule.reset_delay)
-        # Spyx's LIF/IF subtract the spike of the previous state after the decay (spyx/nn.py LIF)
-        self.deferred_reset |= int(self.family == "spyx" and self.spiking and self.kind != KIND_CUBA)
+        deferred = (self.family == "snntorch" and self.spiking and pop.rule.reset_delay
+                    # Spyx's LIF/IF subtract the spike of the previous state after the decay (spyx/nn.py LIF)
+                    or self.family == "spyx" and self.spiking and self.kind != KIND_CUBA)
+        self.deferred_reset = ps.RESET_DEFERRED if deferred else ps.RESET_NOW
         # snnTorch's RLeaky (a LIF closed on itself by a recurrent Linear/Affine, as export_nir
         # writes it) resets to zero the whole update of the step after a spike, input included
         # (rleaky.py _base_zero), where snn.Leaky keeps the new input
         if (self.deferred_reset and self.family == "snntorch" and self.kind == KIND_LEAKY and not pop.rule.subtract
                 and any(pr.recurrent and pr.source == index == pr.target for pr in model.projections)):
-            self.deferred_reset = 2
+            self.deferred_reset = ps.RESET_DEFERRED_WHOLE_UPDATE
         self.raise_test = (self.family == "snntorch" and self.spiking and not pop.rule.reset_delay
                            and pop.rule.subtract)
         self.refractory_s = pop.rule.refractory_s if self.spiking else 0.0
@@ -1171,7 +1171,7 @@ class _FastPlan:
             # (snnTorch's raised test after a residual, reset_delay=False with subtraction, can fire
             # a neuron without input: such populations take the dense update)
             if (p.kind == KIND_INTEGRATOR and "refr" not in c and theta_ok and floor_ok and not p.raise_test
-                    and p.deferred_reset != 2 and np.all(c["a"] == 1.0) and np.all(c["c"] == 0.0)):
+                    and p.deferred_reset != ps.RESET_DEFERRED_WHOLE_UPDATE and np.all(c["a"] == 1.0) and np.all(c["c"] == 0.0)):
                 static[i] = 2 if p.spiking and not p.deferred_reset else 1
         got = self._by_width[width_us] = (l_coef.build(), static)
         return got

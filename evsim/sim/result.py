@@ -122,6 +122,11 @@ class Cutoff:
             raise OptionError("a threshold table needs a bin width > 0", option="bin_width_us")
 
     @property
+    def stops_early(self) -> bool:
+        """Whether a run under this cutoff can end before the input does (a rule or a limit)."""
+        return self.mode != "none" or self.max_time_us is not None or self.max_events is not None
+
+    @property
     def global_threshold(self) -> float:
         if self.threshold is not None:
             return float(self.threshold)
