@@ -458,6 +458,18 @@ def _long_recording_stream(recording, config, want_raster: bool):
     return st.open_stream(recording)
 
 
+def _shown(path) -> str:
+    """A path as the summary lines print it: relative to the working directory when it lies
+    inside it (``evsim/bundled/...`` from the repository's root, as in the README), else as is.
+    JSON documents keep absolute paths (provenance)."""
+    text = str(path)
+    try:
+        rel = os.path.relpath(os.path.abspath(text))
+    except ValueError:  # another drive (Windows)
+        return text
+    return rel if not rel.startswith(os.pardir) else text
+
+
 def _print_run(model, model_path, rec_path, rec, result, record, config):
     if hasattr(rec, "events"):
         ev = rec.events
@@ -466,8 +478,8 @@ def _print_run(model, model_path, rec_path, rec, result, record, config):
         duration_ms = (rec.t_last_us - rec.t_first_us) / 1000 if rec.n_events else 0.0
     mode = "event-driven" if config.mode == "event" else f"clock-driven ({_clock_text(config)})"
     quantized = f", quantized {record['quantize']}" if record.get("quantize") else ""
-    click.echo(f"model       {model_path} (profile {model.profile.name}{quantized}, {mode})")
-    click.echo(f"recording   {rec_path} ({result.events_total} events, {duration_ms:.1f} ms)")
+    click.echo(f"model       {_shown(model_path)} (profile {model.profile.name}{quantized}, {mode})")
+    click.echo(f"recording   {_shown(rec_path)} ({result.events_total} events, {duration_ms:.1f} ms)")
     label = record["label"]
     verdict = "" if label is None else f"   label {label} ({'correct' if record['correct'] else 'wrong'})"
     pred = "none (no output activity)" if result.prediction is None else str(result.prediction)
@@ -881,7 +893,7 @@ def info(path, json_path, profile, recurrent_delay_us, quantize, chip):
 
 def _print_recording_info(doc: dict) -> None:
     n = doc.get("n_events", 0)
-    click.echo(f"recording   {doc.get('path')} ({doc.get('format')} format)")
+    click.echo(f"recording   {_shown(doc.get('path'))} ({doc.get('format')} format)")
     if not n:
         click.echo("events      0")
         return
@@ -1042,7 +1054,7 @@ def _neuron_rules(model) -> list:
 def _print_model_info(doc):
     source = doc.get("profile_source")
     why = {"given": "", "default": ", none declared: strict NIR"}.get(source, f", declared by {source}")
-    click.echo(f"model       {doc['path']}  (profile {doc['profile']}{why}" +
+    click.echo(f"model       {_shown(doc['path'])}  (profile {doc['profile']}{why}" +
                (f", dt {doc['dt_us']:g} µs)" if doc["dt_us"] else ")"))
     click.echo(f"input       {tuple(doc['input_shape'])}   readout: {doc['readout']['kind']} of "
                f"'{doc['readout']['node']}' ({doc['readout']['size']})")

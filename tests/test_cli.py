@@ -361,3 +361,26 @@ def test_the_command_line_loads_numba_without_scipy_linalg():
     before, have_blas, after, prediction = proc.stdout.split()
     assert (before, have_blas, after) == ("False", "False", "True")
     assert int(prediction) >= 0
+
+
+def test_summary_lines_show_paths_relative_to_the_working_directory(capsys, tmp_path, monkeypatch):
+    """run and info print a file under the working directory relative to it (as the README's
+    transcripts show, run from the repository's root), one elsewhere as given; the JSON record
+    keeps the absolute path."""
+    package_parent = BUNDLED_MODEL.parents[2]  # the folder holding the evsim package
+    relative_model = os.path.relpath(BUNDLED_MODEL, package_parent)
+    monkeypatch.chdir(package_parent)
+    code, out, _ = evsim_cli(capsys, "run", "--cutoff", "none", "--json", tmp_path / "r.json")
+    assert code == 0
+    assert f"model       {relative_model} (profile" in out
+    assert json.loads((tmp_path / "r.json").read_text())["model"] == str(BUNDLED_MODEL)
+    code, out, _ = evsim_cli(capsys, "info", BUNDLED_RECORDING)
+    assert code == 0
+    assert f"recording   {os.path.relpath(BUNDLED_RECORDING, package_parent)} (" in out
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = evsim_cli(capsys, "run", "--cutoff", "none")
+    assert code == 0
+    assert f"model       {BUNDLED_MODEL} (profile" in out
+    code, out, _ = evsim_cli(capsys, "info", BUNDLED_MODEL)
+    assert code == 0
+    assert f"model       {BUNDLED_MODEL}  (profile" in out
