@@ -10,7 +10,9 @@ A *case* is a folder ``OUT/<case>/`` holding
   records of which evsim population (``refs``), and the ``checks``: which NIR file under which
   evsim options is compared with which reference, and whether the clock mode is expected to be
   equal (``"expect": "equal"``) or to differ for a documented reason (``"expect": "differ"``,
-  ``"why"`` citing docs/SEMANTICS.md).
+  ``"why"`` citing docs/SEMANTICS.md); optionally ``quantized``: the framework's discretised
+  parameters per layer (npz keys of weights and biases, threshold, floor, scales), compared with
+  ``evsim.quantize_speck`` of the named NIR file (dynapcnn_cases.py).
 """
 from __future__ import annotations
 
@@ -76,7 +78,8 @@ def check(ref, overrides=None, *, nir="model.nir", profile=None, expect="equal",
 
 
 def write_case(out: Path, name: str, *, graphs: dict, arrays: dict, profile: str, step_us: float, T: int,
-               refs: dict, checks: list, framework: dict, spike_shift: int = 0, input=None, note=None):
+               refs: dict, checks: list, framework: dict, spike_shift: int = 0, input=None, note=None,
+               quantized=None):
     """Write one case folder. ``graphs``: {file name: nir.NIRGraph} (written with the framework env's nir)."""
     import nir  # the framework environment's own nir version
 
@@ -93,6 +96,8 @@ def write_case(out: Path, name: str, *, graphs: dict, arrays: dict, profile: str
             "checks": checks}
     if note:
         meta["note"] = note
+    if quantized:
+        meta["quantized"] = quantized
     (d / "case.json").write_text(json.dumps(meta, indent=1))
     totals = ", ".join(f"{lay} {int(arrays[k['spikes']].sum())}" for r in refs.values() for lay, k in r.items())
     print(f"{name}: written ({totals} spikes)", flush=True)
