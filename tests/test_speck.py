@@ -33,15 +33,16 @@ BUNDLED_LAYERS = [("conv1", "iaf1"), ("conv2", "iaf2"), ("conv3", "iaf3"), ("fc1
 
 
 def ref_scale(x, bits):
-    """determine_discretization_scale: hi/|max| unless the negative side needs more room."""
+    """determine_discretization_scale: hi/|max| unless the negative side needs more room; the
+    Python int over a 0-d tensor is ``tensor.reciprocal() * int`` in torch (two roundings)."""
     x = np.asarray(x)
     f = x.dtype.type
     lo, hi = f(-(2.0 ** (bits - 1))), f(2.0 ** (bits - 1) - 1)
     mn, mx = x.min(), x.max()
     with np.errstate(divide="ignore"):
         if np.abs(mn) <= np.abs(mx) * f(np.abs(lo / hi)):
-            return np.abs(hi / mx)
-        return np.abs(lo / mn)
+            return np.abs(np.reciprocal(mx) * hi)
+        return np.abs(np.reciprocal(mn) * lo)
 
 
 def ref_layer(weight, bias, theta):
@@ -141,7 +142,11 @@ def test_bundled_model_quantized_as_the_discretize_equations_say():
     # the bias sets it: 127/4 = 31.75 < 127/1; 1·31.75 → 32
     ([[1.0, -0.5]], [4.0], 1.0, 31.75, [[32, -16]], [127], 32),
     # the threshold sets it: 32767/1000 < 127/0.01; the threshold becomes 32767
-    ([[0.01, -0.02]], [0.0], 1000.0, np.float32(32767) / np.float32(1000), [[0, -1]], [0], 32767),
+    ([[0.01, -0.02]], [0.0], 1000.0, np.reciprocal(np.float32(1000)) * np.float32(32767), [[0, -1]], [0], 32767),
+    # torch's reciprocal-then-multiply scale (48.472515) is one ulp above 127/2.6200416 (48.47251):
+    # 2.0114491·s rounds to 98, not 97 (sinabs 3.1.3 DynapcnnNetwork(discretize=True) gives 127, 98)
+    ([[2.6200416, 2.0114491]], [0.0], 1.0, np.reciprocal(np.float32(2.6200416)) * np.float32(127),
+     [[127, 98]], [0], 48),
     # threshold half-way: 100.5/64·64 = 100.5 → 100, 101.5 → 102 (second neuron in its own layer below)
     ([[127 / 64]], [0.0], 100.5 / 64, 64.0, [[127]], [0], 100),
     ([[127 / 64]], [0.0], 101.5 / 64, 64.0, [[127]], [0], 102),

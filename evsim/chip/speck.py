@@ -111,7 +111,13 @@ QUANTIZE_PROFILES = ("speck", "sinabs")
 
 def discretization_scale(values: np.ndarray, bits: int):
     """``determine_discretization_scale``: the factor that maps ``values`` onto ``bits``-bit
-    signed integers, in the dtype of ``values`` (a numpy scalar; +inf for all zeros)."""
+    signed integers, in the dtype of ``values`` (a numpy scalar; +inf for all zeros).
+
+    sinabs writes ``abs(max_val_disc / max_val_obj)``, a Python int over a 0-d tensor, which
+    torch evaluates as ``max_val_obj.reciprocal() * max_val_disc`` (``torch/_tensor.py``:
+    ``__rtruediv__ = __rdiv__``): two roundings in the tensor's dtype, not one. The correctly
+    rounded quotient is one ulp away for some values, and that can move a weight by one step
+    (benchmarks/framework_check, the ``dynapcnn`` cases)."""
     values = np.asarray(values)
     kind = values.dtype.type
     lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
@@ -119,8 +125,8 @@ def discretization_scale(values: np.ndarray, bits: int):
     ratio = kind(abs(lo / hi))  # the tensor's dtype: torch casts the Python float
     with np.errstate(divide="ignore"):
         if abs(v_min) <= abs(v_max) * ratio:
-            return abs(kind(hi) / v_max)
-        return abs(kind(lo) / v_min)
+            return abs((kind(1) / v_max) * kind(hi))
+        return abs((kind(1) / v_min) * kind(lo))
 
 
 def discretize_values(values: np.ndarray, scale) -> np.ndarray:
