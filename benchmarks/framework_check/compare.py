@@ -17,7 +17,12 @@ first event. Per-step membranes come from runs of 1..T steps with ``keep_state=T
 Event mode is run on the same input and reported for information only: it is not step-exact by
 design (§7.6; the continuous equivalents of §6). A spike at time t counts for step floor(t/w).
 
-Exit code 1 if a clock-mode comparison expected to be equal differs (or a case fails to run).
+Cases with a ``quantized`` block (dynapcnn_cases.py: sinabs' DynapcnnNetwork(discretize=True))
+also have their discretised weights, biases, θ, floor and scales compared with
+``evsim.quantize_speck`` of the same file, exactly; a difference is a failure.
+
+Exit code 1 if a clock-mode comparison expected to be equal differs, a quantised parameter differs,
+or a case fails to run.
 """
 from __future__ import annotations
 
@@ -116,6 +121,66 @@ def run_key(chk):
     return chk["nir"], chk.get("profile"), json.dumps(chk["overrides"], sort_keys=True)
 
 
+def compare_quantized(case_dir, meta, z):
+    """The framework's discretised parameters (case.json "quantized", dynapcnn_cases.py) against
+    ``evsim.quantize_speck`` of the same file, element-wise and exactly: weights and biases, the
+    scales (per kind and the one used), θ and the floor, both as quantize_speck reports them and as the
+    compiled model (``load_model(..., quantize="speck")``) holds them. One row per layer."""
+    q = meta["quantized"]
+    path = str(case_dir / q["nir"])
+    graph, report = evsim.quantize_speck(path)
+    by_node = {r.weight_node: r for r in report}
+    model = evsim.load_model(path, profile=meta["profile"], quantize="speck")
+    pops = {p.name: p for p in model.populations}
+    rows = []
+    print(f"   {'quantised parameters vs quantize_speck':40s} {'layer':14s} {'weights':>8s} {'bias':>6s} {'θ':>6s} "
+          f"{'floor':>6s} {'scale':>10s} {'set by':9s} result")
+    for ly in q["layers"]:
+        r, wn = by_node.get(ly["weight_node"]), ly["weight_node"]
+        diffs = []
+        if r is None:
+            diffs.append(f"no evsim layer for {wn}")
+        else:
+            w_ref, b_ref = z[ly["weights"]], z[ly["bias"]]
+            node = graph.nodes[wn]
+            w = np.asarray(node.weight, dtype=np.float64).reshape(w_ref.shape)  # Affine (f, c·h·w) → (f, c, h, w)
+            bias = getattr(node, "bias", None)
+            b = np.zeros(len(b_ref)) if bias is None else np.asarray(bias, dtype=np.float64).ravel()
+            nw, nb = int(np.sum(w != w_ref)), int(np.sum(b != b_ref))
+            if nw:
+                i = tuple(int(k) for k in np.argwhere(w != w_ref)[0])
+                diffs.append(f"{nw} weights (first {i}: framework {w_ref[i]:g}, evsim {w[i]:g})")
+            if nb:
+                diffs.append(f"{nb} biases")
+            pm = pops[ly["neuron_node"]].model
+            theta_file = np.asarray(graph.nodes[ly["neuron_node"]].v_threshold, dtype=np.float64)
+            got = {"threshold": {r.threshold, *theta_file.ravel().tolist(), *np.asarray(pm.threshold).tolist()},
+                   "floor": {r.floor, *np.asarray(pm.v_min).tolist()}, "scale": {r.scale},
+                   "weights scale": {r.weight_scale}, "bias scale": {r.bias_scale},
+                   "threshold scale": {r.threshold_scale}, "rescale": {r.rescale}}
+            want = {"threshold": ly["threshold"], "floor": ly["floor"], "scale": ly["scale"],
+                    "weights scale": ly["scales"]["weights"], "bias scale": ly["scales"]["bias"],
+                    "threshold scale": ly["scales"]["threshold"], "rescale": ly["rescale"]}
+            for k, v in want.items():
+                if got[k] != {float(v)}:
+                    diffs.append(f"{k}: framework {v:.9g}, evsim {', '.join(f'{x:.9g}' for x in sorted(got[k]))}")
+            if r.neuron_node != ly["neuron_node"]:
+                diffs.append(f"neuron node: framework {ly['neuron_node']}, evsim {r.neuron_node}")
+            if ly["scales"].get("v_mem") is not None and ly["scales"]["v_mem"] < ly["scale"]:
+                diffs.append("the framework's initial state set the scale (evsim assumes zero states)")
+        eq = not diffs
+        rows.append(dict(case=meta["case"], run="quantize_speck", ref="parameters", layer=f"{wn}->{ly['neuron_node']}",
+                         fw=int(np.asarray(z[ly["weights"]]).size), clock=None, equal=eq, n_diff=len(diffs),
+                         first="; ".join(diffs) or None, dv=None, di=None, expect="equal",
+                         status="ok" if eq else "FAIL", event=None, event_equal=None, why=None, parameters=True))
+        set_by = r.limited_by if r is not None else "?"
+        print(f"   {q['nir'] + ' quantize=speck':40s} {(wn + '->' + ly['neuron_node'])[:14]:14s} "
+              f"{z[ly['weights']].size:8d} {len(z[ly['bias']]):6d} {ly['threshold']:6g} {ly['floor']:6g} "
+              f"{ly['scale']:10.6g} {set_by:9s} {'equal' if eq else 'DIFF ' + '; '.join(diffs)}"
+              + ("" if eq else "   <-- FAIL"))
+    return rows
+
+
 def fmt_cmp(eq, n, first):
     return "equal" if eq else f"DIFF {n} @{first}"
 
@@ -129,9 +194,11 @@ def run_case(case_dir: Path):
           + ")")
     if meta.get("note"):
         print(f"   note: {meta['note']}")
-    print(f"   {'evsim file / options':40s} {'vs':9s} {'layer':8s} {'fw':>6s} {'clock':>6s} {'clock result':22s} "
-          f"{'max|dv|':>8s} {'max|dI|':>8s} {'expect':7s} {'event':>6s} event result")
     runs, rows = {}, []
+    if meta.get("quantized"):
+        rows += compare_quantized(case_dir, meta, z)
+    print(f"   {'evsim file / options':40s} {'vs':16s} {'layer':8s} {'fw':>6s} {'clock':>6s} {'clock result':22s} "
+          f"{'max|dv|':>8s} {'max|dI|':>8s} {'expect':7s} {'event':>6s} event result")
     for chk in meta["checks"]:
         key = run_key(chk)
         ref = meta["refs"][chk["ref"]]
@@ -157,7 +224,7 @@ def run_case(case_dir: Path):
             rows.append(dict(case=meta["case"], run=label, ref=chk["ref"], layer=pop, fw=fw_total, clock=ev_total,
                              equal=eq, n_diff=n, first=first, dv=dv, di=di, expect=chk["expect"], status=status,
                              event=ee_total, event_equal=eeq, why=chk.get("why")))
-            print(f"   {label[:40]:40s} {chk['ref'][:9]:9s} {pop[:8]:8s} {fw_total:6d} {ev_total:6d} "
+            print(f"   {label[:40]:40s} {chk['ref'][:16]:16s} {pop[:8]:8s} {fw_total:6d} {ev_total:6d} "
                   f"{res[:22]:22s} {'' if dv is None else f'{dv:.2g}':>8s} "
                   f"{'' if di is None else f'{di:.2g}':>8s} {chk['expect']:7s} {ee_total:6d} {fmt_cmp(eeq, en, efirst)}"
                   + ("" if ok else f"   <-- {status}"))
@@ -189,14 +256,21 @@ def main(argv):
         except Exception as e:  # noqa: BLE001 - report and go on with the other cases
             print(f"   ERROR: {type(e).__name__}: {e}")
             broken.append(c.name)
+    params, rows = [r for r in rows if r.get("parameters")], [r for r in rows if not r.get("parameters")]
     n_eq = sum(r["expect"] == "equal" for r in rows)
     fails = [r for r in rows if r["status"] == "FAIL"]
     unexp = [r for r in rows if r["status"] == "UNEXPECTED-equal"]
     print(f"\nSUMMARY: {len(cases)} cases, {len(rows)} layer comparisons in clock mode: "
           f"{n_eq - len(fails)}/{n_eq} expected-equal are equal; "
           f"{len(rows) - n_eq - len(unexp)}/{len(rows) - n_eq} expected-different differ (documented); "
-          f"event mode equal in {sum(r['event_equal'] for r in rows)}/{len(rows)} (information only)")
+          f"event mode equal in {sum(r['event_equal'] for r in rows)}/{len(rows)} (information only)"
+          + (f"; quantised parameters equal in {sum(r['equal'] for r in params)}/{len(params)} layers"
+             if params else ""))
+    fails += [r for r in params if r["status"] == "FAIL"]
     for r in fails:
+        if r.get("parameters"):
+            print(f"FAIL {r['case']} quantised parameters of {r['layer']}: {r['first']}")
+            continue
         print(f"FAIL {r['case']} [{r['run']}] vs {r['ref']} layer {r['layer']}: {r['n_diff']} entries differ, first "
               f"(step, neuron) {r['first']}")
     for r in unexp:
@@ -204,7 +278,7 @@ def main(argv):
     for b in broken:
         print(f"ERROR: case {b} did not run")
     if json_out:
-        json_out.write_text(json.dumps({"evsim": evsim.__version__, "nir": nir.__version__, "rows": rows,
+        json_out.write_text(json.dumps({"evsim": evsim.__version__, "nir": nir.__version__, "rows": params + rows,
                                         "broken": broken}, indent=1))
     return 1 if fails or broken else 0
 
