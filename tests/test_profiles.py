@@ -548,6 +548,44 @@ def test_feed_forward_with_biases_matches_the_framework(profile, kind):
         assert 0 < np.count_nonzero(s) < s.size, (profile, kind, np.count_nonzero(s))
 
 
+@pytest.mark.parametrize("profile", ["lava-dl", "snntorch"])
+def test_cuba_whose_current_keeps_nothing_between_steps_matches_the_framework(profile):
+    """τ_syn = dt, α = 1 − dt/τ_syn = 0: the current is this step's input (I ← x, then v ← βv + I).
+    lava_to_nir.py writes it for slayer's current_decay = 1 (iDecay 4096, the lava-dl tutorials'
+    neuron); such files were refused ("decay factor per step must be in (0, 1]"). Both layers,
+    with biases, against the framework's update written out (the references above, α = 0)."""
+    rng = np.random.default_rng(21)
+    bin_us = BIN_US[profile]
+    events, frames = random_input(rng, bin_us)
+    _, (p1, p2), (w1, w2), (b1, b2) = two_layer_net(profile, ("CubaLIF", "CubaLIF"), rng)
+    dt = exporter_dt(profile, bin_us)
+    for p in (p1, p2):
+        p["tau_syn"] = np.full(np.size(p["tau_syn"]), dt)
+        if "w_in" in p:
+            p["w_in"] = p["tau_syn"] / dt  # lava_to_nir.py and snntorch.export_nir: w_in = τ_syn/dt
+    w1, w2 = 2.0 * w1, 2.0 * w2  # no current builds up over steps: stronger weights to fire
+    g = ff_graph(w1, b1, nir.CubaLIF(**p1), w2, b2, nir.CubaLIF(**p2))
+    refs = [reference(profile, "CubaLIF", p1, dt=dt), reference(profile, "CubaLIF", p2, dt=dt)]
+    ref_spikes = run_reference(refs, [w1, w2], [b1, b2], frames)
+    model = evsim.load_model(g, profile=profile, precision="float64")
+    check(run_clock(model, bin_us, events), ["l1", "l2"], refs, ref_spikes, bin_us, [N_HID, N_OUT])
+    for s in ref_spikes:
+        assert 0 < np.count_nonzero(s) < s.size, (profile, np.count_nonzero(s))
+    # event mode reads the same file (a LIF in event time; not step-exact by design, §7.6)
+    assert evsim.Simulator(model).run(events).synops > 0
+
+
+def test_spyx_cuba_whose_current_keeps_nothing_is_refused_in_one_line():
+    """Spyx's CuBaLIF at α = 0 is V ← β(V − sθ) + x, which no engine model holds (its LIF
+    subtracts after the decay): refused, naming the node and the field."""
+    p = dict(tau_syn=np.ones(3), tau_mem=np.full(3, 4.0), r=np.full(3, 0.75), v_leak=np.zeros(3),
+             v_threshold=np.ones(3), w_in=np.ones(3))
+    out = nir.LIF(tau=np.full(N_OUT, 4.0), r=np.full(N_OUT, 0.75), v_leak=np.zeros(N_OUT), v_threshold=np.ones(N_OUT))
+    g = ff_graph(np.ones((3, N_IN)), np.zeros(3), nir.CubaLIF(**p), np.ones((N_OUT, 3)), np.zeros(N_OUT), out)
+    with pytest.raises(evsim.ModelError, match="l1.*tau_syn: decay factor per step"):
+        evsim.load_model(g, profile="spyx")
+
+
 TIMINGS = [("zero", False), ("zero", True), ("subtract", False), ("subtract", True)]
 
 

@@ -143,6 +143,8 @@ CASES = {
     "dense_a_shift": dict(kind="dense", p=(0.25, 0.03, 1.25), scale=(3.0, 2.5), delay_shift=True),
     # θ 0.8 is not a multiple of 1/64: slayer uses 51/64 and exports vThMant 51
     "dense_b": dict(kind="dense", p=(0.5, 0.1, 0.8), scale=(2.0, 2.0), delay_shift=False),
+    # current_decay 1 (u = x: the Oxford tutorial's neuron; lava_to_nir writes τ_syn = dt)
+    "dense_cd1": dict(kind="dense", p=(1.0, 0.1, 1.0), scale=(3.0, 2.5), delay_shift=False),
     "rec": dict(kind="rec", p=(0.3, 0.05, 1.0), scale=(3.0, 2.5), delay_shift=False),
     "rec_shift": dict(kind="rec", p=(0.3, 0.05, 1.0), scale=(3.0, 2.5), delay_shift=True),
     "conv": dict(kind="conv", p=(0.4, 0.08, 1.0), scale=(3.0, 2.0), delay_shift=False),
@@ -391,7 +393,7 @@ OFFGRID_WHY = ("slayer rounds θ down to 1/64 (neuron/base.py l.128), the decays
 
 #: the layers (by position) whose fixed-point spikes equal evsim's for these seeds: there no
 #: truncation moved a threshold crossing (deterministic; max|dv| shows the truncations' size)
-FIXED_EQUAL = {"dense_a": {0, 1}, "dense_a_shift": {0}, "dense_b": {0, 1}, "rec": {0, 1}, "rec_shift": {0},
+FIXED_EQUAL = {"dense_a": {0, 1}, "dense_a_shift": {0}, "dense_b": {0, 1}, "dense_cd1": {0, 1}, "rec": {0, 1}, "rec_shift": {0},
                "import_dense": {0, 1}, "import_rec": {0, 1}}
 
 

@@ -431,19 +431,24 @@ def _cuba_model(profile: Profile, dt, p, bias, rule_args: dict, name: str, path)
         i_rest = w_in * tau_syn * bias
     elif profile.name == "snntorch":
         alpha, beta = 1.0 - dt / tau_syn, 1.0 - dt / tau_mem
+        gain = w_in * dt / tau_syn  # = 1 for snntorch files (w_in = tau_syn/dt)
+        if np.all(alpha == 0.0):
+            return _cuba_without_current_memory(beta, gain, v_leak, bias, dt, rule_args, name, path)
         tau_s = _continuous_tau(alpha, dt, "tau_syn", name, path)
         tau_m = _continuous_tau(beta, dt, "tau_mem", name, path)
-        gain = w_in * dt / tau_syn  # = 1 for snntorch files (w_in = tau_syn/dt)
         coupling = tau_m / dt  # the current reaches v in the same step: R / tau_m = 1 / dt
         i_rest = gain * bias * tau_s / dt
     elif profile.name in ("spyx", "lava-dl"):
         # the same discrete update as snn.Synaptic: I ← αI + x, v ← βv + I; α = 1 − dt/τs,
         # β = 1 − dt/τm (spyx/nir.py from_nir; nir_to_lava.py current/voltage_decay = dt/τ)
         alpha, beta = 1.0 - dt / tau_syn, 1.0 - dt / tau_mem
-        tau_s = _continuous_tau(alpha, dt, "tau_syn", name, path)
-        tau_m = _continuous_tau(beta, dt, "tau_mem", name, path)
         # spyx ignores w_in and r; nir_to_lava folds w_scale = w_in·dt/τs into the input weights
         gain = np.ones(1) if profile.name == "spyx" else w_in * dt / tau_syn
+        if profile.name == "lava-dl" and np.all(alpha == 0.0):
+            return _cuba_without_current_memory(beta, gain, np.zeros(1), bias, dt, rule_args, name, path)
+        # (not Spyx: its CuBaLIF subtracts θ before the decay, V ← β(V − sθ) + x, its LIF after it)
+        tau_s = _continuous_tau(alpha, dt, "tau_syn", name, path)
+        tau_m = _continuous_tau(beta, dt, "tau_mem", name, path)
         coupling = tau_m / dt
         i_rest = gain * bias * tau_s / dt
         v_leak = np.zeros(1)  # neither reads v_leak (nir_to_lava.py asserts it is 0)
@@ -467,6 +472,16 @@ def _cuba_model(profile: Profile, dt, p, bias, rule_args: dict, name: str, path)
         i_rest = w_in * bias
     return CubaModel(gain=_compact(gain), tau_mem=_compact(tau_m), tau_syn=_compact(tau_s), r=_compact(coupling),
                      v_leak=_compact(v_leak), i_rest=_compact(i_rest), **rule_args)
+
+
+def _cuba_without_current_memory(beta, gain, v_leak, bias, dt, rule_args: dict, name: str, path) -> LeakyModel:
+    """A discrete CubaLIF whose current keeps nothing from one step to the next (α = 1 − dt/τs = 0,
+    τs = dt: ``I ← x``, then ``v ← βv + I``) is the LIF ``v ← βv + x``, built as the profile builds
+    a LIF (snntorch, lava-dl). lava_to_nir.py writes this for slayer's ``current_decay = 1`` (the
+    lava-dl tutorials' neuron, iDecay 4096); the CUBA closed form has no limit at τs = 0."""
+    tau_m = _continuous_tau(beta, dt, "tau_mem", name, path)
+    return LeakyModel(gain=_compact(gain), tau_mem=_compact(tau_m), v_rest=_compact(v_leak + gain * bias * tau_m / dt),
+                      **rule_args)
 
 
 def _compact(values) -> np.ndarray:

@@ -172,7 +172,12 @@ def _check_real(value, attr: str, name: str, path) -> None:
                          node=name, path=path)
     if kind == "f" and not np.all(np.isfinite(arr)):
         bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
-        raise ModelError(f"parameter '{attr}' has {bad} non-finite value(s)", node=name, path=path)
+        why = ""
+        if np.all(np.isfinite(arr) | (arr == np.inf)):
+            # lava_to_nir.py writes τ = r = inf for a neuron without leak (slayer's voltage or
+            # current decay 0); such a neuron has no finite NIR parameters
+            why = " (+inf: an exporter's \"no decay\", e.g. lava_to_nir.py for a decay of 0; not supported)"
+        raise ModelError(f"parameter '{attr}' has {bad} non-finite value(s){why}", node=name, path=path)
     if kind in "iuf" and arr.size and (arr.max() > MAX_PARAMETER_MAGNITUDE or arr.min() < -MAX_PARAMETER_MAGNITUDE):
         extreme = arr.max() if arr.max() > MAX_PARAMETER_MAGNITUDE else arr.min()
         raise ModelError(f"parameter '{attr}' holds {extreme:g}, beyond evsim's limit of "
