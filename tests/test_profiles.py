@@ -971,3 +971,28 @@ def test_lava_dl_if_threshold_is_theta_times_r(x, fires):
     s = result.spikes[result.spikes["node"] == result.node_names.index("if")]
     assert int(s["count"].sum()) == fires
     assert result.extra["state"]["if"]["v"][0] == (0.0 if fires else x)
+
+
+def test_time_steps_and_derived_parameters_out_of_range_are_refused_in_one_line():
+    """A 1e-30 µs step (option or file) once reached the engine as 0/0 and b/dt = inf: a
+    ZeroDivisionError traceback or a silent "no output activity". Now the step is bounded and every
+    derived engine parameter is checked (here b/dt of a sinabs IF, 1e25 / 1e-6 s = 1e31 > 1e30)."""
+    from evsim.model.profiles import MIN_TIME_STEP_US, Overrides
+
+    for option in ("dt_us", "recurrent_delay_us"):
+        with pytest.raises(evsim.OptionError, match="nanosecond"):
+            Overrides(**{option: 1e-30})
+        Overrides(**{option: MIN_TIME_STEP_US})  # the bound itself is taken
+    lif = lambda tau: nir.LIF(tau=np.full(N_OUT, tau), r=np.ones(N_OUT), v_leak=np.zeros(N_OUT),  # noqa: E731
+                              v_threshold=np.ones(N_OUT))
+    # snnTorch's dt is read back as τ/r: 1e-20 s
+    g = ff_graph(np.ones((N_OUT, N_IN)), np.zeros(N_OUT), lif(1e-20), np.ones((N_OUT, N_OUT)), np.zeros(N_OUT), lif(1e-20))
+    with pytest.raises(evsim.ModelError, match="dt read from tau and r is 1e-20 s"):
+        evsim.load_model(g, profile="snntorch")
+    if_ = lambda: nir.IF(r=np.ones(N_OUT), v_threshold=np.ones(N_OUT))  # noqa: E731
+    bias = 1e25
+    g = ff_graph(np.ones((N_OUT, N_IN)), np.full(N_OUT, bias), if_(), np.ones((N_OUT, N_OUT)), np.zeros(N_OUT), if_())
+    assert bias / 1e-6 > 1e30 and bias / 1e-3 <= 1e30
+    with pytest.raises(evsim.ModelError, match="drive .* dt = 1 µs is 1e\\+31"):
+        evsim.load_model(g, profile="sinabs", dt_us=1.0)
+    evsim.load_model(g, profile="sinabs", dt_us=1000.0)  # 1e28 per second: taken

@@ -72,6 +72,13 @@ LAVA_DL_THRESHOLD_EPS = 0.01 / 4096
 LAVA_DL_IF_THRESHOLD_EPS = 0.01 / (4096 * 64)
 
 
+#: the shortest time step and recurrent delay evsim takes, µs: timestamps are whole microseconds,
+#: and a step of 1e-30 µs turns a bias into an infinite drive (b/dt) or a decay into 0/0
+MIN_TIME_STEP_US = 1e-3
+#: the longest, µs: the engine's clock counts µs exactly in float64 below 2**53
+MAX_TIME_STEP_US = 2.0 ** 53
+
+
 @dataclass(frozen=True)
 class Overrides:
     """Options that override a profile (``None`` = the profile decides).
@@ -126,10 +133,11 @@ class Overrides:
                 raise OptionError("must be a finite number of microseconds below 2**53", option=option)
         if self.refractory_us < 0:
             raise OptionError("must be >= 0", option="--refractory-us")
-        if self.dt_us is not None and not self.dt_us > 0:
-            raise OptionError("must be > 0", option="--dt-us")
-        if self.recurrent_delay_us is not None and not self.recurrent_delay_us > 0:
-            raise OptionError("must be > 0", option="--recurrent-delay-us")
+        if self.dt_us is not None and not self.dt_us >= MIN_TIME_STEP_US:
+            raise OptionError(f"must be >= {MIN_TIME_STEP_US:g} µs (a nanosecond), got {self.dt_us:g}", option="--dt-us")
+        if self.recurrent_delay_us is not None and not self.recurrent_delay_us >= MIN_TIME_STEP_US:
+            raise OptionError(f"must be >= {MIN_TIME_STEP_US:g} µs (a nanosecond), got {self.recurrent_delay_us:g}",
+                              option="--recurrent-delay-us")
         if self.min_spike_interval_us is not None and self.min_spike_interval_us < 0:
             raise OptionError("must be >= 0", option="--min-spike-interval-us")
         if self.threshold_ge not in (None, True, False):
@@ -269,7 +277,11 @@ def resolve_dt(profile: Profile, overrides: Overrides, graph) -> float | None:
             if abs(dt - found[0][1]) > DT_TOLERANCE * found[0][1]:
                 raise ModelError(f"{profile.name} profile: the exporter's dt is {dt:.9g} s here but {found[0][1]:.9g} s in "
                                  f"'{found[0][0]}' (pass --dt-us to choose one)", node=name, path=graph.path)
-        return float(f"{found[0][1]:.6g}")
+        name, dt = found[0]
+        if not MIN_TIME_STEP_US <= dt * 1e6 <= MAX_TIME_STEP_US:
+            raise ModelError(f"{profile.name} profile: the exporter's dt read from tau and r is {dt:.9g} s, outside "
+                             f"{MIN_TIME_STEP_US:g} µs .. 2**53 µs (pass --dt-us to choose one)", node=name, path=graph.path)
+        return float(f"{dt:.6g}")
     return profile.default_dt_s
 
 
@@ -325,11 +337,40 @@ def neuron_model(profile: Profile, overrides: Overrides, dt: float | None, kind:
 
     threshold, v_reset, v_min = _spike_parameters(profile, overrides, dt, kind, p, name, path) if spiking else (None,) * 3
     rule_args = dict(threshold=threshold, v_reset=v_reset, v_min=v_min)
-    if kind in ("I", "IF"):
-        return _integrator_model(profile, dt, kind, p, bias, rule_args), spiking
-    if kind in ("LI", "LIF"):
-        return _leaky_model(profile, dt, kind, p, bias, rule_args, name, path), spiking
-    return _cuba_model(profile, dt, p, bias, rule_args, name, path), spiking
+    with np.errstate(all="ignore"):  # an overflow or 0/0 is reported below, not warned about
+        if kind in ("I", "IF"):
+            model = _integrator_model(profile, dt, kind, p, bias, rule_args)
+        elif kind in ("LI", "LIF"):
+            model = _leaky_model(profile, dt, kind, p, bias, rule_args, name, path)
+        else:
+            model = _cuba_model(profile, dt, p, bias, rule_args, name, path)
+    _check_derived(model, profile, dt, name, path)
+    return model, spiking
+
+
+#: the engine parameters that may be infinite: no decay (τ), no threshold, no floor or ceiling
+_MAY_BE_INFINITE = ("tau_mem", "tau_syn", "threshold", "v_min", "v_max")
+
+
+def _check_derived(model, profile: Profile, dt, name: str, path) -> None:
+    """Every engine parameter derived from the file, the profile and dt must be a number the
+    engine can hold: no NaN, and finite and at most MAX_PARAMETER_MAGNITUDE in magnitude except
+    where infinity means something (:data:`_MAY_BE_INFINITE`). Each file parameter is checked on
+    reading; their combinations (a bias over a tiny dt, 0/0) are checked here."""
+    from .validate import MAX_PARAMETER_MAGNITUDE
+
+    for field_name, values in vars(model).items():
+        if values is None or not isinstance(values, np.ndarray):
+            continue
+        values = values.astype(np.float64, copy=False)
+        bad = np.isnan(values) | (np.abs(values) > MAX_PARAMETER_MAGNITUDE)
+        if field_name in _MAY_BE_INFINITE:
+            bad &= ~np.isinf(values)
+        if np.any(bad):
+            step = "" if dt is None else f" and dt = {dt * 1e6:g} µs"
+            raise ModelError(f"profile {profile.name}: the engine's {field_name} derived from the node's parameters{step} "
+                             f"is {values[bad][0]:g}, not a number evsim can simulate (beyond ±{MAX_PARAMETER_MAGNITUDE:g})",
+                             node=name, path=path)
 
 
 def _spike_parameters(profile: Profile, overrides: Overrides, dt, kind: str, p, name: str, path) -> tuple:
