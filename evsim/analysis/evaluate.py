@@ -338,6 +338,8 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
             raise OptionError("--resume needs the --json or --csv output of the run to continue", option="--resume")
         # samples that failed are tried again: the recording may have been fixed (on_error="stop")
         done = {i: r for i, r in _finished_records(records_path, json_path, header).items() if "error" not in r}
+        if done and not items.by_path():
+            _check_finished_events(items, done, records_path if records_path.exists() else json_path)
     elif records_path is not None and records_path.exists():
         raise OptionError(f"{records_path} holds the records of an unfinished run: --resume continues it; "
                           "delete that file to start over", option="--resume")
@@ -732,6 +734,21 @@ def _finished_records(records_path: Path, json_path, header: dict) -> dict:
             raise OptionError(f"cannot resume from {source}: the {what} from that run's"
                               + _difference(key, header[key], found.get(key)), option="--resume")
     return records
+
+
+def _check_finished_events(items, done: dict, source) -> None:
+    """In-memory data: every finished sample's events must be those of that run (its record's
+    ``events_digest``); the data fingerprint covers the count and the first and last samples only."""
+    from .execution import events_digest
+
+    for i in sorted(done):
+        if i >= items.n:
+            continue
+        digest = done[i].get("events_digest")
+        if digest != events_digest(items.item(i)[1]):
+            why = "its record has no digest of them" if digest is None else "they differ"
+            raise OptionError(f"cannot resume from {source}: sample {i}'s events are not those of that run ({why}); "
+                              "start over without --resume", option="--resume")
 
 
 def _difference(key: str, mine, theirs) -> str:

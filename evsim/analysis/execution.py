@@ -45,7 +45,8 @@ from ..sim.result import Cutoff
 from .records import dumps_record, error_record, sample_record
 from .trajectory import Trajectory
 
-__all__ = ["EvalConfig", "SampleRunner", "runner_for", "run_chunk", "Progress", "ForkedWorkers", "can_fork_workers"]
+__all__ = ["EvalConfig", "SampleRunner", "runner_for", "run_chunk", "Progress", "ForkedWorkers", "can_fork_workers",
+           "events_digest"]
 
 
 @dataclass
@@ -233,8 +234,12 @@ class SampleRunner:
         one item at a time."""
         loaded = [self._load(item) for item in items]  # (index, name, label, events or the error)
         ran = [x if isinstance(x, EvsimError) else self._simulate(x, name) for _, name, _, x in loaded]
-        return [self._record(index, name, label, outcome, trajectories)
-                for (index, name, label, _), outcome in zip(loaded, ran)]
+        records = [self._record(index, name, label, outcome, trajectories)
+                   for (index, name, label, _), outcome in zip(loaded, ran)]
+        for (_, source, _), record in zip(items, records):
+            if not isinstance(source, str):  # in-memory events: what --resume checks them by
+                record["events_digest"] = events_digest(source)
+        return records
 
     def _load(self, item) -> tuple:
         index, source, label = item
@@ -268,6 +273,19 @@ class SampleRunner:
 # --------------------------------------------------------------------------------------------
 
 _RUNNERS: dict = {}
+
+
+def events_digest(events) -> str:
+    """A digest of a sample's events as given (dtype and bytes): an in-memory sample's record
+    carries it, and resuming checks every finished sample against it."""
+    try:
+        array = np.ascontiguousarray(events)
+    except Exception:  # noqa: BLE001 — not an array: its record is an error record anyway
+        return ""
+    h = hashlib.sha256(str(array.dtype.descr if array.dtype.fields else array.dtype.str).encode())
+    h.update(str(array.shape).encode())
+    h.update(array.tobytes())
+    return h.hexdigest()[:20]
 
 
 def runner_for(config: EvalConfig, model=None) -> SampleRunner:
