@@ -734,3 +734,39 @@ def test_eval_config_reads_the_profile_the_model_declares(tmp_path):
         runner = SampleRunner(EvalConfig(str(path)))
         assert runner.model.profile.name == profile
         assert runner.sim.run(events).synops == expected
+
+
+@pytest.mark.parametrize("call, option", [
+    (lambda: config(budget="10"), "--budget"),
+    (lambda: config(budget=2.5), "--budget"),
+    (lambda: config(overrides={"banana": 1}), "overrides"),
+    (lambda: config(overrides=["reset"]), "overrides"),
+    (lambda: config(anytime="yes"), "anytime"),
+    (lambda: config(precision="float16"), "--precision"),
+    (lambda: config(cutoff="topk"), "cutoff"),
+    (lambda: config(mode="clock", bin_us="1000"), "--bin-us"),
+    (lambda: EvalConfig(3, "speck"), "model_path"),
+    (lambda: evaluate([], config(), workers="2"), "--workers"),
+    (lambda: evaluate([], config(), workers=True), "--workers"),
+    (lambda: evaluate([], config(), chunk_size=1.5), "--chunk-size"),
+    (lambda: evaluate([], config(), resume="no"), "resume"),
+    (lambda: evaluate([], {"model_path": str(BUNDLED_MODEL)}), "config"),
+    (lambda: evsim.recording_info(3), "recording"),
+], ids=["budget-str", "budget-fraction", "override-unknown", "overrides-list", "anytime-str", "precision",
+        "cutoff-str", "bin-us-str", "model-int", "workers-str", "workers-bool", "chunk-fraction", "resume-str",
+        "config-dict", "recording-info-int"])
+def test_api_arguments_of_the_wrong_type_are_option_errors(call, option):
+    """The API takes what the command line parses: a wrong type is an OptionError naming the
+    argument (these were TypeError or AttributeError tracebacks from deep inside)."""
+    with pytest.raises(OptionError) as err:
+        call()
+    assert err.value.option == option
+
+
+def test_api_arguments_of_equivalent_types_are_taken():
+    assert config(budget=10.0).budget == 10 and isinstance(config(budget=10.0).budget, int)
+    assert config(anytime=np.bool_(False)).anytime is False
+    assert config(overrides={"reset": "zero"}).overrides == {"reset": "zero"}
+    assert EvalConfig(BUNDLED_MODEL, "speck").model_path == str(BUNDLED_MODEL)  # a Path is a path
+    info = evsim.recording_info(BUNDLED_RECORDING)  # a path is read
+    assert info["n_events"] == evsim.read_recording(BUNDLED_RECORDING).events.size

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import EvsimError, OptionError, shown
+from ..errors import EvsimError, OptionError, real_option, shown
 from .aggregate import summarise
 from .execution import (LOCAL_DASK_CONFIG, EvalConfig, ForkedWorkers, Progress, SampleRunner, can_fork_workers,
                         release_dask_offload_thread, run_chunk, runner_for, with_text)
@@ -303,8 +303,20 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
     """
     if on_error not in ("continue", "stop"):
         raise OptionError("must be continue or stop", option="--on-error")
+    if not isinstance(config, EvalConfig):
+        raise OptionError(f"must be an EvalConfig, got {type(config).__name__}", option="config")
+    workers = real_option(workers, "--workers", integer=True)
+    retries = real_option(retries, "retries", integer=True)
+    json_interval_s = real_option(json_interval_s, "json_interval_s")
+    if chunk_size is not None:
+        chunk_size = real_option(chunk_size, "--chunk-size", integer=True)
+    for flag, value in (("resume", resume), ("progress", progress), ("keep_trajectories", keep_trajectories)):
+        if not isinstance(value, (bool, np.bool_)):
+            raise OptionError(f"must be True or False, got {value!r}", option=flag)
     if workers < 1:
         raise OptionError("must be >= 1", option="--workers")
+    if retries < 0:
+        raise OptionError("must be >= 0", option="retries")
     if client is None and scheduler is None and workers > local_workers_max():
         raise OptionError(f"at most {local_workers_max()} local workers on this machine ({os.cpu_count()} CPUs; "
                           "each worker is one single-threaded process); more machines: --scheduler",

@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ..errors import EvsimError, OptionError, message_without
+from ..errors import EvsimError, OptionError, message_without, real_option
 from ..sim import MODES
 from ..sim.result import Cutoff
 from .records import dumps_record, error_record, sample_record
@@ -70,7 +70,38 @@ class EvalConfig:
 
     def __post_init__(self):
         from ..input.window import SampleWindow
+        from ..model.profiles import Overrides
+        from ..sim import PRECISIONS
 
+        # the API takes what the command line parses: a wrong type is an OptionError, not a TypeError
+        if not isinstance(self.model_path, (str, os.PathLike)):
+            raise OptionError(f"must be a path, got {type(self.model_path).__name__}", option="model_path")
+        self.model_path = os.fspath(self.model_path)
+        if not isinstance(self.overrides, dict):
+            raise OptionError(f"must be a dict of option values, got {type(self.overrides).__name__}", option="overrides")
+        # load_model's keyword options: the profile overrides and the quantisation
+        known = set(Overrides.__dataclass_fields__) | {"quantize"}
+        unknown = sorted(str(k) for k in self.overrides if k not in known)
+        if unknown:
+            raise OptionError(f"unknown override(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}",
+                              option="overrides")
+        Overrides(**{k: v for k, v in self.overrides.items() if k != "quantize" and v is not None})  # validates values
+        if self.precision not in PRECISIONS:
+            raise OptionError(f"must be {' or '.join(PRECISIONS)}, got {self.precision!r}", option="--precision")
+        if not isinstance(self.cutoff, Cutoff):
+            raise OptionError(f"must be an evsim Cutoff, got {type(self.cutoff).__name__}", option="cutoff")
+        if not isinstance(self.transform, dict):
+            raise OptionError(f"must be a dict, got {type(self.transform).__name__}", option="transform")
+        for flag in ("sort", "anytime"):
+            if not isinstance(getattr(self, flag), (bool, np.bool_)):
+                raise OptionError(f"must be True or False, got {getattr(self, flag)!r}", option=flag)
+            setattr(self, flag, bool(getattr(self, flag)))
+        if self.bin_us is not None:
+            self.bin_us = real_option(self.bin_us, "--bin-us")
+        if self.n_bins is not None:
+            self.n_bins = real_option(self.n_bins, "--n-bins", integer=True)
+        if self.budget is not None:
+            self.budget = real_option(self.budget, "--budget", integer=True)
         SampleWindow(self.time_origin, self.duration_us)  # validates both
         if self.profile is None:  # resolved here: results and resume record the profile used
             from ..model.declared import declared_profile

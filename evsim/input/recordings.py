@@ -75,7 +75,7 @@ from pathlib import Path
 import numpy as np
 from numba import njit
 
-from ..errors import RecordingError
+from ..errors import OptionError, RecordingError
 from .events import EVENT_DTYPE, as_events, check_event_values, check_sorted, describe, sort_events
 
 #: Extensions recognised without an explicit ``format`` (lower case, with the dot).
@@ -192,14 +192,19 @@ def read_recording(path, *, format: str | None = None, sort: bool = False) -> Re
     return Recording(events=events, path=source, format=fmt, sensor_size=sensor_size)
 
 
-def recording_info(rec: Recording) -> dict:
-    """Summary of a recording with the names of docs/SEMANTICS.md#cli-outputs.
+def recording_info(rec) -> dict:
+    """Summary of a recording (a :class:`Recording`, or a path, read with :func:`read_recording`)
+    with the names of docs/SEMANTICS.md#cli-outputs.
 
     Returns:
         dict with ``n_events``, ``t_first_us``, ``t_last_us`` (microseconds as decoded from the
         file), ``x_max``, ``y_max``, ``p_counts`` ({polarity: count}), plus ``path``, ``format``,
         ``sensor_size`` (list [W, H, P] or ``None``) and ``label``.
     """
+    if isinstance(rec, (str, os.PathLike)):
+        rec = read_recording(rec)
+    elif not isinstance(rec, Recording):
+        raise OptionError(f"must be a Recording or a path, got {type(rec).__name__}", option="recording")
     info = describe(rec.events)
     info.update(
         path=str(rec.path),
