@@ -7,9 +7,11 @@ exit with code 2; an interrupted evaluation keeps what it finished and exits wit
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import signal
+import stat
 import sys
 import threading
 
@@ -38,6 +40,31 @@ from .input.window import TIME_ORIGINS  # noqa: E402
 from .model.profiles import PROFILE_NAMES, RESET_MODES, SPIKES_PER_UPDATE, THRESHOLD_RULES  # noqa: E402
 from .sim import DEFAULT_BUDGET, MODES, PRECISIONS  # noqa: E402
 from .paths import check_json_file, check_output_path, read_subset  # noqa: E402
+
+
+def _refuse_empty(value, param):
+    """An empty path argument ('') is refused: pathlib would read it as '.', the working
+    directory (``evsim info ''`` described it as a dataset)."""
+    if isinstance(value, str) and value == "":
+        name = "/".join(param.opts) if isinstance(param, click.Option) else param.human_readable_name
+        raise OptionError("'' is not a file name" if not getattr(param.type, "dir_okay", False)
+                          else "'' is not a path", option=name)
+
+
+class _Path(click.Path):
+    """click.Path without the empty path."""
+
+    def convert(self, value, param, ctx):
+        _refuse_empty(value, param)
+        return super().convert(value, param, ctx)
+
+
+class _FileSpec(click.types.StringParamType):
+    """A file name with an optional ``:KEY`` (``--subset``), not empty."""
+
+    def convert(self, value, param, ctx):
+        _refuse_empty(value, param)
+        return super().convert(value, param, ctx)
 
 
 
@@ -137,7 +164,7 @@ cutoff_options = _options(
                  help="conf: decide at max softmax ≥ 1 − ε (default 0.05); calibrate: tolerated error rate."),
     click.option("--temperature", type=float, default=None,
                  help="conf: softmax temperature T, output units (default 1; a calibration file brings its own)."),
-    click.option("--calibration", type=click.Path(dir_okay=False), default=None,
+    click.option("--calibration", type=_Path(dir_okay=False), default=None,
                  help="Calibration file from `evsim calibrate` (per-time-bin thresholds)."),
     click.option("--max-time-us", type=float, default=None,
                  help="Stop consuming input after this time since the first event, microseconds."),
@@ -331,10 +358,11 @@ def _options_changing_the_model() -> list:
 
 
 def _label_from_path(path: Path):
-    try:
-        return int(Path(path).parent.name)
-    except ValueError:
-        return None
+    """The label of a recording in a class folder root/<label>/, by the rule of `evsim eval`
+    (ASCII digits, docs/SEMANTICS.md#formats), else None."""
+    from .input.datasets import folder_label
+
+    return folder_label(Path(path).parent.name)
 
 
 def _bundled_recording() -> Path:
@@ -359,11 +387,11 @@ def cli():
 
 
 @cli.command()
-@click.argument("model", required=False, type=click.Path(dir_okay=False))
-@click.argument("recording", required=False, type=click.Path(dir_okay=False))
-@click.option("--raster", "raster_path", type=click.Path(dir_okay=False), default=None,
+@click.argument("model", required=False, type=_Path(dir_okay=False))
+@click.argument("recording", required=False, type=_Path(dir_okay=False))
+@click.option("--raster", "raster_path", type=_Path(dir_okay=False), default=None,
               help="Write a spike raster of every layer to this file (PNG, SVG or PDF).")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the sample record (JSON).")
+@click.option("--json", "json_path", type=_Path(dir_okay=False), default=None, help="Write the sample record (JSON).")
 @click.option("--label", type=int, default=None, help="True class (default: the parent folder name if it is an integer).")
 @model_options
 @mode_options
@@ -573,13 +601,13 @@ data_options = _options(
     click.option("--scheduler", type=str, default=None,
                  help="Run on an existing Dask cluster (address of a `dask scheduler`, e.g. tls://host:8786). "
                       "A Dask scheduler runs code for whoever can reach it: use TLS and trusted networks only."),
-    click.option("--tls-ca-file", type=click.Path(dir_okay=False), default=None, help="Dask TLS: CA certificate."),
-    click.option("--tls-cert", type=click.Path(dir_okay=False), default=None, help="Dask TLS: client certificate."),
-    click.option("--tls-key", type=click.Path(dir_okay=False), default=None, help="Dask TLS: client private key."),
+    click.option("--tls-ca-file", type=_Path(dir_okay=False), default=None, help="Dask TLS: CA certificate."),
+    click.option("--tls-cert", type=_Path(dir_okay=False), default=None, help="Dask TLS: client certificate."),
+    click.option("--tls-key", type=_Path(dir_okay=False), default=None, help="Dask TLS: client private key."),
     click.option("--limit", type=int, default=None,
                  help="Use a stratified sample of N recordings (classes in proportion, drawn with --seed)."),
     click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the --limit sample."),
-    click.option("--subset", type=str, default=None,
+    click.option("--subset", type=_FileSpec(), default=None,
                  help="Only recordings listed in FILE (text: one path per line relative to DATA; JSON: a list, "
                       "or FILE.json:KEY for a list in a dict such as a model's split.json)."),
     click.option("--quiet", is_flag=True, help="No progress bar."),
@@ -587,12 +615,12 @@ data_options = _options(
 
 
 @cli.command(name="eval")
-@click.argument("model", type=click.Path(dir_okay=False))
-@click.argument("data", type=click.Path())
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
+@click.argument("model", type=_Path(dir_okay=False))
+@click.argument("data", type=_Path())
+@click.option("--json", "json_path", type=_Path(dir_okay=False), default=None,
               help="Write aggregates and per-sample records (JSON, rewritten every 10 s and at the end; until the "
                    "run completes, finished records are also appended to FILE.records.jsonl).")
-@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
+@click.option("--csv", "csv_path", type=_Path(dir_okay=False), default=None,
               help="Write per-sample records (CSV, one row per finished sample; in sample order at the end).")
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted evaluation from its --json/--csv output (same model, options and data).")
@@ -687,9 +715,9 @@ MAX_CALIBRATION_BINS = 100_000
 
 
 @cli.command()
-@click.argument("model", type=click.Path(dir_okay=False))
-@click.argument("data", type=click.Path())
-@click.option("-o", "--output", "output", type=click.Path(dir_okay=False), required=True,
+@click.argument("model", type=_Path(dir_okay=False))
+@click.argument("data", type=_Path())
+@click.option("-o", "--output", "output", type=_Path(dir_okay=False), required=True,
               help="Calibration file to write (JSON).")
 @click.option("--calib-bin-us", type=float, default=10_000.0, show_default=True,
               help="Width of the elapsed-time bins, microseconds (one threshold per bin).")
@@ -841,8 +869,8 @@ def _fmt(v):
 
 
 @cli.command()
-@click.argument("path", type=click.Path())
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the description (JSON).")
+@click.argument("path", type=_Path())
+@click.option("--json", "json_path", type=_Path(dir_okay=False), default=None, help="Write the description (JSON).")
 @click.option("--profile", type=click.Choice(PROFILE_NAMES), default=None,
               help="Profile used to compile a model. Default: the one the model declares (else nir), or speck with "
                    "--quantize/--chip.")
@@ -898,8 +926,12 @@ def _print_recording_info(doc: dict) -> None:
         click.echo("events      0")
         return
     span_us = doc["t_last_us"] - doc["t_first_us"]
-    click.echo(f"events      {n:,} over {span_us / 1000:.1f} ms ({n / max(span_us, 1) * 1e6:,.0f} events/s), "
-               f"t = {doc['t_first_us']:,} … {doc['t_last_us']:,} µs")
+    if span_us == 0:  # a rate over no time is no rate
+        click.echo(f"events      {n:,} event{'s, all' if n > 1 else ''} at t = {doc['t_first_us']:,} µs")
+    else:
+        span = f"{span_us / 1000:,.1f} ms" if span_us >= 1000 else f"{span_us:,} µs"
+        click.echo(f"events      {n:,} over {span} ({n / span_us * 1e6:,.0f} events/s), "
+                   f"t = {doc['t_first_us']:,} … {doc['t_last_us']:,} µs")
     click.echo(f"addresses   x 0…{doc['x_max']}, y 0…{doc['y_max']}"
                + (f"; sensor {doc['sensor_size'][0]}×{doc['sensor_size'][1]}" if doc.get("sensor_size") else
                   "; sensor size not declared by the file"))
@@ -934,10 +966,10 @@ def _folder_info(path) -> dict:
         return {"min": float(a.min()), "median": float(np.median(a)), "mean": float(a.mean()), "max": float(a.max())}
 
     counts = {}
-    for _, label in ds.samples:
-        counts[label] = counts.get(label, 0) + 1
+    for file, _ in ds.samples:  # per folder (root/<class>/<file>), not per label
+        counts[Path(file).parent.name] = counts.get(Path(file).parent.name, 0) + 1
     return {"path": str(path), "n_recordings": len(ds.samples),
-            "classes": {name: counts.get(ds.class_to_label[name], 0) for name in ds.classes},
+            "classes": {name: counts.get(name, 0) for name in ds.classes},
             "class_to_label": ds.class_to_label, "events": stats(n_events), "duration_us": stats(durations),
             "n_unreadable": len(unreadable), "unreadable": unreadable,
             "n_empty": sum(n == 0 for n in n_events), "ignored_folders": ds.ignored_folders}
@@ -962,8 +994,16 @@ def _print_folder_info(doc) -> None:
 
 def _is_nir(path: str) -> bool:
     p = Path(path)
-    if not p.is_file():
-        raise EvsimError(f"{path}: no such file")
+    try:
+        mode = os.stat(path).st_mode
+    except ValueError:  # (a NUL in the path)
+        raise RecordingError("no such file", path=path) from None
+    except OSError as exc:  # the same words as reading a recording (evsim.input.recordings)
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.EBADF):
+            raise RecordingError("no such file", path=path) from None
+        raise RecordingError(f"cannot read file: {exc.strerror or exc}", path=path) from None
+    if not stat.S_ISREG(mode):  # a pipe, socket or device: never read (a FIFO would block)
+        raise RecordingError("not a regular file", path=path)
     if p.suffix.lower() == ".nir":
         return True
     if p.suffix.lower() in (".h5", ".hdf5"):
@@ -1107,11 +1147,11 @@ size_option = click.option("--size", default="two-column", show_default=True,
 
 
 @cli.command()
-@click.argument("model", type=click.Path(dir_okay=False))
-@click.argument("recording", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", "output", type=click.Path(dir_okay=False), required=True,
+@click.argument("model", type=_Path(dir_okay=False))
+@click.argument("recording", type=_Path(dir_okay=False))
+@click.option("-o", "--output", "output", type=_Path(dir_okay=False), required=True,
               help="Raster file: .pdf, .svg or .png.")
-@click.option("--evidence", type=click.Path(dir_okay=False), default=None,
+@click.option("--evidence", type=_Path(dir_okay=False), default=None,
               help="Also write the output evidence and confidence over time (.pdf, .svg or .png).")
 @click.option("--label", type=int, default=None, help="True class (default: parent folder name if an integer).")
 @click.option("--window-start-us", type=float, default=None,
@@ -1182,8 +1222,8 @@ def _accuracy_limits(values):
 
 
 @cli.command()
-@click.argument("results", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("-o", "--output", "output", type=click.Path(dir_okay=False), required=True, help=_FIGURE_FILE)
+@click.argument("results", nargs=-1, required=True, type=_Path(dir_okay=False))
+@click.option("-o", "--output", "output", type=_Path(dir_okay=False), required=True, help=_FIGURE_FILE)
 @click.option("--title", type=str, default=None, help="Figure title ('' for none).")
 @size_option
 @click.option("--panels", default=None, help="Comma-separated panels among latency, fraction, speedup "
@@ -1219,8 +1259,8 @@ def plot(results, output, title, size, panels, accuracy_lim, latency_lim, fracti
 
 
 @cli.command("plot-classes")
-@click.argument("result", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", "output", type=click.Path(dir_okay=False), required=True, help=_FIGURE_FILE)
+@click.argument("result", type=_Path(dir_okay=False))
+@click.option("-o", "--output", "output", type=_Path(dir_okay=False), required=True, help=_FIGURE_FILE)
 @click.option("--title", type=str, default=None, help="Figure title ('' for none).")
 @size_option
 def plot_classes_command(result, output, title, size):
@@ -1234,8 +1274,8 @@ def plot_classes_command(result, output, title, size):
 
 
 @cli.command("plot-temporal")
-@click.argument("results", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("-o", "--output", "output", type=click.Path(dir_okay=False), required=True, help=_FIGURE_FILE)
+@click.argument("results", nargs=-1, required=True, type=_Path(dir_okay=False))
+@click.option("-o", "--output", "output", type=_Path(dir_okay=False), required=True, help=_FIGURE_FILE)
 @click.option("--title", type=str, default=None, help="Figure title ('' for none).")
 @click.option("--size", default="one-column", show_default=True,
               help="Figure width: one-column (3.5 in), two-column (7.2 in) or inches.")
@@ -1253,9 +1293,9 @@ def plot_temporal_command(results, output, title, size, accuracy_lim):
 
 
 @cli.command()
-@click.argument("result_a", type=click.Path(dir_okay=False))
-@click.argument("result_b", type=click.Path(dir_okay=False))
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write the comparison (JSON).")
+@click.argument("result_a", type=_Path(dir_okay=False))
+@click.argument("result_b", type=_Path(dir_okay=False))
+@click.option("--json", "json_path", type=_Path(dir_okay=False), default=None, help="Write the comparison (JSON).")
 def compare(result_a, result_b, json_path):
     """Paired accuracy difference A − B of two `evsim eval --json` results on the same recordings,
     with its 95 % interval (Agresti–Min)."""
@@ -1281,8 +1321,8 @@ def _read_eval_doc(path, option: str) -> dict:
 
 
 @cli.command()
-@click.argument("results", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("-o", "--output", "output", type=click.Path(dir_okay=False), required=True,
+@click.argument("results", nargs=-1, required=True, type=_Path(dir_okay=False))
+@click.option("-o", "--output", "output", type=_Path(dir_okay=False), required=True,
               help="Report file (.html).")
 @click.option("--title", type=str, default="evsim evaluation report", show_default=True, help="Page title.")
 def report(results, output, title):
@@ -1356,6 +1396,8 @@ def main(argv=None) -> int:
 
 
 def _main(argv) -> int:
+    if not (sys.argv[1:] if argv is None else argv):
+        argv = ["--help"]  # `evsim` alone: the list of commands, as `evsim --help` (not a usage error)
     try:
         code = cli.main(args=argv, prog_name="evsim", standalone_mode=False)
         for text in _NOTICES:

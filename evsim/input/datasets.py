@@ -8,18 +8,25 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 from ..errors import EvsimError, OptionError, RecordingError
 from .recordings import SUPPORTED_EXTENSIONS, Recording, read_recording
 
 
+def folder_label(name: str) -> int | None:
+    """The integer a class folder's name gives, or None when the name is not an integer.
+
+    Only ASCII digits are an integer name (``7``, ``10``, zero-padded ``07``), or ASCII digits
+    after a minus sign (``-3``: an integer, but no label, so refused as one rather than taken for
+    a name and numbered): Python's ``int()`` would also take ``+2``, `` 3``, ``0_4`` and other
+    scripts' digits (``٣``), which are names (docs/SEMANTICS.md#formats)."""
+    return int(name) if re.fullmatch(r"-?[0-9]+", name) else None
+
+
 def _is_int(name: str) -> bool:
-    try:
-        int(name)
-    except ValueError:
-        return False
-    return True
+    return folder_label(name) is not None
 
 
 class FolderDataset:
@@ -27,9 +34,12 @@ class FolderDataset:
 
     Classes are the sub-folders that hold at least one recording; sub-folders without any (empty
     ones, ``#recycle``, ``__MACOSX``...) are ignored and listed in ``ignored_folders``, as are
-    hidden ones. Labels: if every class name is an integer (``0``, ``1``, ..., ``10``), a sample's
-    label is ``int(name)``; if none is, labels index the names in sorted order (``cat`` → 0,
-    ``dog`` → 1); a mix of both is refused (an extra folder would otherwise shift every label).
+    hidden ones. Labels: if every class name is an integer (ASCII digits: ``0``, ``1``, ...,
+    ``10``, zero-padded ``07``; ``-3`` is a negative one, refused later as no output's label), a
+    sample's label is that integer, and two folders giving the same one (``1`` and ``01``) are
+    refused; if none is, labels index the names in sorted order (``cat`` → 0, ``dog`` → 1;
+    ``+2``, ``0_4`` or ``٣`` are such names, not integers); a mix of both is refused (an extra
+    folder would otherwise shift every label).
     ``classes`` lists the class names in label order (numeric order for integer names) and
     ``class_to_label`` maps each name to its label. Files without a supported extension (and
     hidden files) are ignored; nested folders below ``<label>/`` are not searched.
@@ -50,8 +60,8 @@ class FolderDataset:
         sort: sort each recording's events by timestamp instead of rejecting unsorted ones.
 
     Raises:
-        RecordingError: ``root`` is missing, not a folder, holds no recordings, or mixes integer and
-            other class names.
+        RecordingError: ``root`` is empty (``''``), missing, not a folder, holds no recordings,
+            mixes integer and other class names, or has two class folders giving the same integer.
         OptionError: an extension evsim cannot read.
     """
 
@@ -62,6 +72,8 @@ class FolderDataset:
         self.sort = sort
         self.extensions = _normalise_extensions(extensions)
         source = str(root)
+        if isinstance(root, str) and not root:  # Path('') is '.': the working directory, never meant
+            raise RecordingError("the dataset folder is an empty path ('')")
         # the sample paths start with the folder's resolved path: the same data given as a relative
         # path or through a symbolic link is the same data (--resume, `evsim compare`)
         self.root = Path(root).resolve()
@@ -94,7 +106,14 @@ class FolderDataset:
         names = [name for name in files if files[name]]
         #: sub-folders holding no recording, not classes
         self.ignored_folders: list[str] = [name for name in files if not files[name]]
-        integer = sorted((n for n in names if _is_int(n)), key=int)
+        integer = sorted((n for n in names if _is_int(n)), key=int)  # (ties in name order)
+        first = {}  # label -> the folder giving it (zero-padded names can give a label twice)
+        for n in integer:
+            if int(n) in first:
+                raise RecordingError(
+                    f"class folders '{first[int(n)]}' and '{n}' both give label {int(n)}: merge or rename "
+                    "one of them", path=str(self.root))
+            first[int(n)] = n
         if integer and len(integer) < len(names):
             others = [n for n in names if not _is_int(n)]
             raise RecordingError(
