@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import time
+import warnings
 
 import h5py
 import nir
@@ -26,6 +27,7 @@ from _nirgraphs import (
     graph,
     h5_edit,
     inp,
+    integrated_state,
     integrator,
     out,
     random_events,
@@ -620,6 +622,19 @@ def run_delay(tmp_path, g, name):
     return result, flat, t_us
 
 
+def test_a_delay_is_zero_or_at_least_a_nanosecond(tmp_path):
+    """A Delay of 1e-300 s in a loop ran the processing budget out at t ≈ 0 (a minute of CPU, then
+    a prediction): delays between 0 and a nanosecond are refused, 0 and 1 ns are taken."""
+    for delays, ok in (([0.0, 1e-9, 0.0, 2e-3], True), ([0.0, 1e-300, 0.0, 0.0], False), ([5e-10] * 4, False)):
+        g, _ = delay_graph("after_input", delays)
+        path = write_nir(tmp_path / "delay.nir", g)
+        if ok:
+            evsim.load_model(path)
+        else:
+            err = raises_naming(path, "'delay'", "at least a nanosecond")
+            assert err.node == "delay"
+
+
 @pytest.mark.parametrize("position", ["after_input", "after_weights", "after_if", "two_delays"])
 def test_uniform_delay_anywhere_shifts_spikes(tmp_path, position):
     g, perm = delay_graph(position, np.full(4, D_S))
@@ -797,7 +812,221 @@ def test_an_output_that_declares_another_number_of_values_is_a_shape_mismatch():
                                    "output": nir.Output(output_type={"output": np.array(declared)})},
                             edges=[("input", "fc"), ("fc", "n"), ("n", "output")], type_check=False)
 
-    with pytest.raises(evsim.ModelError, match=r"the Output declares \(5,\) \(5 values\) but receives \(3,\)"):
+    with pytest.raises(evsim.ModelError) as err:
         evsim.load_model(graph([5]))
-    for declared in ([3], [1, 3], [3, 1], [], [0]):  # the same values, or no usable declaration
+    assert str(err.value) == ("node 'output': shape mismatch: the Output declares output_type (5,) (5 values) "
+                              "but receives (3,) (3 values)")
+    # a declaration with an empty dimension declares no values, not "nothing": refused like any other
+    for declared in ([0], [0, 3], [-3]):
+        with pytest.raises(evsim.ModelError) as err:
+            evsim.load_model(graph(declared))
+        assert str(err.value) == (f"node 'output': shape mismatch: the Output declares output_type "
+                                  f"{tuple(declared)}, a shape with a dimension < 1, but receives (3,) (3 values)")
+    for declared in ([3], [1, 3], [3, 1], []):  # the same values, or no declaration
         assert evsim.load_model(graph(declared)).output_size == 3
+
+
+# --------------------------------------------------------------------------------------------
+# (i) what the graph declares must be what it is: repeated edges, Flatten and Output shapes
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_repeated_edge_is_refused(tmp_path):
+    """An edge written twice is refused, not silently read as one connection: nir 1.0.8's own
+    NIRGraph check rejects it ("Duplicate edge"), NIRTorch and the NIR paper's Lava converter keep
+    one, and inputs into one node otherwise add up (SEMANTICS §5.1) — either reading is a guess."""
+    nodes, edges = small_graph()
+    with pytest.raises(ValueError, match="Duplicate edge"):  # what nir itself says of such a graph
+        nir.NIRGraph(nodes=nodes, edges=edges + [("fc", "if1")])
+    path = write_nir(tmp_path / "dup.nir", graph(nodes, edges + [("fc", "if1")]))
+    with h5py.File(path) as f:
+        assert len(f["node/edges"]) == 4  # the file really holds the edge twice
+    with pytest.raises(evsim.ModelError) as err:
+        evsim.load_model(path)
+    assert str(err.value) == (f"{path}: node 'if1': edge 'fc' -> 'if1' appears twice; evsim does not guess "
+                              f"whether that means one connection or double input")
+    assert err.value.node == "if1"
+    # three times, in memory, and inside a subgraph (named by the flattened, dotted names)
+    with pytest.raises(evsim.ModelError, match=r"^node 'output': edge 'if1' -> 'output' appears 3 times;"):
+        evsim.load_model(graph(nodes, edges + [("if1", "output")] * 2))
+    g, _, _ = rsynaptic_graph("plain", 1.0, 1.0)
+    g.nodes["rec"].edges.append(("w_rec", "lif"))
+    with pytest.raises(evsim.ModelError, match=r"^node 'rec.lif': edge 'rec.w_rec' -> 'rec.lif' appears twice;"):
+        evsim.load_model(g, profile="snntorch")
+    # the same graph with each edge once loads, and a merge of two different edges still adds up
+    # (test_residual_graph_merges_by_summation)
+    assert evsim.load_model(graph(nodes, edges)).output_size == 3
+
+
+def flatten_net(flat: "nir.Flatten", w):
+    """Input (2, 3, 3) → flat → Linear w (4 × 18) → I → Output: the I's state is w @ counts."""
+    nodes = {"input": inp((2, 3, 3)), "flat": flat, "fc": nir.Linear(weight=w), "integ": integrator((4,)),
+             "output": out((4,))}
+    return nodes, [("input", "flat"), ("flat", "fc"), ("fc", "integ"), ("integ", "output")]
+
+
+@pytest.mark.parametrize("declared, start_dim, end_dim", [
+    (None, 0, -1),                 # Norse, snnTorch: no input_type
+    ([0, 0, 0, 0], 1, -1),         # sinabs' placeholder, start_dim counting the batch
+    ([2, 3, 3], 0, -1),            # batchless
+    ([1, 2, 3, 3], 1, -1),         # batchful, batch 1
+    ([18], 0, -1),                 # the flat vector of the same size (a C-order reshape)
+    ([2, 3, 3], -3, -1),           # negative dims, batchless
+    ([2, 3, 3], -4, -1),           # negative dims counting the batch
+    ([2, 3, 3], 3, -1),            # start_dim 3 names the last dimension counting the batch
+    ([2, 3, 3], 1, 2),
+])
+def test_flatten_declarations_that_fit_are_read(tmp_path, declared, start_dim, end_dim):
+    rng = np.random.default_rng(11)
+    w = rng.integers(-4, 5, size=(4, 18)) / 4.0
+    flat = nir.Flatten(input_type={"input": np.array([2, 3, 3])}, start_dim=0)
+    path = write_nir(tmp_path / "flat.nir", graph(*flatten_net(flat, w)))
+
+    def edit(f):
+        g = f["node/nodes/flat"]
+        del g["input_type"], g["start_dim"], g["end_dim"]
+        if declared is not None:
+            g.create_dataset("input_type", data=np.array(declared))
+        g.create_dataset("start_dim", data=start_dim)
+        g.create_dataset("end_dim", data=end_dim)
+
+    h5_edit(path, edit)
+    events, counts = random_events(rng, (2, 3, 3), 200)
+    result = integrated_state(path, events)
+    np.testing.assert_allclose(result.output, w @ counts.reshape(-1), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("input_type", [2, 3, 4], "shape mismatch: the Flatten declares input_type (2, 3, 4) but the input arriving is "
+                              "(2, 3, 3)"),
+    ("input_type", [3, 2, 3], "shape mismatch: the Flatten declares input_type (3, 2, 3) but the input arriving is "
+                              "(2, 3, 3)"),
+    ("input_type", [2, 0, 3], "shape mismatch: the Flatten declares input_type (2, 0, 3) but the input arriving is "
+                              "(2, 3, 3)"),
+    ("input_type", [2.5, 3, 3], "input_type must be a list of integers, got array([2.5, 3. , 3. ])"),
+    ("start_dim", 5, "start_dim 5 is out of range for the input arriving, (2, 3, 3) (3-D: dimensions 0 to 2, "
+                     "or 0 to 3 counting the batch)"),
+    ("start_dim", 4, "start_dim 4 is out of range for the input arriving, (2, 3, 3) (3-D: dimensions 0 to 2, "
+                     "or 0 to 3 counting the batch)"),
+    ("start_dim", -5, "start_dim -5 is out of range for the input arriving, (2, 3, 3) (3-D: dimensions 0 to 2, "
+                      "or 0 to 3 counting the batch)"),
+    ("end_dim", 7, "end_dim 7 is out of range for the input arriving, (2, 3, 3) (3-D: dimensions 0 to 2, "
+                   "or 0 to 3 counting the batch)"),
+    ("end_dim", 0, "start_dim 2 comes after end_dim 0 for the input arriving, (2, 3, 3) (3-D: dimensions 0 to 2, "
+                   "or 0 to 3 counting the batch)"),
+])
+def test_flatten_declarations_that_contradict_the_graph_are_refused(tmp_path, field, value, message):
+    """The same kind of disagreement as a Conv's input_shape (refused, test_error_conv_input_shape_
+    inconsistent): a Flatten whose input_type is not what arrives, or whose start_dim/end_dim name
+    no dimension of it (counted with or without the batch dimension), is one error naming both."""
+    flat = nir.Flatten(input_type={"input": np.array([2, 3, 3])}, start_dim=2)
+    path = write_nir(tmp_path / "flat.nir", graph(*flatten_net(flat, np.ones((4, 18)))))
+
+    def edit(f):
+        del f[f"node/nodes/flat/{field}"]
+        f["node/nodes/flat"].create_dataset(field, data=np.array(value))
+
+    h5_edit(path, edit)
+    with pytest.raises(evsim.ModelError) as err:
+        evsim.load_model(path)
+    assert str(err.value) == f"{path}: node 'flat': {message}"
+    assert err.value.node == "flat"
+
+
+def test_a_float16_parameter_is_checked_without_a_warning(tmp_path):
+    """Parameters stored as float16 (the limit 1e30 is beyond float16's range) are checked in
+    float64: no numpy overflow warning, and the model is the one with the same values in float64."""
+    rng = np.random.default_rng(5)
+    w = (rng.integers(-8, 9, size=(3, 4)) / 4.0).astype(np.float16)
+    w[0, 0], w[2, 3] = np.float16(-65504.0), np.float16(65504.0)  # float16's extremes
+    nodes, edges = small_graph()
+    paths = {}
+    for dtype in (np.float16, np.float64):
+        nodes["fc"] = nir.Affine(weight=w.astype(dtype), bias=np.array([0.25, 0, -0.5], dtype=dtype))
+        nodes["if1"] = nir.IF(r=np.ones(3, dtype=dtype), v_threshold=np.full(3, 1.5, dtype=dtype),
+                              v_reset=np.zeros(3, dtype=dtype))
+        paths[dtype] = write_nir(tmp_path / f"{np.dtype(dtype).name}.nir", graph(nodes, edges))
+    with h5py.File(paths[np.float16]) as f:
+        assert f["node/nodes/fc/weight"].dtype == np.float16 and f["node/nodes/if1/v_threshold"].dtype == np.float16
+    events, _ = random_events(rng, (4,), 300)
+    results = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for dtype, path in paths.items():
+            model = evsim.load_model(path, precision="float64")
+            results[dtype] = evsim.Simulator(model, record_spikes=True).run(events)
+    np.testing.assert_array_equal(results[np.float16].output, results[np.float64].output)
+    np.testing.assert_array_equal(results[np.float16].spikes, results[np.float64].spikes)
+    assert results[np.float64].spikes_per_node["if1"] > 0
+    # beyond the limit is still refused, named (float32: float16 cannot hold it)
+    nodes["fc"] = nir.Affine(weight=np.full((3, 4), -2e30, dtype=np.float32), bias=np.zeros(3, dtype=np.float32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        raises_naming(write_nir(tmp_path / "big.nir", graph(nodes, edges)), "'fc'", "weight", "-2e+30", "1e+30")
+
+
+def _bundled_variant(tmp_path, name, edit):
+    """A copy of the bundled model with one HDF5 edit (the bundled file is only read)."""
+    import shutil
+
+    from evsim.cli import BUNDLED_MODEL
+
+    path = tmp_path / f"{name}.nir"
+    shutil.copyfile(BUNDLED_MODEL, path)
+    h5_edit(path, edit)
+    return path
+
+
+def _replace(field, value):
+    def edit(f):
+        del f[field]
+        f.create_dataset(field, data=value)
+    return edit
+
+
+def _repeat_fc2_edge(f):
+    edges = f["node/edges"][()]
+    del f["node/edges"]
+    f.create_dataset("node/edges", data=np.concatenate([edges, np.array([[b"fc2", b"iaf5"]], dtype=object)]),
+                     dtype=h5py.string_dtype())
+
+
+def _fc2_float16(f):
+    weight = f["node/nodes/fc2/weight"][()]
+    del f["node/nodes/fc2/weight"]
+    f.create_dataset("node/nodes/fc2/weight", data=weight.astype(np.float16))
+
+
+@pytest.mark.parametrize("name, edit, line", [
+    ("dup_fc2", _repeat_fc2_edge,
+     "node 'iaf5': edge 'fc2' -> 'iaf5' appears twice; evsim does not guess whether that means one connection or "
+     "double input"),
+    ("flatten_type", _replace("node/nodes/flatten/input_type", np.array([8, 5, 5])),
+     "node 'flatten': shape mismatch: the Flatten declares input_type (8, 5, 5) but the input arriving is (8, 4, 4)"),
+    ("flatten_start", _replace("node/nodes/flatten/start_dim", np.int64(5)),
+     "node 'flatten': start_dim 5 is out of range for the input arriving, (8, 4, 4) (3-D: dimensions 0 to 2, or 0 "
+     "to 3 counting the batch)"),
+    ("output_zero", _replace("node/nodes/output/shape", np.array([0])),
+     "node 'output': shape mismatch: the Output declares output_type (0,), a shape with a dimension < 1, but "
+     "receives (10,) (10 values)"),
+    ("output_eleven", _replace("node/nodes/output/shape", np.array([11])),
+     "node 'output': shape mismatch: the Output declares output_type (11,) (11 values) but receives (10,) "
+     "(10 values)"),
+    ("fc2_f16", _fc2_float16, None),
+])
+def test_the_bundled_model_edited_at_the_command_line(tmp_path, name, edit, line):
+    """The findings as reported, through `evsim info` in a process of its own (its real stderr):
+    one `evsim: error:` line and exit code 2, or (float16 weights) the model's report and nothing
+    on stderr."""
+    import subprocess
+    import sys
+
+    path = _bundled_variant(tmp_path, name, edit)
+    proc = subprocess.run([sys.executable, "-c", "import sys; from evsim.cli import main; sys.exit(main())",
+                           "info", path.name], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    if line is None:
+        assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+        assert "fc2                Affine" in proc.stdout
+    else:
+        assert proc.returncode == 2 and proc.stdout == ""
+        assert proc.stderr == f"evsim: error: {path.name}: {line}\n"

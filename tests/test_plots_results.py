@@ -5,6 +5,7 @@ and confusion matrices recomputed here from their definitions."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import matplotlib
 
@@ -289,6 +290,168 @@ def test_temporal_refuses_mixed_models_and_cutoff_runs(tmp_path):
         plot_temporal([a, make_doc(cutoff={"mode": "topk", "threshold": 3.0})], tmp_path / "t.png")
     with pytest.raises(evsim.OptionError, match="no clock-driven"):
         plot_temporal([make_doc()], tmp_path / "t.png")
+
+
+# --------------------------------------------------------------------------------------------
+# numbers a figure cannot draw: refused with one line naming the file and the field
+# --------------------------------------------------------------------------------------------
+
+
+def _set(path, value):
+    """An edit of a document: the value at ``path`` ("anytime.time_us.3") set to ``value``."""
+    def edit(doc):
+        *keys, last = path.split(".")
+        target = doc
+        for k in keys:
+            target = target[int(k)] if isinstance(target, list) else target[k]
+        target[int(last) if isinstance(target, list) else last] = value
+    return edit
+
+
+def _with_interval(low, high):
+    return lambda doc: doc.update(accuracy_interval={"confidence": 0.95, "low": low, "high": high, "method": "wilson"})
+
+
+NAN, INF = float("nan"), float("inf")
+
+#: (edit of make_doc(), the field the error line must name); every edit is a value no figure can draw
+#: (or draws wrongly) and that `evsim eval` never writes
+UNDRAWABLE = {
+    "curve-nan": (_set("anytime.accuracy_vs_time.3", NAN), "anytime.accuracy_vs_time[3]"),
+    "curve-null": (_set("anytime.accuracy_vs_fraction.5", None), "anytime.accuracy_vs_fraction[5]"),
+    "curve-inf": (_set("anytime.accuracy_vs_fraction.0", INF), "anytime.accuracy_vs_fraction[0]"),
+    "curve-above-1": (_set("anytime.accuracy_vs_time.30", 1.5), "anytime.accuracy_vs_time[30]"),
+    "time-minus-inf": (_set("anytime.time_us.2", -INF), "anytime.time_us[2]"),
+    "time-string": (_set("anytime.time_us.4", "40000"), "anytime.time_us[4]"),
+    "time-decreasing": (lambda d: d["anytime"]["time_us"].reverse(), "anytime.time_us[1]"),
+    "fraction-nan": (_set("anytime.fraction.1", NAN), "anytime.fraction[1]"),
+    "curve-longer-than-axis": (lambda d: d["anytime"]["time_us"].pop(), "anytime.accuracy_vs_time"),
+    "axis-empty": (_set("anytime.fraction", []), "anytime.accuracy_vs_fraction"),
+    "curve-not-a-list": (_set("anytime.accuracy_vs_time", "0.5"), "anytime.accuracy_vs_time"),
+    "sweep-accuracy-nan": (_set("anytime.sweep.1.accuracy", NAN), "anytime.sweep[1].accuracy"),
+    "sweep-latency-negative": (_set("anytime.sweep.0.mean_latency_us", -5.0), "anytime.sweep[0].mean_latency_us"),
+    "sweep-fraction-inf": (_set("anytime.sweep.2.mean_events_fraction", INF), "anytime.sweep[2].mean_events_fraction"),
+    "sweep-speedup-nan": (_set("anytime.sweep.2.speedup", NAN), "anytime.sweep[2].speedup"),
+    "sweep-beta-string": (_set("anytime.sweep.0.beta", "2"), "anytime.sweep[0].beta"),
+    "latency-nan": (_set("mean_latency_us", NAN), "mean_latency_us"),
+    "latency-negative": (_set("mean_latency_us", -1.0), "mean_latency_us"),
+    "fraction-string": (_set("mean_events_fraction", "0.4"), "mean_events_fraction"),
+    "synops-inf": (_set("synops_per_sample", INF), "synops_per_sample"),
+    "no-prediction-negative": (_set("no_prediction", -1), "no_prediction"),
+    "interval-nan": (_with_interval(NAN, 1.0), "accuracy_interval.low"),
+    "interval-below-accuracy": (_with_interval(0.5, 0.6), "accuracy_interval.high"),
+    "decision-time-nan": (_set("samples.2.decision_time_us", NAN), "samples[2].decision_time_us"),
+    "decision-time-negative": (_set("samples.2.decision_time_us", -3), "samples[2].decision_time_us"),
+    "label-string": (_set("samples.0.label", "0"), "samples[0].label"),
+    "label-float": (_set("samples.0.label", 0.0), "samples[0].label"),
+    "label-negative": (_set("samples.0.label", -1), "samples[0].label"),
+    "prediction-nan": (_set("samples.1.prediction", NAN), "samples[1].prediction"),
+    "correct-string": (_set("samples.0.correct", "yes"), "samples[0].correct"),
+    "correct-without-prediction": (_set("samples.0.prediction", None), "samples[0].correct"),
+    "a-record-missing": (lambda d: d["samples"].pop(), "n_samples"),
+    "accuracy-not-the-records": (_set("accuracy", 0.5), "accuracy"),
+    "accuracy-string": (_set("accuracy", "0.95"), "accuracy"),
+    "oct-nan": (_set("oct.mean_us", NAN), "oct.mean_us"),
+    "n-bins-zero": (_set("n_bins", 0), "n_bins"),
+    "model-hash-list": (_set("model_hash", [1]), "model_hash"),
+    "threshold-nan": (_set("cutoff", {"mode": "topk", "threshold": NAN}), "cutoff.threshold"),
+    "max-events-string": (_set("cutoff", {"mode": "none", "max_events": "100"}), "cutoff.max_events"),
+}
+
+
+@pytest.mark.parametrize("case", UNDRAWABLE, ids=list(UNDRAWABLE))
+def test_numbers_no_figure_can_draw_are_option_errors_naming_the_file_and_field(tmp_path, case):
+    """The plotting API (plot_accuracy, plot_classes, plot_temporal, report_html): an
+    OptionError naming the document and the field, before anything is written (before the fix:
+    a traceback half-way through the figure, e.g. "cannot convert float NaN to integer" for a NaN
+    in an anytime curve, or a figure drawn from NaN, a string or a missing record)."""
+    from evsim.plots import report_html
+
+    edit, field = UNDRAWABLE[case]
+    doc = make_doc()
+    doc["_path"] = "mutated.json"
+    edit(doc)
+    clock = make_doc(mode="clock", bin_us=5000.0)
+    calls = {"plot": lambda: plot_accuracy([doc], tmp_path / "a.png"),
+             "plot-classes": lambda: plot_classes(doc, tmp_path / "c.png"),
+             "plot-temporal": lambda: plot_temporal([clock, doc], tmp_path / "t.png"),
+             "report": lambda: report_html([doc])}
+    for name, call in calls.items():
+        with pytest.raises(evsim.EvsimError) as info:
+            call()
+        message = str(info.value)
+        assert isinstance(info.value, evsim.OptionError), (name, message)
+        assert "mutated.json" in message and f"'{field}'" in message, (name, message)
+        assert "\n" not in message, (name, message)
+    assert not list(tmp_path.iterdir())  # refused before any figure was written
+
+
+@pytest.mark.parametrize("case", ["curve-nan", "curve-longer-than-axis", "fraction-string", "time-decreasing",
+                                  "no-prediction-negative", "interval-below-accuracy", "model-hash-list",
+                                  "axis-empty", "a-record-missing"])
+def test_cli_figures_and_report_refuse_them_with_one_line_and_exit_2(capsys, tmp_path, case):
+    """The finding: `evsim plot` / `evsim report` of an eval result whose
+    anytime.accuracy_vs_time[3] is NaN (JSON NaN) ended in a traceback, exit 1."""
+    from evsim.cli import main
+
+    edit, field = UNDRAWABLE[case]
+    doc = make_doc()
+    edit(doc)
+    result, clock = tmp_path / "res.json", tmp_path / "clock.json"
+    result.write_text(json.dumps(doc))  # (NaN written as JSON NaN, as Python's json does)
+    clock.write_text(json.dumps(make_doc(mode="clock", bin_us=5000.0)))
+    commands = [["plot", result, "-o", tmp_path / "p.png"], ["plot-classes", result, "-o", tmp_path / "c.png"],
+                ["plot-temporal", clock, result, "-o", tmp_path / "t.png"],
+                ["report", result, "-o", tmp_path / "r.html"]]
+    for args in commands:
+        code = main([str(a) for a in args])
+        err = capsys.readouterr().err
+        assert code == 2, (args[0], err)
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("evsim: error:"), (args[0], err)
+        assert str(result) in lines[0] and f"'{field}'" in lines[0], (args[0], err)
+        assert not Path(args[-1]).exists()
+
+
+def test_values_eval_writes_for_no_data_are_still_drawn(tmp_path):
+    """null where eval writes it (no decision time, no prediction, no OCT), a speed-up of
+    Infinity (eval's 1 / 0 for a sweep entry that consumed no event) and empty anytime curves
+    (no curve) are not refused: the figures leave those values out."""
+    from evsim.plots import report_html
+
+    doc = make_doc(n=60, n_wrong=3)
+    doc["samples"][4]["decision_time_us"] = None
+    wrong = next(s for s in doc["samples"] if not s["correct"])
+    wrong["prediction"] = None
+    doc["no_prediction"] = 1
+    doc["oct"]["mean_us"] = None
+    doc["anytime"]["sweep"].append({"beta": 0.5, "accuracy": 0.2, "mean_events_fraction": 0.0,
+                                    "mean_latency_us": 0.0, "speedup": INF})
+    doc["anytime"].update(time_us=[], accuracy_vs_time=[])
+    fig = plot_accuracy([doc], tmp_path / "a.png", log_x=False)
+    assert not [line for line in panel(fig, "latency").lines if line.get_label().startswith("anytime")]
+    curve = next(line for line in panel(fig, "fraction").lines if line.get_label().startswith("anytime"))
+    assert np.array_equal(curve.get_ydata(), doc["anytime"]["accuracy_vs_fraction"])
+    sweep = next(line for line in panel(fig, "speedup").lines if "sweep" in line.get_label())
+    y = np.asarray(sweep.get_ydata(), float)  # by β: the 1/0 point first, not drawn (NaN)
+    assert np.isnan(y[0]) and np.allclose(y[1:], [1 / 0.05, 1 / 0.2, 1 / 0.5])
+    fig = plot_classes(doc, tmp_path / "c.png")
+    (x, y, _), = errorbars(panel(fig, "latency")).values()
+    c = doc["samples"][4]["label"]
+    t = [s["decision_time_us"] / 1000 for s in doc["samples"] if s["label"] == c and s["decision_time_us"] is not None]
+    assert y[list(x).index(c)] == pytest.approx(np.median(t))
+    plot_temporal([make_doc(mode="clock", bin_us=5000.0), doc], tmp_path / "t.png")
+    assert "<svg" in report_html([doc])
+
+
+def test_temporal_refuses_a_bin_width_of_zero_from_n_bins(tmp_path):
+    """--n-bins: the bin width is mean_latency_us / n_bins; 0 µs cannot be placed on the log
+    bin-width axis (before the fix: a figure with the result missing)."""
+    clock = make_doc(mode="clock", n_bins=4, latency_us=0.0)
+    clock["_path"] = "nbins.json"
+    with pytest.raises(evsim.OptionError, match="nbins.json: no bin width"):
+        plot_temporal([clock, make_doc()], tmp_path / "t.png")
+    assert not (tmp_path / "t.png").exists()
 
 
 # --------------------------------------------------------------------------------------------

@@ -19,13 +19,14 @@ Exporter quirks handled here (each is tested in ``tests/test_graph.py``):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelError
-from .nodes import NEURON_TYPES, SUPPORTED_TYPES, expected_input_shape, output_declared_shape, output_shape  # noqa: F401,E501
+from ..errors import ModelError, shown
+from .nodes import NEURON_TYPES, SUPPORTED_TYPES, expected_input_shape, output_shape  # noqa: F401,E501
 from .validate import check_node, check_node_dict, check_sizes, check_stored_sizes
 
 # (what each node type means, its checks, shapes and operator: evsim.model.nodes.NODE_TYPES)
@@ -47,7 +48,8 @@ class Graph:
 
     Attributes:
         nodes: node name -> NIR node (or :class:`Passthrough`), names of nested nodes dotted.
-        edges: (source, target) pairs, deduplicated, in a deterministic order.
+        edges: (source, target) pairs, each once (a repeated edge is refused), in a deterministic
+            order.
         input_name, output_name: the graph's single Input and Output node.
         order: nodes in topological order (ignoring back edges), starting at the Input.
         back_edges: edges that close a cycle (they carry the recurrent delay).
@@ -142,6 +144,20 @@ def read_nir(path) -> "object":
         try:
             return nir.dict2NIRNode(d)
         except Exception as exc:
+            if kind == "Flatten" and d.get("input_type") is not None:
+                # nir computes the output type from input_type, start_dim and end_dim and trips when
+                # they disagree; evsim checks all three against the shape that arrives (infer_shapes),
+                # with a message naming which one is wrong
+                declared = d.pop("input_type")
+                if isinstance(declared, dict):  # (nir's from_dict wraps it in place)
+                    declared = declared.get("input")
+                try:
+                    node = nir.dict2NIRNode(d)
+                except Exception:
+                    pass
+                else:
+                    node.input_type = {"input": declared}
+                    return node
             raise ModelError(f"malformed {kind} node ({_one_line(exc)})", node=name, path=path) from None
 
     return build(data, "")
@@ -230,16 +246,20 @@ def flatten_graph(graph, path: str | None = None) -> tuple[dict, list]:
     if not isinstance(graph, nir.NIRGraph):
         raise ModelError(f"expected a NIRGraph, got {type(graph).__name__}", path=path)
     visit(graph.nodes, graph.edges, "", True)
-    # duplicate edges (some exporters write them twice) mean one connection
-    seen = set()
-    unique = []
+    # A repeated edge is refused: NIR edges are identity connections and nir itself (NIRGraph's
+    # structure check, nir >= 1.0.8) rejects a duplicate, while simulators differ (NIRTorch and the
+    # NIR paper's Lava converter keep one, inputs into one node otherwise add up): reading it as one
+    # connection or as double input would both be a guess (SEMANTICS §5.1).
+    counts: dict = {}
     for e in edges:
-        if e not in seen:
-            seen.add(e)
-            unique.append(e)
+        counts[e] = counts.get(e, 0) + 1
+    for (src, dst), n in counts.items():
+        if n > 1:
+            times = "twice" if n == 2 else f"{n} times"
+            raise ModelError(f"edge '{src}' -> '{dst}' appears {times}; evsim does not guess whether that "
+                             f"means one connection or double input", node=dst, path=path)
     # a deterministic order independent of how the file stored them
-    unique.sort()
-    return nodes, unique
+    return nodes, sorted(counts)
 
 
 # --------------------------------------------------------------------------------------------
@@ -392,10 +412,10 @@ def infer_shapes(graph: Graph) -> None:
         arriving = [shapes[p] for p in preds]
         expected = expected_input_shape(node, kind)
         shape_in = _merge_shapes(name, preds, arriving, expected, path)
-        declared = output_declared_shape(node) if kind == "Output" else None
-        if declared is not None and int(np.prod(declared)) != int(np.prod(shape_in)):
-            raise ModelError(f"shape mismatch: the Output declares {declared} ({int(np.prod(declared))} values) but "
-                             f"receives {shape_in} ({int(np.prod(shape_in))} values)", node=name, path=path)
+        if kind == "Output":
+            _check_output_declaration(node, name, shape_in, path)
+        elif kind == "Flatten":
+            _check_flatten_declaration(node, name, shape_in, path)
         in_shapes[name] = shape_in
         shapes[name] = output_shape(node, kind, shape_in, name, path, graph)
     # back edges: the shape they carry must fit the node they close the loop on
@@ -408,6 +428,77 @@ def infer_shapes(graph: Graph) -> None:
             )
     graph.shapes = shapes
     graph.input_shapes = in_shapes
+
+
+def _declared(node, attr: str, key: str, name: str, path):
+    """The shape a node declares in ``attr[key]`` (an Output's ``output_type['output']``, stored as
+    its ``shape``; a Flatten's ``input_type['input']``) as a tuple of ints, or None when it
+    declares none (absent or empty)."""
+    types = getattr(node, attr, None)
+    value = types.get(key) if isinstance(types, dict) else types
+    if value is None:
+        return None
+    try:
+        arr = np.asarray(value, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise ModelError(f"{attr} must be a list of integers, got {shown(value)}", node=name, path=path) from None
+    if arr.size == 0:
+        return None
+    if not np.all(np.isfinite(arr) & (arr == np.round(arr))) or np.any(np.abs(arr) > 2**62):
+        raise ModelError(f"{attr} must be a list of integers, got {shown(value)}", node=name, path=path)
+    return tuple(int(d) for d in arr)
+
+
+def _check_output_declaration(node, name: str, shape_in: tuple, path) -> None:
+    """An Output that declares a shape must receive as many values as it declares (edges into one
+    node add up, they do not concatenate); an absent or empty declaration is left alone."""
+    declared = _declared(node, "output_type", "output", name, path)
+    if declared is None:
+        return
+    n_in = int(np.prod(shape_in))
+    if min(declared) < 1:
+        raise ModelError(f"shape mismatch: the Output declares output_type {declared}, a shape with a dimension < 1, "
+                         f"but receives {shape_in} ({n_in} values)", node=name, path=path)
+    n = math.prod(declared)
+    if n != n_in:
+        raise ModelError(f"shape mismatch: the Output declares output_type {declared} ({n} values) but receives "
+                         f"{shape_in} ({n_in} values)", node=name, path=path)
+
+
+def _check_flatten_declaration(node, name: str, shape_in: tuple, path) -> None:
+    """A Flatten's ``input_type`` must be the shape arriving (leading batch dimensions of size 1
+    aside; a flat declaration of the same size is a reshape, as everywhere in evsim), and its
+    ``start_dim``/``end_dim`` must name dimensions of it, counted without the batch dimension or
+    with it (exporters do both, SEMANTICS §5.5). All zeros is sinabs' placeholder: no declaration."""
+    declared = _declared(node, "input_type", "input", name, path)
+    if declared is not None and any(declared):
+        def batchless(shape):
+            shape = tuple(shape)
+            while len(shape) > 1 and shape[0] == 1:
+                shape = shape[1:]
+            return shape
+        same = batchless(declared) == batchless(shape_in)
+        if not same and not (min(declared) >= 1 and _compatible(declared, shape_in)):
+            raise ModelError(f"shape mismatch: the Flatten declares input_type {declared} but the input arriving is "
+                             f"{shape_in}", node=name, path=path)
+    rank = len(shape_in)
+    start, end = (int(getattr(node, a)) if getattr(node, a, None) is not None else d
+                  for a, d in (("start_dim", 1), ("end_dim", -1)))
+
+    def fits(n_dims: int) -> bool:
+        s = start + n_dims if start < 0 else start
+        e = end + n_dims if end < 0 else end
+        return 0 <= s <= e < n_dims
+
+    if fits(rank) or fits(rank + 1):
+        return
+    dims = f"{rank}-D: dimensions 0 to {rank - 1}, or 0 to {rank} counting the batch"
+    for attr, value in (("start_dim", start), ("end_dim", end)):
+        if not -(rank + 1) <= value <= rank:
+            raise ModelError(f"{attr} {value} is out of range for the input arriving, {shape_in} ({dims})",
+                             node=name, path=path)
+    raise ModelError(f"start_dim {start} comes after end_dim {end} for the input arriving, {shape_in} ({dims})",
+                     node=name, path=path)
 
 
 def _compatible(a: tuple, b: tuple) -> bool:

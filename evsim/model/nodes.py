@@ -58,24 +58,21 @@ def _check_input(kind, node, name, path):
     _check_shape(input_type.get("input") if isinstance(input_type, dict) else None, "input_type['input']", name, path)
 
 
-def output_declared_shape(node):
-    """The shape an Output node declares (``output_type['output']``) when it declares a usable
-    one, else None (absent, empty or non-positive: some exporters write none). What arrives must
-    have its number of elements (:func:`evsim.model.graph.infer_shapes`)."""
-    output_type = getattr(node, "output_type", None)
-    declared = output_type.get("output") if isinstance(output_type, dict) else None
-    try:
-        shape = tuple(int(d) for d in np.asarray(declared, dtype=np.float64).reshape(-1))
-    except (TypeError, ValueError, OverflowError):
-        return None
-    if not shape or any(d <= 0 for d in shape):
-        return None
-    return shape
+#: the shortest delay a Delay node may hold besides 0, seconds (a nanosecond, as --dt-us and
+#: --recurrent-delay-us): a recurrent loop of 1e-300 s runs the processing budget out at t ≈ 0
+MIN_DELAY_S = 1e-9
 
 
 def _check_delay(kind, node, name, path):
-    if getattr(node, "delay", None) is not None and np.any(np.asarray(node.delay, dtype=np.float64) < 0):
+    if getattr(node, "delay", None) is None:
+        return
+    delay = np.asarray(node.delay, dtype=np.float64)
+    if np.any(delay < 0):
         raise ModelError("parameter 'delay' must be >= 0 (negative delay)", node=name, path=path)
+    if np.any((delay > 0) & (delay < MIN_DELAY_S)):
+        tiny = delay[(delay > 0) & (delay < MIN_DELAY_S)][0]
+        raise ModelError(f"parameter 'delay' holds {tiny:g} s: a delay is 0 or at least a nanosecond (1e-09 s)",
+                         node=name, path=path)
 
 
 # --------------------------------------------------------------------------------------------

@@ -178,10 +178,14 @@ def _check_real(value, attr: str, name: str, path) -> None:
             # current decay 0); such a neuron has no finite NIR parameters
             why = " (+inf: an exporter's \"no decay\", e.g. lava_to_nir.py for a decay of 0; not supported)"
         raise ModelError(f"parameter '{attr}' has {bad} non-finite value(s){why}", node=name, path=path)
-    if kind in "iuf" and arr.size and (arr.max() > MAX_PARAMETER_MAGNITUDE or arr.min() < -MAX_PARAMETER_MAGNITUDE):
-        extreme = arr.max() if arr.max() > MAX_PARAMETER_MAGNITUDE else arr.min()
-        raise ModelError(f"parameter '{attr}' holds {extreme:g}, beyond evsim's limit of "
-                         f"{MAX_PARAMETER_MAGNITUDE:g} in magnitude", node=name, path=path)
+    if kind in "iuf" and arr.size:
+        # the extremes compared as Python floats (float64): comparing a float16 array with 1e30 casts
+        # 1e30 to float16 (inf) and makes numpy warn about the overflow
+        high, low = float(arr.max()), float(arr.min())
+        if high > MAX_PARAMETER_MAGNITUDE or low < -MAX_PARAMETER_MAGNITUDE:
+            extreme = arr.max() if high > MAX_PARAMETER_MAGNITUDE else arr.min()
+            raise ModelError(f"parameter '{attr}' holds {extreme:g}, beyond evsim's limit of "
+                             f"{MAX_PARAMETER_MAGNITUDE:g} in magnitude", node=name, path=path)
 
 
 def _check_integers(value, attr: str, low, name: str, path) -> None:

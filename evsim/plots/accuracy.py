@@ -135,7 +135,7 @@ def accuracy_series(results, names=None, confidence: float = 0.95) -> dict:
         f = _floats(anytime.get("fraction"))
         af = _floats(anytime.get("accuracy_vs_fraction"))
         if t.size != at.size or not _is_accuracy(at) or not np.all(np.isfinite(t)):
-            t = at = np.zeros(0)  # (a curve that is not one: left out)
+            t = at = np.zeros(0)  # (a curve that is not one: left out; check_doc refuses such documents)
         if f.size != af.size or not _is_accuracy(af) or not np.all(np.isfinite(f)):
             f = af = np.zeros(0)
         if t.size or f.size:
@@ -591,6 +591,9 @@ def temporal_series(results, confidence: float = 0.95) -> dict:
                     raise OptionError(f"{d.get('_path', 'a clock result')}: no bin width (--n-bins without "
                                       f"mean_latency_us)", option="RESULTS")
                 w = dur / nb
+                if not w > 0:
+                    raise OptionError(f"{d.get('_path', 'a clock result')}: no bin width (--n-bins with "
+                                      f"mean_latency_us {dur:g}: bins of 0 µs)", option="RESULTS")
                 entry["setting"] = f"{nb} bin" + ("" if nb == 1 else "s")
             elif w is None:
                 raise OptionError(f"{d.get('_path', 'a clock result')} has no bin_us or n_bins", option="RESULTS")

@@ -2,7 +2,9 @@
 
 Documents are read defensively: older files lack intervals, per-class figures, ``complete`` or the
 per-sample ``samples`` list; what a figure needs is computed from what is there (the accuracy
-interval from the per-sample records when present, else from accuracy × n_samples).
+interval from the per-sample records when present, else from accuracy × n_samples). What is
+there must be drawable: :func:`check_doc` refuses, naming the file and the field, every number a
+figure or the report reads that is not a finite number in its range (docs/SEMANTICS.md#figures).
 """
 
 from __future__ import annotations
@@ -69,11 +71,15 @@ def _displayable(obj):
 def check_doc(doc, where: str):
     if isinstance(doc, dict) and doc.get("accuracy", 0) is None and doc.get("n_samples") == 0:
         raise OptionError(f"{where}: no sample was simulated in that evaluation (nothing to show)", option="RESULTS")
-    if not isinstance(doc, dict) or num(doc.get("accuracy")) is None:
+    if not isinstance(doc, dict) or doc.get("accuracy") is None:
         raise OptionError(f"{where} is not an `evsim eval --json` result (no accuracy)", option="RESULTS")
+    if _finite(doc["accuracy"]) is None:
+        raise OptionError(f"{where}: 'accuracy' is not a number ({_shown(doc['accuracy'])})", option="RESULTS")
     if not 0.0 <= float(doc["accuracy"]) <= 1.0:
         raise OptionError(f"{where}: accuracy {doc['accuracy']!r} is not in [0, 1]", option="RESULTS")
     _check_fields(doc, where)
+    _check_anytime(doc, where)
+    _check_consistency(doc, where)
 
 
 #: most classes a result may name (a label of 10^8 would make a confusion matrix of 10^16 counts)
@@ -82,6 +88,49 @@ MAX_CLASSES = 10_000
 
 def _text_ok(value) -> bool:
     return isinstance(value, str)
+
+
+def _finite(v):
+    """``v`` as a float when it is a JSON number (not a boolean, not a string) and finite, else None."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    try:
+        x = float(v)
+    except OverflowError:  # an integer of hundreds of digits
+        return None
+    return x if math.isfinite(x) else None
+
+
+def _count(v, low: int = 0) -> bool:
+    """Whether ``v`` is a JSON integer (not a boolean) in [low, 2**53)."""
+    return isinstance(v, int) and not isinstance(v, bool) and low <= v < 2 ** 53
+
+
+def _shown(v) -> str:
+    """A value as the document spells it (JSON: null, true, NaN, Infinity), at most 40 characters."""
+    if isinstance(v, str):
+        return repr(v)[:40]
+    try:
+        return json.dumps(v)[:40]
+    except (TypeError, ValueError, RecursionError):
+        return str(v)[:40]
+
+
+#: (what the value must be, test) of the numbers the figures and the report read
+_TIME = ("a time in µs (a finite number >= 0)", lambda x: x is not None and 0.0 <= x < 2.0 ** 53)
+_FRACTION = ("a fraction (a finite number in [0, 1])", lambda x: x is not None and 0.0 <= x <= 1.0)
+_ACCURACY = ("an accuracy (a finite number in [0, 1])", lambda x: x is not None and 0.0 <= x <= 1.0)
+
+
+def _number_of(value, rule, bad, field, *, null: bool = True):
+    """``value`` as a float that passes ``rule`` (see :data:`_TIME`), None for null when ``null``;
+    else OptionError naming ``field``."""
+    if value is None and null:
+        return None
+    x = _finite(value)
+    if not rule[1](x):
+        bad(field, f"is {_shown(value)}, not {rule[0]}")
+    return x
 
 
 def _check_fields(doc: dict, where: str) -> None:
@@ -100,33 +149,143 @@ def _check_fields(doc: dict, where: str) -> None:
         bad("cutoff", "is neither a cutoff description nor text")
     if isinstance(cutoff, dict) and isinstance(cutoff.get("table"), list):
         for k, v in enumerate(cutoff["table"]):
-            if v is not None and (num(v) is None or abs(num(v)) > 1e30):
+            if v is not None and (_finite(v) is None or abs(_finite(v)) > 1e30):
                 bad(f"cutoff.table[{k}]", "is not a threshold (null or a finite number of magnitude <= 1e30)")
     fraction = doc.get("mean_events_fraction")
-    if fraction is not None and (num(fraction) is None or not (num(fraction) == 0 or 2.0 ** -53 <= num(fraction) <= 1)):
-        bad("mean_events_fraction", f"is not a fraction of the events read ({str(fraction)[:40]})")
+    if fraction is not None and (_finite(fraction) is None or not (_finite(fraction) == 0
+                                                                   or 2.0 ** -53 <= _finite(fraction) <= 1)):
+        bad("mean_events_fraction", f"is not a fraction of the events read ({_shown(fraction)})")
+    _number_of(doc.get("mean_latency_us"), _TIME, bad, "mean_latency_us")
+    _number_of(doc.get("synops_per_sample"), ("a number of operations (a finite number >= 0)",
+                                              lambda x: x is not None and x >= 0.0), bad, "synops_per_sample")
+    if doc.get("no_prediction") is not None and not _count(doc["no_prediction"]):
+        bad("no_prediction", f"is not a count of samples ({_shown(doc['no_prediction'])})")
+    if doc.get("model_hash") is not None and not _text_ok(doc["model_hash"]):
+        bad("model_hash", "is not text")
+    if doc.get("n_bins") is not None and not _count(doc["n_bins"], 1):
+        bad("n_bins", f"is not a number of bins (an integer >= 1) ({_shown(doc['n_bins'])})")
+    if isinstance(cutoff, dict):
+        for key in ("threshold", "epsilon", "temperature"):
+            _number_of(cutoff.get(key), ("a finite number", lambda x: x is not None), bad, f"cutoff.{key}")
+        _number_of(cutoff.get("max_time_us"), _TIME, bad, "cutoff.max_time_us")
+        _number_of(cutoff.get("bin_width_us"), _TIME, bad, "cutoff.bin_width_us")
+        if cutoff.get("max_events") is not None and not _count(cutoff["max_events"]):
+            bad("cutoff.max_events", f"is not a number of events (an integer >= 0) ({_shown(cutoff['max_events'])})")
+    oct_ = doc.get("oct")
+    if oct_ is not None and not isinstance(oct_, dict):
+        bad("oct", "is not an oracle cutoff time summary")
+    if isinstance(oct_, dict):
+        _number_of(oct_.get("mean_us"), _TIME, bad, "oct.mean_us")
+    for key in ("accuracy_interval", "accuracy_ci"):
+        given = doc.get(key)
+        if isinstance(given, dict):
+            bounds = [(f"{key}.low", given.get("low")), (f"{key}.high", given.get("high"))]
+        elif isinstance(given, (list, tuple)):
+            bounds = [(f"{key}[{i}]", v) for i, v in enumerate(given)]
+            if len(given) != 2:
+                bad(key, f"is not an interval (low, high) ({_shown(given)})")
+        elif given is None:
+            continue
+        else:
+            bad(key, f"is not an interval ({_shown(given)})")
+        lo, hi = (_number_of(v, _ACCURACY, bad, field) for field, v in bounds)
+        acc = float(doc["accuracy"])
+        if lo is not None and not lo <= acc:
+            bad(bounds[0][0], f"{lo!r} lies above the accuracy {acc!r}: not an interval around it")
+        if hi is not None and not acc <= hi:
+            bad(bounds[1][0], f"{hi!r} lies below the accuracy {acc!r}: not an interval around it")
     for key in ("bin_us", "clock_bin_us"):
         v = doc.get(key)
-        if v is not None and (num(v) is None or not 0 < num(v) < 2.0 ** 53):
-            bad(key, f"is not a bin width in µs ({str(v)[:40]})")
+        if v is not None and (_finite(v) is None or not 0 < _finite(v) < 2.0 ** 53):
+            bad(key, f"is not a bin width in µs ({_shown(v)})")
     n = doc.get("n_samples")
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or not 0 <= n < 2 ** 53):
-        bad("n_samples", f"is not a count of samples ({str(n)[:40]})")
+        bad("n_samples", f"is not a count of samples ({_shown(n)})")
     samples = doc.get("samples")
     if samples is None:
         return
     if not isinstance(samples, list):
         bad("samples", "is not a list of sample records")
+    if n is not None and len(samples) != n:
+        bad("n_samples", f"is {n} but 'samples' holds {len(samples)} sample records")
     for k, r in enumerate(samples):
         if not isinstance(r, dict):
             bad(f"samples[{k}]", "is not a sample record")
-        for field in ("label", "prediction"):
+        for field, low in (("label", 0), ("prediction", -1)):  # (null: unlabelled / no prediction)
             v = r.get(field)
-            if isinstance(v, int) and not isinstance(v, bool) and not -1 <= v < MAX_CLASSES:
-                bad(f"samples[{k}].{field}", f"is not a class index below {MAX_CLASSES:,} ({str(v)[:40]})")
+            if v is not None and not (isinstance(v, int) and not isinstance(v, bool) and low <= v < MAX_CLASSES):
+                bad(f"samples[{k}].{field}", f"is not a class index below {MAX_CLASSES:,} ({_shown(v)})")
+        if r.get("correct") is not None and not isinstance(r["correct"], bool):
+            bad(f"samples[{k}].correct", f"is neither true nor false ({_shown(r['correct'])})")
+        if isinstance(r.get("correct"), bool) and isinstance(r.get("label"), int) \
+                and r["correct"] != (r.get("prediction") == r["label"]):
+            bad(f"samples[{k}].correct", f"is {_shown(r['correct'])} for prediction {_shown(r.get('prediction'))} "
+                                         f"and label {r['label']}")
+        _number_of(r.get("decision_time_us"), _TIME, bad, f"samples[{k}].decision_time_us")
         counts = r.get("output_counts")
         if isinstance(counts, list) and len(counts) > MAX_CLASSES:
             bad(f"samples[{k}].output_counts", f"has {len(counts):,} outputs (at most {MAX_CLASSES:,})")
+
+
+def _check_anytime(doc: dict, where: str) -> None:
+    """The anytime curves (each value finite and in range, the axis not decreasing, as long as its
+    axis) and the replayed sweep (accuracy, β, events fraction, latency, speed-up): what the
+    accuracy figure draws."""
+    def bad(field, why):
+        raise OptionError(f"{where}: 'anytime.{field}' {why}", option="RESULTS")
+
+    anytime = doc.get("anytime")
+    if anytime is None:
+        return
+    if not isinstance(anytime, dict):
+        raise OptionError(f"{where}: 'anytime' is not an anytime summary", option="RESULTS")
+    for axis, curve, rule in (("time_us", "accuracy_vs_time", _TIME), ("fraction", "accuracy_vs_fraction", _FRACTION)):
+        xs, ys = anytime.get(axis), anytime.get(curve)
+        if xs is None and ys is None:
+            continue
+        for name, values in ((axis, xs), (curve, ys)):
+            if not isinstance(values, list):
+                bad(name, f"is not a list of numbers ({_shown(values)})")
+        if len(xs) != len(ys):
+            bad(curve, f"has {len(ys)} values for the {len(xs)} of 'anytime.{axis}'")
+        previous = -math.inf
+        for k, v in enumerate(xs):
+            x = _number_of(v, rule, bad, f"{axis}[{k}]", null=False)
+            if x < previous:
+                bad(f"{axis}[{k}]", f"is {x!r}, less than the value before it ({previous!r}): the axis must not "
+                                    "decrease")
+            previous = x
+        for k, v in enumerate(ys):
+            _number_of(v, _ACCURACY, bad, f"{curve}[{k}]", null=False)
+    sweep = anytime.get("sweep")
+    if sweep is None:
+        return
+    if not isinstance(sweep, list):
+        bad("sweep", f"is not a list of sweep entries ({_shown(sweep)})")
+    for k, s in enumerate(sweep):
+        if not isinstance(s, dict):
+            bad(f"sweep[{k}]", f"is not a sweep entry ({_shown(s)})")
+        _number_of(s.get("accuracy"), _ACCURACY, bad, f"sweep[{k}].accuracy", null=False)
+        _number_of(s.get("beta"), ("a threshold (a finite number)", lambda x: x is not None), bad, f"sweep[{k}].beta")
+        _number_of(s.get("mean_events_fraction"), _FRACTION, bad, f"sweep[{k}].mean_events_fraction")
+        _number_of(s.get("mean_latency_us"), _TIME, bad, f"sweep[{k}].mean_latency_us")
+        speedup = s.get("speedup")
+        if speedup is not None and speedup != math.inf:  # (inf: eval's speed-up of a fraction 0)
+            _number_of(speedup, ("a speed-up (a number > 0, or Infinity)", lambda x: x is not None and x > 0),
+                       bad, f"sweep[{k}].speedup")
+
+
+def _check_consistency(doc: dict, where: str) -> None:
+    """The accuracy is the share of correct per-sample records when the document has them (the
+    figures take the interval from those records and the accuracy from the document)."""
+    arrays = sample_arrays(doc)
+    if arrays is None:
+        return
+    k, n = int(arrays[3].sum()), int(arrays[3].size)
+    acc = float(doc["accuracy"])
+    if abs(acc - k / n) > 1e-9:
+        raise OptionError(f"{where}: 'accuracy' {acc!r} is not the share of correct records in 'samples' "
+                          f"({k} of {n})", option="RESULTS")
 
 
 def is_complete(doc) -> bool:
@@ -260,7 +419,8 @@ def sample_arrays(doc):
         preds.append(p if isinstance(p, int) else -1)
         t = num(s.get("decision_time_us"))
         times.append(np.nan if t is None else t)
-        correct.append(bool(s.get("correct", preds[-1] == labels[-1])))
+        c = s.get("correct")
+        correct.append(c if isinstance(c, bool) else preds[-1] == labels[-1])  # (null: from the label)
     return (np.asarray(labels, np.int64), np.asarray(preds, np.int64), np.asarray(times, float),
             np.asarray(correct, bool))
 
