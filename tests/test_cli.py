@@ -15,25 +15,12 @@ import numpy as np
 import pytest
 
 import evsim
-from evsim.cli import BUNDLED_MODEL, main
+from _cli import assert_user_error, evsim_cli
+from evsim.cli import BUNDLED_MODEL
 
 BUNDLED_RECORDING = next(iter(sorted((BUNDLED_MODEL.parent / "samples").glob("*/*.bin"))))
 
 
-def evsim_cli(capsys, *args):
-    code = main([str(a) for a in args])
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def assert_user_error(code, err, *fragments):
-    assert code == 2
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("evsim: error:")
-    assert "Traceback" not in err
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,8 @@ import pytest
 import evsim
 from evsim import make_events
 from evsim.chip.speck import assign_cores, map_to_speck, quantize_speck
-from evsim.cli import BUNDLED_MODEL, main
+from _cli import evsim_cli
+from evsim.cli import BUNDLED_MODEL
 from evsim.model.graph import read_nir
 
 BUNDLED_RECORDING = next(iter(sorted((BUNDLED_MODEL.parent / "samples").glob("*/*.bin"))))
@@ -363,11 +364,6 @@ def test_too_many_layers_and_fan_out():
 # command line
 # --------------------------------------------------------------------------------------------
 
-
-def evsim_cli(capsys, *args):
-    code = main([str(a) for a in args])
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_cli_quantize_with_the_nir_profile_is_one_line_exit_2(capsys):
