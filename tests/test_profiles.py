@@ -996,3 +996,51 @@ def test_time_steps_and_derived_parameters_out_of_range_are_refused_in_one_line(
     with pytest.raises(evsim.ModelError, match="drive .* dt = 1 µs is 1e\\+31"):
         evsim.load_model(g, profile="sinabs", dt_us=1.0)
     evsim.load_model(g, profile="sinabs", dt_us=1000.0)  # 1e28 per second: taken
+
+
+def test_lava_dl_decay_zero_written_as_plus_inf_is_slayers_if():
+    """lava_to_nir.py writes slayer's voltage_decay 0 as τ = r = +inf (and current_decay 1 as
+    τ_syn = dt): v ← v + x, slayer's IF. Both layers (a CubaLIF and a LIF written so) against
+    slayer's update written out (LavaDlRef: 1 − dt/∞ = 1); such files were refused as non-finite."""
+    rng = np.random.default_rng(31)
+    dt, bin_us = SNNTORCH_DT, BIN_US["lava-dl"]
+    events, frames = random_input(rng, bin_us)
+    inf = np.inf
+    theta1, theta2 = rng.uniform(1.5, 2.5, N_HID), rng.uniform(1.5, 2.5, N_OUT)
+    p1 = dict(tau_syn=np.full(N_HID, dt), tau_mem=np.full(N_HID, inf), r=np.full(N_HID, inf), v_leak=np.zeros(N_HID),
+              v_threshold=theta1, v_reset=np.zeros(N_HID), w_in=np.ones(N_HID))
+    p2 = dict(tau=np.full(N_OUT, inf), r=np.full(N_OUT, inf), v_leak=np.zeros(N_OUT), v_threshold=theta2,
+              v_reset=np.zeros(N_OUT))
+    w1, w2 = rng.normal(0.3, 0.3, (N_HID, N_IN)), rng.normal(0.4, 0.4, (N_OUT, N_HID))
+    b1, b2 = rng.normal(0.0, 0.02, N_HID), np.zeros(N_OUT)
+    g = ff_graph(w1, b1, nir.CubaLIF(**p1), w2, b2, nir.LIF(**p2))
+    refs = [reference("lava-dl", "CubaLIF", p1, dt=dt), reference("lava-dl", "LIF", p2, dt=dt)]
+    ref_spikes = run_reference(refs, [w1, w2], [b1, b2], frames)
+    model = evsim.load_model(g, profile="lava-dl", precision="float64")
+    check(run_clock(model, bin_us, events), ["l1", "l2"], refs, ref_spikes, bin_us, [N_HID, N_OUT])
+    for s in ref_spikes:
+        assert 0 < np.count_nonzero(s) < s.size, np.count_nonzero(s)
+
+
+@pytest.mark.parametrize("profile, changes, fragment", [
+    ("snntorch", {}, "only profile lava-dl reads it"),
+    ("nir", {}, "only profile lava-dl reads it"),
+    ("lava-dl", {"tau_syn": np.inf, "w_in": np.inf}, "never decays"),
+    ("lava-dl", {"tau_syn": 5e-4}, "membrane without leak is supported with tau_syn = dt"),
+    ("lava-dl", {"tau_mem": np.array([np.inf, 1e-3, np.inf]), "r": np.array([np.inf, 10.0, np.inf])},
+     "membrane without leak"),
+    ("lava-dl", {"tau_mem": -np.inf}, "non-finite"),
+    ("lava-dl", {"tau_mem": np.nan}, "non-finite"),
+    ("lava-dl", {"v_threshold": np.inf}, "non-finite"),
+])
+def test_plus_inf_time_constants_elsewhere_are_refused_in_one_line(profile, changes, fragment):
+    n, dt = 3, SNNTORCH_DT
+    p = dict(tau_syn=np.full(n, dt), tau_mem=np.full(n, np.inf), r=np.full(n, np.inf), v_leak=np.zeros(n),
+             v_threshold=np.ones(n), v_reset=np.zeros(n), w_in=np.ones(n))
+    p.update({k: np.broadcast_to(np.asarray(v, dtype=float), (n,)).copy() for k, v in changes.items()})
+    out = nir.LIF(tau=np.full(N_OUT, 1e-3), r=np.full(N_OUT, 10.0), v_leak=np.zeros(N_OUT), v_threshold=np.ones(N_OUT),
+                  v_reset=np.zeros(N_OUT))
+    g = ff_graph(np.ones((n, N_IN)), np.zeros(n), nir.CubaLIF(**p), np.ones((N_OUT, n)), np.zeros(N_OUT), out)
+    with pytest.raises(evsim.ModelError, match="l1") as err:
+        evsim.load_model(g, profile=profile)
+    assert fragment in str(err.value)

@@ -57,6 +57,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ModelError, OptionError, real_option
+from .validate import MAY_BE_INFINITE
 from .neurons import CubaModel, IntegratorModel, LeakyModel, SpikeRule
 
 PROFILE_NAMES = ("nir", "sinabs", "speck", "snntorch", "norse", "rockpool", "spyx", "lava-dl")
@@ -337,8 +338,11 @@ def neuron_model(profile: Profile, overrides: Overrides, dt: float | None, kind:
 
     threshold, v_reset, v_min = _spike_parameters(profile, overrides, dt, kind, p, name, path) if spiking else (None,) * 3
     rule_args = dict(threshold=threshold, v_reset=v_reset, v_min=v_min)
+    infinite = [f for f in MAY_BE_INFINITE.get(kind, ()) if np.any(p(f, 1.0) == np.inf)]
     with np.errstate(all="ignore"):  # an overflow or 0/0 is reported below, not warned about
-        if kind in ("I", "IF"):
+        if infinite:
+            model = _without_decay(profile, dt, kind, p, bias, rule_args, infinite, name, path)
+        elif kind in ("I", "IF"):
             model = _integrator_model(profile, dt, kind, p, bias, rule_args)
         elif kind in ("LI", "LIF"):
             model = _leaky_model(profile, dt, kind, p, bias, rule_args, name, path)
@@ -346,6 +350,36 @@ def neuron_model(profile: Profile, overrides: Overrides, dt: float | None, kind:
             model = _cuba_model(profile, dt, p, bias, rule_args, name, path)
     _check_derived(model, profile, dt, name, path)
     return model, spiking
+
+
+def _without_decay(profile: Profile, dt, kind: str, p, bias, rule_args: dict, infinite: list, name: str,
+                   path) -> IntegratorModel:
+    """A leaky node whose file says +inf ("no decay"). lava_to_nir.py writes slayer's decay 0 so
+    (τ = dt/0, r = τ/dt, w_in = τ_syn/dt); slayer's CUBA neuron with current_decay 1 and
+    voltage_decay 0 (u = x, v ← v + u) is the IF that nir_to_lava.py builds for NIR's IF, and a
+    LIF with voltage_decay 0 likewise: ``v ← v + g·x``, g = r·dt/τ (w_in·dt/τ_syn for a CUBA) = 1
+    by lava_to_nir's r = τ/dt. Other profiles, and other combinations (a current that never decays,
+    a decaying current into a membrane without leak), are refused."""
+    what = f"parameter '{infinite[0]}' is +inf (no decay, as lava_to_nir.py writes a decay of 0)"
+    if profile.name != "lava-dl":
+        raise ModelError(f"{what}: only profile lava-dl reads it (as slayer's IF); profile {profile.name} needs "
+                         "finite time constants", node=name, path=path)
+    if kind in ("LI", "LIF"):
+        tau, r = p("tau"), p("r", 1.0)
+        if not (np.all(tau == np.inf) and np.all(r == np.inf)):
+            raise ModelError(f"{what}: lava-dl reads tau = r = +inf together (lava_to_nir.py's r = tau/dt), "
+                             "here not for every neuron", node=name, path=path)
+        gain = np.ones(1)
+    else:
+        tau_mem, tau_syn, w_in = p("tau_mem"), p("tau_syn"), p("w_in", 1.0)
+        if np.any(tau_syn == np.inf) or np.any(w_in == np.inf):
+            raise ModelError(f"{what}: a synaptic current that never decays (slayer's current_decay 0) is not "
+                             "supported", node=name, path=path)
+        if not (np.all(tau_mem == np.inf) and np.all(1.0 - dt / tau_syn == 0.0)):
+            raise ModelError(f"{what}: a membrane without leak is supported with tau_syn = dt (slayer's IF: "
+                             "current_decay 1), for every neuron", node=name, path=path)
+        gain = w_in * dt / tau_syn
+    return IntegratorModel(gain=_compact(gain), drive=_compact(gain * bias / dt), **rule_args)
 
 
 #: the engine parameters that may be infinite: no decay (τ), no threshold, no floor or ceiling

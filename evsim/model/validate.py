@@ -34,6 +34,11 @@ MAX_PARAMETER_MAGNITUDE = 1e30
 
 #: Fields of NIR nodes that are not numeric parameters.
 _NOT_PARAMETERS = ("input_type", "output_type", "metadata")
+#: the leaky neurons' parameters that may hold +inf: "no decay", as lava_to_nir.py writes slayer's
+#: decay 0 (τ = dt/0, r = τ/dt, w_in = τ_syn/dt); the profile decides what it means
+#: (evsim.model.profiles.neuron_model: only lava-dl reads it)
+MAY_BE_INFINITE = {"LI": ("tau", "r"), "LIF": ("tau", "r"),
+                   "CubaLI": ("tau_mem", "tau_syn", "r", "w_in"), "CubaLIF": ("tau_mem", "tau_syn", "r", "w_in")}
 
 _KIND_NAMES = {"c": "complex", "U": "text", "S": "bytes", "O": "Python objects", "M": "dates", "m": "time deltas",
                "V": "raw records"}
@@ -125,7 +130,7 @@ def check_node(node, kind: str, name: str, path: str | None) -> None:
             continue
         if attr == "padding" and text_padding and _is_text(value):
             continue  # 'same' / 'valid', checked with the geometry
-        _check_real(value, attr, name, path)
+        _check_real(value, attr, name, path, plus_inf=attr in MAY_BE_INFINITE.get(kind, ()))
     if node_type is None:
         return
     for attr in node_type.positive:
@@ -146,11 +151,14 @@ def _is_text(value) -> bool:
         and all(isinstance(v, (str, bytes)) for v in value.ravel()))
 
 
-def _check_real(value, attr: str, name: str, path) -> None:
-    """A parameter must be a real, finite number or array of them (booleans and integers too)."""
+def _check_real(value, attr: str, name: str, path, plus_inf: bool = False) -> None:
+    """A parameter must be a real, finite number or array of them (booleans and integers too);
+    ``plus_inf``: +inf is taken too (a time constant's "no decay", :data:`MAY_BE_INFINITE`)."""
     if isinstance(value, bool) or isinstance(value, numbers.Integral):
         return
     if isinstance(value, numbers.Real):
+        if plus_inf and float(value) == math.inf:
+            return
         if not math.isfinite(float(value)):
             raise ModelError(f"parameter '{attr}' is not finite ({value!r})", node=name, path=path)
         if abs(float(value)) > MAX_PARAMETER_MAGNITUDE:
@@ -170,14 +178,11 @@ def _check_real(value, attr: str, name: str, path) -> None:
         what = _KIND_NAMES.get(kind, str(arr.dtype))
         raise ModelError(f"parameter '{attr}' has dtype {arr.dtype} ({what}); parameters must be real numbers",
                          node=name, path=path)
+    if kind == "f" and plus_inf:
+        arr = arr[arr != np.inf]  # the profile decides what +inf means
     if kind == "f" and not np.all(np.isfinite(arr)):
         bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
-        why = ""
-        if np.all(np.isfinite(arr) | (arr == np.inf)):
-            # lava_to_nir.py writes τ = r = inf for a neuron without leak (slayer's voltage or
-            # current decay 0); such a neuron has no finite NIR parameters
-            why = " (+inf: an exporter's \"no decay\", e.g. lava_to_nir.py for a decay of 0; not supported)"
-        raise ModelError(f"parameter '{attr}' has {bad} non-finite value(s){why}", node=name, path=path)
+        raise ModelError(f"parameter '{attr}' has {bad} non-finite value(s)", node=name, path=path)
     if kind in "iuf" and arr.size:
         # the extremes compared as Python floats (float64): comparing a float16 array with 1e30 casts
         # 1e30 to float16 (inf) and makes numpy warn about the overflow
