@@ -769,8 +769,7 @@ def calibrate(model, data, output, calib_bin_us, calib_bins, workers, scheduler,
             confidence = None
         elif not 0.5 <= confidence < 1:
             raise OptionError("must be in [0.5, 1), or 0 for the observed rate", option="--confidence")
-        if not 0 < epsilon < 1:
-            raise OptionError("must be in (0, 1)", option="--epsilon")
+        analysis.calibration.check_calibration_options(epsilon, 1.0 if temperature is None else temperature)
         # the grid's options, checked before any sample is simulated
         if not (math.isfinite(calib_bin_us) and calib_bin_us >= 1):
             raise OptionError("must be a finite number of microseconds >= 1", option="--calib-bin-us")

@@ -237,3 +237,36 @@ def test_with_confidence_a_threshold_needs_enough_error_free_samples():
     assert analysis.calibrate(sure(50), "topk", 0.05)["thresholds"] == [3.0]
     warnings = analysis.calibration_set_warnings([0] * 40, 1, epsilon=0.05, confidence=0.9)
     assert any("cannot show an error rate" in w for w in warnings)
+
+
+@pytest.mark.parametrize("kwargs, option", [
+    ({"epsilon": 1e-300}, "--epsilon"),  # 1 − ε rounds to 1: samples_needed overflowed (OverflowError)
+    ({"epsilon": 1e-17}, "--epsilon"),
+    ({"epsilon": 1.0}, "--epsilon"),
+    ({"epsilon": 0.05, "temperature": 0.0}, "--temperature"),  # was a ZeroDivisionError
+    ({"epsilon": 0.05, "temperature": -1.0}, "--temperature"),  # was taken, thresholds nonsense
+    ({"epsilon": 0.05, "temperature": float("nan")}, "--temperature"),
+    ({"epsilon": 0.05, "temperature": float("inf")}, "--temperature"),
+    ({"epsilon": "0.05"}, "--epsilon"),
+])
+def test_calibration_options_out_of_range_are_option_errors(kwargs, option):
+    trajs = random_trajs(np.random.default_rng(3), 20)
+    eps = kwargs.pop("epsilon")
+    with pytest.raises(evsim.OptionError) as err:
+        analysis.calibrate(trajs, "conf", eps, **kwargs)
+    assert err.value.option == option
+    # the smallest ε taken still calibrates (and cannot certify a cut on 20 samples)
+    result = analysis.calibrate(trajs, "conf", analysis.calibration.MIN_EPSILON)
+    assert np.all(np.isinf(result["thresholds"]))
+
+
+def test_cli_calibrate_refuses_them_before_simulating(capsys, tmp_path):
+    from _cli import assert_user_error, evsim_cli
+    from evsim.cli import BUNDLED_MODEL
+
+    samples = BUNDLED_MODEL.parent / "samples"
+    for args, option in ((("--cutoff", "conf", "--temperature", "0"), "--temperature"),
+                         (("--cutoff", "topk", "--epsilon", "1e-300"), "--epsilon")):
+        code, _, err = evsim_cli(capsys, "calibrate", BUNDLED_MODEL, samples, *args, "-o", tmp_path / "c.json")
+        assert_user_error(code, err, option)  # one line: no warning from a simulation before it
+        assert not (tmp_path / "c.json").exists()

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import OptionError
+from ..errors import OptionError, real_option
 from ..kernels.readout import cutoff_array, first_decision, threshold_bins
 from ..sim.result import MIN_BIN_WIDTH_US
 from .trajectory import Trajectory, confidence_of, correct_from_here, cutoff_mode
 from .records import write_text_atomic
 
-__all__ = ["Thresholds", "time_bins", "replay_cutoff", "cutoff_outcomes", "cutoff_sweep", "calibrate",
+__all__ = ["Thresholds", "time_bins", "replay_cutoff", "cutoff_outcomes", "cutoff_sweep", "calibrate", "check_calibration_options",
            "fit_temperature", "stratified_folds", "cross_validate", "calibration_set_warnings", "DEFAULT_MIN_SUPPORT",
            "DEFAULT_CONFIDENCE", "samples_needed", "rate_bound_passes",
            "write_calibration", "read_calibration", "thresholds_from_calibration"]
@@ -188,6 +188,22 @@ def _rates_over_thresholds(records):
     return candidates, base_ok + cum_ok[below], base_reached + cum_reached[below]
 
 
+#: the smallest ε a calibration takes: a rate of 1 − 1e-12 already needs ~2·10^12 error-free samples
+MIN_EPSILON = 1e-12
+
+
+def check_calibration_options(epsilon, temperature) -> tuple:
+    """(ε, T) as floats, or OptionError: ε in [MIN_EPSILON, 1) (below it 1 − ε rounds towards 1
+    and the samples a bound needs overflow: no dataset could certify it), T finite and > 0."""
+    epsilon = real_option(epsilon, "--epsilon")
+    if not MIN_EPSILON <= epsilon < 1.0:
+        raise OptionError(f"must be in [{MIN_EPSILON:g}, 1), got {epsilon:g}", option="--epsilon")
+    temperature = real_option(temperature, "--temperature")
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise OptionError(f"must be a finite number > 0, got {temperature:g}", option="--temperature")
+    return epsilon, temperature
+
+
 def calibrate(trajs: list, cutoff: str, epsilon: float, *, bin_width_us: float = 0.0, n_bins: int = 1,
               temperature: float = 1.0, min_support: int = 1, confidence: float | None = DEFAULT_CONFIDENCE) -> dict:
     """Confidence-rate calibration of a cutoff threshold per elapsed-time bin.
@@ -212,8 +228,7 @@ def calibrate(trajs: list, cutoff: str, epsilon: float, *, bin_width_us: float =
 
     Returns a dict with ``thresholds``, ``support`` (samples reached) and ``rate`` per bin.
     """
-    if not 0.0 < epsilon < 1.0:
-        raise OptionError("must be in (0, 1)", option="--epsilon")
+    epsilon, temperature = check_calibration_options(epsilon, temperature)
     if n_bins < 1:
         raise OptionError("must be >= 1", option="--calib-bins")
     if n_bins > 1 and not bin_width_us > 0:
