@@ -357,6 +357,7 @@ def test_local_cluster_records_are_bit_identical_to_one_worker(samples):
                                chunk_size=chunk, progress=False)
                 assert doc["samples"] == one["samples"]
                 assert strip_wall(doc) == strip_wall(one)
+                assert doc["workers"] == 2  # the cluster's workers (it said 1, the default of --workers)
             # the workers did the work: each process holds its own runner
             pids = client.run(os.getpid)
             assert len(set(pids.values())) == 2 and os.getpid() not in pids.values()
@@ -770,3 +771,41 @@ def test_api_arguments_of_equivalent_types_are_taken():
     assert EvalConfig(BUNDLED_MODEL, "speck").model_path == str(BUNDLED_MODEL)  # a Path is a path
     info = evsim.recording_info(BUNDLED_RECORDING)  # a path is read
     assert info["n_events"] == evsim.read_recording(BUNDLED_RECORDING).events.size
+
+
+@pytest.mark.parametrize("address, fragment", [
+    ("ucx://127.0.0.1:8786", "ucx:// is not supported"),
+    ("inproc://foo", "inproc:// is not supported"),
+    ("tcp://127.0.0.1:99999", "port in 1..65535"),
+    ("127.0.0.1", "port in 1..65535"),
+    ("tls://127.0.0.1:8786", "tls:// needs certificates"),
+])
+def test_scheduler_addresses_evsim_cannot_use_are_refused_at_once(samples, address, fragment):
+    """These gave a TypeError or ValueError from inside Dask (ucx, inproc, tls without
+    certificates) or a 10-s wait for a port that cannot exist."""
+    t0 = time.monotonic()
+    with pytest.raises(OptionError, match=fragment) as err:
+        evaluate(samples, config(), scheduler=address, progress=False)
+    assert err.value.option == "--scheduler" and time.monotonic() - t0 < 5.0
+    with pytest.raises(OptionError) as err:  # --workers sizes a local cluster only
+        evaluate(samples, config(), scheduler="tcp://127.0.0.1:8786", workers=2, progress=False)
+    assert err.value.option == "--workers"
+
+
+def test_a_cluster_without_workers_stops_the_run_with_a_message(samples, monkeypatch, tmp_path):
+    """A scheduler with no worker queued the tasks for ever, silently (at the start, or once the
+    last worker died). Now the run stops after NO_WORKERS_TIMEOUT_S (1 s here), one EvsimError."""
+    from distributed import Client, LocalCluster
+
+    import evsim.analysis.evaluate as ev
+
+    monkeypatch.setattr(ev, "NO_WORKERS_TIMEOUT_S", 1.0)
+    cluster = LocalCluster(n_workers=0, host="127.0.0.1", dashboard_address=None)
+    try:
+        with Client(cluster) as client:
+            t0 = time.monotonic()
+            with pytest.raises(EvsimError, match="has had no workers for 1 s"):
+                evaluate(samples, config(), client=client, progress=False, json_path=tmp_path / "n.json")
+            assert time.monotonic() - t0 < 30.0
+    finally:
+        cluster.close()

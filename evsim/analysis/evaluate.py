@@ -29,6 +29,7 @@ import functools
 import gc
 import hashlib
 import json
+import logging
 import os
 import signal
 import threading
@@ -315,6 +316,11 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
             raise OptionError(f"must be True or False, got {value!r}", option=flag)
     if workers < 1:
         raise OptionError("must be >= 1", option="--workers")
+    if (client is not None or scheduler) and workers != 1:
+        raise OptionError("is the size of a local cluster; with a scheduler or a client, that cluster's own workers "
+                          "run the samples", option="--workers")
+    if scheduler:
+        scheduler = scheduler_address(scheduler, security)
     if retries < 0:
         raise OptionError("must be >= 0", option="retries")
     if client is None and scheduler is None and workers > local_workers_max():
@@ -449,7 +455,8 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
     complete = len(done) == items.n and not state["failed"]
     wall = time.time() - start
     bar.update(len(done), final=True)
-    doc = _document(done, header, config, n_outputs, wall, complete=complete, final=complete, workers=workers,
+    doc = _document(done, header, config, n_outputs, wall, complete=complete, final=complete,
+                    workers=state.get("workers", workers),
                     data=data)
     if interrupted:
         doc["interrupted"] = True
@@ -507,6 +514,11 @@ def _run_dask(items, pending, config, keep, stop, state, *, workers, client, sch
     if not pending and client is None and not scheduler:
         return  # a resumed run with nothing left: no cluster to start
     cluster = own_client = forked = None
+    # Dask's own notices (e.g. "Couldn't gather 1 keys, rescheduling" when a worker dies: the task
+    # runs again elsewhere, results do not change) would interleave with the command's output
+    dask_log = logging.getLogger("distributed")
+    dask_log_level = dask_log.level
+    dask_log.setLevel(max(dask_log_level, logging.ERROR))
     try:
         if client is None:
             if scheduler:
@@ -530,6 +542,7 @@ def _run_dask(items, pending, config, keep, stop, state, *, workers, client, sch
                                            host="127.0.0.1", dashboard_address=None, silence_logs=40)
                     own_client = client = Client(cluster)
         n_workers = max(1, len(client.scheduler_info().get("workers", {})) or workers)
+        state["workers"] = n_workers  # what the document records: the cluster's, not --workers
         queue = collections.deque(pending)  # sample order
         timing = [0.0, 0]  # seconds the workers spent in finished chunks, samples in them
         # every future is kept until the cluster closes: releasing each as it is consumed sends
@@ -544,6 +557,7 @@ def _run_dask(items, pending, config, keep, stop, state, *, workers, client, sch
             submitted.append(fut)
             return fut
 
+        watch = {"since": None, "asked": 0.0}  # when an external cluster was last seen without workers
         # with_results: the client's event loop fetches each result as its task ends
         ac = as_completed(loop=client.loop, with_results=True, raise_errors=False)
         while queue and len(submitted) < 3 * n_workers:
@@ -555,6 +569,8 @@ def _run_dask(items, pending, config, keep, stop, state, *, workers, client, sch
             if not batch:
                 if forked is not None and not forked.alive():
                     raise EvsimError("every local Dask worker process died")
+                if forked is None and cluster is None:
+                    _check_cluster_has_workers(client, watch, scheduler or "the client's scheduler")
                 _wait_for_results(ac, 0.25)
                 continue
             for fut, result in batch:
@@ -586,10 +602,59 @@ def _run_dask(items, pending, config, keep, stop, state, *, workers, client, sch
             forked.close()
         if own_client is not None:  # a client of ours: no thread of it left behind
             release_dask_offload_thread()
+        dask_log.setLevel(dask_log_level)
 
 
 #: seconds a Dask scheduler has to answer (connection and handshake) before the run gives up
 SCHEDULER_TIMEOUT_S = 10.0
+#: seconds an external cluster may have no worker at all (none joined yet, or every one died)
+#: before the run stops, finished samples written; the scheduler is asked every few seconds
+NO_WORKERS_TIMEOUT_S = 60.0
+
+
+def scheduler_address(address, security=None) -> str:
+    """``address`` as Dask's client takes it (``tcp://`` added to a bare ``host:port``), or
+    OptionError: only ``tcp://`` and ``tls://`` (evsim's workers are other machines' processes),
+    a port in 1..65535, and ``tls://`` with certificates (``security`` or Dask's configuration)."""
+    if not isinstance(address, str) or not address.strip():
+        raise OptionError(f"must be an address like tcp://HOST:8786, got {shown(address)}", option="--scheduler")
+    address = address.strip()
+    scheme, sep, rest = address.partition("://")
+    if not sep:
+        scheme, rest = "tcp", address
+    if scheme not in ("tcp", "tls"):
+        raise OptionError(f"{scheme}:// is not supported: tcp://HOST:PORT or tls://HOST:PORT", option="--scheduler")
+    host, colon, port = rest.rpartition(":")
+    if not colon or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise OptionError(f"{shown(address)} is not HOST:PORT with a port in 1..65535", option="--scheduler")
+    if scheme == "tls" and security is None:
+        import dask
+
+        if not dask.config.get("distributed.comm.tls.ca-file", None):
+            raise OptionError("tls:// needs certificates: --tls-ca-file, --tls-cert and --tls-key (or Dask's "
+                              "distributed.comm.tls configuration)", option="--scheduler")
+    return f"{scheme}://{rest}"
+
+
+def _check_cluster_has_workers(client, watch: dict, where: str) -> None:
+    """EvsimError once the scheduler has had no worker for :data:`NO_WORKERS_TIMEOUT_S` (the run
+    would otherwise wait for ever, silently: a scheduler queues tasks until a worker comes)."""
+    now = time.monotonic()
+    if now - watch["asked"] < min(5.0, NO_WORKERS_TIMEOUT_S / 4):
+        return
+    watch["asked"] = now
+    try:
+        n = len(client.nthreads())
+    except Exception:  # noqa: BLE001 — the scheduler itself gone: Dask's own errors report it
+        return
+    if n:
+        watch["since"] = None
+    elif watch["since"] is None:
+        watch["since"] = now
+    elif now - watch["since"] >= NO_WORKERS_TIMEOUT_S:
+        raise EvsimError(f"the Dask scheduler at {where} has had no workers for {NO_WORKERS_TIMEOUT_S:g} s "
+                         "(start some with `dask worker ADDRESS --nthreads 1`; finished samples are written, "
+                         "--resume continues)")
 
 
 def _connect(scheduler: str, security, stop):
