@@ -1307,7 +1307,12 @@ def compare(result_a, result_b, json_path):
     click.echo(f"A − B       {100 * diff['difference']:+.2f} points, 95% CI {100 * diff['low']:+.2f} to "
                f"{100 * diff['high']:+.2f} (A only right: {diff['a_only']}, B only right: {diff['b_only']})")
     if diff["only_in_a"] or diff["only_in_b"]:
-        click.echo(f"left out    {diff['only_in_a']} recordings only in A, {diff['only_in_b']} only in B")
+        why = [f"{n} of them an error in {other}" for n, other in
+               ((diff["only_in_a_errors_in_b"], "B"), (diff["only_in_b_errors_in_a"], "A")) if n]
+        click.echo(f"left out    {diff['only_in_a']} recordings only in A, {diff['only_in_b']} only in B"
+                   + (f" ({'; '.join(why)})" if why else ""))
+    for name in diff["incomplete"]:
+        click.echo(f"note        result {name} is incomplete (an interrupted eval; --resume completes it)")
     if json_path:
         _write_json_file(json_path, diff)
 

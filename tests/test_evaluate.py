@@ -337,6 +337,31 @@ def test_compare_gives_the_paired_difference(samples):
     assert diff["a_only"] == int(np.sum(ca & ~cb)) and diff["b_only"] == int(np.sum(~ca & cb))
     assert diff["difference"] == pytest.approx(ca.mean() - cb.mean())
     assert diff["low"] <= diff["difference"] <= diff["high"]
+    assert diff["incomplete"] == [] and diff["only_in_a_errors_in_b"] == diff["only_in_b_errors_in_a"] == 0
+
+
+def test_compare_refuses_other_labels_and_repeated_recordings_and_says_what_is_left_out(samples):
+    """Once compared anyway: a recording relabelled in one result, a recording listed twice; an
+    interrupted result and recordings that failed in the other run were not mentioned."""
+    import copy
+
+    a = evaluate(samples, config(), progress=False)
+    relabelled = copy.deepcopy(a)
+    relabelled["samples"][0]["label"] = (relabelled["samples"][0]["label"] + 1) % 3
+    with pytest.raises(OptionError, match="has label .* in result A but .* in result B: not the same data"):
+        compare_results(a, relabelled)
+    twice = copy.deepcopy(a)
+    twice["samples"].append(copy.deepcopy(twice["samples"][1]))
+    with pytest.raises(OptionError, match="result B: .* appears twice"):
+        compare_results(a, twice)
+    # B could not read recording 0 (an error record) and was interrupted
+    failed = copy.deepcopy(a)
+    gone = failed["samples"].pop(0)
+    failed["errors"] = [{"index": 0, "path": gone["path"], "label": gone["label"], "message": "truncated"}]
+    failed["complete"] = False
+    diff = compare_results(a, failed)
+    assert (diff["n"], diff["only_in_a"], diff["only_in_a_errors_in_b"], diff["only_in_b"]) == (len(samples) - 1, 1, 1, 0)
+    assert diff["incomplete"] == ["B"]
 
 
 # ------------------------------------------------------------------------------------------

@@ -886,28 +886,47 @@ def compare_results(doc_a: dict, doc_b: dict, confidence: float = 0.95) -> dict:
     (:func:`evsim.analysis.statistics.paired_difference_interval`)."""
     from .statistics import paired_difference_interval
 
-    a, b = (_correct_by_path(doc, name) for doc, name in ((doc_a, "A"), (doc_b, "B")))
+    (a, label_a), (b, label_b) = (_correct_by_path(doc, name) for doc, name in ((doc_a, "A"), (doc_b, "B")))
     common = sorted(set(a) & set(b))
     if not common:
         raise OptionError("the two results share no recording", option="RESULTS")
+    for p in common:  # the same recording with other labels is other data: no paired comparison
+        if label_a[p] != label_b[p]:
+            raise OptionError(f"{p} has label {label_a[p]} in result A but {label_b[p]} in result B: "
+                              "not the same data", option="RESULTS")
     diff = paired_difference_interval([a[p] for p in common], [b[p] for p in common], confidence)
+    errors_a, errors_b = (_error_paths(doc) for doc in (doc_a, doc_b))
     diff.update(confidence=confidence, only_in_a=len(set(a) - set(b)), only_in_b=len(set(b) - set(a)),
-                accuracy_a=float(np.mean([a[p] for p in common])), accuracy_b=float(np.mean([b[p] for p in common])))
+                accuracy_a=float(np.mean([a[p] for p in common])), accuracy_b=float(np.mean([b[p] for p in common])),
+                # of those left out, the recordings the other run could not evaluate (error records)
+                only_in_a_errors_in_b=len((set(a) - set(b)) & errors_b),
+                only_in_b_errors_in_a=len((set(b) - set(a)) & errors_a),
+                incomplete=[name for doc, name in ((doc_a, "A"), (doc_b, "B")) if doc.get("complete") is False])
     return diff
 
 
-def _correct_by_path(doc: dict, name: str) -> dict:
-    """{path: correct} of an eval document's samples, or OptionError naming the document."""
+def _error_paths(doc: dict) -> set:
+    errors = doc.get("errors", [])
+    return {e["path"] for e in errors if isinstance(e, dict) and isinstance(e.get("path"), str)} \
+        if isinstance(errors, list) else set()
+
+
+def _correct_by_path(doc: dict, name: str) -> tuple:
+    """({path: correct}, {path: label}) of an eval document's samples, or OptionError naming the
+    document (also for a recording listed twice)."""
     samples = doc.get("samples", []) if isinstance(doc, dict) else None
     if not isinstance(samples, list):
         raise OptionError(f"result {name}: 'samples' is not a list of sample records", option="RESULTS")
-    out = {}
+    out, labels = {}, {}
     for k, r in enumerate(samples):
         if not (isinstance(r, dict) and isinstance(r.get("path"), str) and isinstance(r.get("correct"), bool)):
             raise OptionError(f"result {name}: samples[{k}] is not a sample record (a path and whether it was "
                               "correct)", option="RESULTS")
+        if r["path"] in out:
+            raise OptionError(f"result {name}: {r['path']} appears twice among its samples", option="RESULTS")
         out[r["path"]] = r["correct"]
-    return out
+        labels[r["path"]] = r.get("label")
+    return out, labels
 
 
 def write_json(path, doc: dict) -> None:
