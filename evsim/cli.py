@@ -7,11 +7,9 @@ exit with code 2; an interrupted evaluation keeps what it finished and exits wit
 
 from __future__ import annotations
 
-import errno
 import math
 import os
 import signal
-import stat
 import sys
 import threading
 
@@ -992,17 +990,10 @@ def _print_folder_info(doc) -> None:
 
 
 def _is_nir(path: str) -> bool:
+    from .input.recordings import check_regular_file
+
     p = Path(path)
-    try:
-        mode = os.stat(path).st_mode
-    except ValueError:  # (a NUL in the path)
-        raise RecordingError("no such file", path=path) from None
-    except OSError as exc:  # the same words as reading a recording (evsim.input.recordings)
-        if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.EBADF):
-            raise RecordingError("no such file", path=path) from None
-        raise RecordingError(f"cannot read file: {exc.strerror or exc}", path=path) from None
-    if not stat.S_ISREG(mode):  # a pipe, socket or device: never read (a FIFO would block)
-        raise RecordingError("not a regular file", path=path)
+    check_regular_file(path)  # the same words as reading a recording
     if p.suffix.lower() == ".nir":
         return True
     if p.suffix.lower() in (".h5", ".hdf5"):

@@ -245,11 +245,10 @@ def detect_format(path, format: str | None = None) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _read(path, format):
-    """(events, sensor_size or None, canonical format) for any supported file."""
+def check_regular_file(path) -> None:
+    """RecordingError unless ``path`` is an existing regular file ("no such file", "not a regular
+    file": a pipe, socket or device is never opened, a FIFO would block the read)."""
     source = str(path)
-    fmt = detect_format(path, format)
-    p = Path(source)
     try:
         mode = os.stat(source).st_mode  # (one system call for both questions)
     except ValueError:  # (a NUL in the path)
@@ -260,6 +259,14 @@ def _read(path, format):
         raise RecordingError(f"cannot read file: {_one_line(exc)}", path=source) from None
     if not stat.S_ISREG(mode):
         raise RecordingError("not a regular file", path=source)
+
+
+def _read(path, format):
+    """(events, sensor_size or None, canonical format) for any supported file."""
+    source = str(path)
+    fmt = detect_format(path, format)
+    p = Path(source)
+    check_regular_file(source)
     if fmt in ("aedat", "dat"):
         # jAER wrote AEDAT 2 files with a .dat extension; AEDAT4 files sometimes end in .aedat.
         head = _peek(p, 16)

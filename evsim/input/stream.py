@@ -98,7 +98,7 @@ class EventStream:
     """
 
     def __init__(self, path, *, format: str | None = None, chunk_events: int = DEFAULT_CHUNK_EVENTS):
-        from .recordings import detect_format
+        from .recordings import check_regular_file, detect_format
 
         if int(chunk_events) < 1:
             raise RecordingError("chunk length must be >= 1 event", path=str(path))
@@ -110,11 +110,7 @@ class EventStream:
         self.n_events = None
         self.t_first_us = None
         self.t_last_us = None
-        p = Path(self.path)
-        if not p.exists():
-            raise RecordingError("no such file", path=self.path)
-        if not p.is_file():
-            raise RecordingError("not a regular file", path=self.path)
+        check_regular_file(self.path)
 
     def __iter__(self):
         _fix_mmap_threshold()
