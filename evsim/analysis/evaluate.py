@@ -41,7 +41,7 @@ import numpy as np
 from ..errors import EvsimError, OptionError, real_option, shown
 from .aggregate import summarise
 from .execution import (LOCAL_DASK_CONFIG, EvalConfig, ForkedWorkers, Progress, SampleRunner, can_fork_workers,
-                        release_dask_offload_thread, run_chunk, runner_for, with_text)
+                        events_digest, release_dask_offload_thread, run_chunk, runner_for, with_text)
 from .records import (CSV_ENCODING_ERRORS, RecordsFile, SAMPLE_FIELDS, csv_row, dumps_record, read_records_file, records_path_for,
                       remove_stale_temporaries, sample_record, write_csv, write_json_atomic)
 from ..sim.result import predict
@@ -816,8 +816,6 @@ def _finished_records(records_path: Path, json_path, header: dict) -> dict:
 def _check_finished_events(items, done: dict, source) -> None:
     """In-memory data: every finished sample's events must be those of that run (its record's
     ``events_digest``); the data fingerprint covers the count and the first and last samples only."""
-    from .execution import events_digest
-
     for i in sorted(done):
         if i >= items.n:
             continue
@@ -886,7 +884,7 @@ def compare_results(doc_a: dict, doc_b: dict, confidence: float = 0.95) -> dict:
     (:func:`evsim.analysis.statistics.paired_difference_interval`)."""
     from .statistics import paired_difference_interval
 
-    (a, label_a), (b, label_b) = (_correct_by_path(doc, name) for doc, name in ((doc_a, "A"), (doc_b, "B")))
+    (a, label_a), (b, label_b) = (_samples_by_path(doc, name) for doc, name in ((doc_a, "A"), (doc_b, "B")))
     common = sorted(set(a) & set(b))
     if not common:
         raise OptionError("the two results share no recording", option="RESULTS")
@@ -895,12 +893,12 @@ def compare_results(doc_a: dict, doc_b: dict, confidence: float = 0.95) -> dict:
             raise OptionError(f"{p} has label {label_a[p]} in result A but {label_b[p]} in result B: "
                               "not the same data", option="RESULTS")
     diff = paired_difference_interval([a[p] for p in common], [b[p] for p in common], confidence)
-    errors_a, errors_b = (_error_paths(doc) for doc in (doc_a, doc_b))
-    diff.update(confidence=confidence, only_in_a=len(set(a) - set(b)), only_in_b=len(set(b) - set(a)),
+    only_a, only_b = set(a) - set(b), set(b) - set(a)
+    diff.update(confidence=confidence, only_in_a=len(only_a), only_in_b=len(only_b),
                 accuracy_a=float(np.mean([a[p] for p in common])), accuracy_b=float(np.mean([b[p] for p in common])),
                 # of those left out, the recordings the other run could not evaluate (error records)
-                only_in_a_errors_in_b=len((set(a) - set(b)) & errors_b),
-                only_in_b_errors_in_a=len((set(b) - set(a)) & errors_a),
+                only_in_a_errors_in_b=len(only_a & _error_paths(doc_b)),
+                only_in_b_errors_in_a=len(only_b & _error_paths(doc_a)),
                 incomplete=[name for doc, name in ((doc_a, "A"), (doc_b, "B")) if doc.get("complete") is False])
     return diff
 
@@ -911,7 +909,7 @@ def _error_paths(doc: dict) -> set:
         if isinstance(errors, list) else set()
 
 
-def _correct_by_path(doc: dict, name: str) -> tuple:
+def _samples_by_path(doc: dict, name: str) -> tuple:
     """({path: correct}, {path: label}) of an eval document's samples, or OptionError naming the
     document (also for a recording listed twice)."""
     samples = doc.get("samples", []) if isinstance(doc, dict) else None

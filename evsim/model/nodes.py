@@ -69,9 +69,9 @@ def _check_delay(kind, node, name, path):
     delay = np.asarray(node.delay, dtype=np.float64)
     if np.any(delay < 0):
         raise ModelError("parameter 'delay' must be >= 0 (negative delay)", node=name, path=path)
-    if np.any((delay > 0) & (delay < MIN_DELAY_S)):
-        tiny = delay[(delay > 0) & (delay < MIN_DELAY_S)][0]
-        raise ModelError(f"parameter 'delay' holds {tiny:g} s: a delay is 0 or at least a nanosecond (1e-09 s)",
+    tiny = delay[(delay > 0) & (delay < MIN_DELAY_S)]
+    if tiny.size:
+        raise ModelError(f"parameter 'delay' holds {tiny[0]:g} s: a delay is 0 or at least a nanosecond (1e-09 s)",
                          node=name, path=path)
 
 

@@ -57,7 +57,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ModelError, OptionError, real_option
-from .validate import MAY_BE_INFINITE
+from .validate import MAX_PARAMETER_MAGNITUDE, MAY_BE_INFINITE
 from .neurons import CubaModel, IntegratorModel, LeakyModel, SpikeRule
 
 PROFILE_NAMES = ("nir", "sinabs", "speck", "snntorch", "norse", "rockpool", "spyx", "lava-dl")
@@ -134,11 +134,9 @@ class Overrides:
                 raise OptionError("must be a finite number of microseconds below 2**53", option=option)
         if self.refractory_us < 0:
             raise OptionError("must be >= 0", option="--refractory-us")
-        if self.dt_us is not None and not self.dt_us >= MIN_TIME_STEP_US:
-            raise OptionError(f"must be >= {MIN_TIME_STEP_US:g} µs (a nanosecond), got {self.dt_us:g}", option="--dt-us")
-        if self.recurrent_delay_us is not None and not self.recurrent_delay_us >= MIN_TIME_STEP_US:
-            raise OptionError(f"must be >= {MIN_TIME_STEP_US:g} µs (a nanosecond), got {self.recurrent_delay_us:g}",
-                              option="--recurrent-delay-us")
+        for value, option in ((self.dt_us, "--dt-us"), (self.recurrent_delay_us, "--recurrent-delay-us")):
+            if value is not None and not value >= MIN_TIME_STEP_US:
+                raise OptionError(f"must be >= {MIN_TIME_STEP_US:g} µs (a nanosecond), got {value:g}", option=option)
         if self.min_spike_interval_us is not None and self.min_spike_interval_us < 0:
             raise OptionError("must be >= 0", option="--min-spike-interval-us")
         if self.threshold_ge not in (None, True, False):
@@ -382,23 +380,22 @@ def _without_decay(profile: Profile, dt, kind: str, p, bias, rule_args: dict, in
     return IntegratorModel(gain=_compact(gain), drive=_compact(gain * bias / dt), **rule_args)
 
 
-#: the engine parameters that may be infinite: no decay (τ), no threshold, no floor or ceiling
-_MAY_BE_INFINITE = ("tau_mem", "tau_syn", "threshold", "v_min", "v_max")
+#: the engine model's fields that may be infinite: no decay (τ), no threshold, no floor or ceiling
+#: (the NIR parameters that may be: :data:`evsim.model.validate.MAY_BE_INFINITE`)
+_ENGINE_MAY_BE_INFINITE = ("tau_mem", "tau_syn", "threshold", "v_min", "v_max")
 
 
 def _check_derived(model, profile: Profile, dt, name: str, path) -> None:
     """Every engine parameter derived from the file, the profile and dt must be a number the
     engine can hold: no NaN, and finite and at most MAX_PARAMETER_MAGNITUDE in magnitude except
-    where infinity means something (:data:`_MAY_BE_INFINITE`). Each file parameter is checked on
-    reading; their combinations (a bias over a tiny dt, 0/0) are checked here."""
-    from .validate import MAX_PARAMETER_MAGNITUDE
-
+    where infinity means something (:data:`_ENGINE_MAY_BE_INFINITE`). Each file parameter is checked
+    on reading; their combinations (a bias over a tiny dt, 0/0) are checked here."""
     for field_name, values in vars(model).items():
         if values is None or not isinstance(values, np.ndarray):
             continue
         values = values.astype(np.float64, copy=False)
         bad = np.isnan(values) | (np.abs(values) > MAX_PARAMETER_MAGNITUDE)
-        if field_name in _MAY_BE_INFINITE:
+        if field_name in _ENGINE_MAY_BE_INFINITE:
             bad &= ~np.isinf(values)
         if np.any(bad):
             step = "" if dt is None else f" and dt = {dt * 1e6:g} µs"
