@@ -224,6 +224,51 @@ def test_cutoff_threshold_table_by_elapsed_time(mode):
     assert res.status == "cutoff" and res.events_consumed == k + 1
 
 
+def half_counter_model():
+    """:func:`counter_model` with weight 1/2: every second event of a class is a spike of its
+    output, the first of each pair leaves the readout below threshold."""
+    nodes = {"input": inp((3,)), "fc": nir.Linear(weight=0.5 * np.eye(3)),
+             "lif": nir.IF(r=np.ones(3), v_threshold=np.ones(3), v_reset=np.zeros(3)), "output": out((3,))}
+    return evsim.load_model(graph(nodes, [("input", "fc"), ("fc", "lif"), ("lif", "output")]), precision="float64",
+                            threshold_ge=True, reset="subtract")
+
+
+def test_event_output_record_and_cutoff_only_at_output_changes():
+    """A spike-count readout records a row, and evaluates the cutoff rule, only after a cascade in
+    which a readout neuron fired: input that leaves the readout below threshold adds no row, and
+    a threshold that drops between two output changes decides at the next change, not at the
+    next input (the event engine; the clock mode records every step by definition)."""
+    counts, rows, gap_at = [0, 0, 0], [], []
+    seen = [0, 0, 0]
+    for k, c in enumerate(CLASSES):  # by hand: which events make a spike, the vector after them
+        seen[c] += 1
+        if seen[c] % 2 == 0:
+            counts[c] += 1
+            rows.append((k, list(counts)))
+            top = sorted(counts)
+            gap_at.append((k, top[-1] - top[-2]))
+    res = evsim.Simulator(half_counter_model(), record_output=True).run(one_per_step(CLASSES))
+    t, consumed, vectors = res.output_record
+    assert len(rows) < len(CLASSES)  # some events leave the readout below threshold
+    assert [int(x) for x in consumed] == [k + 1 for k, _ in rows]
+    np.testing.assert_array_equal(t, [k * STEP_US for k, _ in rows])  # (elapsed since the first event)
+    np.testing.assert_array_equal(vectors, [v for _, v in rows])
+    # a table [big, 0.5] whose threshold drops at a bin edge that falls between two changes, just
+    # before an input event that changes nothing: the decision waits for the next change
+    for edge_k in range(1, len(CLASSES)):
+        before_change = [k for k, _ in rows if k >= edge_k]
+        if not before_change or before_change[0] == edge_k:
+            continue
+        edge_us = edge_k * STEP_US  # event edge_k (elapsed edge_k ms) is the first in the new bin
+        want = next((k for k, gap in gap_at if (gap >= 0.5 if k >= edge_k else gap >= 100)), None)
+        assert want is not None and want > edge_k
+        cut = evsim.Cutoff(mode="topk", table=[100.0, 0.5], bin_width_us=edge_us)
+        res = evsim.Simulator(half_counter_model(), cutoff=cut).run(one_per_step(CLASSES))
+        assert res.status == "cutoff"
+        assert res.events_consumed == want + 1, edge_k
+        assert res.decision_time_us == want * STEP_US
+
+
 # ------------------------------------------------------------------------------------------
 # SynOps
 # ------------------------------------------------------------------------------------------

@@ -85,6 +85,7 @@ from ..kernels.abi import (
     P_V_REST,
     P_V_RESET,
     READOUT_COUNTS,
+    READOUT_STATE,
     STATUS_BUDGET,
     STATUS_CUTOFF,
     STATUS_INPUT_DONE,
@@ -434,8 +435,8 @@ def receive(m, s, b, pop, j, x, t):
             s.v[g] = nk.apply_floor(s.v[g], param(m, pop, P_V_MIN, j))
     if flags & F_MAY_CROSS or (flags & F_MIN_INTERVAL and s.dead_until[g] > t):
         schedule_crossing(m, s, b, pop, kind, flags, j, g)
-    if pop == m.readout[0]:
-        s.counters[C_OUT_CHANGED] = 1
+    if pop == m.readout[0] and m.readout[1] == READOUT_STATE:
+        s.counters[C_OUT_CHANGED] = 1  # (a count readout changes only when it fires: emit)
     if s.pop_traced[pop] != 0:
         if s.trace_flag[g] != 0:
             _trace(s, b, g, t)
@@ -460,7 +461,7 @@ def confirm_crossing(m, s, b, pop, g, version, t):
         spike_and_reset(m, s, b, pop, flags, j, g, t, theta)
         if flags & F_FLOOR:
             s.v[g] = nk.apply_floor(s.v[g], param(m, pop, P_V_MIN, j))
-        if pop == m.readout[0]:
+        if pop == m.readout[0] and m.readout[1] == READOUT_STATE:
             s.counters[C_OUT_CHANGED] = 1
         if s.pop_traced[pop] != 0 and s.trace_flag[g] != 0:
             _trace(s, b, g, t)
@@ -543,7 +544,7 @@ def _deliver_static(m, s, b, dst, runs, r0, r1, run_len, val, t):
     weights = m.weights
     params = m.params
     flags = m.pop_flags[dst]
-    if dst == m.readout[0]:
+    if dst == m.readout[0] and m.readout[1] == READOUT_STATE:
         s.counters[C_OUT_CHANGED] = 1
     if flags & F_UNIFORM:  # (decided by the builder: evsim.compile.builder.uniform_delivery)
         s.cast[0] = val * params[m.pop_param_base[dst, P_GAIN]]  # in the state's precision
