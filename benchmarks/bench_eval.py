@@ -4,10 +4,13 @@ One command::
 
     python benchmarks/bench_eval.py [--data $EVSIM_SHARED_DATA/nmnist-train1k] [--repeats 3]
                                     [--json benchmarks/results/bench_eval.json] [--wait-quiet 300]
-                                    [--profile speck] [--clock-bin-us US] [--no-scaleout] [--no-memory]
+                                    [--model PATH] [--profile speck] [--clock-bin-us US]
+                                    [--no-scaleout] [--no-memory]
 
-Model: the bundled N-MNIST CNN (``evsim/bundled/nmnist_cnn/model.nir``, profile ``--profile``,
-speck by default), no cutoff (anytime analysis on, the default), every recording of ``--data``,
+Model: the bundled N-MNIST CNN (``evsim/bundled/nmnist_cnn/model.nir``; ``--model``: another NIR
+file, e.g. the NIR paper's sinabs N-MNIST CNN ``paper/02_cnn/cnn_sinabs.nir`` of
+github.com/neuromorphs/NIR, 11 M SynOps per recording, the job issue #11 was measured on), profile
+``--profile``, speck by default, no cutoff (anytime analysis on, the default), every recording of ``--data``,
 event-driven (with ``--clock-bin-us``: the clock-driven mode with bins of that many µs, engine
 ``ClockSimulator``). Figures, each the median over ``--repeats`` runs after one warm-up run
 (numba's on-disk cache filled):
@@ -53,20 +56,20 @@ from _machine import busy_cpu_s, machine, nmnist_folder, wait_quiet  # noqa: E40
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-MODEL = REPO / "evsim" / "bundled" / "nmnist_cnn" / "model.nir"
+BUNDLED_MODEL = REPO / "evsim" / "bundled" / "nmnist_cnn" / "model.nir"
 
 
 def env() -> dict:
     return {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
 
-#: the simulation being measured: --profile and --clock-bin-us
-JOB = {"profile": "speck", "clock_bin_us": None}
+#: the simulation being measured: --model, --profile and --clock-bin-us
+JOB = {"model": BUNDLED_MODEL, "profile": "speck", "clock_bin_us": None}
 
 
 def eval_cmd(data, out: Path, *extra) -> list:
     mode = () if JOB["clock_bin_us"] is None else ("--mode", "clock", "--bin-us", str(JOB["clock_bin_us"]))
-    return [sys.executable, "-m", "evsim.cli", "eval", str(MODEL), str(data), "--profile", JOB["profile"], "--quiet",
+    return [sys.executable, "-m", "evsim.cli", "eval", str(JOB["model"]), str(data), "--profile", JOB["profile"], "--quiet",
             "--json", str(out), "--csv", str(out.with_suffix(".csv")), *mode, *extra]
 
 
@@ -101,7 +104,7 @@ class EngineAlone:
     def __init__(self, data):
         import evsim
 
-        model = evsim.load_model(str(MODEL), profile=JOB["profile"])
+        model = evsim.load_model(str(JOB["model"]), profile=JOB["profile"])
         files = evsim.FolderDataset(data).samples
         self.events = [evsim.read_recording(p).events for p, _ in files]
         self.sim = (evsim.Simulator(model) if JOB["clock_bin_us"] is None
@@ -180,7 +183,8 @@ def main() -> None:
     ap.add_argument("--wait-quiet", type=float, default=0.0, metavar="S",
                     help="before each eval run, wait up to S seconds until other processes use < 0.1 core for 3 s "
                          "(a shared machine)")
-    ap.add_argument("--profile", default="speck", help="the bundled model's profile (default speck)")
+    ap.add_argument("--model", default=str(BUNDLED_MODEL), help="NIR file (default: the bundled N-MNIST CNN)")
+    ap.add_argument("--profile", default="speck", help="the model's profile (default speck)")
     ap.add_argument("--clock-bin-us", type=float, default=None, metavar="US",
                     help="measure the clock-driven mode with bins of US microseconds instead of the event mode")
     ap.add_argument("--no-scaleout", action="store_true", help="leave out the scale-out run")
@@ -188,9 +192,12 @@ def main() -> None:
     args = ap.parse_args()
     global QUIET_WAIT_S
     QUIET_WAIT_S = args.wait_quiet
-    JOB.update(profile=args.profile, clock_bin_us=args.clock_bin_us)
+    model = Path(args.model).resolve()
+    if not model.is_file():
+        sys.exit(f"bench_eval.py: error: --model {args.model}: no such file")
+    JOB.update(model=model, profile=args.profile, clock_bin_us=args.clock_bin_us)
     data = Path(args.data)
-    report = {"machine": machine(), "data": str(data), "model": str(MODEL.relative_to(REPO)),
+    report = {"machine": machine(), "data": str(data), "model": str(model.relative_to(REPO)) if model.is_relative_to(REPO) else model.name,
               "profile": args.profile, "mode": "event" if args.clock_bin_us is None else "clock",
               "clock_bin_us": args.clock_bin_us, "repeats": args.repeats}
     with tempfile.TemporaryDirectory() as tmpdir:
