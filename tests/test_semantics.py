@@ -164,10 +164,12 @@ def test_refractory_hold(mode, refractory_us):
 # ------------------------------------------------------------------------------------------
 
 
-def counter_model():
-    """Input(3) → identity → IF(θ = 1, ≥, subtract): every event is one spike of the output of
-    its class, so the output vector is the event count per class."""
-    nodes = {"input": inp((3,)), "fc": nir.Linear(weight=np.eye(3)),
+def counter_model(weight=1.0):
+    """Input(3) → weight × identity → IF(θ = 1, ≥, subtract): with weight 1 every event is one
+    spike of the output of its class, so the output vector is the event count per class; with
+    weight 1/2 every second event of a class is one, the first of each pair leaves the readout
+    below threshold."""
+    nodes = {"input": inp((3,)), "fc": nir.Linear(weight=weight * np.eye(3)),
              "lif": nir.IF(r=np.ones(3), v_threshold=np.ones(3), v_reset=np.zeros(3)), "output": out((3,))}
     return evsim.load_model(graph(nodes, [("input", "fc"), ("fc", "lif"), ("lif", "output")]), precision="float64",
                             threshold_ge=True, reset="subtract")
@@ -224,15 +226,6 @@ def test_cutoff_threshold_table_by_elapsed_time(mode):
     assert res.status == "cutoff" and res.events_consumed == k + 1
 
 
-def half_counter_model():
-    """:func:`counter_model` with weight 1/2: every second event of a class is a spike of its
-    output, the first of each pair leaves the readout below threshold."""
-    nodes = {"input": inp((3,)), "fc": nir.Linear(weight=0.5 * np.eye(3)),
-             "lif": nir.IF(r=np.ones(3), v_threshold=np.ones(3), v_reset=np.zeros(3)), "output": out((3,))}
-    return evsim.load_model(graph(nodes, [("input", "fc"), ("fc", "lif"), ("lif", "output")]), precision="float64",
-                            threshold_ge=True, reset="subtract")
-
-
 def test_event_output_record_and_cutoff_only_at_output_changes():
     """A spike-count readout records a row, and evaluates the cutoff rule, only after a cascade in
     which a readout neuron fired: input that leaves the readout below threshold adds no row, and
@@ -247,7 +240,7 @@ def test_event_output_record_and_cutoff_only_at_output_changes():
             rows.append((k, list(counts)))
             top = sorted(counts)
             gap_at.append((k, top[-1] - top[-2]))
-    res = evsim.Simulator(half_counter_model(), record_output=True).run(one_per_step(CLASSES))
+    res = evsim.Simulator(counter_model(weight=0.5), record_output=True).run(one_per_step(CLASSES))
     t, consumed, vectors = res.output_record
     assert len(rows) < len(CLASSES)  # some events leave the readout below threshold
     assert [int(x) for x in consumed] == [k + 1 for k, _ in rows]
@@ -263,7 +256,7 @@ def test_event_output_record_and_cutoff_only_at_output_changes():
         want = next((k for k, gap in gap_at if (gap >= 0.5 if k >= edge_k else gap >= 100)), None)
         assert want is not None and want > edge_k
         cut = evsim.Cutoff(mode="topk", table=[100.0, 0.5], bin_width_us=edge_us)
-        res = evsim.Simulator(half_counter_model(), cutoff=cut).run(one_per_step(CLASSES))
+        res = evsim.Simulator(counter_model(weight=0.5), cutoff=cut).run(one_per_step(CLASSES))
         assert res.status == "cutoff"
         assert res.events_consumed == want + 1, edge_k
         assert res.decision_time_us == want * STEP_US
