@@ -2,9 +2,9 @@
 
 One command::
 
-    python benchmarks/trace_eval.py [--data DIR] [--workers 2] [--limit N] [-- extra eval options]
+    python benchmarks/trace_eval.py [--data DIR] [--workers 2] [--limit N] [--model NIR] [--profile P] [-- extra eval options]
 
-Runs ``evsim eval`` (the bundled N-MNIST CNN, profile speck, ``--json``/``--csv`` to a temporary
+Runs ``evsim eval`` (the bundled N-MNIST CNN or ``--model``, profile speck or ``--profile``, ``--json``/``--csv`` to a temporary
 folder, as ``bench_eval.py`` does) as a subprocess with timestamps taken inside it, and prints,
 relative to the moment the subprocess was started: the interpreter up, ``evsim.cli`` imported, the
 model loaded, the runner built, the first record kept, the workers forked, the scheduler and client
@@ -184,6 +184,9 @@ def main() -> None:
     ap.add_argument("--all-chunks", action="store_true", help="print every chunk of every worker")
     ap.add_argument("--json", default=None, help="write the raw timeline here")
     ap.add_argument("--chunk-size", type=int, default=None, help="evaluate(chunk_size=...) (an experiment)")
+    ap.add_argument("--model", default=None,
+                    help="NIR file (default: the tree's bundled N-MNIST CNN), e.g. the NIR paper's cnn_sinabs.nir")
+    ap.add_argument("--profile", default="speck")
     ap.add_argument("extra", nargs="*")
     args = ap.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/_machine.py
@@ -192,10 +195,10 @@ def main() -> None:
     repo = Path(args.repo).resolve()
     if args.data is None:
         args.data = nmnist_folder(repo)
-    model = repo / "evsim" / "bundled" / "nmnist_cnn" / "model.nir"
+    model = Path(args.model).resolve() if args.model else repo / "evsim" / "bundled" / "nmnist_cnn" / "model.nir"
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "eval.json"
-        cmd = [sys.executable, __file__, "--child", "eval", str(model), args.data, "--profile", "speck", "--quiet",
+        cmd = [sys.executable, __file__, "--child", "eval", str(model), args.data, "--profile", args.profile, "--quiet",
                "--json", str(out), "--csv", str(out.with_suffix(".csv")), "--workers", str(args.workers),
                *(["--limit", str(args.limit)] if args.limit else []), *args.extra]
         env = {**os.environ, "EVSIM_TRACE_DIR": tmp, **({"EVSIM_TRACE_CHUNK": str(args.chunk_size)} if args.chunk_size else {}),

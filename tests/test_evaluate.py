@@ -564,7 +564,7 @@ def _check_files_valid(out: Path):
     """Whatever is on disk parses: the JSON document, the CSV, the records file."""
     if out.exists():
         doc = json.loads(out.read_text())
-        assert doc["format"] == "evsim-eval/2"
+        assert doc["format"] == "evsim-eval/3"
     records = records_path_for(out)
     if records.exists():
         read_records_file(records)
@@ -673,6 +673,26 @@ def test_resume_refuses_other_options(tmp_path, big_dataset):
     other[other.index("--threshold") + 1] = "5"
     res = _run(other)
     assert res.returncode == 2 and "cannot resume" in res.stderr and res.stderr.count("\n") == 1
+
+
+def test_resume_refuses_files_of_an_older_format(capsys, tmp_path, dataset):
+    # evsim-eval/2 and evsim-eval-records/1 held the anytime digest's peaks as rows: such files are
+    # refused by name, not mixed with records that hold them as columns
+    out = tmp_path / "old.json"
+    args = ("eval", BUNDLED_MODEL, dataset, "--profile", "speck", "--json", out, "--quiet")
+    code, _, err = cli(capsys, *args)
+    assert code == 0, err
+    doc = json.loads(out.read_text())
+    peaks = doc["samples"][0]["anytime"]["peaks"]
+    assert sorted(peaks) == ["confidence", "correct", "events", "t_us"]
+    assert len({len(column) for column in peaks.values()}) == 1
+    doc["format"] = "evsim-eval/2"
+    out.write_text(json.dumps(doc))
+    code, _, err = cli(capsys, *args, "--resume")
+    assert code == 2 and "another evsim version (format 'evsim-eval/2'" in err and err.count("\n") == 1, err
+    records_path_for(out).write_text(json.dumps({"format": "evsim-eval-records/1"}) + "\n")
+    code, _, err = cli(capsys, *args, "--resume")
+    assert code == 2 and "another evsim version (format evsim-eval-records/1" in err and err.count("\n") == 1, err
 
 
 # ------------------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ sweep) from the records' anytime digests.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from . import statistics as stats
@@ -128,11 +130,13 @@ def topk_sweep(records: list, values=None, n_sweep: int = 60) -> list:
     n = len(records)
     if n == 0:
         return []
-    # every sample's peaks [confidence, t_us, events, correct] as rows of one array
-    parts = [np.asarray(r["anytime"]["peaks"], dtype=float).reshape(-1, 4) for r in records]
-    sample = np.repeat(np.arange(n, dtype=np.int64), [len(p) for p in parts])
-    peaks = np.concatenate(parts)
-    conf, t, ev, ok = peaks[:, 0], peaks[:, 1], peaks[:, 2], peaks[:, 3] != 0
+    # every sample's peaks, concatenated column by column
+    columns = [r["anytime"]["peaks"] for r in records]
+    counts = [len(p["confidence"]) for p in columns]
+    sample = np.repeat(np.arange(n, dtype=np.int64), counts)
+    conf, t, ev, ok = (np.fromiter(itertools.chain.from_iterable(p[key] for p in columns), dtype=dtype,
+                                   count=len(sample))
+                       for key, dtype in (("confidence", float), ("t_us", float), ("events", float), ("correct", bool)))
     if values is None:
         values = np.unique(conf)
         if values.size > n_sweep:

@@ -14,7 +14,8 @@ completion order, and the document lists them in sample order.
 
 Files and interruptions: records are appended to ``<output>.records.jsonl`` (flushed, one line
 each) and to the CSV as they arrive; the JSON document is rewritten atomically every
-``json_interval_s`` seconds with ``"complete": false`` and at the end. SIGINT and SIGTERM only set
+``json_interval_s`` seconds with ``"complete": false`` (less often once a rewrite takes more than
+:data:`JSON_REWRITE_SHARE` of that interval) and at the end. SIGINT and SIGTERM only set
 a flag (Python cannot run a handler inside the compiled engine, and an exception raised between two
 engine calls would leave a simulator half updated); the loop checks it between samples, writes what
 is finished and raises :class:`KeyboardInterrupt` (the CLI exits with 130). A run killed outright
@@ -49,7 +50,8 @@ from ..sim.result import predict
 __all__ = ["EvalConfig", "SampleRunner", "evaluate", "sample_record", "write_json", "predict", "stratified_subset",
            "compare_results", "EVAL_FORMAT", "SAMPLE_FIELDS"]
 
-EVAL_FORMAT = "evsim-eval/2"
+#: /3: the anytime digest's peaks as columns (records.anytime_digest)
+EVAL_FORMAT = "evsim-eval/3"
 
 
 def _version() -> str:
@@ -395,7 +397,8 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
         raise EvsimError(f"cannot write {exc.filename or out} ({exc.strerror})") from None
     csv_writer = csv.writer(csv_file) if csv_file is not None else None
     # the CSV is rewritten in sample order at the end, unless its rows were appended in that order
-    state = {"last_json": time.time(), "failed": None, "csv_last": max(done, default=-1), "csv_in_order": True}
+    state = {"last_json": time.time(), "failed": None, "csv_last": max(done, default=-1), "csv_in_order": True,
+             "json_interval_s": json_interval_s}
 
     def keep(record: dict) -> None:
         traj = record.pop("_trajectory", None)
@@ -416,11 +419,15 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
             state["csv_last"] = record["index"]
         if "error" in record and on_error == "stop" and state["failed"] is None:
             state["failed"] = record
-        if json_path and time.time() - state["last_json"] > json_interval_s:
+        if json_path and time.time() - state["last_json"] > state["json_interval_s"]:
+            began = time.perf_counter()
             write_json_atomic(json_path, _document(done, header, config, n_outputs, time.time() - start,
                                                    complete=False, final=False, workers=workers, data=data),
                               texts)
             state["last_json"] = time.time()
+            # the document grows with the run (15 KB per sample with a busy output): rewriting it
+            # is kept to a small share of the run instead of growing quadratically with it
+            state["json_interval_s"] = max(json_interval_s, (time.perf_counter() - began) / JSON_REWRITE_SHARE)
         bar.update(len(done))
 
     def run_here(batch: list) -> list:
@@ -480,6 +487,10 @@ def texts_of(done: dict) -> dict:
     """{index: JSON text} of the finished records that are not errors."""
     return {i: dumps_record(r) for i, r in done.items() if "error" not in r}
 
+
+#: at most this share of an evaluation's wall time goes into rewriting its unfinished JSON
+#: document (the records file, appended as samples finish, is what a resumed run reads)
+JSON_REWRITE_SHARE = 0.02
 
 #: the samples one process simulates between two looks at an interrupt take about this long
 #: (at most BATCH_MAX of them): see SampleRunner.records for why several at a time
@@ -791,6 +802,10 @@ def _finished_records(records_path: Path, json_path, header: dict) -> dict:
             doc = json.loads(source.read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise OptionError(f"cannot resume from {source} ({exc})", option="--resume") from None
+        if doc.get("format") != EVAL_FORMAT:
+            raise OptionError(f"cannot resume from {source}: written by another evsim version (format "
+                              f"{shown(doc.get('format'))}, this one reads {EVAL_FORMAT}); start over without --resume",
+                              option="--resume")
         found = {k: doc.get(k) for k in ("model_hash", "options", "data")}
         records = {int(r["index"]): r for r in doc.get("samples", []) if "index" in r}
         for e in doc.get("errors", []):

@@ -42,7 +42,8 @@ __all__ = ["SAMPLE_FIELDS", "sample_record", "error_record", "anytime_digest", "
 SAMPLE_FIELDS = ["index", "path", "label", "prediction", "correct", "decision_time_us", "events_consumed",
                  "events_total", "synops", "spikes_per_node", "output_counts", "confidence", "oct_us", "status"]
 
-RECORDS_FORMAT = "evsim-eval-records/1"
+#: /2: the anytime digest's peaks as columns (/1: one row per peak)
+RECORDS_FORMAT = "evsim-eval-records/2"
 
 
 # --------------------------------------------------------------------------------------------
@@ -92,9 +93,12 @@ def anytime_digest(traj) -> dict:
       prediction's correctness flips (starting from "wrong" before the first change). The
       prediction available at any time t is correct iff an odd number of flips happened at or
       before t — the same answer as looking up the last change at or before t.
-    * ``peaks``: [confidence, t_us, events, correct] at each change where the Top-K confidence
-      (top1 − top2) exceeds every earlier one. A global threshold β is first reached at the first
-      peak ≥ β, so these points replay any global Top-K cutoff exactly.
+    * ``peaks``: columns ``confidence``, ``t_us``, ``events``, ``correct``, one entry per change
+      where the Top-K confidence (top1 − top2) exceeds every earlier one. A global threshold β is
+      first reached at the first peak ≥ β, so these points replay any global Top-K cutoff exactly.
+      Columns rather than one [confidence, t_us, events, correct] row per peak: a sample can have
+      hundreds of peaks (a spike-count output's margin rises one spike at a time), and flat lists
+      are 3-4x cheaper to encode, to send between processes and to read back.
     * ``duration_us``, ``final_correct``.
     """
     return _digest_and_oct(traj)[0]
@@ -149,7 +153,8 @@ def _digest_and_oct(traj) -> tuple[dict, float | None]:
     n = len(traj.t_us)
     t_us = np.asarray(traj.t_us, dtype=float)
     events = np.asarray(traj.events, dtype=np.int64)
-    peaks, oct_us, flips, final_correct = [], None, np.zeros(0, dtype=np.int64), False
+    oct_us, flips, final_correct = None, np.zeros(0, dtype=np.int64), False
+    peaks = {"confidence": [], "t_us": [], "events": [], "correct": []}
     if n:
         vectors = np.ascontiguousarray(traj.vectors, dtype=float)
         conf = np.empty(n)
@@ -158,7 +163,8 @@ def _digest_and_oct(traj) -> tuple[dict, float | None]:
         last_wrong = _change_rows(vectors, int(traj.label) if has_label else -1, has_label, conf, correct, peak,
                                   flip)
         k = np.flatnonzero(peak)
-        peaks = list(map(list, zip(conf[k].tolist(), t_us[k].tolist(), events[k].tolist(), correct[k].tolist())))
+        peaks = {"confidence": conf[k].tolist(), "t_us": t_us[k].tolist(), "events": events[k].tolist(),
+                 "correct": correct[k].tolist()}
         final_correct = bool(correct[-1])
         if has_label and final_correct:
             oct_us = float(t_us[last_wrong + 1])
@@ -336,8 +342,12 @@ def read_records_file(path) -> tuple[dict, dict, int]:
             break
         valid += len(line)
         if header is None:
-            if obj.get("format") != RECORDS_FORMAT:
+            found = obj.get("format") if isinstance(obj, dict) else None
+            if not isinstance(found, str) or not found.startswith("evsim-eval-records/"):
                 raise OptionError(f"{path} is not an evsim records file", option="--resume")
+            if found != RECORDS_FORMAT:
+                raise OptionError(f"{path} was written by another evsim version (format {found}, this one "
+                                  f"reads {RECORDS_FORMAT}): start over without --resume", option="--resume")
             header = obj
         else:
             records[int(obj["index"])] = obj
