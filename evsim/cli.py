@@ -650,7 +650,8 @@ def eval_command(model, data, json_path, csv_path, resume, on_error, anytime, wo
             doc = evaluate(samples, config, workers=workers, scheduler=scheduler, security=security,
                            json_path=json_path, csv_path=csv_path, progress=not quiet, data=str(data), resume=resume,
                            on_error=on_error, selection={"limit": limit, "seed": seed if limit else None,
-                                                         "subset": subset}, model=compiled, classes=classes)
+                                                         "subset": subset}, model=compiled, classes=classes,
+                           return_samples=bool(o.get("quantize")))  # (rewritten below with them)
         except KeyboardInterrupt:
             click.echo("evsim: interrupted; finished samples were written" + (" (continue with --resume)"
                                                                                 if json_path or csv_path else ""),

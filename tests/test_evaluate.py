@@ -211,6 +211,22 @@ def test_in_memory_dataset_gives_the_folder_records(samples):
                     == {k: v for k, v in b.items() if k not in ("path", "events_digest")})
 
 
+def test_return_samples_false_leaves_them_in_the_file_only(tmp_path, samples):
+    # records are kept with numpy columns during the run; the returned samples are plain JSON
+    # values equal to the file's, and without them the aggregates are unchanged
+    out, out_without = tmp_path / "with.json", tmp_path / "without.json"
+    with_samples = evaluate(samples[:5], config(), progress=False, json_path=out)
+    without = evaluate(samples[:5], config(), progress=False, json_path=out_without, return_samples=False)
+    assert "samples" not in without
+    assert with_samples["samples"] == json.loads(out.read_text())["samples"] == json.loads(out_without.read_text())["samples"]
+    assert {k: v for k, v in strip_wall(with_samples).items() if k != "samples"} == strip_wall(without)
+    peaks = with_samples["samples"][0]["anytime"]["peaks"]
+    assert all(type(v) is list for v in peaks.values()) and peaks["confidence"], peaks
+    assert type(peaks["events"][0]) is int and type(peaks["correct"][0]) is bool
+    with pytest.raises(OptionError, match="return_samples"):
+        evaluate(samples[:1], config(), progress=False, return_samples="no")
+
+
 def test_resume_of_in_memory_data_checks_every_finished_sample(tmp_path, samples):
     """The data fingerprint covers the sample count and the first and last samples; a middle
     sample changed between the run and its resume once kept its old record (accuracy from

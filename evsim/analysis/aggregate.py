@@ -9,8 +9,6 @@ sweep) from the records' anytime digests.
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 
 from . import statistics as stats
@@ -134,8 +132,7 @@ def topk_sweep(records: list, values=None, n_sweep: int = 60) -> list:
     columns = [r["anytime"]["peaks"] for r in records]
     counts = [len(p["confidence"]) for p in columns]
     sample = np.repeat(np.arange(n, dtype=np.int64), counts)
-    conf, t, ev, ok = (np.fromiter(itertools.chain.from_iterable(p[key] for p in columns), dtype=dtype,
-                                   count=len(sample))
+    conf, t, ev, ok = (np.concatenate([np.asarray(p[key], dtype=dtype) for p in columns])
                        for key, dtype in (("confidence", float), ("t_us", float), ("events", float), ("correct", bool)))
     if values is None:
         values = np.unique(conf)

@@ -43,8 +43,9 @@ from ..errors import EvsimError, OptionError, real_option, shown
 from .aggregate import summarise
 from .execution import (LOCAL_DASK_CONFIG, EvalConfig, ForkedWorkers, Progress, SampleRunner, can_fork_workers,
                         events_digest, release_dask_offload_thread, run_chunk, runner_for, with_text)
-from .records import (CSV_ENCODING_ERRORS, RecordsFile, SAMPLE_FIELDS, csv_row, dumps_record, read_records_file, records_path_for,
-                      remove_stale_temporaries, sample_record, write_csv, write_json_atomic)
+from .records import (CSV_ENCODING_ERRORS, RecordsFile, SAMPLE_FIELDS, compact_record, csv_row, dumps_record,
+                      plain_record, read_records_file, records_path_for, remove_stale_temporaries, sample_record,
+                      write_csv, write_json_atomic)
 from ..sim.result import predict
 
 __all__ = ["EvalConfig", "SampleRunner", "evaluate", "sample_record", "write_json", "predict", "stratified_subset",
@@ -269,7 +270,8 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
              security=None, json_path=None, csv_path=None, progress: bool = True, data: str = "",
              resume: bool = False, on_error: str = "continue", chunk_size: int | None = None,
              keep_trajectories: bool = False, json_interval_s: float = 10.0, retries: int = 2,
-             selection: dict | None = None, model=None, classes: dict | None = None) -> dict:
+             selection: dict | None = None, model=None, classes: dict | None = None,
+             return_samples: bool = True) -> dict:
     """Evaluate ``samples`` and return the eval document (docs/SEMANTICS.md#cli).
 
     Args:
@@ -298,6 +300,11 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
         model: ``config``'s model if the caller compiled it already (the
             :class:`~evsim.compile.builder.CompiledModel` of ``config.model_path`` with its profile,
             precision and overrides), not compiled again in this process.
+        return_samples: False leaves ``samples`` out of the returned document (the ``--json``
+            file still holds them): a caller that only reads the aggregates, such as the command
+            line, then never holds every record as Python lists at once (~100 KB per sample for an
+            output that fires hundreds of spikes; until the end, each record's anytime digest is
+            kept as numpy arrays).
 
     Raises:
         EvsimError: the model or an option is invalid (checked here before any worker starts), or
@@ -313,7 +320,8 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
     json_interval_s = real_option(json_interval_s, "json_interval_s")
     if chunk_size is not None:
         chunk_size = real_option(chunk_size, "--chunk-size", integer=True)
-    for flag, value in (("resume", resume), ("progress", progress), ("keep_trajectories", keep_trajectories)):
+    for flag, value in (("resume", resume), ("progress", progress), ("keep_trajectories", keep_trajectories),
+                        ("return_samples", return_samples)):
         if not isinstance(value, (bool, np.bool_)):
             raise OptionError(f"must be True or False, got {value!r}", option=flag)
     if workers < 1:
@@ -357,7 +365,8 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
         if records_path is None:
             raise OptionError("--resume needs the --json or --csv output of the run to continue", option="--resume")
         # samples that failed are tried again: the recording may have been fixed (on_error="stop")
-        done = {i: r for i, r in _finished_records(records_path, json_path, header).items() if "error" not in r}
+        done = {i: compact_record(r) for i, r in _finished_records(records_path, json_path, header).items()
+                if "error" not in r}
         if done and not items.by_path():
             _check_finished_events(items, done, records_path if records_path.exists() else json_path)
     elif records_path is not None and records_path.exists():
@@ -478,6 +487,10 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
         raise EvsimError(f"{failed['path']}: {failed['error']}")
     if interrupted:
         raise KeyboardInterrupt
+    if return_samples:
+        doc["samples"] = [plain_record(r) for r in doc["samples"]]  # (kept compact until now)
+    else:
+        del doc["samples"]
     if trajectories is not None:
         doc["_trajectories"] = [trajectories.get(i) for i in range(items.n)]
     return doc

@@ -293,7 +293,7 @@ class SampleRunner:
         result, traj = outcome
         if traj is not None:
             traj.label = None if label is None else int(label)
-        record = sample_record(name, label, result, traj, index=index)
+        record = sample_record(name, label, result, traj, index=index, compact=True)
         if trajectories and traj is not None:
             record["_trajectory"] = traj
         return record

@@ -37,7 +37,8 @@ from numba import njit
 from ..errors import OptionError
 
 __all__ = ["SAMPLE_FIELDS", "sample_record", "error_record", "anytime_digest", "RecordsFile", "read_records_file",
-           "records_path_for", "write_json_atomic", "dumps_document", "dumps_record", "csv_row", "write_csv", "json_default"]
+           "records_path_for", "compact_record", "plain_record", "write_json_atomic", "dumps_document", "dumps_record",
+           "csv_row", "write_csv", "json_default"]
 
 SAMPLE_FIELDS = ["index", "path", "label", "prediction", "correct", "decision_time_us", "events_consumed",
                  "events_total", "synops", "spikes_per_node", "output_counts", "confidence", "oct_us", "status"]
@@ -56,9 +57,10 @@ def _number(v):
     return int(v) if v.is_integer() else v
 
 
-def sample_record(path, label, result, trajectory=None, *, index: int | None = None) -> dict:
+def sample_record(path, label, result, trajectory=None, *, index: int | None = None, compact: bool = False) -> dict:
     """The docs/SEMANTICS.md#cli record of one sample (``trajectory``: the uncut output trajectory, for the
-    oracle cutoff time and the anytime digest; None when anytime analysis is off)."""
+    oracle cutoff time and the anytime digest; None when anytime analysis is off). ``compact``:
+    the digest's columns as numpy arrays (:func:`compact_record`), as an evaluation keeps them."""
     record = {
         "index": index,
         "path": str(path),
@@ -78,8 +80,42 @@ def sample_record(path, label, result, trajectory=None, *, index: int | None = N
     if index is None:
         del record["index"]
     if trajectory is not None:
-        record["anytime"], record["oct_us"] = _digest_and_oct(trajectory)
+        record["anytime"], record["oct_us"] = _digest_and_oct(trajectory, as_arrays=compact)
     return record
+
+
+#: the anytime digest's columns and their dtypes in a compact record
+_DIGEST_COLUMNS = (("flip_t_us", np.float64), ("flip_events", np.int64))
+_PEAK_COLUMNS = (("confidence", np.float64), ("t_us", np.float64), ("events", np.int64), ("correct", np.bool_))
+
+
+def compact_record(record: dict) -> dict:
+    """``record`` with its anytime digest's columns as numpy arrays: what an evaluation keeps of
+    every finished sample until its end and what a worker sends to the client. A cnn-sized output
+    gives hundreds of peaks per sample, ~100 bytes each as Python lists against 25 as arrays, and
+    arrays cross a process boundary as one buffer each. Encoded by :func:`dumps_record` (and
+    :func:`json_default`) exactly as the lists are; a digest not of the expected shape (a hostile
+    file being resumed) is left as it is."""
+    digest = record.get("anytime")
+    if not isinstance(digest, dict) or not isinstance(digest.get("peaks"), dict):
+        return record
+    try:
+        compact = {**digest, **{k: np.asarray(digest[k], dtype=t) for k, t in _DIGEST_COLUMNS},
+                   "peaks": {k: np.asarray(digest["peaks"][k], dtype=t) for k, t in _PEAK_COLUMNS}}
+    except (KeyError, TypeError, ValueError, OverflowError):
+        return record
+    return {**record, "anytime": compact}
+
+
+def plain_record(record: dict) -> dict:
+    """``record`` with the arrays of a :func:`compact_record` as lists again (what the API returns)."""
+    digest = record.get("anytime")
+    if not isinstance(digest, dict) or not isinstance(digest.get("peaks"), dict):
+        return record
+    as_list = lambda v: v.tolist() if isinstance(v, np.ndarray) else v  # noqa: E731
+    plain = {k: as_list(v) for k, v in digest.items()}
+    plain["peaks"] = {k: as_list(v) for k, v in digest["peaks"].items()}
+    return {**record, "anytime": plain}
 
 
 def error_record(index: int, path, label, message: str) -> dict:
@@ -147,14 +183,15 @@ def _change_rows(vectors, label, has_label, conf, correct, peak, flip):
     return last_wrong
 
 
-def _digest_and_oct(traj) -> tuple[dict, float | None]:
+def _digest_and_oct(traj, as_arrays: bool = False) -> tuple[dict, float | None]:
     """(anytime digest, oracle cutoff time) in one pass over the trajectory (the OCT rule of
-    :func:`evsim.analysis.trajectory.oracle_cutoff_time`)."""
+    :func:`evsim.analysis.trajectory.oracle_cutoff_time`); with ``as_arrays``, the digest's columns
+    are numpy arrays (:func:`compact_record`)."""
     n = len(traj.t_us)
     t_us = np.asarray(traj.t_us, dtype=float)
     events = np.asarray(traj.events, dtype=np.int64)
     oct_us, flips, final_correct = None, np.zeros(0, dtype=np.int64), False
-    peaks = {"confidence": [], "t_us": [], "events": [], "correct": []}
+    peaks = {"confidence": [], "t_us": [], "events": [], "correct": []}  # (made arrays or lists below)
     if n:
         vectors = np.ascontiguousarray(traj.vectors, dtype=float)
         conf = np.empty(n)
@@ -163,8 +200,7 @@ def _digest_and_oct(traj) -> tuple[dict, float | None]:
         last_wrong = _change_rows(vectors, int(traj.label) if has_label else -1, has_label, conf, correct, peak,
                                   flip)
         k = np.flatnonzero(peak)
-        peaks = {"confidence": conf[k].tolist(), "t_us": t_us[k].tolist(), "events": events[k].tolist(),
-                 "correct": correct[k].tolist()}
+        peaks = {"confidence": conf[k], "t_us": t_us[k], "events": events[k], "correct": correct[k]}
         final_correct = bool(correct[-1])
         if has_label and final_correct:
             oct_us = float(t_us[last_wrong + 1])
@@ -172,11 +208,13 @@ def _digest_and_oct(traj) -> tuple[dict, float | None]:
     digest = {
         "duration_us": float(traj.duration_us),
         "final_correct": final_correct,
-        "flip_t_us": t_us[flips].tolist(),
-        "flip_events": events[flips].tolist(),
+        "flip_t_us": t_us[flips],
+        "flip_events": events[flips],
         "peaks": peaks,
     }
-    return digest, oct_us
+    if as_arrays:
+        return compact_record({"anytime": digest})["anytime"], oct_us
+    return plain_record({"anytime": digest})["anytime"], oct_us
 
 
 # --------------------------------------------------------------------------------------------
