@@ -2,10 +2,11 @@
 
 One command::
 
-    python benchmarks/bench_two_engines.py [--data DIR] [--rounds 4] [--profile speck]
+    python benchmarks/bench_two_engines.py [--data DIR] [--rounds 4] [--profile speck] [--model NIR]
                                            [--json benchmarks/results/bench_two_engines.json]
 
-Loads the bundled N-MNIST CNN and every recording of ``--data`` (default
+Loads the bundled N-MNIST CNN (``--model``: another NIR file, e.g. the NIR paper's
+``cnn_sinabs.nir``) and every recording of ``--data`` (default
 ``$EVSIM_SHARED_DATA/nmnist-train1k``) once, then forks two processes, each pinned to its own core
 with its own :class:`evsim.Simulator` (warmed up on 50 recordings). Each round runs one engine pass
 over all recordings in one process alone (the two processes take turns), then one pass in both at
@@ -52,6 +53,7 @@ def main() -> None:
     parser.add_argument("--data", default=nmnist_folder())
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--profile", default="speck")
+    parser.add_argument("--model", default=None, help="NIR file (default: the bundled N-MNIST CNN)")
     parser.add_argument("--json", default=None, help="write the figures here")
     args = parser.parse_args()
 
@@ -60,9 +62,10 @@ def main() -> None:
 
     if (os.cpu_count() or 1) < 2:
         sys.exit("bench_two_engines: needs 2 cores")
-    model = evsim.load_model(str(BUNDLED_MODEL), profile=args.profile)
+    model = evsim.load_model(args.model or str(BUNDLED_MODEL), profile=args.profile)
     events = [evsim.read_recording(p).events for p, _ in evsim.FolderDataset(args.data).samples]
-    report = {"machine": machine(), "n_recordings": len(events), "profile": args.profile, "rounds": []}
+    report = {"machine": machine(), "n_recordings": len(events), "profile": args.profile,
+              "model": Path(args.model).name if args.model else "bundled", "rounds": []}
 
     ctx = get_context("fork")  # the children inherit the model and the recordings
     pipes, procs = [], []
