@@ -708,7 +708,11 @@ def test_resume_refuses_files_of_an_older_format(capsys, tmp_path, dataset):
     assert code == 2 and "another evsim version (format 'evsim-eval/2'" in err and err.count("\n") == 1, err
     records_path_for(out).write_text(json.dumps({"format": "evsim-eval-records/1"}) + "\n")
     code, _, err = cli(capsys, *args, "--resume")
-    assert code == 2 and "another evsim version (format evsim-eval-records/1" in err and err.count("\n") == 1, err
+    assert code == 2 and "another evsim version (format 'evsim-eval-records/1'" in err and err.count("\n") == 1, err
+    # a format name made to break the one-line message is shown as a short repr
+    records_path_for(out).write_text(json.dumps({"format": "evsim-eval-records/9\n" + "x" * 500}) + "\n")
+    code, _, err = cli(capsys, *args, "--resume")
+    assert code == 2 and "another evsim version" in err and err.count("\n") == 1 and len(err) < 400, err
 
 
 # ------------------------------------------------------------------------------------------

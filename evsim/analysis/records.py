@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 from numba import njit
 
-from ..errors import OptionError
+from ..errors import OptionError, shown
 
 __all__ = ["SAMPLE_FIELDS", "sample_record", "error_record", "anytime_digest", "RecordsFile", "read_records_file",
            "records_path_for", "compact_record", "plain_record", "write_json_atomic", "dumps_document", "dumps_record",
@@ -384,7 +384,7 @@ def read_records_file(path) -> tuple[dict, dict, int]:
             if not isinstance(found, str) or not found.startswith("evsim-eval-records/"):
                 raise OptionError(f"{path} is not an evsim records file", option="--resume")
             if found != RECORDS_FORMAT:
-                raise OptionError(f"{path} was written by another evsim version (format {found}, this one "
+                raise OptionError(f"{path} was written by another evsim version (format {shown(found)}, this one "
                                   f"reads {RECORDS_FORMAT}): start over without --resume", option="--resume")
             header = obj
         else:
