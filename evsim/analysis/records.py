@@ -112,10 +112,14 @@ def plain_record(record: dict) -> dict:
     digest = record.get("anytime")
     if not isinstance(digest, dict) or not isinstance(digest.get("peaks"), dict):
         return record
+    return {**record, "anytime": _plain_digest(digest)}
+
+
+def _plain_digest(digest: dict) -> dict:
     as_list = lambda v: v.tolist() if isinstance(v, np.ndarray) else v  # noqa: E731
     plain = {k: as_list(v) for k, v in digest.items()}
     plain["peaks"] = {k: as_list(v) for k, v in digest["peaks"].items()}
-    return {**record, "anytime": plain}
+    return plain
 
 
 def error_record(index: int, path, label, message: str) -> dict:
@@ -191,7 +195,7 @@ def _digest_and_oct(traj, as_arrays: bool = False) -> tuple[dict, float | None]:
     t_us = np.asarray(traj.t_us, dtype=float)
     events = np.asarray(traj.events, dtype=np.int64)
     oct_us, flips, final_correct = None, np.zeros(0, dtype=np.int64), False
-    peaks = {"confidence": [], "t_us": [], "events": [], "correct": []}  # (made arrays or lists below)
+    peaks = {"confidence": t_us[:0], "t_us": t_us[:0], "events": events[:0], "correct": np.zeros(0, np.bool_)}
     if n:
         vectors = np.ascontiguousarray(traj.vectors, dtype=float)
         conf = np.empty(n)
@@ -212,9 +216,7 @@ def _digest_and_oct(traj, as_arrays: bool = False) -> tuple[dict, float | None]:
         "flip_events": events[flips],
         "peaks": peaks,
     }
-    if as_arrays:
-        return compact_record({"anytime": digest})["anytime"], oct_us
-    return plain_record({"anytime": digest})["anytime"], oct_us
+    return (digest if as_arrays else _plain_digest(digest)), oct_us
 
 
 # --------------------------------------------------------------------------------------------
