@@ -227,6 +227,40 @@ def test_return_samples_false_leaves_them_in_the_file_only(tmp_path, samples):
         evaluate(samples[:1], config(), progress=False, return_samples="no")
 
 
+def test_record_lines_give_each_samples_last_text_in_the_records_file(tmp_path):
+    # the documents and the final CSV of an evaluation are written from the records file, whose
+    # lines come in completion order; the text of a sample written twice (an error, then its
+    # retry on --resume) is the later one
+    from evsim.analysis.records import (RecordLines, RecordsFile, document_parts, dumps_document, dumps_record,
+                                        error_record, write_csv)
+
+    records = {i: {"index": i, "path": f"r{i}.npy", "label": i % 3, "prediction": i % 2, "correct": bool(i % 2),
+                   "decision_time_us": 10.5 * i, "anytime": {"peaks": {"confidence": np.arange(i, dtype=float)}}}
+               for i in range(6)}
+    path = tmp_path / "x.records.jsonl"
+    writer = RecordsFile(path, {"model_hash": "h"})
+    lines = RecordLines(path, 6)
+    lines.set(2, writer.append(error_record(2, "r2.npy", 2, "bad file")))
+    for i in (4, 0, 5, 2, 1, 3):
+        lines.set(i, writer.append_text(dumps_record(records[i])))
+    writer.close()
+    positions: dict = {}
+    header, read, _ = read_records_file(path, positions)
+    assert header["model_hash"] == "h" and set(positions) == set(range(6))
+    for i in range(6):
+        expected = json.loads(json.dumps(records[i], default=lambda a: a.tolist()))
+        assert lines.record(i) == read[i] == expected
+        assert tuple(positions[i]) == (int(lines.offset[i]), int(lines.length[i]))
+    assert lines.get(6) is None and lines.get(-1) is None
+    doc = {"format": "x", "samples": [records[i] for i in range(6)], "n": 6}
+    from_file = "".join(document_parts(doc, lines))
+    assert from_file == dumps_document(doc) == dumps_document(doc, {i: dumps_record(records[i]) for i in range(6)})
+    write_csv(tmp_path / "a.csv", (lines.record(i) for i in range(6)))
+    write_csv(tmp_path / "b.csv", [records[i] for i in range(6)])
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+    lines.close()
+
+
 def test_resume_of_in_memory_data_checks_every_finished_sample(tmp_path, samples):
     """The data fingerprint covers the sample count and the first and last samples; a middle
     sample changed between the run and its resume once kept its old record (accuracy from
@@ -385,20 +419,27 @@ def test_compare_refuses_other_labels_and_repeated_recordings_and_says_what_is_l
 # ------------------------------------------------------------------------------------------
 
 
-def test_local_cluster_records_are_bit_identical_to_one_worker(samples):
+def test_local_cluster_records_are_bit_identical_to_one_worker(samples, tmp_path):
     from distributed import Client, LocalCluster
 
-    one = evaluate(samples, config(cutoff=Cutoff("topk", threshold=3.0)), progress=False)
+    one = evaluate(samples, config(cutoff=Cutoff("topk", threshold=3.0)), progress=False,
+                   json_path=tmp_path / "one.json", csv_path=tmp_path / "one.csv")
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                            dashboard_address=None)
     try:
         with Client(cluster) as client:
             for chunk in (1, 5):
+                out = tmp_path / f"chunk{chunk}.json"
                 doc = evaluate(samples, config(cutoff=Cutoff("topk", threshold=3.0)), client=client,
-                               chunk_size=chunk, progress=False)
-                assert doc["samples"] == one["samples"]
-                assert strip_wall(doc) == strip_wall(one)
+                               chunk_size=chunk, progress=False, json_path=out, csv_path=out.with_suffix(".csv"),
+                               return_samples=chunk == 1)
+                if chunk == 1:
+                    assert doc["samples"] == one["samples"]
+                assert strip_wall(doc) == {k: v for k, v in strip_wall(one).items() if chunk == 1 or k != "samples"}
                 assert doc["workers"] == 2  # the cluster's workers (it said 1, the default of --workers)
+                # the files, written from the records file (records in completion order), are those of one worker
+                assert strip_wall(json.loads(out.read_text())) == strip_wall(json.loads((tmp_path / "one.json").read_text()))
+                assert out.with_suffix(".csv").read_bytes() == (tmp_path / "one.csv").read_bytes()
             # the workers did the work: each process holds its own runner
             pids = client.run(os.getpid)
             assert len(set(pids.values())) == 2 and os.getpid() not in pids.values()

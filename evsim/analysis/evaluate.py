@@ -43,9 +43,9 @@ from ..errors import EvsimError, OptionError, real_option, shown
 from .aggregate import summarise
 from .execution import (LOCAL_DASK_CONFIG, EvalConfig, ForkedWorkers, Progress, SampleRunner, can_fork_workers,
                         events_digest, release_dask_offload_thread, run_chunk, runner_for, with_text)
-from .records import (CSV_ENCODING_ERRORS, RecordsFile, SAMPLE_FIELDS, compact_record, csv_row, dumps_record,
-                      plain_record, read_records_file, records_path_for, remove_stale_temporaries, sample_record,
-                      write_csv, write_json_atomic)
+from .records import (CSV_ENCODING_ERRORS, RecordLines, RecordsFile, SAMPLE_FIELDS, compact_record, csv_row,
+                      dumps_record, plain_record, read_records_file, records_path_for, remove_stale_temporaries,
+                      sample_record, summary_record, write_csv, write_json_atomic)
 from ..sim.result import predict
 
 __all__ = ["EvalConfig", "SampleRunner", "evaluate", "sample_record", "write_json", "predict", "stratified_subset",
@@ -301,10 +301,11 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
             :class:`~evsim.compile.builder.CompiledModel` of ``config.model_path`` with its profile,
             precision and overrides), not compiled again in this process.
         return_samples: False leaves ``samples`` out of the returned document (the ``--json``
-            file still holds them): a caller that only reads the aggregates, such as the command
-            line, then never holds every record as Python lists at once (~100 KB per sample for an
-            output that fires hundreds of spikes; until the end, each record's anytime digest is
-            kept as numpy arrays).
+            file still holds them): with an output file, a caller that only reads the aggregates,
+            such as the command line, then keeps in memory only what they need of each sample
+            (:func:`~evsim.analysis.records.summary_record`; the documents and the final CSV are
+            written from the records file), not every record (~100 KB per sample as Python lists
+            for an output that fires hundreds of spikes).
 
     Raises:
         EvsimError: the model or an option is invalid (checked here before any worker starts), or
@@ -358,6 +359,7 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
     out = json_path or csv_path
     records_path = records_path_for(out) if out else None
     done: dict = {}
+    positions: dict = {}  # {index: where its text is} in a records file resumed from
     for path in (json_path, csv_path):
         if path:
             remove_stale_temporaries(path)
@@ -365,7 +367,7 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
         if records_path is None:
             raise OptionError("--resume needs the --json or --csv output of the run to continue", option="--resume")
         # samples that failed are tried again: the recording may have been fixed (on_error="stop")
-        done = {i: compact_record(r) for i, r in _finished_records(records_path, json_path, header).items()
+        done = {i: compact_record(r) for i, r in _finished_records(records_path, json_path, header, positions).items()
                 if "error" not in r}
         if done and not items.by_path():
             _check_finished_events(items, done, records_path if records_path.exists() else json_path)
@@ -379,9 +381,11 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
     label = f"evsim eval ({config.mode}, " + ("Dask" if client is not None or scheduler else
                                              f"{workers} worker{'s' if workers > 1 else ''}") + ")"
     bar = Progress(items.n, label, progress, done=len(done))
-    # each record's JSON text, encoded once (by the worker that ran it) for the records file and
-    # the document
-    texts = texts_of(done)
+    # each record's JSON text is encoded once (by the worker that ran it) for the records file;
+    # the documents and the final CSV read it back from there (lines), and with the records on
+    # disk only what the aggregates need of each stays in memory (summary_record)
+    lines = RecordLines(records_path, items.n) if records_path is not None else None
+    whole_records = return_samples or lines is None
     records_file = csv_file = None
     try:
         if records_path is not None:
@@ -389,16 +393,20 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
             if resume and records_path.exists():
                 valid = read_records_file(records_path)[2]
                 records_file = RecordsFile(records_path, header, append=True, valid_bytes=valid)
+                for i in done:
+                    lines.set(i, positions[i])
             else:
                 records_file = RecordsFile(records_path, header)
                 for i in sorted(done):  # resumed from a JSON document only
-                    records_file.append(done[i])
+                    lines.set(i, records_file.append(done[i]))
         if csv_path:
-            write_csv(csv_path, [done[i] for i in sorted(done)])
+            write_csv(csv_path, (done[i] for i in sorted(done)))
             csv_file = open(csv_path, "a", newline="", encoding="utf-8", errors=CSV_ENCODING_ERRORS)
+        if not whole_records:
+            done = {i: summary_record(r) for i, r in done.items()}
         if json_path:  # from now on the file describes this run (not a finished earlier one)
             write_json_atomic(json_path, _document(done, header, config, n_outputs, 0.0, complete=False,
-                                                   final=False, workers=workers, data=data), texts)
+                                                   final=False, workers=workers, data=data), lines)
     except OSError as exc:
         for f in (records_file, csv_file):
             if f is not None:
@@ -416,11 +424,9 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
             text = dumps_record(record)
         if trajectories is not None and traj is not None:
             trajectories[record["index"]] = traj
-        done[record["index"]] = record
-        if "error" not in record:
-            texts[record["index"]] = text
+        done[record["index"]] = record if whole_records else summary_record(record)
         if records_file is not None:
-            records_file.append_text(text)
+            lines.set(record["index"], records_file.append_text(text))
         if csv_writer is not None:
             csv_writer.writerow(csv_row(record))
             csv_file.flush()
@@ -432,7 +438,7 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
             began = time.perf_counter()
             write_json_atomic(json_path, _document(done, header, config, n_outputs, time.time() - start,
                                                    complete=False, final=False, workers=workers, data=data),
-                              texts)
+                              lines)
             state["last_json"] = time.time()
             # the document grows with the run (15 KB per sample with a busy output): rewriting it
             # is kept to a small share of the run instead of growing quadratically with it
@@ -476,10 +482,14 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
                     data=data)
     if interrupted:
         doc["interrupted"] = True
-    if json_path:
-        write_json_atomic(json_path, doc, texts)
-    if csv_path and complete and not state["csv_in_order"]:
-        write_csv(csv_path, [done[i] for i in sorted(done)])
+    try:
+        if json_path:
+            write_json_atomic(json_path, doc, lines)
+        if csv_path and complete and not state["csv_in_order"]:
+            write_csv(csv_path, (lines.record(i) for i in sorted(done)))
+    finally:
+        if lines is not None:
+            lines.close()
     if complete and records_path is not None and records_path.exists():
         records_path.unlink()  # the complete document (or CSV) holds every record
     if state["failed"] is not None:
@@ -494,11 +504,6 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
     if trajectories is not None:
         doc["_trajectories"] = [trajectories.get(i) for i in range(items.n)]
     return doc
-
-
-def texts_of(done: dict) -> dict:
-    """{index: JSON text} of the finished records that are not errors."""
-    return {i: dumps_record(r) for i, r in done.items() if "error" not in r}
 
 
 #: at most this share of an evaluation's wall time goes into rewriting its unfinished JSON
@@ -801,13 +806,14 @@ def _run_chunk_with_trajectories(config, items):
     return out
 
 
-def _finished_records(records_path: Path, json_path, header: dict) -> dict:
+def _finished_records(records_path: Path, json_path, header: dict, positions: dict | None = None) -> dict:
     """Finished records of an interrupted run (records file, else the JSON document), after
-    checking that model, options and data match."""
+    checking that model, options and data match. ``positions``: filled with where each record's
+    text is in the records file (:func:`~evsim.analysis.records.read_records_file`)."""
     source, found = None, None
     if records_path.exists():
         source = records_path
-        found_header, records, _ = read_records_file(records_path)
+        found_header, records, _ = read_records_file(records_path, positions)
         found = found_header
     elif json_path and Path(json_path).exists():
         source = Path(json_path)

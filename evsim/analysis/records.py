@@ -37,11 +37,16 @@ from numba import njit
 from ..errors import OptionError, shown
 
 __all__ = ["SAMPLE_FIELDS", "sample_record", "error_record", "anytime_digest", "RecordsFile", "read_records_file",
-           "records_path_for", "compact_record", "plain_record", "write_json_atomic", "dumps_document", "dumps_record",
-           "csv_row", "write_csv", "json_default"]
+           "records_path_for", "RecordLines", "compact_record", "summary_record", "plain_record", "write_json_atomic", "dumps_document", "dumps_record",
+           "csv_row", "write_csv", "json_default", "document_parts"]
 
 SAMPLE_FIELDS = ["index", "path", "label", "prediction", "correct", "decision_time_us", "events_consumed",
                  "events_total", "synops", "spikes_per_node", "output_counts", "confidence", "oct_us", "status"]
+
+#: what the aggregates (:func:`evsim.analysis.aggregate.summarise`) read of a record: an evaluation
+#: whose records are in a file keeps only these of each finished sample in memory
+SUMMARY_FIELDS = ("index", "label", "prediction", "correct", "decision_time_us", "events_consumed", "events_total",
+                  "synops", "status", "oct_us", "anytime")
 
 #: /2: the anytime digest's peaks as columns (/1: one row per peak)
 RECORDS_FORMAT = "evsim-eval-records/2"
@@ -105,6 +110,16 @@ def compact_record(record: dict) -> dict:
     except (KeyError, TypeError, ValueError, OverflowError):
         return record
     return {**record, "anytime": compact}
+
+
+def summary_record(record: dict) -> dict:
+    """What an evaluation keeps in memory of a finished sample whose record is in its records file:
+    the :data:`SUMMARY_FIELDS` of a sample record (the path, spikes per node and output counts
+    stay on disk, ~1 KB per sample for a deep network), an error record whole (the document lists
+    errors)."""
+    if "error" in record:
+        return record
+    return {k: record[k] for k in SUMMARY_FIELDS if k in record}
 
 
 def plain_record(record: dict) -> dict:
@@ -241,28 +256,36 @@ def dumps_record(record: dict) -> str:
     return json.dumps(record, default=json_default)
 
 
-def dumps_document(doc: dict, sample_texts: dict | None = None) -> str:
-    """JSON text of a document: one line per top-level key and one line per entry of ``samples``
-    (readable, diffable, and written by the C encoder: ``indent`` would fall back to the slow
-    pure-Python one). ``sample_texts``: {index: :func:`dumps_record` text} of records encoded
-    already (by a worker, for the records file), not encoded again."""
+def dumps_document(doc: dict, sample_texts=None) -> str:
+    """JSON text of a document (:func:`document_parts` joined)."""
+    return "".join(document_parts(doc, sample_texts))
+
+
+def document_parts(doc: dict, sample_texts=None):
+    """JSON text of a document, piece by piece: one line per top-level key and one line per entry
+    of ``samples`` (readable, diffable, and written by the C encoder: ``indent`` would fall back to
+    the slow pure-Python one). ``sample_texts``: anything with ``get(index)`` giving the
+    :func:`dumps_record` text of a record encoded already (a dict of them, or the lines of a
+    records file, :class:`RecordLines`), not encoded again. A writer that takes the pieces one by
+    one never holds the whole text (16 MB for 1000 samples of a busy output)."""
     def one(value):
         return json.dumps(value, default=json_default)
 
-    texts = sample_texts or {}
-
     def sample(record):
-        text = texts.get(record.get("index")) if texts else None
+        text = sample_texts.get(record.get("index")) if sample_texts is not None else None
         return one(record) if text is None else text
 
-    lines = []
-    for key, value in doc.items():
+    yield "{\n"
+    for k, (key, value) in enumerate(doc.items()):
+        separator = ",\n" if k else ""
         if key == "samples" and isinstance(value, list) and value:
-            inner = ",\n  ".join(sample(v) for v in value)
-            lines.append(f" {one(key)}: [\n  {inner}\n ]")
+            yield f"{separator} {one(key)}: [\n  "
+            for j, record in enumerate(value):
+                yield (",\n  " if j else "") + sample(record)
+            yield "\n ]"
         else:
-            lines.append(f" {one(key)}: {one(value)}")
-    return "{\n" + ",\n".join(lines) + "\n}\n"
+            yield f"{separator} {one(key)}: {one(value)}"
+    yield "\n}\n"
 
 
 def replaceable_file(path) -> Path:
@@ -278,23 +301,28 @@ def replaceable_file(path) -> Path:
     return target
 
 
-def write_json_atomic(path, doc: dict, sample_texts: dict | None = None) -> None:
+def write_json_atomic(path, doc: dict, sample_texts=None) -> None:
     """Write ``doc`` (keys starting with ``_`` dropped) to a temporary file, then rename it over
     ``path``: a reader (or a kill) never sees half a document. ``sample_texts``: as in
-    :func:`dumps_document`."""
+    :func:`document_parts` (the text is written piece by piece)."""
     clean = {k: v for k, v in doc.items() if not str(k).startswith("_")}
-    write_text_atomic(path, dumps_document(clean, sample_texts))
+    write_text_atomic(path, document_parts(clean, sample_texts))
 
 
-def write_text_atomic(path, text: str, errors: str = "strict") -> None:
-    """Write ``text`` (UTF-8) to a temporary file next to ``path``, then rename it over ``path``:
-    an existing file is only replaced once the new one is complete, never emptied by a failure
-    half-way. ``errors``: how characters UTF-8 cannot encode (lone surrogates) are written."""
+def write_text_atomic(path, text, errors: str = "strict") -> None:
+    """Write ``text`` (UTF-8; a string, or an iterable of strings written one after the other) to
+    a temporary file next to ``path``, then rename it over ``path``: an existing file is only
+    replaced once the new one is complete, never emptied by a failure half-way. ``errors``: how
+    characters UTF-8 cannot encode (lone surrogates) are written."""
     path = replaceable_file(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "w", encoding="utf-8", errors=errors) as f:
-            f.write(text)
+            if isinstance(text, str):
+                f.write(text)
+            else:
+                for part in text:
+                    f.write(part)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -347,29 +375,67 @@ class RecordsFile:
             self.file = open(self.path, "r+b")
             # drop a truncated last line left by a killed process
             self.file.truncate(valid_bytes if valid_bytes is not None else self.file.seek(0, 2))
-            self.file.seek(0, 2)
+            self.size = self.file.seek(0, 2)
         else:
             self.file = open(self.path, "wb")
-            self._write({"format": RECORDS_FORMAT, **header})
+            self.size = 0
+            self.append({"format": RECORDS_FORMAT, **header})
 
-    def _write(self, obj: dict) -> None:
-        self.append_text(dumps_record(obj))
+    def append(self, record: dict) -> tuple[int, int]:
+        return self.append_text(dumps_record(record))
 
-    def append(self, record: dict) -> None:
-        self._write(record)
-
-    def append_text(self, text: str) -> None:
-        """Append a record already encoded by :func:`dumps_record` (one write, flushed)."""
-        self.file.write((text + "\n").encode())
+    def append_text(self, text: str) -> tuple[int, int]:
+        """Append a record already encoded by :func:`dumps_record` (one write, flushed); returns
+        where its text is in the file (offset, length in bytes, without the newline)."""
+        data = text.encode()
+        self.file.write(data + b"\n")
         self.file.flush()
+        offset = self.size
+        self.size += len(data) + 1
+        return offset, len(data)
 
     def close(self) -> None:
         self.file.close()
 
 
-def read_records_file(path) -> tuple[dict, dict, int]:
+class RecordLines:
+    """Where the text of each sample's record is in a records file (for samples ``0 .. n-1``;
+    a later line of the same sample replaces an earlier one): what an evaluation writes its
+    documents and its final CSV from instead of keeping every record's text in memory (16 bytes
+    per sample here against 1-20 KB of text)."""
+
+    def __init__(self, path, n: int):
+        self.path = Path(path)
+        self.offset = np.full(n, -1, dtype=np.int64)
+        self.length = np.zeros(n, dtype=np.int64)
+        self._file = None
+
+    def set(self, index: int, where: tuple[int, int]) -> None:
+        if 0 <= index < len(self.offset):
+            self.offset[index], self.length[index] = where
+
+    def get(self, index, default=None):
+        """The record text of sample ``index`` (None if it has none)."""
+        if not isinstance(index, (int, np.integer)) or not 0 <= index < len(self.offset) or self.offset[index] < 0:
+            return default
+        if self._file is None:
+            self._file = open(self.path, "rb")
+        return os.pread(self._file.fileno(), int(self.length[index]), int(self.offset[index])).decode()
+
+    def record(self, index: int) -> dict:
+        """The record of sample ``index`` as written (parsed again)."""
+        return json.loads(self.get(index))
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def read_records_file(path, positions: dict | None = None) -> tuple[dict, dict, int]:
     """(header, {index: record}, bytes of complete lines) of a records file; a truncated last
-    line (a killed writer) is ignored."""
+    line (a killed writer) is ignored. ``positions``: a dict to fill with {index: (offset, length)}
+    of each record's text (:class:`RecordLines`)."""
     path = Path(path)
     data = path.read_bytes()
     header, records, valid = None, {}, 0
@@ -380,6 +446,7 @@ def read_records_file(path) -> tuple[dict, dict, int]:
             obj = json.loads(line)
         except json.JSONDecodeError:
             break
+        offset = valid
         valid += len(line)
         if header is None:
             found = obj.get("format") if isinstance(obj, dict) else None
@@ -391,6 +458,8 @@ def read_records_file(path) -> tuple[dict, dict, int]:
             header = obj
         else:
             records[int(obj["index"])] = obj
+            if positions is not None:
+                positions[int(obj["index"])] = (offset, len(line) - 1)
     if header is None:
         raise OptionError(f"{path} has no header (nothing to resume)", option="--resume")
     return header, records, valid
@@ -412,8 +481,8 @@ def csv_row(record: dict) -> list:
 CSV_ENCODING_ERRORS = "backslashreplace"
 
 
-def write_csv(path, records: list) -> None:
-    """Rewrite the CSV atomically with ``records`` (sample order)."""
+def write_csv(path, records) -> None:
+    """Rewrite the CSV atomically with ``records`` (sample order; any iterable, taken one by one)."""
     path = replaceable_file(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w", newline="", encoding="utf-8", errors=CSV_ENCODING_ERRORS) as f:
