@@ -797,9 +797,16 @@ def test_dask_options_give_one_line_errors(capsys, dataset, tmp_path):
     code, out, err = cli(capsys, "eval", BUNDLED_MODEL, dataset, "--profile", "speck", "--tls-ca-file",
                          tmp_path / "ca.pem", "--quiet")
     assert code == 2 and err.count("\n") == 1 and "--scheduler" in err
+    import threading
+
+    loops = lambda: sum(t.name == "IO loop" for t in threading.enumerate())  # noqa: E731
+    before = loops()
     code, out, err = cli(capsys, "eval", BUNDLED_MODEL, dataset, "--profile", "speck", "--scheduler",
                          "tcp://127.0.0.1:9", "--quiet")
     assert code == 2 and err.count("\n") == 1 and "cannot reach the Dask scheduler" in err
+    # the failed client's event-loop thread is stopped: left running, it made every later local
+    # evaluation in the process spawn its workers instead of forking them
+    assert loops() == before
 
 
 def test_info_on_a_folder(capsys, dataset, tmp_path):

@@ -706,6 +706,7 @@ def _connect(scheduler: str, security, stop):
         except BaseException as exc:  # noqa: BLE001 — reported below, in this thread's caller
             outcome["error"] = exc
 
+    loops_before = _dask_loops()
     thread = threading.Thread(target=connect, name="evsim scheduler connection", daemon=True)
     thread.start()
     deadline = time.monotonic() + SCHEDULER_TIMEOUT_S + 2.0
@@ -713,6 +714,8 @@ def _connect(scheduler: str, security, stop):
         thread.join(0.1)
     if "client" in outcome:
         return outcome["client"]
+    if not thread.is_alive():
+        _stop_dask_loops_since(loops_before)
     if stop:
         return None
     exc = outcome.get("error")
@@ -722,6 +725,31 @@ def _connect(scheduler: str, security, stop):
         text = str(exc).splitlines()[0] if str(exc) else ""
         detail = f"{type(exc).__name__}{': ' + text[:200] if text else ''}"
     raise OptionError(f"cannot reach the Dask scheduler at {scheduler} ({detail})", option="--scheduler")
+
+
+def _dask_loops() -> set:
+    """The event loops Dask's loop runners hold in this process (each runs in an "IO loop" thread)."""
+    try:
+        from distributed.utils import LoopRunner
+
+        return set(LoopRunner._all_loops)
+    except Exception:  # noqa: BLE001 — another distributed: nothing to clean up after
+        return set()
+
+
+def _stop_dask_loops_since(before: set) -> None:
+    """Stop the loop runners a failed ``Client(...)`` left running (a client that could not
+    connect keeps its "IO loop" thread): left alive, that thread would make every later local
+    evaluation in this process spawn its workers instead of forking them
+    (:func:`~evsim.analysis.execution.can_fork_workers`)."""
+    try:
+        from distributed.utils import LoopRunner
+
+        for loop in set(LoopRunner._all_loops) - before:
+            _, runner = LoopRunner._all_loops[loop]
+            runner.stop()
+    except Exception:  # noqa: BLE001 — best effort
+        pass
 
 
 #: seconds of work per Dask task once the workers have reported how long a sample takes; a
