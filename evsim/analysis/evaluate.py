@@ -360,6 +360,7 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
     records_path = records_path_for(out) if out else None
     done: dict = {}
     positions: dict = {}  # {index: where its text is} in a records file resumed from
+    valid = None  # bytes of its complete lines
     for path in (json_path, csv_path):
         if path:
             remove_stale_temporaries(path)
@@ -367,8 +368,8 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
         if records_path is None:
             raise OptionError("--resume needs the --json or --csv output of the run to continue", option="--resume")
         # samples that failed are tried again: the recording may have been fixed (on_error="stop")
-        done = {i: compact_record(r) for i, r in _finished_records(records_path, json_path, header, positions).items()
-                if "error" not in r}
+        finished, valid = _finished_records(records_path, json_path, header, positions)
+        done = {i: compact_record(r) for i, r in finished.items() if "error" not in r}
         if done and not items.by_path():
             _check_finished_events(items, done, records_path if records_path.exists() else json_path)
     elif records_path is not None and records_path.exists():
@@ -389,9 +390,7 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
     records_file = csv_file = None
     try:
         if records_path is not None:
-            valid = None
             if resume and records_path.exists():
-                valid = read_records_file(records_path)[2]
                 records_file = RecordsFile(records_path, header, append=True, valid_bytes=valid)
                 for i in done:
                     lines.set(i, positions[i])
@@ -834,14 +833,16 @@ def _run_chunk_with_trajectories(config, items):
     return out
 
 
-def _finished_records(records_path: Path, json_path, header: dict, positions: dict | None = None) -> dict:
-    """Finished records of an interrupted run (records file, else the JSON document), after
-    checking that model, options and data match. ``positions``: filled with where each record's
-    text is in the records file (:func:`~evsim.analysis.records.read_records_file`)."""
-    source, found = None, None
+def _finished_records(records_path: Path, json_path, header: dict,
+                      positions: dict | None = None) -> tuple[dict, int | None]:
+    """(finished records, bytes of the records file's complete lines or None) of an interrupted run
+    (records file, else the JSON document), after checking that model, options and data match.
+    ``positions``: filled with where each record's text is in the records file
+    (:func:`~evsim.analysis.records.read_records_file`)."""
+    source, found, valid = None, None, None
     if records_path.exists():
         source = records_path
-        found_header, records, _ = read_records_file(records_path, positions)
+        found_header, records, valid = read_records_file(records_path, positions)
         found = found_header
     elif json_path and Path(json_path).exists():
         source = Path(json_path)
@@ -859,7 +860,7 @@ def _finished_records(records_path: Path, json_path, header: dict, positions: di
             records[int(e["index"])] = {"index": e["index"], "path": e["path"], "label": e.get("label"),
                                         "error": e["message"]}
     else:
-        return {}
+        return {}, None
     for key, what in (("model_hash", "model differs"), ("options", "options differ"), ("data", "data differ")):
         mine = header[key]
         theirs = found.get(key)
@@ -872,7 +873,7 @@ def _finished_records(records_path: Path, json_path, header: dict, positions: di
         if json.loads(json.dumps(mine)) != theirs:
             raise OptionError(f"cannot resume from {source}: the {what} from that run's"
                               + _difference(key, header[key], found.get(key)), option="--resume")
-    return records
+    return records, valid
 
 
 def _check_finished_events(items, done: dict, source) -> None:

@@ -37,8 +37,8 @@ from numba import njit
 from ..errors import OptionError, shown
 
 __all__ = ["SAMPLE_FIELDS", "sample_record", "error_record", "anytime_digest", "RecordsFile", "read_records_file",
-           "records_path_for", "RecordLines", "compact_record", "summary_record", "plain_record", "write_json_atomic", "dumps_document", "dumps_record",
-           "csv_row", "write_csv", "json_default", "document_parts"]
+           "records_path_for", "RecordLines", "compact_record", "summary_record", "plain_record", "write_json_atomic",
+           "dumps_document", "document_parts", "dumps_record", "csv_row", "write_csv", "json_default"]
 
 SAMPLE_FIELDS = ["index", "path", "label", "prediction", "correct", "decision_time_us", "events_consumed",
                  "events_total", "synops", "spikes_per_node", "output_counts", "confidence", "oct_us", "status"]
