@@ -88,7 +88,8 @@ if os.environ.get("EVSIM_TRACE_DIR") and __name__ == "__main__" and sys.argv[1:2
     wrap(ev, "_wait_for_forked", "scheduler+client up; waiting for workers", "workers joined")
     wrap(ev, "_document", "document start", "document end")
     wrap(ev, "write_json_atomic", "json write start", "json written")
-    wrap(ev, "write_csv", "csv write start", "csv written")
+    wrap(ev.CsvRows, "__init__", "csv write start", "csv written")
+    wrap(ev.CsvRows, "put_in_sample_order", "csv reorder start", "csv reordered")
     _orig_fork_init = ex.ForkedWorkers.__init__
 
     def fork_init(self, n):

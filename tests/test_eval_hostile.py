@@ -257,13 +257,46 @@ def test_an_edited_source_removes_every_cached_kernel(tmp_path, monkeypatch):
     assert (package / "sub" / "__pycache__" / "b.cpython-311.pyc").exists()
 
 
-def test_two_local_dask_evaluations_in_one_process_both_fork_their_workers(small_dataset):
+class _RecordedFork:
+    """ForkedWorkers of evsim.analysis.evaluate, replaced by a subclass that records each fork."""
+
+    def __init__(self, monkeypatch):
+        import evsim.analysis.evaluate as ev
+
+        self.made = made = []
+
+        class Recorded(ev.ForkedWorkers):
+            def __init__(self, n):
+                super().__init__(n)
+                made.append(n)
+
+        monkeypatch.setattr(ev, "ForkedWorkers", Recorded)
+
+
+def test_two_local_dask_evaluations_in_one_process_both_fork_their_workers(small_dataset, monkeypatch):
+    forks = _RecordedFork(monkeypatch)
     samples = evsim.FolderDataset(small_dataset).samples
-    docs = []
-    for _ in range(2):
-        assert can_fork_workers(), [t.name for t in threading.enumerate()]
-        docs.append(evaluate(samples, EvalConfig(M, "speck"), workers=2, progress=False))
+    docs = [evaluate(samples, EvalConfig(M, "speck"), workers=2, progress=False) for _ in range(2)]
+    assert forks.made == [2, 2]  # neither spawned its workers
     assert docs[0]["samples"] == docs[1]["samples"] and len(docs[0]["samples"]) == 6
+    assert threading.active_count() == 1
+
+
+def test_a_dask_client_closed_earlier_does_not_stop_the_workers_being_forked(small_dataset, monkeypatch):
+    # a user's own Dask client, used then closed in the same process (a notebook), leaves its
+    # Dask-Offload thread behind: a local evaluation still forks its workers instead of spawning
+    # fresh interpreters, and leaves no thread behind
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None)
+    with Client(cluster) as client:
+        assert client.submit(sum, [1, 2]).result() == 3
+    cluster.close()
+    assert not can_fork_workers() and [t.name for t in threading.enumerate()][1:] == ["Dask-Offload_0"]
+    forks = _RecordedFork(monkeypatch)
+    samples = evsim.FolderDataset(small_dataset).samples
+    doc = evaluate(samples, EvalConfig(M, "speck"), workers=2, progress=False)
+    assert forks.made == [2] and len(doc["samples"]) == 6 and doc["workers"] == 2
     assert threading.active_count() == 1
 
 

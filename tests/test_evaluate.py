@@ -261,6 +261,54 @@ def test_record_lines_give_each_samples_last_text_in_the_records_file(tmp_path):
     lines.close()
 
 
+def test_csv_rows_are_put_in_sample_order_as_the_csv_module_writes_them(tmp_path):
+    # the eval's CSV gets a row per finished sample in completion order; at the end it is put in
+    # sample order by copying each sample's last row: the bytes must be those of the csv module
+    # writing the rows in sample order (quotes, commas, newlines, undecodable names included)
+    import csv as csv_module
+    from evsim.analysis.records import CSV_ENCODING_ERRORS, SAMPLE_FIELDS, CsvRows, csv_row, error_record
+
+    def rec(i, path=None):
+        return {"index": i, "path": path or f"r{i}.npy", "label": i % 3, "prediction": i % 2, "correct": bool(i % 2),
+                "decision_time_us": 10.5 * i, "spikes_per_node": {"a": i, "b": [i, 2]}, "status": "ok"}
+
+    records = {i: rec(i) for i in range(8)}
+    records[3] = rec(3, 'odd, "quoted"\nname.npy')
+    records[6] = rec(6, "r\udcff.npy")  # a file name that is not UTF-8
+    records[7] = error_record(7, "r7.npy", 1, "bad file, truncated")
+    path = tmp_path / "out.csv"
+    rows = CsvRows(path, 8, [records[0], records[1]])  # two samples finished before (a resume)
+    arrival = [5, 3, 4, 4, 2, 7, 6]
+    for i in arrival:
+        rows.append(error_record(4, "r4.npy", 1, "first try") if i == 4 and rows.offset[4] < 0 else records[i])
+    rows.close()
+    with open(path, newline="", encoding="utf-8") as f:
+        as_written = list(csv_module.reader(f))
+    assert as_written[0] == SAMPLE_FIELDS and [int(r[0]) for r in as_written[1:]] == [0, 1] + arrival
+    assert as_written[5][-1] == "error: first try"
+    rows.put_in_sample_order()
+    expected = tmp_path / "expected.csv"
+    with open(expected, "w", newline="", encoding="utf-8", errors=CSV_ENCODING_ERRORS) as f:
+        w = csv_module.writer(f)
+        w.writerow(SAMPLE_FIELDS)
+        for i in range(8):
+            w.writerow(csv_row(records[i]))
+    assert path.read_bytes() == expected.read_bytes()
+    with open(path, newline="", encoding="utf-8") as f:
+        back = list(csv_module.reader(f))
+    assert [int(r[0]) for r in back[1:]] == list(range(8)) and back[4][1] == 'odd, "quoted"\nname.npy'
+    assert back[7][1] == "r\\udcff.npy" and back[8][-1] == "error: bad file, truncated"
+    # rows that came in sample order are left as they are (the file is not rewritten)
+    in_order = CsvRows(tmp_path / "b.csv", 8, [records[0]])
+    for i in range(1, 8):
+        in_order.append(records[i])
+    in_order.close()
+    inode = os.stat(tmp_path / "b.csv").st_ino
+    in_order.put_in_sample_order()
+    assert os.stat(tmp_path / "b.csv").st_ino == inode
+    assert (tmp_path / "b.csv").read_bytes() == expected.read_bytes()
+
+
 def test_resume_of_in_memory_data_checks_every_finished_sample(tmp_path, samples):
     """The data fingerprint covers the sample count and the first and last samples; a middle
     sample changed between the run and its resume once kept its old record (accuracy from

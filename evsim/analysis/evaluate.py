@@ -25,7 +25,6 @@ required) and yields the same final document as an uninterrupted run, wall-time 
 
 from __future__ import annotations
 
-import csv
 import functools
 import gc
 import hashlib
@@ -42,10 +41,11 @@ import numpy as np
 from ..errors import EvsimError, OptionError, real_option, shown
 from .aggregate import summarise
 from .execution import (LOCAL_DASK_CONFIG, EvalConfig, ForkedWorkers, Progress, SampleRunner, can_fork_workers,
-                        events_digest, release_dask_offload_thread, run_chunk, runner_for, with_text)
-from .records import (CSV_ENCODING_ERRORS, RecordLines, RecordsFile, SAMPLE_FIELDS, compact_record, csv_row,
-                      dumps_record, plain_record, read_records_file, records_path_for, remove_stale_temporaries,
-                      sample_record, summary_record, write_csv, write_json_atomic)
+                        events_digest, release_dask_offload_thread, release_idle_dask_threads, run_chunk, runner_for,
+                        with_text)
+from .records import (CsvRows, RecordLines, RecordsFile, SAMPLE_FIELDS, compact_record, dumps_record, plain_record,
+                      read_records_file, records_path_for, remove_stale_temporaries, sample_record, summary_record,
+                      write_json_atomic)
 from ..sim.result import predict
 
 __all__ = ["EvalConfig", "SampleRunner", "evaluate", "sample_record", "write_json", "predict", "stratified_subset",
@@ -399,8 +399,7 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
                 for i in sorted(done):  # resumed from a JSON document only
                     lines.set(i, records_file.append(done[i]))
         if csv_path:
-            write_csv(csv_path, (done[i] for i in sorted(done)))
-            csv_file = open(csv_path, "a", newline="", encoding="utf-8", errors=CSV_ENCODING_ERRORS)
+            csv_file = CsvRows(csv_path, items.n, [done[i] for i in sorted(done)])
         if not whole_records:
             done = {i: summary_record(r) for i, r in done.items()}
         if json_path:  # from now on the file describes this run (not a finished earlier one)
@@ -411,10 +410,7 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
             if f is not None:
                 f.close()
         raise EvsimError(f"cannot write {exc.filename or out} ({exc.strerror})") from None
-    csv_writer = csv.writer(csv_file) if csv_file is not None else None
-    # the CSV is rewritten in sample order at the end, unless its rows were appended in that order
-    state = {"last_json": time.time(), "failed": None, "csv_last": max(done, default=-1), "csv_in_order": True,
-             "json_interval_s": json_interval_s}
+    state = {"last_json": time.time(), "failed": None, "json_interval_s": json_interval_s}
 
     def keep(record: dict) -> None:
         traj = record.pop("_trajectory", None)
@@ -426,11 +422,8 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
         done[record["index"]] = record if whole_records else summary_record(record)
         if records_file is not None:
             lines.set(record["index"], records_file.append_text(text))
-        if csv_writer is not None:
-            csv_writer.writerow(csv_row(record))
-            csv_file.flush()
-            state["csv_in_order"] &= record["index"] > state["csv_last"]
-            state["csv_last"] = record["index"]
+        if csv_file is not None:
+            csv_file.append(record)
         if "error" in record and on_error == "stop" and state["failed"] is None:
             state["failed"] = record
         if json_path and time.time() - state["last_json"] > state["json_interval_s"]:
@@ -468,11 +461,9 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
                           keep_trajectories=keep_trajectories, retries=retries)
             interrupted = bool(stop)
         finally:
-            if records_file is not None:
-                records_file.close()
-            if csv_file is not None:
-                os.fsync(csv_file.fileno())  # as durable as a rewritten one
-                csv_file.close()
+            for f in (records_file, csv_file):
+                if f is not None:
+                    f.close()
     complete = len(done) == items.n and not state["failed"]
     wall = time.time() - start
     bar.update(len(done), final=True)
@@ -484,8 +475,8 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
     try:
         if json_path:
             write_json_atomic(json_path, doc, lines)
-        if csv_path and complete and not state["csv_in_order"]:
-            write_csv(csv_path, (lines.record(i) for i in sorted(done)))
+        if csv_file is not None and complete:
+            csv_file.put_in_sample_order()
     finally:
         if lines is not None:
             lines.close()
@@ -548,6 +539,8 @@ def _run_dask(items, pending, config, keep, stop, state, *, workers, client, sch
     dask_log_level = dask_log.level
     dask_log.setLevel(max(dask_log_level, logging.ERROR))
     try:
+        if client is None and not scheduler:
+            release_idle_dask_threads()  # a closed client's thread would stop the fork
         if client is None:
             if scheduler:
                 own_client = client = _connect(scheduler, security, stop)

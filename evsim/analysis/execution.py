@@ -46,7 +46,7 @@ from .records import dumps_record, error_record, sample_record
 from .trajectory import Trajectory
 
 __all__ = ["EvalConfig", "SampleRunner", "runner_for", "run_chunk", "Progress", "ForkedWorkers", "can_fork_workers",
-           "events_digest"]
+           "release_idle_dask_threads", "events_digest"]
 
 
 @dataclass
@@ -370,6 +370,18 @@ def can_fork_workers() -> bool:
     import threading
 
     return sys.platform.startswith("linux") and threading.active_count() == 1
+
+
+def release_idle_dask_threads() -> None:
+    """A Dask client closed earlier in this process (a user's, in a notebook or a script) leaves
+    its ``Dask-Offload`` thread running; when that is the only thread besides this one, give it
+    back (:func:`release_dask_offload_thread`), so that a local evaluation can still fork its
+    workers (:func:`can_fork_workers`)."""
+    import threading
+
+    others = [t for t in threading.enumerate() if t is not threading.current_thread()]
+    if others and all(t.name.startswith("Dask-Offload") for t in others):
+        release_dask_offload_thread()
 
 
 def release_dask_offload_thread() -> None:

@@ -38,7 +38,8 @@ from ..errors import OptionError, shown
 
 __all__ = ["SAMPLE_FIELDS", "sample_record", "error_record", "anytime_digest", "RecordsFile", "read_records_file",
            "records_path_for", "RecordLines", "compact_record", "summary_record", "plain_record", "write_json_atomic",
-           "dumps_document", "document_parts", "dumps_record", "csv_row", "write_csv", "json_default"]
+           "dumps_document", "document_parts", "dumps_record", "csv_row", "write_csv", "CsvRows",
+           "json_default"]
 
 SAMPLE_FIELDS = ["index", "path", "label", "prediction", "correct", "decision_time_us", "events_consumed",
                  "events_total", "synops", "spikes_per_node", "output_counts", "confidence", "oct_us", "status"]
@@ -314,15 +315,21 @@ def write_text_atomic(path, text, errors: str = "strict") -> None:
     a temporary file next to ``path``, then rename it over ``path``: an existing file is only
     replaced once the new one is complete, never emptied by a failure half-way. ``errors``: how
     characters UTF-8 cannot encode (lone surrogates) are written."""
-    path = replaceable_file(path)
+
+    def write(f):
+        for part in [text] if isinstance(text, str) else text:
+            f.write(part.encode("utf-8", errors))
+
+    _write_bytes_atomic(replaceable_file(path), write)
+
+
+def _write_bytes_atomic(path: Path, write) -> None:
+    """Call ``write(f)`` on a temporary binary file next to ``path``, then rename it over
+    ``path``."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "w", encoding="utf-8", errors=errors) as f:
-            if isinstance(text, str):
-                f.write(text)
-            else:
-                for part in text:
-                    f.write(part)
+        with open(tmp, "wb") as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -481,15 +488,74 @@ def csv_row(record: dict) -> list:
 CSV_ENCODING_ERRORS = "backslashreplace"
 
 
+def _csv_bytes(row: list) -> bytes:
+    buf = io.StringIO(newline="")
+    csv.writer(buf).writerow(row)
+    return buf.getvalue().encode("utf-8", CSV_ENCODING_ERRORS)
+
+
+class CsvRows:
+    """The CSV of an evaluation while it runs: the header and the rows of ``records`` (samples
+    finished before, in sample order) written atomically, then one row appended per finished
+    sample (one write, flushed), in completion order. It remembers where each sample's row is
+    (16 bytes per sample), so that :meth:`put_in_sample_order` can put the rows in sample order by copying their
+    bytes: no record is read back, parsed or formatted again. The file's bytes are those
+    :func:`write_csv` writes for the same records."""
+
+    def __init__(self, path, n: int, records=()):
+        self.path = replaceable_file(path)
+        self.offset = np.full(n, -1, dtype=np.int64)
+        self.length = np.zeros(n, dtype=np.int64)
+        self.in_order, self._last = True, -1
+        self.size = 0
+
+        def rows(f):
+            f.write(_csv_bytes(SAMPLE_FIELDS))
+            self.size = f.tell()
+            for record in records:
+                self._append(f, record)
+
+        _write_bytes_atomic(self.path, rows)
+        self.file = open(self.path, "ab")
+
+    def _append(self, f, record: dict) -> None:
+        data = _csv_bytes(csv_row(record))
+        f.write(data)
+        index = int(record["index"])
+        if 0 <= index < len(self.offset):
+            self.offset[index], self.length[index] = self.size, len(data)
+        self.size += len(data)
+        self.in_order &= index > self._last
+        self._last = index
+
+    def append(self, record: dict) -> None:
+        self._append(self.file, record)
+        self.file.flush()
+
+    def close(self) -> None:
+        """Close the file, durably (as durable as a rewritten one)."""
+        if not self.file.closed:
+            os.fsync(self.file.fileno())
+            self.file.close()
+
+    def put_in_sample_order(self) -> None:
+        """Rewrite the closed file (atomically) with its rows in sample order, each sample's
+        last row, unless they already are."""
+        if self.in_order:
+            return
+        order = np.flatnonzero(self.offset >= 0)
+        header_bytes = len(_csv_bytes(SAMPLE_FIELDS))
+        with open(self.path, "rb") as src:
+            fd = src.fileno()
+
+            def rows(f):
+                f.write(os.pread(fd, header_bytes, 0))
+                for i in order:
+                    f.write(os.pread(fd, int(self.length[i]), int(self.offset[i])))
+
+            _write_bytes_atomic(self.path, rows)
+
+
 def write_csv(path, records) -> None:
     """Rewrite the CSV atomically with ``records`` (sample order; any iterable, taken one by one)."""
-    path = replaceable_file(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8", errors=CSV_ENCODING_ERRORS) as f:
-        w = csv.writer(f)
-        w.writerow(SAMPLE_FIELDS)
-        for r in records:
-            w.writerow(csv_row(r))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    CsvRows(path, 0, records).close()
