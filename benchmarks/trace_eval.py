@@ -95,7 +95,8 @@ if os.environ.get("EVSIM_TRACE_DIR") and __name__ == "__main__" and sys.argv[1:2
     def fork_init(self, n):
         if os.environ.get("EVSIM_TRACE_FORK1"):  # an experiment: one forked Dask worker
             n = 1
-        log("fork start")
+        log("distributed imported; fork start")
+        watch_client_close()
         _orig_fork_init(self, n)
         log("forked", " ".join(str(p.pid) for p in self.processes))
 
@@ -118,22 +119,44 @@ if os.environ.get("EVSIM_TRACE_DIR") and __name__ == "__main__" and sys.argv[1:2
 
     _orig_run_dask = ev._run_dask
 
-    def run_dask(*a, **k):
-        log("dask part start")
+    def watch_client_close():  # once distributed is imported (by _run_dask itself: the head start overlaps it)
         import distributed
 
-        log("distributed imported")
+        if getattr(distributed.Client.close, "_traced", False):
+            return
         _orig_client_close = distributed.Client.close
 
         def client_close(self, *a, **k):
             log("client close", thread_cpu())
             return _orig_client_close(self, *a, **k)
 
+        client_close._traced = True
         distributed.Client.close = client_close
+
+    def run_dask(*a, **k):
+        log("dask part start", "distributed already imported" if "distributed" in sys.modules else "")
         try:
             return _orig_run_dask(*a, **k)
         finally:
             log("dask part end (cluster closed)")
+
+    _orig_keep_head = ev._keep_head_start
+
+    def keep_head_start(head, queue, keep):
+        log("head start stop", f"taken <= {head.taken()}")
+        n_before = len(queue)
+        _orig_keep_head(head, queue, keep)
+        log("head start kept", f"{n_before - len(queue)} samples off the queue's end")
+
+    ev._keep_head_start = keep_head_start
+    _orig_head_init = ex.HeadStart.__init__
+
+    def head_init(self, *a, **k):
+        log("head start fork")
+        _orig_head_init(self, *a, **k)
+        log("head start forked", str(self.process.pid))
+
+    ex.HeadStart.__init__ = head_init
 
     ev._run_dask = run_dask
 

@@ -519,6 +519,7 @@ def wait_then_kill(client, forked, n):  # once both workers have joined, kill so
 
 ev.ForkedWorkers = Watched
 ev._wait_for_forked = wait_then_kill
+ev.HEAD_START = kill == "none"  # (the head start could run every sample before the workers are killed)
 config = ev.EvalConfig(model, "speck", cutoff=Cutoff("topk", threshold=3.0))
 try:
     doc = ev.evaluate(evsim.FolderDataset(data).samples, config, workers=2, chunk_size=chunk, progress=False)
@@ -596,6 +597,105 @@ def test_forked_workers_one_killed_the_other_finishes_all_killed_is_an_error(dat
     none_left = _forked_run(dataset, 1, kill="all")
     assert "every local Dask worker process died" in none_left["error"]
     assert none_left["left"] == []
+
+
+def _held_head_start(monkeypatch, hold: int, sample_s: float = 0.0, die_after: int | None = None) -> list:
+    """Replace the eval's head start by one that is stopped only once it has finished ``hold``
+    samples (all of its samples if it has fewer); each of its samples takes ``sample_s`` longer;
+    with ``die_after``, its process kills itself when it starts the sample after that many.
+    Returns the list that gets the number of records each head start gave back."""
+    import evsim.analysis.evaluate as ev
+
+    kept, work = [], ev._head_start_work
+    started = [0]  # (in the head start's process)
+
+    def slow_work(*a):
+        if die_after is not None and started[0] == die_after:
+            os.kill(os.getpid(), signal.SIGKILL)
+        started[0] += 1
+        time.sleep(sample_s)
+        return work(*a)
+
+    class Held(ev.HeadStart):
+        def stop(self):
+            deadline = time.time() + 120
+            while self._records is None and self._reported < hold and time.time() < deadline:
+                self._receive(block=False)
+                time.sleep(0.002)
+            super().stop()
+
+        def records(self):
+            out = super().records()
+            if out or not kept:
+                kept.append(len(out))
+            return out
+
+    monkeypatch.setattr(ev, "_head_start_work", slow_work)
+    monkeypatch.setattr(ev, "HeadStart", Held)
+    return kept
+
+
+def test_the_head_start_gives_the_records_of_one_worker(dataset, samples, tmp_path, monkeypatch):
+    """The process that simulates samples from the end of the queue while the local cluster
+    starts: its records, trajectories and files are those of one in-process worker."""
+    cfg = config(cutoff=Cutoff("topk", threshold=3.0))
+    one = evaluate(samples, cfg, progress=False, keep_trajectories=True, json_path=tmp_path / "one.json",
+                   csv_path=tmp_path / "one.csv")
+    kept = _held_head_start(monkeypatch, hold=4, sample_s=0.2)
+    import evsim.analysis.evaluate as ev
+
+    appended = []
+
+    class CountedRows(ev.CsvRows):
+        def append(self, record):
+            appended.append(record["index"])
+            super().append(record)
+
+    monkeypatch.setattr(ev, "CsvRows", CountedRows)
+    # chunks of 5: Dask's first three chunks would cover every sample, the head start's too
+    two = evaluate(samples, cfg, workers=2, progress=False, keep_trajectories=True, json_path=tmp_path / "two.json",
+                   csv_path=tmp_path / "two.csv", chunk_size=5)
+    assert len(kept) == 1 and 4 <= kept[0] < len(samples)  # the rest went to the Dask workers
+    assert sorted(appended) == list(range(len(samples)))  # each sample simulated once
+    assert appended[:kept[0]] == list(range(len(samples) - 1, len(samples) - 1 - kept[0], -1))  # the queue's end
+    assert two["samples"] == one["samples"] and two["workers"] == 2
+    assert strip_wall(json.loads((tmp_path / "two.json").read_text())) == \
+        strip_wall(json.loads((tmp_path / "one.json").read_text()))
+    assert (tmp_path / "two.csv").read_bytes() == (tmp_path / "one.csv").read_bytes()
+    assert len(two["_trajectories"]) == len(one["_trajectories"]) == len(samples)
+    for traj, other in zip(one["_trajectories"], two["_trajectories"]):
+        assert traj is not None and other is not None
+        for field in ("t_us", "events", "vectors"):
+            assert np.array_equal(getattr(other, field), getattr(traj, field))
+        assert (other.events_total, other.duration_us, other.label) == (traj.events_total, traj.duration_us,
+                                                                         traj.label)
+
+
+@pytest.mark.parametrize("case", ["killed", "everything"])
+def test_a_head_start_that_dies_or_does_everything_loses_no_sample(dataset, samples, monkeypatch, case):
+    one = evaluate(samples, config(), progress=False)
+    kept = _held_head_start(monkeypatch, hold=len(samples), die_after=2 if case == "killed" else None)
+    two = evaluate(samples, config(), workers=2, progress=False)
+    assert kept == ([0] if case == "killed" else [len(samples)])  # (everything: no sample left for Dask)
+    assert two["complete"] and two["samples"] == one["samples"]
+
+
+def test_an_error_in_the_head_start_stops_the_run_with_on_error_stop(dataset, tmp_path, monkeypatch):
+    # the head start runs the queue's last sample first: a corrupt one there ends the run
+    root = tmp_path / "data"
+    for src in sorted(dataset.glob("*/*.npy"))[:6]:
+        (root / src.parent.name).mkdir(parents=True, exist_ok=True)
+        (root / src.parent.name / src.name).write_bytes(src.read_bytes())
+    (root / "9").mkdir()
+    (root / "9" / "zz_corrupt.npy").write_bytes(b"\x93NUMPY garbage")
+    data = evsim.FolderDataset(root).samples
+    assert data[-1][0].endswith("zz_corrupt.npy")
+    kept = _held_head_start(monkeypatch, hold=3, sample_s=0.05)
+    with pytest.raises(EvsimError, match="zz_corrupt"):
+        evaluate(data, config(), workers=2, progress=False, json_path=tmp_path / "stop.json", on_error="stop")
+    stopped = json.loads((tmp_path / "stop.json").read_text())
+    assert kept[0] >= 3 and stopped["complete"] is False and stopped["n_errors"] == 1
+    assert stopped["errors"][0]["path"].endswith("zz_corrupt.npy")
 
 
 def test_a_worker_killed_mid_run_loses_no_sample(big_dataset, tmp_path):

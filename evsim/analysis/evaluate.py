@@ -40,9 +40,9 @@ import numpy as np
 
 from ..errors import EvsimError, OptionError, real_option, shown
 from .aggregate import summarise
-from .execution import (LOCAL_DASK_CONFIG, EvalConfig, ForkedWorkers, Progress, SampleRunner, can_fork_workers,
-                        events_digest, release_dask_offload_thread, release_idle_dask_threads, run_chunk, runner_for,
-                        with_text)
+from .execution import (LOCAL_DASK_CONFIG, EvalConfig, ForkedWorkers, HeadStart, Progress, SampleRunner,
+                        can_fork_workers, events_digest, release_dask_offload_thread, release_idle_dask_threads,
+                        run_chunk, runner_for, with_text)
 from .records import (CsvRows, RecordLines, RecordsFile, SAMPLE_FIELDS, compact_record, dumps_record, plain_record,
                       read_records_file, records_path_for, remove_stale_temporaries, sample_record, summary_record,
                       write_json_atomic)
@@ -513,6 +513,12 @@ def _batch_size(seconds_per_sample: float) -> int:
     return int(max(1, min(BATCH_MAX, BATCH_S // seconds_per_sample)))
 
 
+#: a local cluster of forked workers starts with a head start: a process that simulates samples
+#: from the end of the queue while this one imports distributed and starts the cluster (0.4-0.6 s
+#: in which the second core would be idle; :class:`~evsim.analysis.execution.HeadStart`)
+HEAD_START = True
+
+
 def _run_dask(items, pending, config, keep, stop, state, *, workers, client, scheduler, security, chunk_size,
               keep_trajectories, retries):
     """Chunks of samples as Dask tasks, at most a few per worker in flight, results kept in
@@ -524,33 +530,44 @@ def _run_dask(items, pending, config, keep, stop, state, *, workers, client, sch
     from this process (:class:`~evsim.analysis.execution.ForkedWorkers`) after it has simulated
     one synthetic event (:meth:`~evsim.analysis.execution.SampleRunner.warm_up`), which loads the
     engine they inherit; where forking is not safe (other threads running, not Linux) a
-    LocalCluster spawns them."""
+    LocalCluster spawns them. While this process imports distributed and starts the forked
+    cluster, a :class:`~evsim.analysis.execution.HeadStart` process simulates samples from the
+    end of the queue; Dask gets none of them before the head start's records are in."""
     import collections
-
-    import dask
-    from distributed import Client, LocalCluster, as_completed
 
     if not pending and client is None and not scheduler:
         return  # a resumed run with nothing left: no cluster to start
-    cluster = own_client = forked = None
-    # Dask's own notices (e.g. "Couldn't gather 1 keys, rescheduling" when a worker dies: the task
-    # runs again elsewhere, results do not change) would interleave with the command's output
-    dask_log = logging.getLogger("distributed")
-    dask_log_level = dask_log.level
-    dask_log.setLevel(max(dask_log_level, logging.ERROR))
+    cluster = own_client = forked = head = None
+    if client is None and not scheduler:
+        release_idle_dask_threads()  # a closed client's thread would stop the fork
+    forking = client is None and not scheduler and can_fork_workers()
+    if forking:
+        runner_for(config).warm_up()  # the workers inherit the loaded engine
+        if stop:
+            return
+        _freeze_heap()  # with the loaded engine, for this process and the processes it forks
+        if HEAD_START:
+            head = HeadStart(functools.partial(_head_start_work, config, keep_trajectories), items.item,
+                             pending[::-1])
+
+    dask_log, dask_log_level = logging.getLogger("distributed"), None
     try:
-        if client is None and not scheduler:
-            release_idle_dask_threads()  # a closed client's thread would stop the fork
+        import dask
+        from distributed import Client, LocalCluster, as_completed
+
+        # Dask's own notices (e.g. "Couldn't gather 1 keys, rescheduling" when a worker dies: the task
+        # runs again elsewhere, results do not change) would interleave with the command's output
+        dask_log_level = dask_log.level
+        dask_log.setLevel(max(dask_log_level, logging.ERROR))
         if client is None:
             if scheduler:
                 own_client = client = _connect(scheduler, security, stop)
                 if client is None:  # interrupted while connecting
                     return
-            elif can_fork_workers() and pending:
-                runner_for(config).warm_up()  # the workers inherit the loaded engine
+            elif forking and can_fork_workers():  # (importing distributed started no thread)
                 if stop:
                     return
-                _freeze_heap()  # with distributed and the loaded engine, for this process and the workers
+                _freeze_heap()  # with distributed, for this process and the workers
                 forked = ForkedWorkers(workers)
                 with dask.config.set(LOCAL_DASK_CONFIG):
                     cluster = LocalCluster(n_workers=0, host="127.0.0.1", dashboard_address=None, silence_logs=40)
@@ -571,9 +588,9 @@ def _run_dask(items, pending, config, keep, stop, state, *, workers, client, sch
         # traceback logged at the end, seen in tests/test_evaluate.py)
         submitted = []
 
-        def submit():
+        def submit(limit=None):  # limit: how many of the queue's first samples it may take
             size = chunk_size or chunk_size_for(len(queue), n_workers, timing[0] / timing[1] if timing[1] else None)
-            work = [items.item(queue.popleft()) for _ in range(min(size, len(queue)))]
+            work = [items.item(queue.popleft()) for _ in range(min(size, len(queue) if limit is None else limit))]
             fut = client.submit(_run_chunk_timed, config, work, keep_trajectories, retries=retries, pure=False)
             submitted.append(fut)
             return fut
@@ -581,6 +598,13 @@ def _run_dask(items, pending, config, keep, stop, state, *, workers, client, sch
         watch = {"since": None, "asked": 0.0}  # when an external cluster was last seen without workers
         # with_results: the client's event loop fetches each result as its task ends
         ac = as_completed(loop=client.loop, with_results=True, raise_errors=False)
+        if head is not None:
+            head.stop()
+            taken = head.taken()  # never handed to Dask before its records are in
+            while len(queue) > taken and len(submitted) < 3 * n_workers:
+                ac.add(submit(limit=len(queue) - taken))
+            _keep_head_start(head, queue, keep)
+            head = None
         while queue and len(submitted) < 3 * n_workers:
             ac.add(submit())
         while not ac.is_empty():
@@ -609,6 +633,8 @@ def _run_dask(items, pending, config, keep, stop, state, *, workers, client, sch
         if unfinished:
             client.cancel(unfinished)
     finally:
+        if head is not None:  # stopped early (an interrupt, an error): its finished samples are kept
+            _keep_head_start(head, collections.deque(), keep)
         if own_client is not None:
             try:
                 own_client.close(timeout=10)
@@ -623,7 +649,8 @@ def _run_dask(items, pending, config, keep, stop, state, *, workers, client, sch
             forked.close()
         if own_client is not None:  # a client of ours: no thread of it left behind
             release_dask_offload_thread()
-        dask_log.setLevel(dask_log_level)
+        if dask_log_level is not None:
+            dask_log.setLevel(dask_log_level)
 
 
 #: seconds a Dask scheduler has to answer (connection and handshake) before the run gives up
@@ -813,6 +840,22 @@ def _run_chunk_timed(config, items, trajectories: bool = False):
     t0 = time.perf_counter()
     records = _run_chunk_with_trajectories(config, items) if trajectories else run_chunk(config, items)
     return records, time.perf_counter() - t0
+
+
+def _head_start_work(config, trajectories: bool, items) -> list:
+    """What :class:`~evsim.analysis.execution.HeadStart` runs: the records of a Dask task."""
+    return _run_chunk_timed(config, items, trajectories)[0]
+
+
+def _keep_head_start(head, queue, keep) -> None:
+    """Stop the head start, keep its records, and take its samples off the end of ``queue``."""
+    head.stop()
+    records = head.records()
+    finished = {record["index"] for record in records}
+    for record in records:
+        keep(record)
+    while queue and queue[-1] in finished:
+        queue.pop()
 
 
 def _run_chunk_with_trajectories(config, items):

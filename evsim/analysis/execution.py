@@ -46,7 +46,7 @@ from .records import dumps_record, error_record, sample_record
 from .trajectory import Trajectory
 
 __all__ = ["EvalConfig", "SampleRunner", "runner_for", "run_chunk", "Progress", "ForkedWorkers", "can_fork_workers",
-           "release_idle_dask_threads", "events_digest"]
+           "release_idle_dask_threads", "HeadStart", "events_digest"]
 
 
 @dataclass
@@ -459,7 +459,9 @@ class ForkedWorkers:
                 proc.join(1.0)
 
 
-def _forked_worker(pipe, parent_pid: int) -> None:  # pragma: no cover - runs in the forked child
+def _forked_child(parent_pid: int) -> None:  # pragma: no cover - runs in a forked child
+    """A forked helper's signals: Ctrl-C is the parent's to handle, SIGTERM ends it, and it dies
+    with its parent (Linux ``PR_SET_PDEATHSIG``; it leaves at once if the parent is already gone)."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C reaches the whole process group
@@ -472,6 +474,10 @@ def _forked_worker(pipe, parent_pid: int) -> None:  # pragma: no cover - runs in
         pass
     if os.getppid() != parent_pid:
         os._exit(0)
+
+
+def _forked_worker(pipe, parent_pid: int) -> None:  # pragma: no cover - runs in the forked child
+    _forked_child(parent_pid)
     try:
         address = pipe.recv()
     except (EOFError, OSError):
@@ -499,6 +505,89 @@ def _forked_worker(pipe, parent_pid: int) -> None:  # pragma: no cover - runs in
             await worker.finished()
 
     asyncio.run(serve())
+    os._exit(0)
+
+
+class HeadStart:
+    """A process forked from this warm process that simulates samples while this one imports
+    ``distributed`` and starts the local cluster: 0.4-0.6 s in which the second core would
+    otherwise be idle, ~5 % of a 10-s evaluation on 2 workers (benchmarks/README.md, "Whole
+    evaluations").
+
+    It runs ``work([item(i)])`` (what a Dask worker runs) for the indices of ``order``, one after
+    the other, and reports each finished sample with a small message; it keeps the records and
+    sends them in one message when it stops: told to (:meth:`stop`), it finishes the sample in
+    progress and starts no other. :meth:`taken` bounds how many of ``order`` it has done or is
+    doing (the caller hands the others to Dask); :meth:`records` waits for its records. A
+    head start that dies gives no records: its samples are simply run again elsewhere."""
+
+    def __init__(self, work, item, order: list):
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("fork")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.order = order
+        self._reported = 0  # samples it said it finished
+        self._records = None  # its records, once received
+        self.pipe, theirs = ctx.Pipe()
+        self.process = ctx.Process(target=_head_start, args=(theirs, os.getpid(), work, item, order), daemon=True,
+                                   name="evsim head start")
+        self.process.start()
+        theirs.close()
+
+    def stop(self) -> None:
+        """Tell it to start no other sample."""
+        try:
+            self.pipe.send(None)
+        except OSError:
+            pass  # it has already finished (or died)
+
+    def _receive(self, block: bool) -> None:
+        while self._records is None and (block or self.pipe.poll()):
+            try:
+                message = self.pipe.recv()
+            except (EOFError, OSError):
+                self._records = []  # died: its samples are run elsewhere
+                return
+            if isinstance(message, int):
+                self._reported = message
+            else:
+                self._records = message
+
+    def taken(self) -> int:
+        """How many samples at the start of ``order`` it may have taken (finished, or the one in
+        progress): once :meth:`stop` is sent, it takes no more than this."""
+        self._receive(block=False)
+        if self._records is not None:
+            return len(self._records)
+        return min(len(self.order), self._reported + 1)
+
+    def records(self) -> list:
+        """Its records (those of ``order[:len(records)]``), once it has stopped; the process is
+        then ended. A second call returns an empty list."""
+        self._receive(block=True)
+        out, self._records = self._records, []
+        self.pipe.close()
+        self.process.join(5.0)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(1.0)
+        return out
+
+
+def _head_start(pipe, parent_pid: int, work, item, order) -> None:  # pragma: no cover - forked child
+    _forked_child(parent_pid)
+    records = []
+    try:
+        for index in order:
+            if pipe.poll():  # told to stop
+                break
+            records.extend(work([item(index)]))
+            pipe.send(len(records))
+        pipe.send(records)
+    except BaseException:  # noqa: BLE001 — the parent runs whatever is missing
+        pass
     os._exit(0)
 
 
