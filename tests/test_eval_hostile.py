@@ -360,6 +360,13 @@ def test_a_listener_that_never_answers_is_not_a_scheduler_and_does_not_hang(smal
         assert time.monotonic() - start < 10
     finally:
         server.close()
+    # once the listener goes away, the client that was still waiting for it fails in its
+    # thread, which then stops its "IO loop" (left running, it would make every later local
+    # evaluation in this process spawn its workers instead of forking them)
+    deadline = time.monotonic() + 30
+    while threading.active_count() > 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [t.name for t in threading.enumerate()] == ["MainThread"]
 
 
 def test_a_report_that_fails_leaves_an_existing_file_alone_and_lone_surrogates_are_written(capsys, tmp_path,

@@ -604,8 +604,14 @@ def _held_head_start(monkeypatch, hold: int, sample_s: float = 0.0, die_after: i
     samples (all of its samples if it has fewer); each of its samples takes ``sample_s`` longer;
     with ``die_after``, its process kills itself when it starts the sample after that many.
     Returns the list that gets the number of records each head start gave back."""
-    import evsim.analysis.evaluate as ev
+    import threading
 
+    import evsim.analysis.evaluate as ev
+    from evsim.analysis.execution import can_fork_workers, release_idle_dask_threads
+
+    release_idle_dask_threads()  # (what evaluate does first)
+    # else the workers are spawned, with no head start: a thread some earlier code left running
+    assert can_fork_workers(), [t.name for t in threading.enumerate()]
     kept, work = [], ev._head_start_work
     started = [0]  # (in the head start's process)
 

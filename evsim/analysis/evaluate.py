@@ -717,24 +717,42 @@ def _connect(scheduler: str, security, stop):
     from distributed import Client
 
     outcome: dict = {}
+    lock = threading.Lock()
+    runners = []  # the loop runner of the client being made (its "IO loop" thread)
+
+    class OwnLoopClient(Client):
+        def start(self, **kwargs):
+            runners.append(self._loop_runner)
+            return super().start(**kwargs)
 
     def connect():
         try:
-            outcome["client"] = Client(scheduler, security=security, timeout=f"{SCHEDULER_TIMEOUT_S:g}s",
-                                       set_as_default=False)
+            client = OwnLoopClient(scheduler, security=security, timeout=f"{SCHEDULER_TIMEOUT_S:g}s",
+                                   set_as_default=False)
         except BaseException as exc:  # noqa: BLE001 — reported below, in this thread's caller
             outcome["error"] = exc
+            _stop_loop_runners(runners)
+            return
+        with lock:
+            given_up = outcome.get("given_up", False)
+            if not given_up:
+                outcome["client"] = client
+        if given_up:  # connected after the caller stopped waiting: nobody will use it
+            try:
+                client.close(timeout=2)
+            except Exception:  # noqa: BLE001 — closing is best effort
+                pass
+            _stop_loop_runners(runners)
 
-    loops_before = _dask_loops()
     thread = threading.Thread(target=connect, name="evsim scheduler connection", daemon=True)
     thread.start()
     deadline = time.monotonic() + SCHEDULER_TIMEOUT_S + 2.0
     while thread.is_alive() and not stop and time.monotonic() < deadline:
         thread.join(0.1)
-    if "client" in outcome:
-        return outcome["client"]
-    if not thread.is_alive():
-        _stop_dask_loops_since(loops_before)
+    with lock:
+        if "client" in outcome:
+            return outcome["client"]
+        outcome["given_up"] = True
     if stop:
         return None
     exc = outcome.get("error")
@@ -746,29 +764,18 @@ def _connect(scheduler: str, security, stop):
     raise OptionError(f"cannot reach the Dask scheduler at {scheduler} ({detail})", option="--scheduler")
 
 
-def _dask_loops() -> set:
-    """The event loops Dask's loop runners hold in this process (each runs in an "IO loop" thread)."""
-    try:
-        from distributed.utils import LoopRunner
-
-        return set(LoopRunner._all_loops)
-    except Exception:  # noqa: BLE001 — another distributed: nothing to clean up after
-        return set()
-
-
-def _stop_dask_loops_since(before: set) -> None:
-    """Stop the loop runners a failed ``Client(...)`` left running (a client that could not
-    connect keeps its "IO loop" thread): left alive, that thread would make every later local
-    evaluation in this process spawn its workers instead of forking them
-    (:func:`~evsim.analysis.execution.can_fork_workers`)."""
-    try:
-        from distributed.utils import LoopRunner
-
-        for loop in set(LoopRunner._all_loops) - before:
-            _, runner = LoopRunner._all_loops[loop]
-            runner.stop()
-    except Exception:  # noqa: BLE001 — best effort
-        pass
+def _stop_loop_runners(runners: list) -> None:
+    """Stop the loop runner of a Client that failed to connect, whenever it fails (one that
+    cannot reach its scheduler keeps its "IO loop" thread running): left alive, that thread
+    would make every later local evaluation in this process spawn its workers instead of forking
+    them (:func:`~evsim.analysis.execution.can_fork_workers`). Only that client's runner is
+    stopped, never a loop another client of the process uses."""
+    for runner in runners:
+        try:
+            if runner.is_started():
+                runner.stop()
+        except Exception:  # noqa: BLE001 — best effort
+            pass
 
 
 #: seconds of work per Dask task once the workers have reported how long a sample takes; a
