@@ -259,18 +259,21 @@ def main() -> None:
         last_done = [d for _, d in kept if d][-1]
         t_last = next(t for t, d in kept if d == last_done)
         rows.append((t_last, "client", "last record kept", str(last_done)))
+    # the head start's process runs chunks of one sample too (not a Dask worker): labelled h<pid>
+    head_pids = {int(d) for _, _, w, d in events if w == "head start forked" and str(d).isdigit()}
     for pid, (up, chunks) in workers.items():
+        label = f"h{pid}" if pid in head_pids else f"w{pid}"
         if up:
-            rows.append((up, f"w{pid}", "worker process up", ""))
+            rows.append((up, label, "worker process up", ""))
         if chunks:
-            rows.append((chunks[0][0], f"w{pid}", "first chunk start", f"samples {chunks[0][4]}+{chunks[0][5]}"))
-            rows.append((chunks[-1][1], f"w{pid}", "last chunk end",
+            rows.append((chunks[0][0], label, "first chunk start", f"samples {chunks[0][4]}+{chunks[0][5]}"))
+            rows.append((chunks[-1][1], label, "last chunk end",
                          f"{len(chunks)} chunks, {sum(c[5] for c in chunks)} samples, CPU in chunks "
                          f"{sum(c[3] - c[2] for c in chunks):.2f} s, busy {sum(c[1] - c[0] for c in chunks):.2f} s, "
                          f"CPU at last chunk end {chunks[-1][3]:.2f} s"))
             if args.all_chunks:
                 for c in chunks:
-                    rows.append((c[1], f"w{pid}", "chunk end", f"{c[4]}+{c[5]} {c[1] - c[0]:.3f} s"))
+                    rows.append((c[1], label, "chunk end", f"{c[4]}+{c[5]} {c[1] - c[0]:.3f} s"))
     rows.append((t_end, "parent", "process reaped",
                  f"CPU with waited children {usage.ru_utime + usage.ru_stime:.2f} s, load at start {load:.2f}"))
     rows.sort()
@@ -284,6 +287,8 @@ def main() -> None:
         # idle time of each worker between its chunks and after its last one until the last record
         t_last = max(t for t, _ in kept)
         for pid, (up, chunks) in workers.items():
+            if pid in head_pids:
+                continue
             gaps = sum(max(0.0, b[0] - a[1]) for a, b in zip(chunks, chunks[1:]))
             print(f"worker {pid}: gaps between chunks {gaps:.3f} s, idle after its last chunk until the last "
                   f"record {t_last - chunks[-1][1]:.3f} s")
