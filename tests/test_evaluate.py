@@ -280,7 +280,7 @@ def test_csv_rows_are_put_in_sample_order_as_the_csv_module_writes_them(tmp_path
     rows = CsvRows(path, 8, [records[0], records[1]])  # two samples finished before (a resume)
     arrival = [5, 3, 4, 4, 2, 7, 6]
     for i in arrival:
-        rows.append(error_record(4, "r4.npy", 1, "first try") if i == 4 and rows.offset[4] < 0 else records[i])
+        rows.append(error_record(4, "r4.npy", 1, "first try") if i == 4 and rows.lines.offset[4] < 0 else records[i])
     rows.close()
     with open(path, newline="", encoding="utf-8") as f:
         as_written = list(csv_module.reader(f))

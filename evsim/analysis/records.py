@@ -425,9 +425,13 @@ class RecordLines:
         """The record text of sample ``index`` (None if it has none)."""
         if not isinstance(index, (int, np.integer)) or not 0 <= index < len(self.offset) or self.offset[index] < 0:
             return default
+        return self.get_bytes(index).decode()
+
+    def get_bytes(self, index: int) -> bytes:
+        """The bytes of sample ``index``'s line (without its newline), which it must have."""
         if self._file is None:
             self._file = open(self.path, "rb")
-        return os.pread(self._file.fileno(), int(self.length[index]), int(self.offset[index])).decode()
+        return os.pread(self._file.fileno(), int(self.length[index]), int(self.offset[index]))
 
     def record(self, index: int) -> dict:
         """The record of sample ``index`` as written (parsed again)."""
@@ -497,15 +501,14 @@ def _csv_bytes(row: list) -> bytes:
 class CsvRows:
     """The CSV of an evaluation while it runs: the header and the rows of ``records`` (samples
     finished before, in sample order) written atomically, then one row appended per finished
-    sample (one write, flushed), in completion order. It remembers where each sample's row is
-    (16 bytes per sample), so that :meth:`put_in_sample_order` can put the rows in sample order by copying their
-    bytes: no record is read back, parsed or formatted again. The file's bytes are those
-    :func:`write_csv` writes for the same records."""
+    sample (one write, flushed), in completion order. Where each sample's row is goes into
+    :attr:`lines` (a :class:`RecordLines` of the CSV), so that :meth:`put_in_sample_order` can put
+    the rows in sample order by copying their bytes: no record is read back, parsed or formatted
+    again. The file's bytes are those :func:`write_csv` writes for the same records."""
 
     def __init__(self, path, n: int, records=()):
         self.path = replaceable_file(path)
-        self.offset = np.full(n, -1, dtype=np.int64)
-        self.length = np.zeros(n, dtype=np.int64)
+        self.lines = RecordLines(self.path, n)
         self.in_order, self._last = True, -1
         self.size = 0
 
@@ -522,8 +525,7 @@ class CsvRows:
         data = _csv_bytes(csv_row(record))
         f.write(data)
         index = int(record["index"])
-        if 0 <= index < len(self.offset):
-            self.offset[index], self.length[index] = self.size, len(data)
+        self.lines.set(index, (self.size, len(data)))
         self.size += len(data)
         self.in_order &= index > self._last
         self._last = index
@@ -543,17 +545,16 @@ class CsvRows:
         last row, unless they already are."""
         if self.in_order:
             return
-        order = np.flatnonzero(self.offset >= 0)
-        header_bytes = len(_csv_bytes(SAMPLE_FIELDS))
-        with open(self.path, "rb") as src:
-            fd = src.fileno()
 
-            def rows(f):
-                f.write(os.pread(fd, header_bytes, 0))
-                for i in order:
-                    f.write(os.pread(fd, int(self.length[i]), int(self.offset[i])))
+        def rows(f):
+            f.write(_csv_bytes(SAMPLE_FIELDS))
+            for i in np.flatnonzero(self.lines.offset >= 0):
+                f.write(self.lines.get_bytes(i))
 
-            _write_bytes_atomic(self.path, rows)
+        try:
+            _write_bytes_atomic(self.path, rows)  # (reads the rows from the file it replaces)
+        finally:
+            self.lines.close()
 
 
 def write_csv(path, records) -> None:
