@@ -20,8 +20,8 @@ def _leave_at_once(signum, frame):  # nothing has started yet: no file to finish
 
 
 # a Ctrl-C or SIGTERM while this module loads (its dependencies, the click commands) ends the
-# process quietly; the previous handlers come back at the end of the module, and main() takes over
-# while a command runs
+# process quietly; the previous handlers come back at the end of the module when it is imported,
+# and main() takes over while a command runs (run as a script, it takes over directly)
 _BEFORE_IMPORT = ({s: signal.signal(s, _leave_at_once) for s in (signal.SIGINT, signal.SIGTERM)}
                   if threading.current_thread() is threading.main_thread() else {})
 
@@ -1380,15 +1380,18 @@ def main(argv=None) -> int:
     """Console entry point: one-line errors, exit code 2 for user errors, 130 when interrupted."""
     _NOTICES.clear()
     in_main_thread = threading.current_thread() is threading.main_thread()
-    saved_term = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
+    # Ctrl-C raises KeyboardInterrupt and SIGTERM the same while a command runs: each command
+    # finishes its files on the way out (they replace the import-time handlers when run as a script)
+    saved = ({signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
+              signal.SIGTERM: signal.signal(signal.SIGTERM, _terminate)} if in_main_thread else {})
     try:
         return _main(argv)
     finally:
         event = sys.modules.get("evsim.sim.event")
         if event is not None:
             event.COMPILE_NOTICE = False  # `run` turned it on for itself, not for API users after it
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, saved_term)
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
 
 
 def _main(argv) -> int:
@@ -1426,8 +1429,8 @@ def entry() -> None:
     os._exit(code)
 
 
-for _sig, _handler in _BEFORE_IMPORT.items():
-    signal.signal(_sig, _handler)
-
-if __name__ == "__main__":
+if __name__ == "__main__":  # `python -m evsim.cli`: main() takes over from the import-time handlers
     entry()
+else:
+    for _sig, _handler in _BEFORE_IMPORT.items():
+        signal.signal(_sig, _handler)

@@ -7,7 +7,9 @@ defines it, not against the files of the functions it calls and inlines. After a
 editable install updated by ``git pull`` rewrites only the files that changed. So evsim keeps one
 stamp of all its sources (names, sizes, modification times) in its cache folder and, when the
 stamp differs, removes its cached kernels before any is loaded: they are compiled again from the
-current sources. Checking costs one ``stat`` per source file (well under a millisecond).
+current sources. Checking costs one ``stat`` per source file (well under a millisecond). The stamp
+is the listing itself, a few kilobytes, not a digest of it: loading hashlib (OpenSSL) would cost
+10 ms at every ``import evsim``, while the command line cannot yet take a Ctrl-C quietly.
 
 Only the cache next to the sources (``__pycache__`` folders, numba's default when they are
 writable) is managed; a read-only installation caches elsewhere and its files change only when it
@@ -16,7 +18,6 @@ is reinstalled as a whole.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -35,11 +36,8 @@ def _python_files(folder: Path):
 
 
 def sources_stamp() -> str:
-    """A digest of the name, size and modification time of every ``.py`` file of evsim."""
-    h = hashlib.sha256()
-    for name, st in sorted(_python_files(PACKAGE)):
-        h.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()
+    """The name, size and modification time of every ``.py`` file of evsim, one line each."""
+    return "".join(f"{name}\t{st.st_size}\t{st.st_mtime_ns}\n" for name, st in sorted(_python_files(PACKAGE)))
 
 
 def cached_kernel_files() -> list:
