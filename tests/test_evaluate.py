@@ -26,6 +26,8 @@ from evsim.cli import BUNDLED_MODEL, main
 from evsim.errors import EvsimError, OptionError
 from evsim.sim.result import Cutoff
 
+from _cli import wait_until_evsim_catches_signals
+
 BUNDLED_RECORDING = next(iter(sorted((BUNDLED_MODEL.parent / "samples").glob("*/*.bin"))))
 REPO = Path(__file__).resolve().parents[1]
 WALL_FIELDS = ("wall_s", "samples_per_s", "workers")
@@ -814,7 +816,8 @@ def test_signal_keeps_finished_samples_exits_130_and_resume_completes(tmp_path, 
         out = tmp_path / f"run{attempt}.json"
         proc = _start(_eval_command(big_dataset, out))
         if attempt == 0:
-            time.sleep(rng.uniform(0.5, 3.0))  # possibly while the model loads
+            wait_until_evsim_catches_signals(proc)
+            time.sleep(rng.uniform(0.3, 2.8))  # possibly while the model loads
         else:
             _wait_for_start(proc, out)
             time.sleep(rng.uniform(0.0, 1.0))

@@ -13,27 +13,10 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-SIGTERM_BIT = 1 << (signal.SIGTERM - 1)
-
-
-def _wait_until_evsim_catches_signals(proc, timeout_s=60.0):
-    """Block until the child catches SIGTERM (evsim.cli's first statement installs its handlers for
-    SIGINT and SIGTERM together), or it has ended."""
-    status = Path(f"/proc/{proc.pid}/status")
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
-        except OSError:  # the process has just ended
-            return
-        if int(fields["SigCgt"], 16) & SIGTERM_BIT:
-            return
-        time.sleep(0.001)
-    assert proc.poll() is not None, "evsim.cli never installed its signal handlers"
+from _cli import wait_until_evsim_catches_signals
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
@@ -48,7 +31,7 @@ def test_a_signal_at_any_moment_ends_the_command_cleanly(tmp_path, sig, command)
     for delay in (0.0, 0.2, 0.8, 1.5, 3.0):  # after evsim's handlers: imports, compiling, running
         proc = subprocess.Popen([sys.executable, "-m", "evsim.cli", *command], cwd=tmp_path,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        _wait_until_evsim_catches_signals(proc)
+        wait_until_evsim_catches_signals(proc)
         time.sleep(delay)
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=600)
