@@ -194,6 +194,14 @@ def _ensure(m, s, b, reserve):
 
 
 @njit(cache=True, _nrt=False, inline="always")
+def note_state_readout_change(m, s, pop):
+    """Mark the output as changed when ``pop`` is read out by its membrane state, which changes
+    with every update (a count readout changes only when it fires, and spikes are noted there)."""
+    if pop == m.readout[0] and m.readout[1] == READOUT_STATE:
+        s.counters[C_OUT_CHANGED] = 1
+
+
+@njit(cache=True, _nrt=False, inline="always")
 def _before(ht, hs, i, j):
     return ht[i] < ht[j] or (ht[i] == ht[j] and hs[i] < hs[j])
 
@@ -435,8 +443,7 @@ def receive(m, s, b, pop, j, x, t):
             s.v[g] = nk.apply_floor(s.v[g], param(m, pop, P_V_MIN, j))
     if flags & F_MAY_CROSS or (flags & F_MIN_INTERVAL and s.dead_until[g] > t):
         schedule_crossing(m, s, b, pop, kind, flags, j, g)
-    if pop == m.readout[0] and m.readout[1] == READOUT_STATE:
-        s.counters[C_OUT_CHANGED] = 1  # (a count readout changes only when it fires: emit)
+    note_state_readout_change(m, s, pop)
     if s.pop_traced[pop] != 0:
         if s.trace_flag[g] != 0:
             _trace(s, b, g, t)
@@ -461,8 +468,7 @@ def confirm_crossing(m, s, b, pop, g, version, t):
         spike_and_reset(m, s, b, pop, flags, j, g, t, theta)
         if flags & F_FLOOR:
             s.v[g] = nk.apply_floor(s.v[g], param(m, pop, P_V_MIN, j))
-        if pop == m.readout[0] and m.readout[1] == READOUT_STATE:
-            s.counters[C_OUT_CHANGED] = 1
+        note_state_readout_change(m, s, pop)
         if s.pop_traced[pop] != 0 and s.trace_flag[g] != 0:
             _trace(s, b, g, t)
         schedule_crossing(m, s, b, pop, kind, flags, j, g)
@@ -544,8 +550,7 @@ def _deliver_static(m, s, b, dst, runs, r0, r1, run_len, val, t):
     weights = m.weights
     params = m.params
     flags = m.pop_flags[dst]
-    if dst == m.readout[0] and m.readout[1] == READOUT_STATE:
-        s.counters[C_OUT_CHANGED] = 1
+    note_state_readout_change(m, s, dst)
     if flags & F_UNIFORM:  # (decided by the builder: evsim.compile.builder.uniform_delivery)
         s.cast[0] = val * params[m.pop_param_base[dst, P_GAIN]]  # in the state's precision
         u = m.pop_uniform
