@@ -657,11 +657,12 @@ def eval_command(model, data, json_path, csv_path, resume, on_error, anytime, wo
                                                                                 if json_path or csv_path else ""),
                        err=True)
             raise click.exceptions.Exit(130)
-    if o.get("quantize"):
-        doc["quantize"] = o["quantize"]  # an option that changes results: on record with the results
-        if json_path:
-            _write_json_file(json_path, doc)
-    _print_eval(doc)
+        # the run is complete from here: a signal while its summary is printed changes nothing
+        if o.get("quantize"):
+            doc["quantize"] = o["quantize"]  # an option that changes results: on record with the results
+            if json_path:
+                _write_json_file(json_path, doc)
+        _print_eval(doc)
     if doc["n_errors"] and not doc["n_samples"]:  # every recording failed: no result to speak of
         first = doc["errors"][0]
         raise EvsimError(f"none of the {doc['n_errors']} recordings could be evaluated, e.g. {first['path']}: "
@@ -1376,8 +1377,10 @@ def _terminate(signum, frame):
     raise KeyboardInterrupt  # SIGTERM takes the same path as Ctrl-C
 
 
-def main(argv=None) -> int:
-    """Console entry point: one-line errors, exit code 2 for user errors, 130 when interrupted."""
+def main(argv=None, *, handlers_after=None) -> int:
+    """Console entry point: one-line errors, exit code 2 for user errors, 130 when interrupted.
+    ``handlers_after``: the SIGINT/SIGTERM handler once the command is over (default: those that
+    were in place before)."""
     _NOTICES.clear()
     in_main_thread = threading.current_thread() is threading.main_thread()
     # Ctrl-C raises KeyboardInterrupt and SIGTERM the same while a command runs: each command
@@ -1391,7 +1394,7 @@ def main(argv=None) -> int:
         if event is not None:
             event.COMPILE_NOTICE = False  # `run` turned it on for itself, not for API users after it
         for sig, handler in saved.items():
-            signal.signal(sig, handler)
+            signal.signal(sig, handler if handlers_after is None else handlers_after)
 
 
 def _main(argv) -> int:
@@ -1422,8 +1425,9 @@ def entry() -> None:
     """The ``evsim`` console script. It leaves with ``os._exit`` once the command is over: the
     interpreter's own shutdown resets the signal handlers, so a Ctrl-C arriving then would end a
     finished command with a crash code instead of its own (work is closed by then: files are
-    written and closed, Dask clusters are closed by the commands themselves)."""
-    code = main()
+    written and closed, Dask clusters are closed by the commands themselves). A signal after the
+    command is ignored: its outcome, files and exit code, is decided."""
+    code = main(handlers_after=signal.SIG_IGN)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

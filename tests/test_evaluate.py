@@ -841,6 +841,33 @@ def test_signal_keeps_finished_samples_exits_130_and_resume_completes(tmp_path, 
     assert tries >= 1  # at least one signal reached a run in progress
 
 
+@pytest.mark.parametrize("during", ["last", "first"])
+def test_a_signal_during_the_last_sample_stops_nothing(tmp_path, samples, monkeypatch, during):
+    """SIGINT while the last sample runs: every record is in, so the run is complete — its
+    document says so, nothing is marked interrupted, no KeyboardInterrupt; while the first runs
+    (the contrast), the run stops there with an incomplete document."""
+    last = len(samples) - 1
+    original = SampleRunner.records
+
+    def records(self, items, **kw):
+        out = original(self, items, **kw)
+        if (out[-1]["index"] == last) if during == "last" else (out[0]["index"] == 0):
+            os.kill(os.getpid(), signal.SIGINT)  # caught by the evaluation's stop flag
+        return out
+
+    monkeypatch.setattr(SampleRunner, "records", records)
+    out = tmp_path / "r.json"
+    if during == "last":
+        doc = evaluate(samples, config(), progress=False, json_path=out)
+        assert doc["complete"] is True and "interrupted" not in doc and doc["n_samples"] == len(samples)
+    else:
+        with pytest.raises(KeyboardInterrupt):
+            evaluate(samples, config(), progress=False, json_path=out)
+    written = json.loads(out.read_text())
+    assert written["complete"] is (during == "last")
+    assert written.get("interrupted", False) is (during == "first")
+
+
 def test_sigint_with_two_dask_workers_exits_130_and_resume_completes(tmp_path, big_dataset, reference_doc):
     out = tmp_path / "dask.json"
     proc = _start(_eval_command(big_dataset, out, "--workers", "2"))

@@ -465,6 +465,8 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
                 if f is not None:
                     f.close()
     complete = len(done) == items.n and not state["failed"]
+    # a signal during the last samples stopped nothing: the run is complete, not interrupted
+    interrupted = interrupted and not complete
     wall = time.time() - start
     bar.update(len(done), final=True)
     doc = _document(done, header, config, n_outputs, wall, complete=complete, final=complete,
