@@ -440,7 +440,6 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
     def run_here(batch: list) -> list:
         return runner.records([items.item(i) for i in batch], trajectories=keep_trajectories)
 
-    interrupted = False
     with interrupt_guard as stop:
         try:
             if client is None and scheduler is None and workers == 1:
@@ -459,14 +458,14 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
                 _run_dask(items, pending, config, keep, stop, state, workers=workers, client=client,
                           scheduler=scheduler, security=security, chunk_size=chunk_size,
                           keep_trajectories=keep_trajectories, retries=retries)
-            interrupted = bool(stop)
         finally:
             for f in (records_file, csv_file):
                 if f is not None:
                     f.close()
     complete = len(done) == items.n and not state["failed"]
-    # a signal during the last samples stopped nothing: the run is complete, not interrupted
-    interrupted = interrupted and not complete
+    # the stop flag outlives the guard; a signal during the last samples stopped nothing: the run
+    # is complete, not interrupted
+    interrupted = bool(stop) and not complete
     wall = time.time() - start
     bar.update(len(done), final=True)
     doc = _document(done, header, config, n_outputs, wall, complete=complete, final=complete,

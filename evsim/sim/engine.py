@@ -194,14 +194,6 @@ def _ensure(m, s, b, reserve):
 
 
 @njit(cache=True, _nrt=False, inline="always")
-def note_state_readout_change(m, s, pop):
-    """Mark the output as changed when ``pop`` is read out by its membrane state, which changes
-    with every update (a count readout changes only when it fires, and spikes are noted there)."""
-    if pop == m.readout[0] and m.readout[1] == READOUT_STATE:
-        s.counters[C_OUT_CHANGED] = 1
-
-
-@njit(cache=True, _nrt=False, inline="always")
 def _before(ht, hs, i, j):
     return ht[i] < ht[j] or (ht[i] == ht[j] and hs[i] < hs[j])
 
@@ -412,6 +404,14 @@ def _trace(s, b, g, t):
     b.tr_v[n, 0] = s.v[g]
     b.tr_v[n, 1] = s.isyn[g]
     s.counters[C_TRACE_N] = n + 1
+
+
+@njit(cache=True, _nrt=False, inline="always")
+def note_state_readout_change(m, s, pop):
+    """Mark the output as changed when ``pop`` is read out by its membrane state, which changes
+    with every update (a count readout changes only when it fires, and spikes are noted there)."""
+    if pop == m.readout[0] and m.readout[1] == READOUT_STATE:
+        s.counters[C_OUT_CHANGED] = 1
 
 
 @njit(cache=True, _nrt=False, inline="always")
