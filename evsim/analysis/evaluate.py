@@ -636,6 +636,11 @@ def _run_dask(items, pending, config, keep, stop, state, *, workers, client, sch
     finally:
         if head is not None:  # stopped early (an interrupt, an error): its finished samples are kept
             _keep_head_start(head, collections.deque(), keep)
+        # closing while results are still on their way (an interrupt, an error) makes their
+        # transfers fail in Dask's event loop, which tornado logs with a traceback: expected here
+        loop_log = logging.getLogger("tornado.application")
+        loop_log_level = loop_log.level
+        loop_log.setLevel(logging.CRITICAL + 1)
         if own_client is not None:
             try:
                 own_client.close(timeout=10)
@@ -650,6 +655,7 @@ def _run_dask(items, pending, config, keep, stop, state, *, workers, client, sch
             forked.close()
         if own_client is not None:  # a client of ours: no thread of it left behind
             release_dask_offload_thread()
+        loop_log.setLevel(loop_log_level)
         if dask_log_level is not None:
             dask_log.setLevel(dask_log_level)
 
