@@ -85,7 +85,15 @@ if os.environ.get("EVSIM_TRACE_DIR") and __name__ == "__main__" and sys.argv[1:2
     if os.environ.get("EVSIM_TRACE_FORK1"):
         _orig_wait = ev._wait_for_forked
         ev._wait_for_forked = lambda client, forked, n, *a: _orig_wait(client, forked, 1, *a)
-    wrap(ev, "_wait_for_forked", "scheduler+client up; waiting for workers", "workers joined")
+    _orig_wait_for_forked = ev._wait_for_forked
+
+    def wait_for_forked(*a, **k):
+        log("scheduler+client up; waiting for workers", thread_cpu())
+        out = _orig_wait_for_forked(*a, **k)
+        log("workers joined", thread_cpu())
+        return out
+
+    ev._wait_for_forked = wait_for_forked
     wrap(ev, "_document", "document start", "document end")
     wrap(ev, "write_json_atomic", "json write start", "json written")
     wrap(ev.CsvRows, "__init__", "csv write start", "csv written")
@@ -146,7 +154,7 @@ if os.environ.get("EVSIM_TRACE_DIR") and __name__ == "__main__" and sys.argv[1:2
         log("head start stop", f"taken <= {head.taken()}")
         n_before = len(queue)
         _orig_keep_head(head, queue, keep)
-        log("head start kept", f"{n_before - len(queue)} samples off the queue's end")
+        log("head start kept", f"{n_before - len(queue)} samples off the queue's end; {thread_cpu()}")
 
     ev._keep_head_start = keep_head_start
     _orig_head_init = ex.HeadStart.__init__
