@@ -706,6 +706,35 @@ def test_an_error_in_the_head_start_stops_the_run_with_on_error_stop(dataset, tm
     assert stopped["errors"][0]["path"].endswith("zz_corrupt.npy")
 
 
+@pytest.mark.parametrize("chunk_size", [None, 1])
+def test_on_error_stop_reports_the_first_failure_in_sample_order_with_two_workers(dataset, tmp_path, monkeypatch,
+                                                                                 chunk_size):
+    # a corrupt recording early in sample order and one at the end, which the head start (run
+    # from the end of the queue) meets first: the run stops at the early one, as one worker does,
+    # with every sample before it evaluated
+    root = tmp_path / "data"
+    for src in sorted(dataset.glob("*/*.npy"))[:8]:
+        (root / src.parent.name).mkdir(parents=True, exist_ok=True)
+        (root / src.parent.name / src.name).write_bytes(src.read_bytes())
+    (root / "0" / "zz_early.npy").write_bytes(b"\x93NUMPY garbage")
+    (root / "9").mkdir()
+    (root / "9" / "zz_late.npy").write_bytes(b"\x93NUMPY garbage")
+    data = evsim.FolderDataset(root).samples
+    early = next(i for i, (path, _) in enumerate(data) if path.endswith("zz_early.npy"))
+    assert 0 < early < len(data) - 2 and data[-1][0].endswith("zz_late.npy")
+    with pytest.raises(EvsimError, match="zz_early") as one_worker:
+        evaluate(data, config(), progress=False, json_path=tmp_path / "one.json", on_error="stop")
+    kept = _held_head_start(monkeypatch, hold=2)
+    with pytest.raises(EvsimError) as two_workers:
+        evaluate(data, config(), workers=2, progress=False, json_path=tmp_path / "two.json", on_error="stop",
+                 chunk_size=chunk_size)
+    assert str(two_workers.value) == str(one_worker.value)
+    stopped = json.loads((tmp_path / "two.json").read_text())
+    assert kept[0] >= 2 and stopped["complete"] is False  # the head start did meet the late one
+    assert {e["path"].rsplit("/", 1)[1] for e in stopped["errors"]} == {"zz_early.npy", "zz_late.npy"}
+    assert set(range(early + 1)) <= {s["index"] for s in stopped["samples"]} | {e["index"] for e in stopped["errors"]}
+
+
 def test_a_worker_killed_mid_run_loses_no_sample(big_dataset, tmp_path):
     """A Dask worker process killed while it works: its tasks run again elsewhere and the
     document equals the one of a single in-process worker."""
@@ -1062,6 +1091,18 @@ def test_api_arguments_of_the_wrong_type_are_option_errors(call, option):
     with pytest.raises(OptionError) as err:
         call()
     assert err.value.option == option
+
+
+def test_the_default_budget_given_explicitly_is_the_same_run(samples, tmp_path):
+    from evsim.sim import DEFAULT_BUDGET
+
+    assert config(budget=DEFAULT_BUDGET).options() == config().options()
+    assert config(budget=DEFAULT_BUDGET - 1).options() != config().options()
+    out = tmp_path / "out.json"
+    first = evaluate(samples[:3], config(), progress=False, json_path=out)
+    # a complete run resumed with the default spelled out: nothing differs, nothing is run again
+    again = evaluate(samples[:3], config(budget=float(DEFAULT_BUDGET)), progress=False, json_path=out, resume=True)
+    assert strip_wall(again) == strip_wall(first)
 
 
 def test_api_arguments_of_equivalent_types_are_taken():

@@ -309,7 +309,8 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
 
     Raises:
         EvsimError: the model or an option is invalid (checked here before any worker starts), or
-            a sample failed with ``on_error="stop"`` (finished records are written first).
+            a sample failed with ``on_error="stop"`` (the first failure in sample order; finished
+            records are written first).
         KeyboardInterrupt: SIGINT or SIGTERM; finished records are written first.
     """
     if on_error not in ("continue", "stop"):
@@ -424,8 +425,9 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
             lines.set(record["index"], records_file.append_text(text))
         if csv_file is not None:
             csv_file.append(record)
-        if "error" in record and on_error == "stop" and state["failed"] is None:
-            state["failed"] = record
+        if "error" in record and on_error == "stop" and (state["failed"] is None
+                                                         or record["index"] < state["failed"]["index"]):
+            state["failed"] = record  # the first failure in sample order, whatever finished first
         if json_path and time.time() - state["last_json"] > state["json_interval_s"]:
             began = time.perf_counter()
             write_json_atomic(json_path, _document(done, header, config, n_outputs, time.time() - start,
@@ -588,13 +590,26 @@ def _run_dask(items, pending, config, keep, stop, state, *, workers, client, sch
         # messages that can still be on their way when the scheduler closes (a CommClosedError
         # traceback logged at the end, seen in tests/test_evaluate.py)
         submitted = []
+        outstanding = {}  # the first sample of each chunk whose records are not kept yet
 
         def submit(limit=None):  # limit: how many of the queue's first samples it may take
             size = chunk_size or chunk_size_for(len(queue), n_workers, timing[0] / timing[1] if timing[1] else None)
             work = [items.item(queue.popleft()) for _ in range(min(size, len(queue) if limit is None else limit))]
             fut = client.submit(_run_chunk_timed, config, work, keep_trajectories, retries=retries, pure=False)
             submitted.append(fut)
+            outstanding[fut.key] = work[0][0]  # (the queue is in sample order)
             return fut
+
+        def settled_failure() -> bool:
+            """on_error="stop" and a sample failed: the samples after it need not run, and once
+            none before it is left to run (queued or in a chunk) it is the first failure in
+            sample order, the one a single worker stops at (its records kept)."""
+            if not state["failed"]:
+                return False
+            first_bad = state["failed"]["index"]
+            while queue and queue[-1] > first_bad:
+                queue.pop()
+            return not queue and all(first >= first_bad for first in outstanding.values())
 
         watch = {"since": None, "asked": 0.0}  # when an external cluster was last seen without workers
         # with_results: the client's event loop fetches each result as its task ends
@@ -606,10 +621,10 @@ def _run_dask(items, pending, config, keep, stop, state, *, workers, client, sch
                 ac.add(submit(limit=len(queue) - taken))
             _keep_head_start(head, queue, keep)
             head = None
-        while queue and len(submitted) < 3 * n_workers:
+        while queue and len(submitted) < 3 * n_workers and not settled_failure():
             ac.add(submit())
         while not ac.is_empty():
-            if stop or state["failed"]:
+            if stop or settled_failure():
                 break
             batch = ac.next_batch(block=False)
             if not batch:
@@ -624,11 +639,12 @@ def _run_dask(items, pending, config, keep, stop, state, *, workers, client, sch
                     exc = result[1] if isinstance(result, tuple) and len(result) == 3 else result
                     raise EvsimError(f"a Dask task failed: {type(exc).__name__}: {exc}")
                 records, seconds = result
+                outstanding.pop(fut.key, None)
                 timing[0] += seconds
                 timing[1] += len(records)
                 for record in records:
                     keep(record)
-                if queue and not stop and not state["failed"]:
+                if queue and not stop and not settled_failure():
                     ac.add(submit())
         unfinished = [f for f in submitted if not f.done()]
         if unfinished:

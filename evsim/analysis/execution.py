@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..errors import EvsimError, OptionError, message_without, real_option
-from ..sim import MODES
+from ..sim import DEFAULT_BUDGET, MODES
 from ..sim.result import Cutoff
 from .records import dumps_record, error_record, sample_record
 from .trajectory import Trajectory
@@ -117,6 +117,8 @@ class EvalConfig:
             raise OptionError("must be >= 1", option="--n-bins")
         if self.budget is not None and not self.budget > 0:
             raise OptionError("must be > 0", option="--budget")
+        if self.budget == DEFAULT_BUDGET:  # the default, given or not: the same run (resume compares them)
+            self.budget = None
 
     @property
     def records_anytime(self) -> bool:
