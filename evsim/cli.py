@@ -313,8 +313,8 @@ def _config(model_path, o: dict, cutoff, **kwargs):
 
     window = {"time_origin": o.get("time_origin") or "first-event", "duration_us": o.get("duration_us")}
     window.update(kwargs.pop("window", None) or {})
-    return EvalConfig(str(model_path), o["profile"], _overrides(o), o["precision"], o["mode"], o["bin_us"],
-                      o["n_bins"], cutoff, _transform_spec(o), o["sort"], o["budget"], **window, **kwargs)
+    return EvalConfig(os.path.abspath(model_path), o["profile"], _overrides(o), o["precision"], o["mode"],
+                      o["bin_us"], o["n_bins"], cutoff, _transform_spec(o), o["sort"], o["budget"], **window, **kwargs)
 
 
 def _given(name: str) -> bool:
@@ -450,13 +450,14 @@ def run(model, recording, raster_path, json_path, label, **o):
         full = result if uncut else runner.simulator(Cutoff(), record_output=True).run(rec.events)
         span = runner.span_us(rec.events)
 
-    record = sample_record(str(recording), label, result, Trajectory.from_result(full, label=label, duration_us=span))
+    record = sample_record(os.path.abspath(recording), label, result,
+                           Trajectory.from_result(full, label=label, duration_us=span))
     if o.get("quantize"):
         record["quantize"] = o["quantize"]
     click.echo(cutoff_line)  # after the simulation: a bad file's or option's error is the only line
     _print_run(compiled, str(model), str(recording), rec, result, record, config)
     if json_path:
-        record = {"evsim_version": _evsim_version(), "model": str(model), "model_hash": compiled.model_hash,
+        record = {"evsim_version": _evsim_version(), "model": os.path.abspath(model), "model_hash": compiled.model_hash,
                   "profile": compiled.profile.name, "options": config.options(), **record}
         _write_json_file(json_path, record)
     if want_raster:
@@ -538,6 +539,14 @@ def _clock_text(config):
     return f"{config.bin_us:g} µs bins" if config.bin_us else f"{config.n_bins} bins"
 
 
+def _absolute_spec(spec):
+    """A ``--subset FILE[:KEY]`` with FILE made absolute (what JSON documents record)."""
+    if spec is None:
+        return None
+    file, colon, key = str(spec).partition(":")
+    return os.path.abspath(file) + colon + key
+
+
 def _samples(data: str, subset, limit, seed: int = 0, options: dict | None = None):
     """(path, label) list from a folder dataset, optionally restricted to a subset file and to a
     stratified sample of ``limit`` recordings (classes in proportion, drawn with ``seed``), and the
@@ -568,6 +577,8 @@ def _samples(data: str, subset, limit, seed: int = 0, options: dict | None = Non
     if limit is not None:
         if limit < 1:
             raise OptionError("must be >= 1", option="--limit")
+        if limit > len(samples):
+            _notice(f"--limit {limit} is more than the {len(samples)} recordings there are: all are used")
         samples = [samples[i] for i in stratified_subset([label for _, label in samples], limit, seed)]
     return samples, ds.class_to_label
 
@@ -623,7 +634,8 @@ data_options = _options(
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted evaluation from its --json/--csv output (same model, options and data).")
 @click.option("--on-error", type=click.Choice(["continue", "stop"]), default="continue", show_default=True,
-              help="A recording that cannot be read: record the error and go on, or stop.")
+              help="A recording that cannot be read: record the error and go on, or stop at the first in "
+                   "sample order.")
 @click.option("--anytime/--no-anytime", default=True, show_default=True,
               help="Anytime analysis (uncut trajectories: anytime curves, oracle cutoff time).")
 @data_options
@@ -638,8 +650,12 @@ def eval_command(model, data, json_path, csv_path, resume, on_error, anytime, wo
     cutoff times and anytime curves. Ctrl-C (or SIGTERM) keeps what is finished (exit 130);
     --resume continues."""
     from .analysis.evaluate import evaluate, interrupt_guard
+    from .analysis.records import records_path_for
 
     _check_outputs(json=("--json", json_path), csv=("--csv", csv_path))
+    out = json_path or csv_path
+    if resume and out and not (records_path_for(out).exists() or (json_path and Path(json_path).exists())):
+        _notice(f"--resume: no earlier run's files at {out}; this is a new run")
     with interrupt_guard:
         security = _security({"tls_ca_file": tls_ca_file, "tls_cert": tls_cert, "tls_key": tls_key,
                               "scheduler": scheduler})
@@ -648,9 +664,10 @@ def eval_command(model, data, json_path, csv_path, resume, on_error, anytime, wo
         config = _config(model, o, _cutoff(o, compiled, o["mode"]), anytime=anytime)
         try:
             doc = evaluate(samples, config, workers=workers, scheduler=scheduler, security=security,
-                           json_path=json_path, csv_path=csv_path, progress=not quiet, data=str(data), resume=resume,
-                           on_error=on_error, selection={"limit": limit, "seed": seed if limit else None,
-                                                         "subset": subset}, model=compiled, classes=classes,
+                           json_path=json_path, csv_path=csv_path, progress=not quiet, data=os.path.abspath(data),
+                           resume=resume, on_error=on_error,
+                           selection={"limit": limit, "seed": seed if limit else None, "subset": _absolute_spec(subset)},
+                           model=compiled, classes=classes,
                            return_samples=bool(o.get("quantize")))  # (rewritten below with them)
         except KeyboardInterrupt:
             click.echo("evsim: interrupted; finished samples were written" + (" (continue with --resume)"
@@ -784,7 +801,7 @@ def calibrate(model, data, output, calib_bin_us, calib_bins, workers, scheduler,
         config = _config(model, o, Cutoff())
         try:
             doc = evaluate(samples, config, workers=workers, scheduler=scheduler, security=security,
-                           progress=not quiet, data=str(data), keep_trajectories=True, model=compiled)
+                           progress=not quiet, data=os.path.abspath(data), keep_trajectories=True, model=compiled)
         except KeyboardInterrupt:
             click.echo("evsim: interrupted; no calibration written", err=True)
             raise click.exceptions.Exit(130)
@@ -817,14 +834,15 @@ def calibrate(model, data, output, calib_bin_us, calib_bins, workers, scheduler,
     if cv_folds and cv is None:
         _notice(f"no cross-validation: {cv_folds} folds need at least {cv_folds} labelled recordings "
                 f"({labelled} here; --cv-folds)")
-    written = analysis.write_calibration(output, model_hash=compiled.model_hash, model_path=str(model),
+    written = analysis.write_calibration(output, model_hash=compiled.model_hash, model_path=os.path.abspath(model),
                                          profile=compiled.profile.name, mode=o["mode"], cutoff=cutoff, epsilon=epsilon,
                                          temperature=temperature, bin_width_us=width, n_bins=calib_bins, result=result,
-                                         data=str(data), n_samples=len(trajs), bin_us=o["bin_us"],
+                                         data=os.path.abspath(data), n_samples=len(trajs), bin_us=o["bin_us"],
                                          options=_calibration_options(o))
     # provenance: evsim's version, precision, the samples used (read_calibration ignores extra keys)
     written.update(evsim_version=_evsim_version(), precision=o["precision"], class_counts=counts,
-                   limit=limit, seed=seed if limit is not None else None, subset=subset, n_errors=doc["n_errors"],
+                   limit=limit, seed=seed if limit is not None else None, subset=_absolute_spec(subset),
+                   n_errors=doc["n_errors"],
                    errors=doc["errors"], min_support=min_support, confidence=confidence, cross_validation=cv)
     _write_json_file(output, written)
     replay = analysis.cutoff_outcomes(trajs, cutoff, analysis.thresholds_from_calibration(written), temperature)
@@ -845,7 +863,7 @@ def calibrate(model, data, output, calib_bin_us, calib_bins, workers, scheduler,
         click.echo(f"{cv['folds']}-fold cross-validation (held-out estimate): accuracy lost "
                    f"{100 * cv['accuracy_lost']:+.2f} points, events consumed {100 * cv['mean_events_fraction']:.1f}%, "
                    f"speed-up {cv['speedup']:.2f}x")
-        if cv["accuracy_lost"] > max(epsilon, 0.01):
+        if cv["accuracy_lost"] > max(epsilon, 0.01) + 1e-9:  # (a loss of exactly ε is within it, rounding aside)
             click.echo(f"evsim: warning: cross-validation loses {100 * cv['accuracy_lost']:.2f} points on held-out "
                        f"folds, more than ε = {epsilon}: use a smaller --epsilon or more calibration recordings",
                        err=True)

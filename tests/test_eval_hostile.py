@@ -64,6 +64,34 @@ def test_outputs_that_are_not_regular_files_are_refused_and_left_alone(capsys, t
     assert fifo.is_fifo()
 
 
+def test_json_documents_record_absolute_paths_when_given_relative_ones(capsys, tmp_path, small_dataset, monkeypatch):
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "model.nir").write_bytes(BUNDLED_MODEL.read_bytes())
+    (work / "subset.txt").write_text("\n".join(str(p) for p in sorted(small_dataset.glob("*/*.npy"))) + "\n")
+    monkeypatch.chdir(work)
+    data = os.path.relpath(small_dataset, work)  # "../data"
+    recording = os.path.join(data, "1", "r1.npy")
+    assert not os.path.isabs(data)
+    code, _, err = cli(capsys, "run", "model.nir", recording, "--json", "run.json")
+    assert code == 0, err
+    run = json.loads((work / "run.json").read_text())
+    assert run["path"] == str(small_dataset / "1" / "r1.npy") and run["model"] == str(work / "model.nir")
+    assert run["options"]["model_path"] == str(work / "model.nir")
+    code, _, err = cli(capsys, "eval", "model.nir", data, "--subset", "subset.txt", "--json", "eval.json", "--quiet")
+    assert code == 0, err
+    doc = json.loads((work / "eval.json").read_text())
+    assert doc["model"] == doc["options"]["model_path"] == str(work / "model.nir")
+    assert doc["data"]["description"] == str(small_dataset)
+    assert doc["data"]["selection"]["subset"] == str(work / "subset.txt")
+    code, _, err = cli(capsys, "calibrate", "model.nir", data, "--cutoff", "topk", "-o", "cal.json", "--quiet",
+                       "--subset", "subset.txt")
+    assert code == 0, err
+    cal = json.loads((work / "cal.json").read_text())
+    assert cal["data"] == str(small_dataset) and cal["subset"] == str(work / "subset.txt")
+    assert cal["model_path"] == str(work / "model.nir")
+
+
 def test_an_output_given_as_a_symbolic_link_writes_its_target_and_keeps_the_link(capsys, tmp_path):
     target = tmp_path / "target.json"
     target.write_text("{}")
@@ -118,6 +146,25 @@ def test_in_memory_labels_without_an_output_are_refused(events):
 # ------------------------------------------------------------------------------------------
 # runs into the same files, resume, errors
 # ------------------------------------------------------------------------------------------
+
+
+def test_a_limit_beyond_the_dataset_uses_every_recording_and_says_so(capsys, tmp_path, small_dataset):
+    out = tmp_path / "r.json"
+    code, _, err = cli(capsys, "eval", M, small_dataset, "--json", out, "--quiet", "--limit", "50")
+    assert code == 0, err
+    assert "--limit 50 is more than the 6 recordings there are: all are used" in err
+    assert json.loads(out.read_text())["n_samples"] == 6
+    code, _, err = cli(capsys, "eval", M, small_dataset, "--json", out, "--quiet", "--limit", "6")
+    assert code == 0 and "--limit" not in err
+
+
+def test_resume_with_nothing_to_resume_runs_everything_and_says_so(capsys, tmp_path, small_dataset):
+    out = tmp_path / "r.json"
+    code, _, err = cli(capsys, "eval", M, small_dataset, "--json", out, "--quiet", "--resume")
+    assert code == 0 and "--resume: no earlier run's files" in err
+    assert json.loads(out.read_text())["n_samples"] == 6
+    code, _, err = cli(capsys, "eval", M, small_dataset, "--json", out, "--quiet", "--resume")  # all done already
+    assert code == 0 and "no earlier run" not in err
 
 
 def test_an_unfinished_run_is_not_overwritten_and_the_json_always_describes_the_current_run(
