@@ -527,6 +527,17 @@ def test_error_not_hdf5(tmp_path):
     raises_naming(str(path), str(path))
 
 
+@pytest.mark.parametrize("where", ["root", "node"])
+def test_error_a_node_without_a_type_is_an_incomplete_file(tmp_path, where):
+    # what nir.write leaves behind when it fails part-way: groups without their 'type'
+    nodes, edges = small_graph()
+    path = write_nir(tmp_path / "cut.nir", graph(nodes, edges))
+    with h5py.File(path, "r+") as f:
+        del f["node/type" if where == "root" else "node/nodes/fc/type"]
+    err = raises_naming(path, "no node type stored", "incomplete or damaged")
+    assert err.node == ("<root>" if where == "root" else "fc")
+
+
 def test_error_two_inputs(tmp_path):
     nodes, edges = small_graph()
     nodes["input2"] = inp((4,))
@@ -1028,3 +1039,41 @@ def test_the_bundled_model_edited_at_the_command_line(tmp_path, name, edit, line
     else:
         assert proc.returncode == 2 and proc.stdout == ""
         assert proc.stderr == f"evsim: error: {path.name}: {line}\n"
+
+
+@pytest.mark.parametrize("depth", [1, 2])
+def test_a_layer_read_through_nested_subgraph_outputs_is_read_as_in_the_flat_graph(tmp_path, depth):
+    """A subgraph's Output is an identity (docs/SEMANTICS.md#graphs): a spiking layer that reaches
+    the graph's Output through one (or two nested ones) is read by its spike counts, with the
+    SynOps of the flat graph, not through an integrating readout."""
+    from evsim.compile.builder import READOUT_COUNTS
+
+    w = np.array([[0.6, 0.3, -0.2], [0.1, 0.7, 0.5]])
+
+    def layer_nodes():
+        return {"input": inp((3,)), "fc": nir.Linear(weight=w),
+                "if": nir.IF(r=np.ones(2), v_threshold=np.full(2, 0.45), v_reset=np.zeros(2)), "output": out((2,))}
+
+    chain = [("input", "fc"), ("fc", "if"), ("if", "output")]
+    flat = graph(layer_nodes(), chain)
+    nested = graph(layer_nodes(), chain)
+    for _ in range(depth):
+        nested = graph({"input": inp((3,)), "sub": nested, "output": out((2,))}, [("input", "sub"), ("sub", "output")])
+    events = events_at([0, 5, 9, 9, 20, 30, 31], [0, 1, 2, 1, 0, 2, 2], (3,))
+    results = {}
+    for name, g in (("flat", flat), ("nested", nested)):
+        model = evsim.load_model(write_nir(tmp_path / f"{name}.nir", g), profile="nir")
+        assert model.readout[1] == READOUT_COUNTS and model.populations[model.readout[0]].nir_type == "IF"
+        results[name] = (evsim.Simulator(model).run(events), evsim.ClockSimulator(model, bin_us=3).run(events))
+    # the counts by hand: IF reset to v_reset = 0, no input crosses twice, no state at 0.45 exactly
+    v, counts = np.zeros(2), np.zeros(2, dtype=int)
+    for i in [0, 1, 2, 1, 0, 2, 2]:
+        v += w[:, i]
+        fired = v > 0.45
+        counts += fired
+        v[fired] = 0.0
+    for (event, clock), which in zip(results.values(), results):
+        np.testing.assert_array_equal(event.output_counts, counts, err_msg=which)
+        assert event.synops == results["flat"][0].synops == 7 * 2, which  # 7 inputs × 2 weights, no readout ops
+        assert clock.synops == results["flat"][1].synops, which
+        assert sorted(event.spikes_per_node.values()) == sorted(results["flat"][0].spikes_per_node.values()), which

@@ -259,6 +259,22 @@ def test_layers_that_cannot_be_quantized_are_model_errors():
         evsim.load_model(g, profile="speck", quantize="speck")
 
 
+@pytest.mark.parametrize("extra_edge", ["skip", "recurrent"])
+def test_a_population_fed_by_two_weighted_nodes_cannot_be_quantized(extra_edge):
+    # each weighted node gets its own scale, the population one threshold: its inputs would be
+    # summed in two units (1.0 + 0.1 < 1.2 fires once 0.1 is scaled as if 1.0 set the scale)
+    nodes = {"input": nir.Input(np.array([1])), "f1": nir.Linear(weight=np.array([[1.0]])),
+             "f2": nir.Linear(weight=np.array([[0.1]])),
+             "B": nir.IF(r=np.ones(1), v_threshold=np.array([1.2]), v_reset=np.zeros(1)),
+             "output": nir.Output(np.array([1]))}
+    second = ("input", "f2") if extra_edge == "skip" else ("B", "f2")
+    g = nir.NIRGraph(nodes=nodes, edges=[("input", "f1"), second, ("f1", "B"), ("f2", "B"), ("B", "output")],
+                     type_check=False)
+    with pytest.raises(evsim.ModelError, match=r"exactly one Conv2d/Linear node .* not by f1, f2") as err:
+        quantize_speck(g)
+    assert err.value.node == "B"
+
+
 # --------------------------------------------------------------------------------------------
 # core mapping
 # --------------------------------------------------------------------------------------------

@@ -595,6 +595,11 @@ def quantize_speck(source) -> tuple:
     for ly in layers:
         if ly.blocks_quantization:
             raise ModelError(f"--quantize speck: {ly.blocks_quantization[0]}", node=ly.weight_node, path=g.path)
+        feeding = g.predecessors(ly.neuron_node)
+        if len(feeding) != 1:  # each feeding node would get its own scale, the population has one threshold
+            raise ModelError("--quantize speck: an IF population must be fed by exactly one "
+                             f"Conv2d/Linear node (one scale per layer), not by {', '.join(sorted(feeding))}",
+                             node=ly.neuron_node, path=g.path)
     nodes = dict(g.nodes)
     report = []
     for ly in layers:

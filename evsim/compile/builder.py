@@ -362,9 +362,9 @@ def populations(g: Graph, profile, overrides: Overrides, dt, constants: dict, st
 
     # readout
     out = g.output_name
-    preds = g.predecessors(out)
-    if len(preds) == 1 and preds[0] in pop_of and (preds[0], out) not in g.back_edges:
-        src = pop_of[preds[0]]
+    read = _read_through_identities(g, out)
+    if read in pop_of:
+        src = pop_of[read]
         readout = (src, READOUT_COUNTS if pops[src].spiking else READOUT_STATE)
         readout_target = None
     else:
@@ -438,6 +438,20 @@ def constant_inputs(g: Graph, ops: dict) -> dict:
         if total is not None:
             in_const[name] = total.reshape(g.input_shapes[name]) if total.size > 1 else total
     return {k: np.asarray(v, dtype=np.float64).reshape(-1) for k, v in in_const.items()}
+
+
+def _read_through_identities(g: Graph, out: str) -> str | None:
+    """The node the Output reads directly: its single predecessor, through a chain of
+    Passthrough identities (a nested subgraph's Output, docs/SEMANTICS.md#graphs), or None when
+    it sums several inputs (or one through a recurrent edge)."""
+    node = out
+    while True:
+        preds = g.predecessors(node)
+        if len(preds) != 1 or (preds[0], node) in g.back_edges:
+            return None
+        node = preds[0]
+        if g.type_of(node) != "Passthrough":
+            return node
 
 
 def paths_from(g: Graph, src: str, pop_of: dict, readout_target) -> list:

@@ -121,6 +121,9 @@ def read_nir(path) -> "object":
         kind = d.get("type")
         if isinstance(kind, bytes):
             kind = kind.decode()
+        if kind is None:  # e.g. what nir.write leaves behind when it fails part-way
+            raise ModelError("no node type stored: an incomplete or damaged NIR file", node=name or "<root>",
+                             path=path)
         if kind not in SUPPORTED_TYPES:
             raise ModelError(
                 f"unsupported NIR node type '{kind}' (supported: {', '.join(SUPPORTED_TYPES)})",
