@@ -267,6 +267,39 @@ def test_aedat4_truncated(formats_dir, tmp_path):
         read_events(path)
 
 
+@pytest.mark.parametrize("damage", ["description-not-utf8", "description-too-long", "header-size", "root-offset"])
+def test_aedat4_damaged_header_is_one_error_not_an_abort(formats_dir, tmp_path, damage):
+    """The aedat decoder aborts the process (a Rust panic during a panic) on a description that is
+    not UTF-8; evsim checks the header first. Read in a child process: an abort there fails the
+    test instead of ending pytest."""
+    import subprocess
+    import sys
+
+    raw = bytearray((formats_dir / "sample.aedat4").read_bytes())
+    size = struct.unpack_from("<I", raw, 14)[0]
+    header = bytes(raw[18:18 + size])
+    description = header.index(b"<dv") + 18  # the XML's first byte in the file
+    if damage == "description-not-utf8":
+        raw[description + 300] ^= 0xA5  # inside the XML, an ASCII byte becomes a lone continuation byte
+        expected = f"not UTF-8 text (byte {description + 300})"
+    elif damage == "description-too-long":
+        struct.pack_into("<I", raw, description - 4, size)  # the string's length runs past the header
+        expected = "description runs past the header"
+    elif damage == "header-size":
+        struct.pack_into("<I", raw, 14, len(raw))
+        expected = f"a header of {len(raw)} bytes"
+    else:
+        struct.pack_into("<I", raw, 18, size + 100)
+        expected = "points outside it"
+    path = tmp_path / "damaged.aedat4"
+    path.write_bytes(bytes(raw))
+    code = ("import sys\nfrom evsim.errors import RecordingError\nfrom evsim.input.recordings import read_events\n"
+            "try:\n    read_events(sys.argv[1])\nexcept RecordingError as exc:\n    print(exc)\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
+    assert "damaged.aedat4: damaged AEDAT4 file" in proc.stdout and expected in proc.stdout, proc.stdout
+
+
 def _aedat2_file(path, header_lines, addresses, timestamps):
     records = np.zeros(len(addresses), dtype=[("a", ">u4"), ("t", ">i4")])
     records["a"], records["t"] = addresses, timestamps

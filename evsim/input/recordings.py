@@ -589,11 +589,53 @@ def _decode_aedat3(body: memoryview, lines: list[str], source: str):
 # --------------------------------------------------------------------------------------------
 
 
+def _check_aedat4_header(p: Path, source: str) -> None:
+    """RecordingError unless the file's IOHeader is whole and its description is UTF-8 text.
+
+    An AEDAT4 file starts with ``#!AER-DAT4.0\r\n``, the header's size (uint32) and the header, a
+    flatbuffer table (compression, data table position, infoNode: the XML description). The
+    ``aedat`` decoder aborts the whole process on a description that is not UTF-8 (a Rust panic
+    while a panic unwinds), which no exception handler can catch: checked here first."""
+    head = _peek(p, 18)
+    if len(head) < 18:
+        raise RecordingError("damaged AEDAT4 file: truncated header", path=source)
+    size = struct.unpack_from("<I", head, 14)[0]
+    if size < 8 or size > p.stat().st_size - 18:
+        raise RecordingError(f"damaged AEDAT4 file: a header of {size} bytes", path=source)
+    header = _peek(p, 18 + size)[18:]
+
+    def u32(at: int) -> int:
+        if not 0 <= at <= size - 4:
+            raise RecordingError("damaged AEDAT4 file: its header's structure points outside it", path=source)
+        return struct.unpack_from("<I", header, at)[0]
+
+    table = u32(0)
+    vtable = table - struct.unpack("<i", struct.pack("<I", u32(table)))[0]
+    vtable_size = u32(vtable) & 0xFFFF
+    if vtable_size < 4 or vtable + vtable_size > size:
+        raise RecordingError("damaged AEDAT4 file: its header's structure points outside it", path=source)
+    if vtable_size < 10:  # no infoNode field
+        return
+    field = struct.unpack_from("<H", header, vtable + 8)[0]  # the third field: infoNode
+    if field == 0:
+        return
+    string = table + field + u32(table + field)
+    length = u32(string)
+    if string + 4 + length > size:
+        raise RecordingError("damaged AEDAT4 file: its header's description runs past the header", path=source)
+    try:
+        header[string + 4:string + 4 + length].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecordingError(f"damaged AEDAT4 file: its header's description is not UTF-8 text (byte "
+                             f"{18 + string + 4 + exc.start})", path=source) from None
+
+
 def _read_aedat4(p: Path, source: str, fmt: str):
     try:
         import aedat
     except ImportError:  # pragma: no cover - aedat is a declared dependency
         raise RecordingError("reading AEDAT4 needs the 'aedat' package", path=source) from None
+    _check_aedat4_header(p, source)
 
     def decode():
         decoder = aedat.Decoder(str(p))
