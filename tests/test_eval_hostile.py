@@ -520,7 +520,10 @@ def test_time_options_name_themselves_and_stay_below_2_to_the_53(capsys, tmp_pat
               "--window-start-us"),
              (["raster", M, BUNDLED_RECORDING, "-o", tmp_path / "r.png", "--window-start-us", "50",
                "--window-end-us", "10"], "--window-end-us"),
-             (["run", M, BUNDLED_RECORDING, "--max-time-us", str(2 ** 53)], "--max-time-us")]
+             (["run", M, BUNDLED_RECORDING, "--max-time-us", str(2 ** 53)], "--max-time-us"),
+             # 2**53 + 1 is 2**53 as a float: not below it either
+             (["run", M, BUNDLED_RECORDING, "--refractory-us", str(2 ** 53 + 1)], "--refractory-us"),
+             (["run", M, BUNDLED_RECORDING, "--dt-us", str(2 ** 53)], "--dt-us")]
     for args, option in cases:
         code, _, err = cli(capsys, *args)
         assert code == 2 and f"option {option}:" in err and len(err.strip().splitlines()) == 1, (args, err)
@@ -535,10 +538,19 @@ def test_run_prints_nothing_but_the_error_for_a_bad_recording_or_option(capsys, 
                              "--bin-us", "1e-300"), "--bin-us")]:
         code, out, err = cli(capsys, "run", *args)
         assert code == 2 and out == "" and fragment in err and len(err.strip().splitlines()) == 1, (out, err)
-    # an absurd number of bins is written with three significant digits, not 300
-    events = evsim.read_recording(BUNDLED_RECORDING).events
-    span_us = int(events["t"][-1] - events["t"][0])
-    assert f"{span_us / 1e-300:.3g} bins of 1e-300 µs" in err, err
+    assert "must be at least 0.001 µs (a nanosecond)" in err  # 1e-300 µs: below the shortest bin
+    # a denormal width (1e-320: span / width is infinite) is the same one line, not an OverflowError
+    code, out, err = cli(capsys, "run", M, BUNDLED_RECORDING, "--mode", "clock", "--bin-us", "1e-320")
+    assert code == 2 and out == "" and "option --bin-us: must be at least" in err, err
+    code, out, err = cli(capsys, "run", M, BUNDLED_RECORDING, "--mode", "clock", "--n-bins", "5",
+                         "--duration-us", "1e-320")
+    assert code == 2 and out == "" and "option --duration-us: must be at least" in err, err
+    # an absurd number of bins is written with three significant digits, not 19
+    long = np.zeros(2, dtype=evsim.EVENT_DTYPE)
+    long["t"] = [0, 2 ** 52]
+    np.save(tmp_path / "long.npy", long)
+    code, out, err = cli(capsys, "run", M, tmp_path / "long.npy", "--mode", "clock", "--bin-us", "0.001")
+    assert code == 2 and f"{2 ** 52 / 1e-3:.3g} bins of 0.001 µs" in err, err
     assert len(err) < 300, err
 
 

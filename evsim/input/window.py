@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import OptionError
+from ..model.profiles import MIN_TIME_STEP_US
 
 TIME_ORIGINS = ("first-event", "zero")
 
@@ -36,8 +37,9 @@ class SampleWindow:
         if d is not None:
             if isinstance(d, bool) or not isinstance(d, (int, float, np.integer, np.floating)):
                 raise OptionError(f"must be a number of microseconds, got {d!r}", option="--duration-us")
-            if not (np.isfinite(d) and 0 < d < 2.0 ** 53):
-                raise OptionError("must be > 0 and below 2**53 microseconds", option="--duration-us")
+            if not (np.isfinite(d) and MIN_TIME_STEP_US <= d < 2.0 ** 53):
+                raise OptionError(f"must be at least {MIN_TIME_STEP_US:g} µs (a nanosecond) and below 2**53 µs",
+                                  option="--duration-us")
 
     @property
     def fixed(self) -> bool:

@@ -130,7 +130,7 @@ class Overrides:
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
                 raise OptionError(f"must be a number, got {value!r}", option=option)
-            if not np.isfinite(value) or value > 2.0 ** 53:
+            if not (np.isfinite(value) and value < 2.0 ** 53):
                 raise OptionError("must be a finite number of microseconds below 2**53", option=option)
         if self.refractory_us < 0:
             raise OptionError("must be >= 0", option="--refractory-us")

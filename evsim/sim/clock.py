@@ -159,7 +159,7 @@ from ..errors import OptionError, real_option
 from ..input.events import check_sorted, input_indices
 from ..input.window import SampleWindow
 from ..model.linear import ConvOp, DenseOp, ReshapeOp, ScaleOp, as_spatial, to_nir_order
-from ..model.profiles import expand_parameter
+from ..model.profiles import MIN_TIME_STEP_US, expand_parameter
 from .result import SPIKE_RECORD_DTYPE, Cutoff, Result, predict, truncation_status
 
 __all__ = ["ClockSimulator", "bin_steps"]
@@ -200,8 +200,9 @@ def bin_steps(t_us, *, bin_us: float | None = None, n_bins: int | None = None, o
     t = np.asarray(t_us).astype(np.int64)
     if bin_us is not None:
         w = real_option(bin_us, "--bin-us")
-        if not (np.isfinite(w) and 0 < w < 2.0 ** 53):
-            raise OptionError("must be > 0 and below 2**53 µs", option="--bin-us")
+        if not (np.isfinite(w) and MIN_TIME_STEP_US <= w < 2.0 ** 53):
+            raise OptionError(f"must be at least {MIN_TIME_STEP_US:g} µs (a nanosecond) and below 2**53 µs",
+                              option="--bin-us")
     else:
         n_bins = real_option(n_bins, "--n-bins", integer=True)
         if n_bins < 1:
