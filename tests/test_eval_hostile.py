@@ -167,6 +167,43 @@ def test_resume_with_nothing_to_resume_runs_everything_and_says_so(capsys, tmp_p
     assert code == 0 and "no earlier run" not in err
 
 
+_DAMAGE = {  # a finished sample's record, edited: what --resume must refuse, and the words saying why
+    "index out of the data": (lambda r: {**r, "index": 999}, "index 999 is not one of the data's 6 samples"),
+    "index as text": (lambda r: {**r, "index": "a"}, "is not a sample record (index 'a')"),
+    "negative index": (lambda r: {**r, "index": -1}, "is not a sample record (index -1)"),
+    "a list": (lambda r: [1, 2], "is not a sample record (index None)"),
+    "another label": (lambda r: {**r, "label": (r["label"] + 1) % 3}, "not the data's"),
+    "prediction beyond the outputs": (lambda r: {**r, "prediction": 12345}, "prediction 12345 is not an output"),
+    "prediction as text": (lambda r: {**r, "prediction": "3"}, "prediction '3' is not an output"),
+    "synops NaN": (lambda r: {**r, "synops": float("nan")}, "synops nan"),
+    "only its index": (lambda r: {"index": r["index"], "path": r["path"], "label": r["label"]}, "'correct' None"),
+    "events past the total": (lambda r: {**r, "events_consumed": r["events_total"] + 1}, "events"),
+    "a broken digest": (lambda r: {**r, "anytime": {**r["anytime"], "peaks": {"t_us": [1]}}}, "anytime digest"),
+}
+
+
+@pytest.mark.parametrize("source", ["records file", "JSON document"])
+@pytest.mark.parametrize("damage", list(_DAMAGE))
+def test_resume_refuses_a_damaged_or_edited_record_in_one_line(capsys, tmp_path, small_dataset, source, damage):
+    out = tmp_path / "r.json"
+    code, _, err = cli(capsys, "eval", M, small_dataset, "--json", out, "--quiet")
+    assert code == 0, err
+    doc = json.loads(out.read_text())
+    edit, words = _DAMAGE[damage]
+    samples = [edit(r) if k == 2 else r for k, r in enumerate(doc["samples"][:4])]  # an unfinished run's 4
+    if source == "records file":  # what a killed run leaves: a header line, then one record per line
+        header = {"format": "evsim-eval-records/2", **{k: doc[k] for k in ("evsim_version", "model_hash", "options",
+                                                                          "data")}}
+        records_path_for(out).write_text("".join(json.dumps(x) + "\n" for x in [header, *samples]))
+        doc["complete"] = False
+    else:
+        doc["samples"] = samples
+    out.write_text(json.dumps(doc))
+    code, _, err = cli(capsys, "eval", M, small_dataset, "--json", out, "--quiet", "--resume")
+    assert code == 2 and "option --resume:" in err and words in err and len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err
+
+
 def test_an_unfinished_run_is_not_overwritten_and_the_json_always_describes_the_current_run(
         capsys, tmp_path, small_dataset):
     out = tmp_path / "r.json"

@@ -30,6 +30,7 @@ import gc
 import hashlib
 import json
 import logging
+import math
 import os
 import signal
 import threading
@@ -44,8 +45,8 @@ from .execution import (LOCAL_DASK_CONFIG, EvalConfig, ForkedWorkers, HeadStart,
                         can_fork_workers, events_digest, release_dask_offload_thread, release_idle_dask_threads,
                         run_chunk, runner_for, with_text)
 from .records import (CsvRows, RecordLines, RecordsFile, SAMPLE_FIELDS, compact_record, dumps_record, plain_record,
-                      read_records_file, records_path_for, remove_stale_temporaries, sample_record, summary_record,
-                      write_json_atomic)
+                      read_records_file, record_index, records_path_for, remove_stale_temporaries, sample_record,
+                      summary_record, write_json_atomic)
 from ..sim.result import predict
 
 __all__ = ["EvalConfig", "SampleRunner", "evaluate", "sample_record", "write_json", "predict", "stratified_subset",
@@ -370,6 +371,7 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
             raise OptionError("--resume needs the --json or --csv output of the run to continue", option="--resume")
         # samples that failed are tried again: the recording may have been fixed (on_error="stop")
         finished, valid = _finished_records(records_path, json_path, header, positions)
+        _check_finished_records(finished, items, n_outputs, records_path if records_path.exists() else json_path)
         done = {i: compact_record(r) for i, r in finished.items() if "error" not in r}
         if done and not items.by_path():
             _check_finished_events(items, done, records_path if records_path.exists() else json_path)
@@ -921,10 +923,14 @@ def _finished_records(records_path: Path, json_path, header: dict,
                               f"{shown(doc.get('format'))}, this one reads {EVAL_FORMAT}); start over without --resume",
                               option="--resume")
         found = {k: doc.get(k) for k in ("model_hash", "options", "data")}
-        records = {int(r["index"]): r for r in doc.get("samples", []) if "index" in r}
-        for e in doc.get("errors", []):
-            records[int(e["index"])] = {"index": e["index"], "path": e["path"], "label": e.get("label"),
-                                        "error": e["message"]}
+        samples, errors = doc.get("samples", []), doc.get("errors", [])
+        if not (isinstance(samples, list) and isinstance(errors, list)):
+            raise OptionError(f"cannot resume from {source}: its samples or errors are not lists; start over "
+                              "without --resume", option="--resume")
+        records = {record_index(r, f"{source}: samples[{k}]"): r for k, r in enumerate(samples)}
+        for k, e in enumerate(errors):
+            records[record_index(e, f"{source}: errors[{k}]")] = {
+                "index": e["index"], "path": e.get("path"), "label": e.get("label"), "error": e.get("message")}
     else:
         return {}, None
     for key, what in (("model_hash", "model differs"), ("options", "options differ"), ("data", "data differ")):
@@ -940,6 +946,72 @@ def _finished_records(records_path: Path, json_path, header: dict,
             raise OptionError(f"cannot resume from {source}: the {what} from that run's"
                               + _difference(key, header[key], found.get(key)), option="--resume")
     return records, valid
+
+
+def _check_finished_records(finished: dict, items, n_outputs: int, source) -> None:
+    """OptionError unless every record read back for a resume is one this run could have written:
+    an index of the data (for a folder, with its path and label), and the fields the aggregates
+    read of the types and ranges evsim writes (a damaged or edited file would otherwise give a
+    traceback, or a document with more samples than the data or shifted class counts)."""
+    by_path = items.by_path()
+
+    def number(v, low=0.0, null=False):
+        if v is None:
+            return null
+        return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v) and v >= low
+
+    def count(v):
+        return not isinstance(v, bool) and isinstance(v, int) and v >= 0
+
+    def column(v, ok):
+        return isinstance(v, list) and all(ok(x) for x in v)
+
+    def problem(i, r) -> str | None:
+        if not isinstance(r, dict):
+            return "not a record"
+        if not (count(i) and i < items.n):
+            return f"index {shown(i)} is not one of the data's {items.n} samples"
+        if by_path:
+            _, path, label = items.item(i)
+            if r.get("path") != path:
+                return f"path {shown(r.get('path'))}, not the data's {shown(path)}"
+            if r.get("label") != label:
+                return f"label {shown(r.get('label'))}, not the data's {shown(label)}"
+        if "error" in r:
+            return None if isinstance(r["error"], str) else "its error is not a message"
+        prediction, label = r.get("prediction"), r.get("label")
+        if not (prediction is None or (count(prediction) and prediction < n_outputs)):
+            return f"prediction {shown(prediction)} is not an output of the model"
+        if r.get("correct") is not (label is not None and prediction == label):
+            return f"'correct' {shown(r.get('correct'))} does not follow from its prediction and label"
+        for key in ("decision_time_us", "oct_us", "confidence"):
+            if not number(r.get(key), -math.inf if key == "confidence" else 0.0, null=True):
+                return f"{key} {shown(r.get(key))}"
+        consumed, total = r.get("events_consumed"), r.get("events_total")
+        if not (count(consumed) and count(total) and consumed <= total):
+            return f"events {shown(consumed)} of {shown(total)}"
+        if not number(r.get("synops")) or not isinstance(r.get("status"), str):
+            return f"synops {shown(r.get('synops'))} or status {shown(r.get('status'))}"
+        digest = r.get("anytime")
+        if digest is None:
+            return None
+        peaks = digest.get("peaks") if isinstance(digest, dict) else None
+        if not (isinstance(peaks, dict) and number(digest.get("duration_us"))
+                and isinstance(digest.get("final_correct"), bool)
+                and column(digest.get("flip_t_us"), number) and column(digest.get("flip_events"), count)
+                and len(digest["flip_t_us"]) == len(digest["flip_events"])
+                and column(peaks.get("confidence"), lambda x: number(x, -math.inf))
+                and column(peaks.get("t_us"), number) and column(peaks.get("events"), count)
+                and column(peaks.get("correct"), lambda x: isinstance(x, bool))
+                and len({len(peaks[k]) for k in ("confidence", "t_us", "events", "correct")}) == 1):
+            return "its anytime digest is not one evsim writes"
+        return None
+
+    for i, r in finished.items():
+        why = problem(i, r)
+        if why is not None:
+            raise OptionError(f"cannot resume from {source}: sample {shown(i)}'s record is damaged ({why}); "
+                              "start over without --resume", option="--resume")
 
 
 def _check_finished_events(items, done: dict, source) -> None:

@@ -37,6 +37,7 @@ from numba import njit
 from ..errors import OptionError, shown
 
 __all__ = ["SAMPLE_FIELDS", "sample_record", "error_record", "anytime_digest", "RecordsFile", "read_records_file",
+           "record_index",
            "records_path_for", "RecordLines", "compact_record", "summary_record", "plain_record", "write_json_atomic",
            "dumps_document", "document_parts", "dumps_record", "csv_row", "write_csv", "CsvRows",
            "json_default"]
@@ -443,6 +444,15 @@ class RecordLines:
             self._file = None
 
 
+def record_index(obj, where: str) -> int:
+    """The sample index of a record read back for a resume, or OptionError naming ``where``."""
+    index = obj.get("index") if isinstance(obj, dict) else None
+    if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+        raise OptionError(f"{where} is not a sample record (index {shown(index)}): the file is damaged; start over "
+                          "without --resume", option="--resume")
+    return index
+
+
 def read_records_file(path, positions: dict | None = None) -> tuple[dict, dict, int]:
     """(header, {index: record}, bytes of complete lines) of a records file; a truncated last
     line (a killed writer) is ignored. ``positions``: a dict to fill with {index: (offset, length)}
@@ -450,7 +460,7 @@ def read_records_file(path, positions: dict | None = None) -> tuple[dict, dict, 
     path = Path(path)
     data = path.read_bytes()
     header, records, valid = None, {}, 0
-    for line in io.BytesIO(data):
+    for line_number, line in enumerate(io.BytesIO(data), 1):
         if not line.endswith(b"\n"):
             break
         try:
@@ -468,9 +478,10 @@ def read_records_file(path, positions: dict | None = None) -> tuple[dict, dict, 
                                   f"reads {RECORDS_FORMAT}): start over without --resume", option="--resume")
             header = obj
         else:
-            records[int(obj["index"])] = obj
+            index = record_index(obj, f"{path}: line {line_number}")
+            records[index] = obj
             if positions is not None:
-                positions[int(obj["index"])] = (offset, len(line) - 1)
+                positions[index] = (offset, len(line) - 1)
     if header is None:
         raise OptionError(f"{path} has no header (nothing to resume)", option="--resume")
     return header, records, valid
