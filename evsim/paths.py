@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from pathlib import Path
@@ -46,6 +47,13 @@ def check_output_path(path, option: str, *, suffixes: tuple | None = None, make_
         raise OptionError(f"cannot write {path}: {parent} is not a folder", option=option)
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OptionError(f"cannot write {path}: folder {parent} is not writable", option=option)
+    if p.is_symlink() and not p.exists():  # a loop, or a link to nowhere: writing would replace the link
+        try:
+            p.resolve(strict=True)
+        except (RuntimeError, OSError) as exc:  # (Python < 3.13 raises RuntimeError for a loop, later ELOOP)
+            if isinstance(exc, RuntimeError) or exc.errno == errno.ELOOP:
+                raise OptionError(f"cannot write {path}: it is a symbolic link in a loop", option=option) from None
+            # else a link to a file not written yet: the writer creates its target
     if p.exists() and not p.is_file():  # a device, pipe or socket: not replaced by a regular file
         raise OptionError(f"cannot write {path}: it exists and is not a regular file", option=option)
     if p.exists() and not os.access(p, os.W_OK):

@@ -92,6 +92,19 @@ def test_json_documents_record_absolute_paths_when_given_relative_ones(capsys, t
     assert cal["model_path"] == str(work / "model.nir")
 
 
+def test_an_output_that_is_a_symbolic_link_loop_is_refused_and_left_alone(capsys, tmp_path):
+    loop = tmp_path / "loop.json"
+    loop.symlink_to(loop.name)
+    code, out, err = cli(capsys, "run", "--json", loop)
+    assert code == 2 and out == "" and "symbolic link in a loop" in err and len(err.strip().splitlines()) == 1, err
+    assert loop.is_symlink() and os.readlink(loop) == loop.name  # not replaced by a regular file
+    dangling = tmp_path / "dangling.json"
+    dangling.symlink_to("new.json")  # a link to a file not written yet: its target is written
+    code, _, err = cli(capsys, "run", "--json", dangling)
+    assert code == 0, err
+    assert dangling.is_symlink() and json.loads((tmp_path / "new.json").read_text())["prediction"] is not None
+
+
 def test_an_output_given_as_a_symbolic_link_writes_its_target_and_keeps_the_link(capsys, tmp_path):
     target = tmp_path / "target.json"
     target.write_text("{}")
@@ -565,6 +578,17 @@ def test_time_options_name_themselves_and_stay_below_2_to_the_53(capsys, tmp_pat
         code, _, err = cli(capsys, *args)
         assert code == 2 and f"option {option}:" in err and len(err.strip().splitlines()) == 1, (args, err)
     assert not (tmp_path / "r.png").exists()
+
+
+@pytest.mark.parametrize("floor", ["1", "1e23"])
+def test_a_floor_at_or_above_a_threshold_is_refused(capsys, floor):
+    # the bundled layers' threshold is 1: neurons at such a floor fire after every reset, without
+    # end (a run took 30 s and a gigabyte to end on the spike budget); a floor below it runs
+    code, out, err = cli(capsys, "run", M, BUNDLED_RECORDING, "--v-min", floor)
+    assert code == 2 and out == "" and "option --v-min:" in err and "would fire without end" in err, err
+    assert "'iaf1' (v_threshold 1)" in err and len(err.strip().splitlines()) == 1
+    code, out, err = cli(capsys, "run", M, BUNDLED_RECORDING, "--v-min", "0.99", "--max-events", "50")
+    assert code == 0, err
 
 
 def test_run_prints_nothing_but_the_error_for_a_bad_recording_or_option(capsys, tmp_path):

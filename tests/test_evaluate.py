@@ -1120,6 +1120,8 @@ def test_api_arguments_of_equivalent_types_are_taken():
     ("tcp://127.0.0.1:99999", "port in 1..65535"),
     ("127.0.0.1", "port in 1..65535"),
     ("tls://127.0.0.1:8786", "tls:// needs certificates"),
+    ("", "must be an address like tcp://HOST:8786"),  # (was taken for no scheduler: a local run)
+    ("  ", "must be an address like tcp://HOST:8786"),
 ])
 def test_scheduler_addresses_evsim_cannot_use_are_refused_at_once(samples, address, fragment):
     """These gave a TypeError or ValueError from inside Dask (ucx, inproc, tls without

@@ -10,6 +10,7 @@ numpy computation.
 from __future__ import annotations
 
 import itertools
+import os
 import time
 import warnings
 
@@ -518,7 +519,14 @@ def test_error_inf_threshold(tmp_path):
 
 def test_error_missing_file(tmp_path):
     missing = tmp_path / "nope.nir"
-    raises_naming(str(missing), str(missing))
+    raises_naming(str(missing), str(missing), "no such file")
+
+
+def test_error_a_model_that_is_not_a_regular_file(tmp_path):
+    fifo = tmp_path / "model.nir"
+    os.mkfifo(fifo)
+    raises_naming(str(fifo), str(fifo), "not a regular file")  # (not opened: a pipe would block)
+    raises_naming(str(tmp_path), "not a regular file")
 
 
 def test_error_not_hdf5(tmp_path):

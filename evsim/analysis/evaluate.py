@@ -332,7 +332,7 @@ def evaluate(samples, config: EvalConfig, *, workers: int = 1, client=None, sche
     if (client is not None or scheduler) and workers != 1:
         raise OptionError("is the size of a local cluster; with a scheduler or a client, that cluster's own workers "
                           "run the samples", option="--workers")
-    if scheduler:
+    if scheduler is not None:  # ("" is not an address: refused, not taken for none)
         scheduler = scheduler_address(scheduler, security)
     if retries < 0:
         raise OptionError("must be >= 0", option="retries")

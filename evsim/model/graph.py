@@ -105,7 +105,7 @@ def read_nir(path) -> "object":
 
     path = str(path)
     if not Path(path).is_file():
-        raise ModelError("no such file", path=path)
+        raise ModelError("not a regular file" if Path(path).exists() else "no such file", path=path)
     try:
         with h5py.File(path, "r") as f:
             if "node" not in f:

@@ -426,6 +426,10 @@ def _spike_parameters(profile: Profile, overrides: Overrides, dt, kind: str, p, 
                          node=name, path=path)
     if overrides.v_min is not None:
         v_min = np.array([float(overrides.v_min)])
+        lowest = float(np.min(threshold)) if np.size(threshold) else np.inf
+        if not v_min[0] < lowest:  # a floor at or above θ: a neuron there fires after every reset, without end
+            raise OptionError(f"{float(overrides.v_min):g} is not below the threshold of '{name}' (v_threshold "
+                              f"{lowest:g}): its neurons would fire without end", option="--v-min")
     elif profile.floor_at_minus_threshold and kind == "IF":
         v_min = -threshold
     return threshold, v_reset, v_min
