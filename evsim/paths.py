@@ -130,4 +130,6 @@ def check_json_file(path, option: str):
         detail = f"line {exc.lineno}: {exc.msg}" if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
         raise OptionError(f"{path} is not valid JSON ({detail})", option=option) from None
     except ValueError as exc:  # an integer of thousands of digits (Python's int-string limit)
-        raise OptionError(f"{path} cannot be read as JSON ({str(exc).splitlines()[0][:80]})", option=option) from None
+        detail = (str(exc).splitlines() or [""])[0]
+        detail = detail if len(detail) <= 100 else detail[:100].rsplit(" ", 1)[0] + " ..."  # (not cut mid-word)
+        raise OptionError(f"{path} cannot be read as JSON ({detail})", option=option) from None

@@ -476,3 +476,17 @@ def test_real_result_files_plot_and_match_their_numbers(tmp_path):
     assert y[0] == pytest.approx(raw["accuracy"]) and x[0] == pytest.approx(raw["mean_latency_us"] / 1000)
     img = mpimg.imread(str(tmp_path / "real.png"))
     assert img.shape[1] == round(3.5 * 300)  # 3.5 in at 300 dpi
+
+
+def test_a_json_number_of_thousands_of_digits_is_one_line_not_cut_mid_word(tmp_path):
+    from evsim.paths import check_json_file
+
+    path = tmp_path / "huge.json"
+    path.write_text('{"label": ' + "9" * 5001 + "}")
+    with pytest.raises(evsim.OptionError) as err:
+        check_json_file(path, "RESULTS")
+    message = str(err.value)
+    assert "cannot be read as JSON (Exceeds the limit" in message and "\n" not in message, message
+    detail = message.split("(", 1)[1]
+    assert detail.endswith(" ...)") or detail.endswith("digits)"), message  # whole words only
+    assert " di ..." not in message and len(message) < 250, message
