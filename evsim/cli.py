@@ -933,7 +933,7 @@ def info(path, json_path, profile, recurrent_delay_us, quantize, chip):
             doc["label"], doc["label_source"] = folder_label, "folder"
         _print_recording_info(doc)
     if json_path:
-        _write_json_file(json_path, doc)
+        _write_json_file(json_path, {**doc, "path": os.path.abspath(path)})  # (printed as given)
 
 
 def _print_recording_info(doc: dict) -> None:

@@ -90,6 +90,11 @@ def test_json_documents_record_absolute_paths_when_given_relative_ones(capsys, t
     cal = json.loads((work / "cal.json").read_text())
     assert cal["data"] == str(small_dataset) and cal["subset"] == str(work / "subset.txt")
     assert cal["model_path"] == str(work / "model.nir")
+    for what, target in (("model.nir", work / "model.nir"), (recording, small_dataset / "1" / "r1.npy"),
+                         (data, small_dataset)):
+        code, out, err = cli(capsys, "info", what, "--json", "info.json")
+        assert code == 0 and what in out, err  # printed as given
+        assert json.loads((work / "info.json").read_text())["path"] == str(target)
 
 
 def test_an_output_that_is_a_symbolic_link_loop_is_refused_and_left_alone(capsys, tmp_path):
