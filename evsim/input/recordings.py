@@ -604,23 +604,23 @@ def _check_aedat4_header(p: Path, source: str) -> None:
         raise RecordingError(f"damaged AEDAT4 file: a header of {size} bytes", path=source)
     header = _peek(p, 18 + size)[18:]
 
-    def u32(at: int) -> int:
-        if not 0 <= at <= size - 4:
+    def read(fmt: str, at: int) -> int:  # a value inside the header, or the file is damaged
+        if not 0 <= at <= size - struct.calcsize(fmt):
             raise RecordingError("damaged AEDAT4 file: its header's structure points outside it", path=source)
-        return struct.unpack_from("<I", header, at)[0]
+        return struct.unpack_from(fmt, header, at)[0]
 
-    table = u32(0)
-    vtable = table - struct.unpack("<i", struct.pack("<I", u32(table)))[0]
-    vtable_size = u32(vtable) & 0xFFFF
+    table = read("<I", 0)
+    vtable = table - read("<i", table)  # flatbuffers: a signed offset back to the field table
+    vtable_size = read("<H", vtable)
     if vtable_size < 4 or vtable + vtable_size > size:
         raise RecordingError("damaged AEDAT4 file: its header's structure points outside it", path=source)
     if vtable_size < 10:  # no infoNode field
         return
-    field = struct.unpack_from("<H", header, vtable + 8)[0]  # the third field: infoNode
+    field = read("<H", vtable + 8)  # the third field: infoNode
     if field == 0:
         return
-    string = table + field + u32(table + field)
-    length = u32(string)
+    string = table + field + read("<I", table + field)
+    length = read("<I", string)
     if string + 4 + length > size:
         raise RecordingError("damaged AEDAT4 file: its header's description runs past the header", path=source)
     try:

@@ -21,6 +21,14 @@ from ..model.profiles import MIN_TIME_STEP_US
 TIME_ORIGINS = ("first-event", "zero")
 
 
+def check_time_span(value: float, option: str) -> None:
+    """OptionError unless ``value`` (µs) is a duration evsim can divide time by: finite, at least
+    :data:`~evsim.model.profiles.MIN_TIME_STEP_US` (a denormal width makes infinitely many bins)
+    and below 2**53 µs."""
+    if not (np.isfinite(value) and MIN_TIME_STEP_US <= value < 2.0 ** 53):
+        raise OptionError(f"must be at least {MIN_TIME_STEP_US:g} µs (a nanosecond) and below 2**53 µs", option=option)
+
+
 @dataclass(frozen=True)
 class SampleWindow:
     """Where a sample starts (``time_origin``) and how long it lasts (``duration_us``, µs, or
@@ -37,9 +45,7 @@ class SampleWindow:
         if d is not None:
             if isinstance(d, bool) or not isinstance(d, (int, float, np.integer, np.floating)):
                 raise OptionError(f"must be a number of microseconds, got {d!r}", option="--duration-us")
-            if not (np.isfinite(d) and MIN_TIME_STEP_US <= d < 2.0 ** 53):
-                raise OptionError(f"must be at least {MIN_TIME_STEP_US:g} µs (a nanosecond) and below 2**53 µs",
-                                  option="--duration-us")
+            check_time_span(d, "--duration-us")
 
     @property
     def fixed(self) -> bool:

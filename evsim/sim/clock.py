@@ -157,9 +157,9 @@ from ..kernels.abi import (G_CIN, G_COUT, G_H, G_OH, G_OW, G_W, KIND_CUBA, KIND_
 from ..kernels.readout import cutoff_decision, decide_rows
 from ..errors import OptionError, real_option
 from ..input.events import check_sorted, input_indices
-from ..input.window import SampleWindow
+from ..input.window import SampleWindow, check_time_span
 from ..model.linear import ConvOp, DenseOp, ReshapeOp, ScaleOp, as_spatial, to_nir_order
-from ..model.profiles import MIN_TIME_STEP_US, expand_parameter
+from ..model.profiles import expand_parameter
 from .result import SPIKE_RECORD_DTYPE, Cutoff, Result, predict, truncation_status
 
 __all__ = ["ClockSimulator", "bin_steps"]
@@ -200,9 +200,7 @@ def bin_steps(t_us, *, bin_us: float | None = None, n_bins: int | None = None, o
     t = np.asarray(t_us).astype(np.int64)
     if bin_us is not None:
         w = real_option(bin_us, "--bin-us")
-        if not (np.isfinite(w) and MIN_TIME_STEP_US <= w < 2.0 ** 53):
-            raise OptionError(f"must be at least {MIN_TIME_STEP_US:g} µs (a nanosecond) and below 2**53 µs",
-                              option="--bin-us")
+        check_time_span(w, "--bin-us")
     else:
         n_bins = real_option(n_bins, "--n-bins", integer=True)
         if n_bins < 1:
